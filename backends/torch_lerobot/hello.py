@@ -1,0 +1,13 @@
+"""Prints the stack this resolve carries: proof that the torch_lerobot environment builds and runs."""
+
+import lerobot
+import numpy
+import torch
+
+
+def main() -> None:
+    print(f"torch_lerobot resolve: lerobot {lerobot.__version__}, torch {torch.__version__}, numpy {numpy.__version__}")
+
+
+if __name__ == "__main__":
+    main()

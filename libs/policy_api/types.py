@@ -1,0 +1,135 @@
+"""The one policy interface every backend implements and the harness consumes.
+
+Observation keys follow LeRobot's convention:
+- ``observation.state``: float32[6], arm joints in degrees, gripper 0–100 (0 closed, 100 open).
+- ``observation.images.<camera>``: uint8 H×W×3 RGB.
+- ``observation.images.<camera>_depth``: float32 H×W in metres, present only for cameras whose modality is
+  declared ``depth`` (never inferred from a key's spelling).
+- ``task``: the language prompt (str).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import numpy as np
+
+STATE_KEY = "observation.state"
+IMAGE_KEY_PREFIX = "observation.images."
+DEPTH_SUFFIX = "_depth"
+TASK_KEY = "task"
+ACTION_KEY = "action"
+
+ActionSpace = Literal["joint", "ee"]
+Modality = Literal["rgb", "depth"]
+
+#: An observation as the env emits it and a policy consumes it (see module docstring for the keys).
+Observation = Mapping[str, Any]
+#: A chunk of actions, shape (T, action_dim), float32, in the env's own units (already de-normalised).
+ActionChunk = np.ndarray
+
+
+@dataclass(frozen=True)
+class CameraInput:
+    """One image input a policy consumes."""
+
+    name: str
+    height: int
+    width: int
+    modality: Modality = "rgb"
+
+    @property
+    def key(self) -> str:
+        suffix = DEPTH_SUFFIX if self.modality == "depth" else ""
+        return f"{IMAGE_KEY_PREFIX}{self.name}{suffix}"
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    """What a policy needs from the env and what it returns."""
+
+    cameras: tuple[CameraInput, ...]
+    state_dim: int = 6
+    action_dim: int = 6
+    action_space: ActionSpace = "joint"
+    chunk_length: int = 1
+    n_action_steps: int = 1
+    control_hz: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.action_space not in ("joint", "ee"):
+            raise ValueError(f"action_space must be 'joint' or 'ee', got {self.action_space!r}")
+        if not 1 <= self.n_action_steps <= self.chunk_length:
+            raise ValueError(
+                f"n_action_steps={self.n_action_steps} must be between 1 and chunk_length={self.chunk_length}"
+            )
+
+    @property
+    def observation_keys(self) -> tuple[str, ...]:
+        return (STATE_KEY, *(camera.key for camera in self.cameras))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PolicySpec:
+        cameras = tuple(CameraInput(**camera) for camera in data["cameras"])
+        return cls(**{**data, "cameras": cameras})
+
+
+@dataclass
+class PolicyMetadata:
+    """What a checkpoint knows about its training, used by the contract checks and reports.
+
+    ``dataset_stats`` uses LeRobot's ``meta/stats.json`` layout ({feature: {mean, std, min, max, ...}});
+    ``scene_config`` is the training dataset's ``scene.json`` as a dict.
+    """
+
+    checkpoint_id: str = ""
+    step: int | None = None
+    dataset_stats: dict[str, dict[str, Any]] | None = None
+    scene_config: dict[str, Any] | None = None
+    task: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Policy(Protocol):
+    """Nothing else is required of a backend."""
+
+    @property
+    def spec(self) -> PolicySpec: ...
+
+    def reset(self) -> None:
+        """Clear any per-episode state (action queues, observation history)."""
+
+    def infer(self, observation: Observation) -> ActionChunk:
+        """Return a (chunk_length, action_dim) float32 chunk in env units."""
+
+
+@runtime_checkable
+class HasMetadata(Protocol):
+    """Optional: a policy loaded from a checkpoint exposes what it was trained with."""
+
+    @property
+    def metadata(self) -> PolicyMetadata: ...
+
+
+@runtime_checkable
+class ReportsNormalizedInputs(Protocol):
+    """Optional: a policy that normalises its inputs reports the last normalised tensors it saw,
+    so the harness can catch the tiny-std stats bug (normalised pixels far beyond ±20)."""
+
+    def last_normalized_inputs(self) -> Mapping[str, np.ndarray]: ...
+
+
+@runtime_checkable
+class NeedsEnv(Protocol):
+    """Optional: privileged policies (the scripted expert) read simulator state.
+
+    The episode runner calls ``attach_env`` after every ``env.reset``.
+    """
+
+    def attach_env(self, env: Any) -> None: ...

@@ -7,7 +7,6 @@ import numpy
 
 def test_jax_stack_imports() -> None:
     import flax
-    import jax
     import jax.numpy as jnp
     import openpi_client
     import optax

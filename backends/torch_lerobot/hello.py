@@ -6,7 +6,8 @@ import torch
 
 
 def main() -> None:
-    print(f"torch_lerobot resolve: lerobot {lerobot.__version__}, torch {torch.__version__}, numpy {numpy.__version__}")
+    versions = f"lerobot {lerobot.__version__}, torch {torch.__version__}, numpy {numpy.__version__}"
+    print(f"torch_lerobot resolve: {versions}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,267 @@
+"""A LeRobot checkpoint as the lab's ``Policy``: ``make_policy("torch_lerobot:<dir>")``.
+
+``<dir>`` is a ``pretrained_model`` dir, a ``checkpoints/NNNNNN`` dir, or a run dir (its last checkpoint).
+The checkpoint's own processors (saved by lerobot-train) normalise the inputs and de-normalise the actions;
+a checkpoint without them is refused, because its actions would silently stay normalised. Observation
+keys are matched to the policy's input features by name, read from the checkpoint's config.
+
+``infer`` returns the policy's whole predicted chunk (``predict_action_chunk``), so the harness executes
+``spec.n_action_steps`` of it and whiskers can draw all of it. Policies that look at several past
+observations (Diffusion with ``n_obs_steps > 1``) need every control step's observation; for those the
+spec asks for one step per call and the adapter keeps LeRobot's action queue itself, returning what is
+left of the current chunk.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from lerobot.configs.policies import PreTrainedConfig
+from lerobot.configs.types import FeatureType
+from lerobot.policies.factory import get_policy_class, make_pre_post_processors
+
+from backends.torch_lerobot import tiny_backbones
+from backends.torch_lerobot.checkpoints import (
+    BLOCK_POSITIONS_FILE,
+    SCENE_FILE,
+    STATS_FILE,
+    CheckpointError,
+    check_processor_files,
+    read_json_beside,
+    resolve_pretrained_dir,
+    step_from_dir,
+)
+from libs.policy_api.registry import register_backend
+from libs.policy_api.types import (
+    IMAGE_KEY_PREFIX,
+    STATE_KEY,
+    TASK_KEY,
+    CameraInput,
+    Observation,
+    PolicyMetadata,
+    PolicySpec,
+)
+
+ACTION_FEATURE = "action"
+#: Cameras SmolVLA / Pi0 synthesise themselves (blank images padding the camera count); never env inputs.
+_SYNTHETIC_CAMERA_PREFIX = f"{IMAGE_KEY_PREFIX}empty_camera_"
+
+
+class ObservationMismatchError(ValueError):
+    """The observation does not carry what the checkpoint was trained on; the message names the keys."""
+
+
+def _default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _training_dataset_meta(pretrained_dir: Path) -> Path | None:
+    """The training dataset's ``meta/`` folder, if train_config.json names one that still exists."""
+    train_config = read_json_beside(pretrained_dir, "train_config.json")
+    root = ((train_config or {}).get("dataset") or {}).get("root")
+    if root and (Path(root) / "meta").is_dir():
+        return Path(root) / "meta"
+    return None
+
+
+def _camera_modalities(scene_config: Mapping[str, Any] | None) -> dict[str, str]:
+    """Camera name -> declared modality, from the scene config (the modality is declared, never guessed)."""
+    modalities: dict[str, str] = {}
+    for camera in (scene_config or {}).get("cameras", []) or []:
+        if not isinstance(camera, Mapping) or "name" not in camera:
+            continue
+        modality = camera.get("modality", "rgb")
+        modalities[str(camera["name"])] = "depth" if modality in ("depth", "rgbd") else "rgb"
+        if modality == "rgbd":
+            modalities[f"{camera['name']}_depth"] = "depth"
+    return modalities
+
+
+class LeRobotPolicy:
+    """Policy + HasMetadata + ReportsNormalizedInputs over a LeRobot checkpoint."""
+
+    def __init__(self, checkpoint: str | Path, device: str | None = None) -> None:
+        self.pretrained_dir = resolve_pretrained_dir(checkpoint)
+        check_processor_files(self.pretrained_dir)
+        self.device = device or _default_device()
+
+        config = PreTrainedConfig.from_pretrained(self.pretrained_dir)
+        if hasattr(config, "pretrained_backbone_weights"):
+            # The trained weights replace the ResNet's anyway; asking torchvision for ImageNet weights would
+            # only try to download them.
+            config.pretrained_backbone_weights = None
+        config.device = self.device
+        tiny_backbones.prepare_for_loading(config, self.pretrained_dir)
+        self.config = config
+        try:
+            self.policy = get_policy_class(config.type).from_pretrained(self.pretrained_dir, config=config)
+        except (OSError, RuntimeError, KeyError) as error:
+            raise CheckpointError(f"cannot load weights from {self.pretrained_dir}: {error}") from error
+        self.policy.eval()
+        self.preprocessor, self.postprocessor = make_pre_post_processors(
+            config,
+            pretrained_path=str(self.pretrained_dir),
+            preprocessor_overrides={"device_processor": {"device": self.device}},
+        )
+
+        self._metadata = self._read_metadata()
+        self._input_features = {
+            key: feature
+            for key, feature in config.input_features.items()
+            if not key.startswith(_SYNTHETIC_CAMERA_PREFIX)
+        }
+        self._spec = self._make_spec()
+        self._history: collections.deque[dict[str, torch.Tensor]] = collections.deque(
+            maxlen=config.n_obs_steps
+        )
+        self._queued_actions: np.ndarray | None = None
+        self._last_normalized: dict[str, np.ndarray] = {}
+
+    # --- what the checkpoint says about itself -------------------------------------------------------------
+
+    def _read_metadata(self) -> PolicyMetadata:
+        meta = _training_dataset_meta(self.pretrained_dir)
+
+        def beside_or_dataset(name: str) -> Any | None:
+            value = read_json_beside(self.pretrained_dir, name)
+            if value is None and meta is not None and (meta / name).is_file():
+                value = json.loads((meta / name).read_text())
+            return value
+
+        extra: dict[str, Any] = {"policy_type": self.config.type}
+        block_positions = beside_or_dataset(BLOCK_POSITIONS_FILE)
+        if block_positions is not None:
+            extra["block_positions"] = block_positions
+        return PolicyMetadata(
+            checkpoint_id=str(self.pretrained_dir),
+            step=step_from_dir(self.pretrained_dir),
+            dataset_stats=beside_or_dataset(STATS_FILE),
+            scene_config=beside_or_dataset(SCENE_FILE),
+            extra=extra,
+        )
+
+    def _make_spec(self) -> PolicySpec:
+        modalities = _camera_modalities(self._metadata.scene_config)
+        cameras = []
+        for key, feature in self._input_features.items():
+            if feature.type is not FeatureType.VISUAL:
+                continue
+            name = key.removeprefix(IMAGE_KEY_PREFIX)
+            _, height, width = feature.shape
+            cameras.append(CameraInput(name, int(height), int(width), modalities.get(name, "rgb")))  # type: ignore[arg-type]
+        state = self._input_features.get(STATE_KEY)
+        action_dim = int(self.config.output_features[ACTION_FEATURE].shape[0])
+        chunk_length = int(getattr(self.config, "chunk_size", 0) or self.config.n_action_steps)
+        n_action_steps = int(self.config.n_action_steps)
+        if self.config.type == "diffusion":
+            chunk_length = (
+                n_action_steps  # predict_action_chunk keeps only the executable part of the horizon
+            )
+        if self.config.n_obs_steps > 1:
+            n_action_steps = 1  # see the module docstring: every step's observation is needed
+        return PolicySpec(
+            cameras=tuple(cameras),
+            state_dim=int(state.shape[0]) if state is not None else 0,
+            action_dim=action_dim,
+            action_space="ee" if action_dim == 7 else "joint",
+            chunk_length=chunk_length,
+            n_action_steps=n_action_steps,
+        )
+
+    @property
+    def spec(self) -> PolicySpec:
+        return self._spec
+
+    @property
+    def metadata(self) -> PolicyMetadata:
+        return self._metadata
+
+    def last_normalized_inputs(self) -> Mapping[str, np.ndarray]:
+        return self._last_normalized
+
+    # --- acting ------------------------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        self.policy.reset()
+        self._history.clear()
+        self._queued_actions = None
+        self._last_normalized = {}
+
+    def _to_policy_inputs(self, observation: Observation) -> dict[str, Any]:
+        missing = [key for key in self._input_features if key not in observation]
+        if missing:
+            offered = sorted(key for key in observation if key.startswith("observation."))
+            raise ObservationMismatchError(
+                f"observation lacks {', '.join(missing)} needed by {self.pretrained_dir} "
+                f"(policy inputs: {', '.join(self._input_features)}; observation has: {', '.join(offered)}): "
+                "evaluate with the cameras the policy was trained with"
+            )
+        inputs: dict[str, Any] = {}
+        for key, feature in self._input_features.items():
+            value = np.asarray(observation[key])
+            if feature.type is FeatureType.VISUAL:
+                inputs[key] = self._image_tensor(key, value, tuple(feature.shape))
+            else:
+                inputs[key] = torch.as_tensor(value, dtype=torch.float32).reshape(1, -1)
+        inputs[TASK_KEY] = str(observation.get(TASK_KEY, "") or "")
+        return inputs
+
+    def _image_tensor(self, key: str, image: np.ndarray, shape: tuple[int, ...]) -> torch.Tensor:
+        channels, height, width = shape
+        if image.ndim == 2:  # depth, H x W metres
+            image = image[..., None]
+        if image.shape[:2] != (height, width):
+            raise ObservationMismatchError(
+                f"{key} is {image.shape[0]}x{image.shape[1]} but {self.pretrained_dir} was trained on "
+                f"{height}x{width}: evaluate with the training scene's camera resolution"
+            )
+        tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).unsqueeze(0)
+        tensor = tensor.to(torch.float32) / 255.0 if image.dtype == np.uint8 else tensor.to(torch.float32)
+        if tensor.shape[1] != channels:
+            tensor = tensor.expand(-1, channels, -1, -1)
+        return tensor
+
+    def _with_history(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """Stack the last ``n_obs_steps`` preprocessed observations, as LeRobot's queues do."""
+        tensors = {key: batch[key] for key in self._input_features}
+        if not self._history:
+            for _ in range(self.config.n_obs_steps - 1):
+                self._history.append(tensors)
+        self._history.append(tensors)
+        stacked = dict(batch)
+        for key in tensors:
+            stacked[key] = torch.stack([past[key] for past in self._history], dim=1)
+        return stacked
+
+    @torch.no_grad()
+    def infer(self, observation: Observation) -> np.ndarray:
+        batch = self.preprocessor(self._to_policy_inputs(observation))
+        self._last_normalized = {
+            key: batch[key].detach().to("cpu", torch.float32).numpy()
+            for key in self._input_features
+            if isinstance(batch.get(key), torch.Tensor)
+        }
+        if self.config.n_obs_steps > 1:
+            batch = self._with_history(batch)
+            if self._queued_actions is not None and len(self._queued_actions) > 0:
+                chunk, self._queued_actions = self._queued_actions, self._queued_actions[1:]
+                return chunk
+        actions = self.policy.predict_action_chunk(batch)
+        actions = self.postprocessor(actions)
+        chunk = actions.detach().to("cpu", torch.float32).numpy()[0]
+        if self.config.n_obs_steps > 1:
+            self._queued_actions = chunk[1:]
+        return np.ascontiguousarray(chunk, dtype=np.float32)
+
+
+def load_policy(checkpoint: str | Path, device: str | None = None) -> LeRobotPolicy:
+    return LeRobotPolicy(checkpoint, device=device)
+
+
+register_backend("torch_lerobot", load_policy)

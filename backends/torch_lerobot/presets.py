@@ -1,0 +1,102 @@
+"""Policy configurations per policy type and machine size.
+
+``cpu`` presets are small enough to train a few hundred steps on a 2-core laptop-class CPU (ACT with a
+narrow transformer, Diffusion with a small U-Net sampled by DDIM in a few steps); ``gpu`` presets are
+LeRobot's own defaults. Both are plain LeRobot config objects: nothing here changes how LeRobot trains.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from lerobot.configs.policies import PreTrainedConfig
+from lerobot.policies.act.configuration_act import ACTConfig
+from lerobot.policies.diffusion.configuration_diffusion import DiffusionConfig
+from lerobot.policies.pi0.configuration_pi0 import PI0Config
+from lerobot.policies.smolvla.configuration_smolvla import SmolVLAConfig
+
+PolicyType = Literal["act", "diffusion", "smolvla", "pi0"]
+Preset = Literal["cpu", "gpu"]
+POLICY_TYPES: tuple[str, ...] = ("act", "diffusion", "smolvla", "pi0")
+PRESETS: tuple[str, ...] = ("cpu", "gpu")
+
+# Overrides on top of LeRobot's defaults. The control loop runs at 30 Hz, so a chunk of 30 covers one second.
+_CPU_OVERRIDES: dict[str, dict[str, Any]] = {
+    "act": {
+        "chunk_size": 30,
+        "n_action_steps": 30,
+        "dim_model": 128,
+        "n_heads": 4,
+        "dim_feedforward": 512,
+        "n_encoder_layers": 2,
+        "n_decoder_layers": 1,
+        "n_vae_encoder_layers": 2,
+        "latent_dim": 16,
+        # Short runs need a larger step than LeRobot's 1e-5 (tuned for 100k-step runs).
+        "optimizer_lr": 1e-4,
+        "optimizer_lr_backbone": 1e-4,
+    },
+    "diffusion": {
+        "n_obs_steps": 2,
+        "horizon": 16,
+        "n_action_steps": 8,
+        "drop_n_last_frames": 7,  # horizon - n_action_steps - n_obs_steps + 1
+        "down_dims": (64, 128, 256),
+        "diffusion_step_embed_dim": 64,
+        "spatial_softmax_num_keypoints": 16,
+        "crop_shape": None,
+        "use_group_norm": True,
+        "noise_scheduler_type": "DDIM",
+        "num_train_timesteps": 100,
+        "num_inference_steps": 10,
+        "scheduler_warmup_steps": 50,
+    },
+    "smolvla": {
+        "chunk_size": 30,
+        "n_action_steps": 30,
+        "resize_imgs_with_padding": (64, 64),
+        "num_steps": 4,
+        "scheduler_warmup_steps": 20,
+        "scheduler_decay_steps": 1000,
+    },
+    "pi0": {
+        "chunk_size": 30,
+        "n_action_steps": 30,
+        "image_resolution": (56, 56),
+        "num_inference_steps": 4,
+        "scheduler_warmup_steps": 20,
+        "scheduler_decay_steps": 1000,
+    },
+}
+
+_CONFIG_CLASSES: dict[str, type[PreTrainedConfig]] = {
+    "act": ACTConfig,
+    "diffusion": DiffusionConfig,
+    "smolvla": SmolVLAConfig,
+    "pi0": PI0Config,
+}
+
+
+def make_policy_config(
+    policy: PolicyType,
+    preset: Preset,
+    *,
+    device: str,
+    overrides: dict[str, Any] | None = None,
+) -> PreTrainedConfig:
+    """A LeRobot policy config for ``policy`` at ``preset`` size, never touching the network.
+
+    ResNet backbones start from random weights (``pretrained_backbone_weights=None``); the caller switches
+    them on only when a local weight file is present (see ``backbones.py``).
+    """
+    if policy not in _CONFIG_CLASSES:
+        raise ValueError(f"unknown policy {policy!r}: use one of {', '.join(POLICY_TYPES)}")
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}: use one of {', '.join(PRESETS)}")
+    fields: dict[str, Any] = {"device": device, "push_to_hub": False}
+    if policy in ("act", "diffusion"):
+        fields["pretrained_backbone_weights"] = None
+    if preset == "cpu":
+        fields.update(_CPU_OVERRIDES[policy])
+    fields.update(overrides or {})
+    return _CONFIG_CLASSES[policy](**fields)

@@ -1,0 +1,211 @@
+"""Train a LeRobot policy on a local LeRobot v3 dataset with LeRobot's own training loop, fully offline.
+
+    ./pants run backends/torch_lerobot:train -- --policy act --dataset DATA --steps 2000 --out runs/act
+
+The loop is ``lerobot.scripts.lerobot_train.train`` driven by a ``TrainPipelineConfig`` built here; this
+module only chooses sizes (``presets.py``), keeps the hub out (``__init__.py``, ``backbones.py``) and, as each
+checkpoint is written, copies the dataset's ``meta/scene.json`` and ``meta/stats.json`` beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from lerobot.configs.default import DatasetConfig, WandBConfig
+from lerobot.configs.train import TrainPipelineConfig
+from lerobot.scripts import lerobot_train
+
+from backends.torch_lerobot.backbones import BackboneError, configure_backbone
+from backends.torch_lerobot.checkpoints import PRETRAINED_DIR_NAME, copy_dataset_meta, list_checkpoints
+from backends.torch_lerobot.presets import POLICY_TYPES, PRESETS, make_policy_config
+
+logger = logging.getLogger(__name__)
+
+
+class TrainError(RuntimeError):
+    """Training cannot start; the message names the problem and the fix."""
+
+
+def _check_dataset(dataset: Path) -> None:
+    if not (dataset / "meta" / "info.json").is_file():
+        raise TrainError(
+            f"{dataset} is not a LeRobot v3 dataset (no meta/info.json): pass --dataset <dataset root>"
+        )
+    if not (dataset / "meta" / "stats.json").is_file():
+        raise TrainError(f"{dataset} has no meta/stats.json: recompute the stats before training")
+    try:
+        from libs.datasets import preflight
+    except ImportError:  # the dataset doctor has not landed in this checkout
+        return
+    preflight.check_dataset_for_training(dataset)
+
+
+@contextlib.contextmanager
+def _lerobot_cli_free() -> Iterator[None]:
+    """LeRobot's config validation re-reads ``sys.argv`` for ``--policy.path``; ours are not its flags."""
+    saved = sys.argv
+    sys.argv = [saved[0]]
+    try:
+        yield
+    finally:
+        sys.argv = saved
+
+
+@contextlib.contextmanager
+def _dataset_meta_beside_checkpoints(dataset: Path) -> Iterator[None]:
+    """Wrap LeRobot's ``save_checkpoint`` so every checkpoint, even of an interrupted run, carries the
+    dataset's scene and stats (LeRobot saves the processors; the scene is ours)."""
+    original = lerobot_train.save_checkpoint
+
+    def save_checkpoint_with_dataset_meta(checkpoint_dir: Path, *args: Any, **kwargs: Any) -> None:
+        original(checkpoint_dir, *args, **kwargs)
+        copy_dataset_meta(dataset, Path(checkpoint_dir) / PRETRAINED_DIR_NAME)
+
+    lerobot_train.save_checkpoint = save_checkpoint_with_dataset_meta
+    try:
+        yield
+    finally:
+        lerobot_train.save_checkpoint = original
+
+
+def train_policy(
+    policy: str,
+    dataset: str | Path,
+    out: str | Path,
+    steps: int,
+    *,
+    preset: str = "cpu",
+    batch_size: int | None = None,
+    save_freq: int | None = None,
+    backbone_dir: str | Path | None = None,
+    tiny_backbone_dir: str | Path | None = None,
+    device: str | None = None,
+    seed: int = 1000,
+    num_workers: int = 0,
+    log_freq: int = 50,
+    wandb: bool = False,
+    push_to_hub: bool = False,
+    repo_id: str | None = None,
+    policy_overrides: dict[str, Any] | None = None,
+) -> list[Path]:
+    """Train and return the checkpoint directories (``<out>/checkpoints/NNNNNN``) in step order."""
+    dataset = Path(dataset).expanduser().resolve()
+    out = Path(out).expanduser().resolve()
+    _check_dataset(dataset)
+    if out.exists():
+        raise TrainError(
+            f"output dir {out} already exists: choose a new --out (LeRobot never overwrites a run)"
+        )
+    if steps < 1:
+        raise TrainError(f"--steps must be at least 1, got {steps}")
+    if push_to_hub and not repo_id:
+        raise TrainError("--push-to-hub needs --repo-id <user/name>")
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+
+    overrides = dict(policy_overrides or {})
+    overrides.update(
+        configure_backbone(policy, backbone_dir=backbone_dir, tiny_backbone_dir=tiny_backbone_dir)
+    )
+    policy_config = make_policy_config(policy, preset, device=device, overrides=overrides)  # type: ignore[arg-type]
+    policy_config.push_to_hub = push_to_hub
+    policy_config.repo_id = repo_id
+
+    config = TrainPipelineConfig(
+        dataset=DatasetConfig(repo_id=f"local/{dataset.name}", root=str(dataset), video_backend="pyav"),
+        policy=policy_config,
+        output_dir=out,
+        job_name=f"so101_{policy}",
+        steps=steps,
+        batch_size=batch_size or (8 if preset == "cpu" else 32),
+        num_workers=num_workers,
+        # One process: the default spawn start method would re-import torch in every worker.
+        persistent_workers=False,
+        dataloader_multiprocessing_context=None,
+        save_freq=save_freq or steps,
+        log_freq=log_freq,
+        env_eval_freq=0,
+        seed=seed,
+        wandb=WandBConfig(enable=wandb, mode="online" if wandb else "disabled"),
+    )
+    with _lerobot_cli_free(), _dataset_meta_beside_checkpoints(dataset):
+        lerobot_train.train(config)
+    return list_checkpoints(out)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--policy", required=True, choices=POLICY_TYPES)
+    parser.add_argument(
+        "--dataset", required=True, type=Path, help="LeRobot v3 dataset root (has meta/info.json)"
+    )
+    parser.add_argument("--steps", required=True, type=int)
+    parser.add_argument("--out", required=True, type=Path, help="new run directory")
+    parser.add_argument(
+        "--preset", default="cpu", choices=PRESETS, help="cpu: small models; gpu: LeRobot defaults"
+    )
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument(
+        "--save-freq", type=int, help="checkpoint every N steps (default: only the last step)"
+    )
+    parser.add_argument(
+        "--backbone-dir",
+        type=Path,
+        help="local pretrained weights: a torchvision ResNet .pth (file or its folder) for act/diffusion, a "
+        "SmolVLM model dir for smolvla, a LeRobot pi0 checkpoint dir for pi0",
+    )
+    parser.add_argument(
+        "--tiny-backbone",
+        type=Path,
+        metavar="DIR",
+        help="smolvla/pi0 without real weights: build (or reuse) a tiny random backbone in DIR",
+    )
+    parser.add_argument("--device", help="cpu or cuda (default: cuda when available)")
+    parser.add_argument("--seed", type=int, default=1000)
+    parser.add_argument("--num-workers", type=int, default=0)
+    parser.add_argument("--log-freq", type=int, default=50)
+    parser.add_argument("--wandb", action="store_true", help="log to Weights & Biases (off by default)")
+    parser.add_argument("--push-to-hub", action="store_true", help="push the final model (off by default)")
+    parser.add_argument("--repo-id")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        checkpoints = train_policy(
+            args.policy,
+            args.dataset,
+            args.out,
+            args.steps,
+            preset=args.preset,
+            batch_size=args.batch_size,
+            save_freq=args.save_freq,
+            backbone_dir=args.backbone_dir,
+            tiny_backbone_dir=args.tiny_backbone,
+            device=args.device,
+            seed=args.seed,
+            num_workers=args.num_workers,
+            log_freq=args.log_freq,
+            wandb=args.wandb,
+            push_to_hub=args.push_to_hub,
+            repo_id=args.repo_id,
+        )
+    except (TrainError, BackboneError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    last = checkpoints[-1] / PRETRAINED_DIR_NAME
+    print(f"trained {args.policy}: {len(checkpoints)} checkpoint(s), last {last}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

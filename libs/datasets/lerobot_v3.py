@@ -1,0 +1,784 @@
+"""LeRobot v3.0 datasets written and read without torch: pyarrow for parquet, av for video, numpy for stats.
+
+The on-disk layout is LeRobot 0.6.1's (``lerobot.datasets``), so ``LeRobotDataset(repo_id, root=...)`` loads
+what this module writes:
+
+    meta/info.json                                 codebase_version "v3.0", features, fps, paths, totals
+    meta/stats.json                                dataset statistics (see ``libs.datasets.stats``)
+    meta/tasks.parquet                             task strings (pandas index "task") -> task_index
+    meta/episodes/chunk-000/file-000.parquet       one row per episode: length, data/video file indices,
+                                                   video from/to timestamps, per-episode stats/<key>/<stat>,
+                                                   plus our own columns (``outcome``, ``seed``, ...)
+    meta/scene.json                                the env's SceneConfig (ours; LeRobot ignores it)
+    data/chunk-000/file-000.parquet                one row per frame, several episodes per file
+    videos/<key>/chunk-000/file-000.mp4            one stream per camera, episodes back to back
+
+Depth cameras are stored as their own float32 feature of shape (H, W) in metres, inside the parquet (HF
+``Array2D``), with ``info: {"modality": "depth", "unit": "m"}`` and stats of shape (1, 1, 1). We do not use
+LeRobot's 12-bit depth video (lossy, pyav-only); we also do not set ``is_depth_map``, which would make LeRobot
+look for that video. LeRobot loads the feature as a float tensor (H, W) and classifies it as a state-type
+input, so a backend that feeds depth to a vision encoder must select it explicitly.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from libs.datasets import stats as stats_lib
+from libs.datasets.video import (
+    VideoFileWriter,
+    choose_codec,
+    decode_frames,
+    decode_png,
+    encode_png,
+    video_info,
+)
+
+CODEBASE_VERSION = "v3.0"
+DEFAULT_CHUNK_SIZE = 1000
+DEFAULT_DATA_FILE_SIZE_IN_MB = 100
+DEFAULT_VIDEO_FILE_SIZE_IN_MB = 200
+INFO_PATH = "meta/info.json"
+STATS_PATH = "meta/stats.json"
+TASKS_PATH = "meta/tasks.parquet"
+SCENE_PATH = "meta/scene.json"
+EPISODES_DIR = "meta/episodes"
+CHUNK_FILE = "chunk-{chunk_index:03d}/file-{file_index:03d}"
+DATA_PATH = "data/" + CHUNK_FILE + ".parquet"
+VIDEO_PATH = "videos/{video_key}/" + CHUNK_FILE + ".mp4"
+EPISODES_PATH = EPISODES_DIR + "/" + CHUNK_FILE + ".parquet"
+
+#: Columns LeRobot adds to every frame.
+DEFAULT_FEATURES: dict[str, dict[str, Any]] = {
+    "timestamp": {"dtype": "float32", "shape": [1], "names": None},
+    "frame_index": {"dtype": "int64", "shape": [1], "names": None},
+    "episode_index": {"dtype": "int64", "shape": [1], "names": None},
+    "index": {"dtype": "int64", "shape": [1], "names": None},
+    "task_index": {"dtype": "int64", "shape": [1], "names": None},
+}
+VISUAL_DTYPES = ("video", "image")
+
+
+class DatasetError(ValueError):
+    """A dataset is missing, malformed or misused; the message names the problem and the fix."""
+
+
+# ----------------------------------------------------------------------------------------------- features
+def vector_feature(names: Sequence[str], dtype: str = "float32") -> dict[str, Any]:
+    return {"dtype": dtype, "shape": [len(names)], "names": list(names)}
+
+
+def rgb_feature(height: int, width: int, use_video: bool = True) -> dict[str, Any]:
+    return {
+        "dtype": "video" if use_video else "image",
+        "shape": [height, width, 3],
+        "names": ["height", "width", "channels"],
+    }
+
+
+def depth_feature(height: int, width: int) -> dict[str, Any]:
+    """Depth in metres as a float32 (H, W) array feature (see the module docstring for why)."""
+    return {
+        "dtype": "float32",
+        "shape": [height, width],
+        "names": ["height", "width"],
+        "info": {"modality": "depth", "unit": "m"},
+    }
+
+
+def is_depth_feature(feature: Mapping[str, Any]) -> bool:
+    return (feature.get("info") or {}).get("modality") == "depth"
+
+
+def _arrow_type(feature: Mapping[str, Any]) -> pa.DataType:
+    dtype, shape = feature["dtype"], list(feature["shape"])
+    if dtype == "image":
+        return pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+    if dtype == "string":
+        return pa.string()
+    value_type = pa.from_numpy_dtype(np.dtype("bool" if dtype == "bool" else dtype))
+    if shape == [1]:
+        return value_type
+    if len(shape) == 1:
+        return pa.list_(value_type, shape[0])
+    nested = value_type
+    for _ in shape:
+        nested = pa.list_(nested)
+    return nested
+
+
+def _hf_feature(feature: Mapping[str, Any]) -> dict[str, Any]:
+    """The Hugging Face ``datasets`` type LeRobot declares for a feature (kept in parquet metadata)."""
+    dtype, shape = feature["dtype"], list(feature["shape"])
+    if dtype == "image":
+        return {"_type": "Image"}
+    if shape == [1]:
+        return {"dtype": dtype, "_type": "Value"}
+    if len(shape) == 1:
+        return {"feature": {"dtype": dtype, "_type": "Value"}, "length": shape[0], "_type": "List"}
+    return {"shape": shape, "dtype": dtype, "_type": f"Array{len(shape)}D"}
+
+
+def _data_schema(features: Mapping[str, Mapping[str, Any]]) -> pa.Schema:
+    stored = {key: feature for key, feature in features.items() if feature["dtype"] != "video"}
+    hf_info = {"info": {"features": {key: _hf_feature(feature) for key, feature in stored.items()}}}
+    fields = [pa.field(key, _arrow_type(feature)) for key, feature in stored.items()]
+    return pa.schema(fields, metadata={"huggingface": json.dumps(hf_info)})
+
+
+def _to_arrow(values: np.ndarray, arrow_type: pa.DataType) -> pa.Array:
+    if pa.types.is_fixed_size_list(arrow_type):
+        flat = pa.array(values.reshape(-1), type=arrow_type.value_type)
+        return pa.FixedSizeListArray.from_arrays(flat, arrow_type.list_size)
+    if pa.types.is_list(arrow_type):
+        # Nested lists for 2-D+ arrays: build from the innermost level outwards with fixed offsets.
+        array: pa.Array = pa.array(values.reshape(-1), type=_innermost(arrow_type))
+        for size in reversed(values.shape[1:]):
+            count = len(array) // size
+            offsets = pa.array(np.arange(count + 1, dtype=np.int32) * size)
+            array = pa.ListArray.from_arrays(offsets, array)
+        return array
+    return pa.array(values.reshape(-1), type=arrow_type)
+
+
+def _innermost(arrow_type: pa.DataType) -> pa.DataType:
+    while pa.types.is_list(arrow_type) or pa.types.is_fixed_size_list(arrow_type):
+        arrow_type = arrow_type.value_type
+    return arrow_type
+
+
+def _column_to_numpy(column: pa.ChunkedArray | pa.Array, feature: Mapping[str, Any] | None) -> np.ndarray:
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks()
+    if feature is not None and feature["dtype"] == "image":
+        return np.stack([decode_png(item["bytes"]) for item in column.to_pylist()])
+    depth = 0
+    values = column
+    while pa.types.is_list(values.type) or pa.types.is_fixed_size_list(values.type):
+        values = values.flatten()
+        depth += 1
+    if depth == 0:
+        return column.to_numpy(zero_copy_only=False)
+    if feature is not None and len(feature["shape"]) == depth:
+        shape = [len(column), *feature["shape"]]
+    else:
+        shape = [len(column), -1]
+    return values.to_numpy(zero_copy_only=False).reshape(shape)
+
+
+# ------------------------------------------------------------------------------------------------- tasks
+def _tasks_table(tasks: Sequence[str]) -> pa.Table:
+    """``meta/tasks.parquet`` as pandas writes it: column task_index, index "task" (LeRobot reads it with
+    ``pd.read_parquet`` and looks tasks up by that index)."""
+    table = pa.table(
+        {"task_index": pa.array(range(len(tasks)), pa.int64()), "task": pa.array(tasks, pa.string())}
+    )
+    pandas_metadata = {
+        "index_columns": ["task"],
+        "column_indexes": [
+            {"name": None, "field_name": None, "pandas_type": "unicode", "numpy_type": "object",
+             "metadata": {"encoding": "UTF-8"}}
+        ],
+        "columns": [
+            {"name": "task_index", "field_name": "task_index", "pandas_type": "int64", "numpy_type": "int64",
+             "metadata": None},
+            {"name": "task", "field_name": "task", "pandas_type": "unicode", "numpy_type": "object",
+             "metadata": None},
+        ],
+        "attributes": {},
+        "creator": {"library": "pyarrow", "version": pa.__version__},
+        "pandas_version": "2.3.3",
+    }  # fmt: skip
+    return table.replace_schema_metadata({"pandas": json.dumps(pandas_metadata)})
+
+
+# ----------------------------------------------------------------------------------------------- helpers
+def write_json_atomic(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(data, indent=4))
+    temporary.replace(path)
+
+
+def episode_stats_columns(episode_stats: Mapping[str, Mapping[str, np.ndarray]]) -> dict[str, Any]:
+    """``stats/<feature>/<stat>`` values for one episodes-parquet row (nested lists, count as int64)."""
+    row: dict[str, Any] = {}
+    for key, feature_stats in episode_stats.items():
+        for name in stats_lib.STAT_KEYS:
+            if name in feature_stats:
+                value = np.asarray(feature_stats[name])
+                row[f"stats/{key}/{name}"] = value.astype(
+                    np.int64 if name == "count" else np.float64
+                ).tolist()
+    return row
+
+
+def compute_episode_stats(
+    features: Mapping[str, Mapping[str, Any]],
+    columns: Mapping[str, np.ndarray],
+    visual_frames: Mapping[str, np.ndarray],
+) -> dict[str, dict[str, np.ndarray]]:
+    result: dict[str, dict[str, np.ndarray]] = {}
+    for key, feature in features.items():
+        if feature["dtype"] in VISUAL_DTYPES:
+            result[key] = stats_lib.rgb_stats(visual_frames[key])
+        elif feature["dtype"] == "string":
+            continue
+        elif is_depth_feature(feature):
+            result[key] = stats_lib.depth_stats(columns[key])
+        else:
+            result[key] = stats_lib.vector_stats(columns[key])
+    return result
+
+
+def episode_outcome_filter(keep: str | None) -> Any:
+    """A predicate over episode metadata for ``--keep`` (``None``/``all`` keeps everything)."""
+    if keep in (None, "", "all"):
+        return lambda metadata: True
+    wanted = {name.strip() for name in keep.split(",")}
+    return lambda metadata: metadata.get("outcome") in wanted
+
+
+# -------------------------------------------------------------------------------------------------- writer
+@dataclass
+class _EpisodeBuffer:
+    columns: dict[str, list[Any]] = field(default_factory=dict)
+    tasks: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.tasks)
+
+
+class LeRobotV3Writer:
+    """Writes a LeRobot v3.0 dataset episode by episode.
+
+    ``features`` are the recorded features (LeRobot's dict: dtype/shape/names); the index columns are added.
+    Frames are buffered per episode and only written by ``save_episode`` (``clear_episode`` drops them), so
+    a recorder can decide to keep an episode after seeing its outcome. ``finalize`` writes the metadata.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        fps: int,
+        features: Mapping[str, Mapping[str, Any]],
+        robot_type: str | None = "so101",
+        scene_config: Mapping[str, Any] | None = None,
+        video_codec: str | None = None,
+        overwrite: bool = False,
+        chunks_size: int = DEFAULT_CHUNK_SIZE,
+        data_files_size_in_mb: int = DEFAULT_DATA_FILE_SIZE_IN_MB,
+        video_files_size_in_mb: int = DEFAULT_VIDEO_FILE_SIZE_IN_MB,
+    ) -> None:
+        self.root = Path(root)
+        if self.root.exists() and any(self.root.iterdir()):
+            if not overwrite:
+                raise DatasetError(
+                    f"{self.root} already exists and is not empty: choose a new output directory"
+                )
+            shutil.rmtree(self.root)
+        reserved = set(DEFAULT_FEATURES) & set(features)
+        if reserved:
+            raise DatasetError(
+                f"features {sorted(reserved)} are added by the writer: remove them from `features`"
+            )
+        self.fps = int(fps)
+        self.features: dict[str, dict[str, Any]] = {key: dict(value) for key, value in features.items()}
+        self.features.update({key: dict(value) for key, value in DEFAULT_FEATURES.items()})
+        self.robot_type = robot_type
+        self.scene_config = dict(scene_config) if scene_config is not None else None
+        self.chunks_size = chunks_size
+        self.data_files_size_in_mb = data_files_size_in_mb
+        self.video_files_size_in_mb = video_files_size_in_mb
+        self.video_keys = [key for key, feature in self.features.items() if feature["dtype"] == "video"]
+        self.codec = choose_codec(video_codec) if self.video_keys else None
+        for key in self.video_keys:
+            height, width, _ = self.features[key]["shape"]
+            self.features[key]["info"] = video_info(self.codec or "", height, width, self.fps)
+        self._schema = _data_schema(self.features)
+        self._tasks: list[str] = []
+        self._episode_rows: list[dict[str, Any]] = []
+        self._episode_stats: list[dict[str, dict[str, np.ndarray]]] = []
+        self._buffer = _EpisodeBuffer()
+        self._total_frames = 0
+        self._data_position = (0, 0)
+        self._data_writer: pq.ParquetWriter | None = None
+        self._video_position = {key: (0, 0) for key in self.video_keys}
+        self._video_writers: dict[str, VideoFileWriter] = {}
+        self._finalized = False
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    # -- frames
+    @property
+    def num_episodes(self) -> int:
+        return len(self._episode_rows)
+
+    @property
+    def buffered_frames(self) -> int:
+        return len(self._buffer)
+
+    def add_frame(self, frame: Mapping[str, Any]) -> None:
+        """One time step: every recorded feature plus ``task`` (str)."""
+        if "task" not in frame:
+            raise DatasetError("frame has no 'task': pass the language prompt with every frame")
+        for key, feature in self.features.items():
+            if key in DEFAULT_FEATURES:
+                continue
+            if key not in frame:
+                raise DatasetError(f"frame is missing feature {key!r}: the writer was created with it")
+            value = np.asarray(frame[key])
+            expected = tuple(feature["shape"])
+            if feature["dtype"] not in VISUAL_DTYPES and expected == (1,):
+                value = value.reshape(1)
+            if value.shape != expected:
+                raise DatasetError(f"feature {key!r} has shape {value.shape}, expected {expected}")
+            if feature["dtype"] in VISUAL_DTYPES and value.dtype != np.uint8:
+                raise DatasetError(f"image {key!r} is {value.dtype}: images must be uint8 RGB")
+            self._buffer.columns.setdefault(key, []).append(value)
+        self._buffer.tasks.append(str(frame["task"]))
+
+    def clear_episode(self) -> None:
+        """Forget the buffered frames (an episode that is not kept)."""
+        self._buffer = _EpisodeBuffer()
+
+    def save_episode(self, metadata: Mapping[str, Any] | None = None) -> int:
+        """Write the buffered frames as one episode; ``metadata`` becomes extra episodes-parquet columns
+        (e.g. ``{"outcome": "success", "seed": 3}``). Returns the episode index."""
+        length = len(self._buffer)
+        if length == 0:
+            raise DatasetError("save_episode() called with no frames: add frames first")
+        episode_index = len(self._episode_rows)
+        for task in self._buffer.tasks:
+            if task not in self._tasks:
+                self._tasks.append(task)
+        task_index = {task: i for i, task in enumerate(self._tasks)}
+
+        columns: dict[str, np.ndarray] = {}
+        visual: dict[str, np.ndarray] = {}
+        for key, feature in self.features.items():
+            if key in DEFAULT_FEATURES:
+                continue
+            stacked = np.stack(self._buffer.columns[key])
+            if feature["dtype"] in VISUAL_DTYPES:
+                visual[key] = stacked
+            else:
+                columns[key] = stacked.astype(feature["dtype"], copy=False)
+        frame_index = np.arange(length, dtype=np.int64)
+        columns["timestamp"] = (frame_index / self.fps).astype(np.float32)
+        columns["frame_index"] = frame_index
+        columns["episode_index"] = np.full(length, episode_index, dtype=np.int64)
+        columns["index"] = self._total_frames + frame_index
+        columns["task_index"] = np.array([task_index[task] for task in self._buffer.tasks], dtype=np.int64)
+
+        row: dict[str, Any] = {
+            "episode_index": episode_index,
+            "tasks": list(dict.fromkeys(self._buffer.tasks)),
+            "length": length,
+        }
+        row.update(self._write_data(columns, visual))
+        row["dataset_from_index"] = self._total_frames
+        row["dataset_to_index"] = self._total_frames + length
+        for key in self.video_keys:
+            row.update(self._write_video(key, visual[key]))
+        episode_stats = compute_episode_stats(self.features, columns, visual)
+        row.update(episode_stats_columns(episode_stats))
+        row["meta/episodes/chunk_index"] = 0
+        row["meta/episodes/file_index"] = 0
+        for key, value in (metadata or {}).items():
+            if key in row:
+                raise DatasetError(f"episode metadata key {key!r} clashes with a LeRobot column: rename it")
+            row[key] = value
+        self._episode_rows.append(row)
+        self._episode_stats.append(episode_stats)
+        self._total_frames += length
+        self.clear_episode()
+        return episode_index
+
+    def _write_data(
+        self, columns: Mapping[str, np.ndarray], visual: Mapping[str, np.ndarray]
+    ) -> dict[str, int]:
+        arrays = []
+        for schema_field in self._schema:
+            feature = self.features[schema_field.name]
+            if feature["dtype"] == "image":
+                images = visual[schema_field.name]
+                arrays.append(
+                    pa.array(
+                        [{"bytes": encode_png(image), "path": None} for image in images], schema_field.type
+                    )
+                )
+            else:
+                arrays.append(_to_arrow(columns[schema_field.name], schema_field.type))
+        table = pa.Table.from_arrays(arrays, schema=self._schema)
+        chunk_index, file_index = self._data_position
+        path = self.root / DATA_PATH.format(chunk_index=chunk_index, file_index=file_index)
+        if self._data_writer is None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._data_writer = pq.ParquetWriter(path, self._schema, compression="snappy")
+        self._data_writer.write_table(table)
+        if path.stat().st_size >= self.data_files_size_in_mb * 1024**2:
+            self._data_writer.close()
+            self._data_writer = None
+            self._data_position = self._next_position(self._data_position)
+        return {"data/chunk_index": chunk_index, "data/file_index": file_index}
+
+    def _write_video(self, key: str, frames: np.ndarray) -> dict[str, Any]:
+        chunk_index, file_index = self._video_position[key]
+        writer = self._video_writers.get(key)
+        if writer is None:
+            path = self.root / VIDEO_PATH.format(
+                video_key=key, chunk_index=chunk_index, file_index=file_index
+            )
+            height, width, _ = self.features[key]["shape"]
+            writer = VideoFileWriter(path, height, width, self.fps, self.codec or "")
+            self._video_writers[key] = writer
+        from_timestamp = writer.frames_written / self.fps
+        writer.write(frames)
+        to_timestamp = writer.frames_written / self.fps
+        if writer.size_bytes >= self.video_files_size_in_mb * 1024**2:
+            writer.close()
+            del self._video_writers[key]
+            self._video_position[key] = self._next_position(self._video_position[key])
+        return {
+            f"videos/{key}/chunk_index": chunk_index,
+            f"videos/{key}/file_index": file_index,
+            f"videos/{key}/from_timestamp": from_timestamp,
+            f"videos/{key}/to_timestamp": to_timestamp,
+        }
+
+    def _next_position(self, position: tuple[int, int]) -> tuple[int, int]:
+        chunk_index, file_index = position
+        if file_index + 1 >= self.chunks_size:
+            return chunk_index + 1, 0
+        return chunk_index, file_index + 1
+
+    # -- metadata
+    def finalize(self) -> Path:
+        """Close files and write ``meta/``; returns the dataset root. Safe to call twice."""
+        if self._finalized:
+            return self.root
+        self._finalized = True
+        if self._data_writer is not None:
+            self._data_writer.close()
+        for writer in self._video_writers.values():
+            writer.close()
+        if not self._episode_rows:
+            raise DatasetError(f"no episode was saved in {self.root}: nothing to finalize")
+        write_episodes_table(self.root, self._episode_rows)
+        pq.write_table(_tasks_table(self._tasks), self.root / TASKS_PATH)
+        write_json_atomic(self.root / STATS_PATH, stats_lib.to_json(stats_lib.aggregate(self._episode_stats)))
+        if self.scene_config is not None:
+            write_json_atomic(self.root / SCENE_PATH, self.scene_config)
+        write_json_atomic(self.root / INFO_PATH, self._info())
+        return self.root
+
+    def _info(self) -> dict[str, Any]:
+        return build_info(
+            fps=self.fps,
+            features=self.features,
+            total_episodes=len(self._episode_rows),
+            total_frames=self._total_frames,
+            total_tasks=len(self._tasks),
+            robot_type=self.robot_type,
+            chunks_size=self.chunks_size,
+            data_files_size_in_mb=self.data_files_size_in_mb,
+            video_files_size_in_mb=self.video_files_size_in_mb,
+        )
+
+    def __enter__(self) -> LeRobotV3Writer:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, traceback: Any) -> None:
+        if exc_type is None:
+            self.finalize()
+        else:
+            for writer in self._video_writers.values():
+                writer.close()
+            if self._data_writer is not None:
+                self._data_writer.close()
+            self._finalized = True
+
+
+def build_info(
+    fps: int,
+    features: Mapping[str, Mapping[str, Any]],
+    total_episodes: int,
+    total_frames: int,
+    total_tasks: int,
+    robot_type: str | None,
+    chunks_size: int = DEFAULT_CHUNK_SIZE,
+    data_files_size_in_mb: int = DEFAULT_DATA_FILE_SIZE_IN_MB,
+    video_files_size_in_mb: int = DEFAULT_VIDEO_FILE_SIZE_IN_MB,
+) -> dict[str, Any]:
+    has_video = any(feature["dtype"] == "video" for feature in features.values())
+    return {
+        "codebase_version": CODEBASE_VERSION,
+        "fps": fps,
+        "features": {key: dict(value) for key, value in features.items()},
+        "total_episodes": total_episodes,
+        "total_frames": total_frames,
+        "total_tasks": total_tasks,
+        "chunks_size": chunks_size,
+        "data_files_size_in_mb": data_files_size_in_mb,
+        "video_files_size_in_mb": video_files_size_in_mb,
+        "data_path": DATA_PATH,
+        "video_path": VIDEO_PATH if has_video else None,
+        "robot_type": robot_type,
+        "splits": {"train": f"0:{total_episodes}"},
+    }
+
+
+def write_episodes_table(root: Path, rows: Sequence[Mapping[str, Any]]) -> None:
+    """``meta/episodes/chunk-000/file-000.parquet`` with LeRobot's column types (stats as float64 lists)."""
+    columns: dict[str, list[Any]] = {}
+    for row in rows:
+        for key in row:
+            columns.setdefault(key, [])
+    for row in rows:
+        for key in columns:
+            columns[key].append(row.get(key))
+    arrays = {}
+    for key, values in columns.items():
+        if key.startswith("stats/"):
+            arrays[key] = pa.array(values, type=_stats_list_type(values, integer=key.endswith("/count")))
+        elif key.endswith("_timestamp"):
+            arrays[key] = pa.array(values, type=pa.float64())
+        elif key == "tasks":
+            arrays[key] = pa.array(values, type=pa.list_(pa.string()))
+        else:
+            arrays[key] = pa.array(values)
+    path = root / EPISODES_PATH.format(chunk_index=0, file_index=0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.table(arrays), path, compression="snappy")
+
+
+def _stats_list_type(values: Sequence[Any], integer: bool) -> pa.DataType:
+    sample = next((value for value in values if value is not None), [0.0])
+    depth = 0
+    while isinstance(sample, list):
+        depth += 1
+        sample = sample[0] if sample else 0.0
+    nested: pa.DataType = pa.int64() if integer else pa.float64()
+    for _ in range(depth):
+        nested = pa.list_(nested)
+    return nested
+
+
+# -------------------------------------------------------------------------------------------------- reader
+class LeRobotV3Dataset:
+    """Reads a LeRobot v3.0 dataset from disk (ours or LeRobot's) with pyarrow and av."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        info_path = self.root / INFO_PATH
+        if not info_path.is_file():
+            raise DatasetError(
+                f"{self.root} is not a LeRobot dataset ({INFO_PATH} is missing): check the path"
+            )
+        try:
+            self.info: dict[str, Any] = json.loads(info_path.read_text())
+        except json.JSONDecodeError as error:
+            raise DatasetError(f"{info_path} is not valid JSON ({error}): restore it or re-record") from error
+        version = self.info.get("codebase_version")
+        if version != CODEBASE_VERSION:
+            raise DatasetError(
+                f"{self.root} is LeRobot format {version!r}, this reader needs {CODEBASE_VERSION!r}: "
+                "convert it with lerobot's convert_dataset_v21_to_v30"
+            )
+        self._data_tables: dict[Path, pa.Table] = {}
+        self._episodes_table: pa.Table | None = None
+
+    # -- metadata
+    @property
+    def fps(self) -> int:
+        return int(self.info["fps"])
+
+    @property
+    def features(self) -> dict[str, dict[str, Any]]:
+        return self.info["features"]
+
+    @property
+    def num_episodes(self) -> int:
+        return int(self.info["total_episodes"])
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.info["total_frames"])
+
+    @property
+    def video_keys(self) -> list[str]:
+        return [key for key, feature in self.features.items() if feature["dtype"] == "video"]
+
+    @property
+    def image_keys(self) -> list[str]:
+        return [key for key, feature in self.features.items() if feature["dtype"] == "image"]
+
+    @property
+    def camera_keys(self) -> list[str]:
+        return [key for key, feature in self.features.items() if feature["dtype"] in VISUAL_DTYPES]
+
+    @property
+    def depth_keys(self) -> list[str]:
+        return [key for key, feature in self.features.items() if is_depth_feature(feature)]
+
+    @property
+    def stats(self) -> stats_lib.Stats | None:
+        path = self.root / STATS_PATH
+        if not path.is_file():
+            return None
+        return stats_lib.from_json(json.loads(path.read_text()))
+
+    @property
+    def scene_config(self) -> dict[str, Any] | None:
+        path = self.root / SCENE_PATH
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    @property
+    def tasks(self) -> list[str]:
+        table = pq.read_table(self.root / TASKS_PATH)
+        order = np.argsort(table.column("task_index").to_numpy())
+        names = table.column("task").to_pylist()
+        return [names[i] for i in order]
+
+    @property
+    def episodes_table(self) -> pa.Table:
+        """Every episodes-parquet column, one row per episode, sorted by episode_index."""
+        if self._episodes_table is None:
+            paths = sorted((self.root / EPISODES_DIR).glob("*/*.parquet"))
+            if not paths:
+                raise DatasetError(
+                    f"{self.root}/{EPISODES_DIR} has no parquet file: the dataset is incomplete"
+                )
+            table = pa.concat_tables([pq.read_table(path) for path in paths], promote_options="default")
+            self._episodes_table = table.sort_by("episode_index")
+        return self._episodes_table
+
+    @property
+    def episode_indices(self) -> list[int]:
+        return [int(i) for i in self.episodes_table.column("episode_index").to_pylist()]
+
+    def episode_metadata(self, episode_index: int) -> dict[str, Any]:
+        """The episodes-parquet row of one episode without its per-episode stats columns."""
+        table = self.episodes_table
+        names = [name for name in table.column_names if not name.startswith("stats/")]
+        row_number = self._row_of(episode_index)
+        return {name: table.column(name)[row_number].as_py() for name in names}
+
+    def episode_stats(self, episode_index: int) -> stats_lib.Stats:
+        table = self.episodes_table
+        row_number = self._row_of(episode_index)
+        result: stats_lib.Stats = {}
+        for name in table.column_names:
+            if name.startswith("stats/"):
+                key, _, stat = name[len("stats/") :].rpartition("/")
+                value = table.column(name)[row_number].as_py()
+                if value is not None:
+                    result.setdefault(key, {})[stat] = np.asarray(value)
+        return result
+
+    @property
+    def outcomes(self) -> dict[int, str | None]:
+        """Episode index -> recorded outcome (None where the dataset does not record one)."""
+        table = self.episodes_table
+        indices = self.episode_indices
+        if "outcome" not in table.column_names:
+            return dict.fromkeys(indices)
+        return dict(zip(indices, table.column("outcome").to_pylist(), strict=True))
+
+    def _row_of(self, episode_index: int) -> int:
+        indices = self.episode_indices
+        if episode_index not in indices:
+            raise DatasetError(
+                f"episode {episode_index} is not in {self.root} ({len(indices)} episodes): pick one of "
+                f"{indices[:5]}{'...' if len(indices) > 5 else ''}"
+            )
+        return indices.index(episode_index)
+
+    # -- frames
+    def _data_table(self, relative: str) -> pa.Table:
+        path = self.root / relative
+        if path not in self._data_tables:
+            if not path.is_file():
+                raise DatasetError(f"data file {path} is missing: the dataset is incomplete, re-record it")
+            self._data_tables[path] = pq.read_table(path)
+        return self._data_tables[path]
+
+    def episode(self, episode_index: int, columns: Iterable[str] | None = None) -> dict[str, np.ndarray]:
+        """All parquet columns of one episode (or only ``columns``) as numpy arrays, in frame order."""
+        metadata = self.episode_metadata(episode_index)
+        template = self.info.get("data_path") or DATA_PATH
+        table = self._data_table(
+            template.format(chunk_index=metadata["data/chunk_index"], file_index=metadata["data/file_index"])
+        )
+        mask = pc.equal(table.column("episode_index"), pa.scalar(episode_index, pa.int64()))
+        selected = table.filter(mask)
+        names = list(columns) if columns is not None else selected.column_names
+        result = {name: _column_to_numpy(selected.column(name), self.features.get(name)) for name in names}
+        if "frame_index" in selected.column_names:
+            order = np.argsort(selected.column("frame_index").to_numpy(), kind="stable")
+            result = {name: value[order] for name, value in result.items()}
+        return result
+
+    def all_frames(self, columns: Iterable[str]) -> dict[str, np.ndarray]:
+        """Columns over the whole dataset, episode by episode (for stats and checks)."""
+        parts = [self.episode(ep, columns) for ep in self.episode_indices]
+        return {name: np.concatenate([part[name] for part in parts]) for name in columns}
+
+    def video_path(self, episode_index: int, key: str) -> Path:
+        metadata = self.episode_metadata(episode_index)
+        template = self.info.get("video_path") or VIDEO_PATH
+        return self.root / template.format(
+            video_key=key,
+            chunk_index=metadata[f"videos/{key}/chunk_index"],
+            file_index=metadata[f"videos/{key}/file_index"],
+        )
+
+    def video_frames(self, episode_index: int, key: str) -> np.ndarray:
+        """uint8 (N, H, W, 3) frames of one camera for one episode (video or image features)."""
+        feature = self.features.get(key)
+        if feature is None or feature["dtype"] not in VISUAL_DTYPES:
+            raise DatasetError(f"{key!r} is not a camera of {self.root}: use one of {self.camera_keys}")
+        if feature["dtype"] == "image":
+            return self.episode(episode_index, [key])[key]
+        metadata = self.episode_metadata(episode_index)
+        return decode_frames(
+            self.video_path(episode_index, key),
+            float(metadata[f"videos/{key}/from_timestamp"]),
+            float(metadata[f"videos/{key}/to_timestamp"]),
+        )
+
+    def __repr__(self) -> str:
+        return f"LeRobotV3Dataset({str(self.root)!r}, episodes={self.num_episodes}, frames={self.num_frames})"
+
+
+def recompute_stats(
+    dataset: LeRobotV3Dataset, progress: bool = False
+) -> tuple[stats_lib.Stats, list[stats_lib.Stats]]:
+    """Dataset and per-episode statistics recomputed from the stored frames (parquet + decoded video)."""
+    per_episode: list[stats_lib.Stats] = []
+    indices = dataset.episode_indices
+    iterator: Iterable[int] = indices
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(indices, desc="stats", unit="episode")
+    for episode_index in iterator:
+        stored = [
+            key
+            for key, feature in dataset.features.items()
+            if feature["dtype"] not in (*VISUAL_DTYPES, "string")
+        ]
+        columns = dataset.episode(episode_index, stored)
+        visual = {key: dataset.video_frames(episode_index, key) for key in dataset.camera_keys}
+        per_episode.append(compute_episode_stats(dataset.features, columns, visual))
+    return stats_lib.aggregate(per_episode), per_episode

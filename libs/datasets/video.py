@@ -1,0 +1,163 @@
+"""MP4 encoding/decoding of camera streams with PyAV, the way LeRobot 0.6.1 stores them.
+
+LeRobot's default encoder is AV1 (``libsvtav1``, yuv420p, GOP 2, CRF 30, preset 12) and its pyav decoder reads
+any codec FFmpeg can decode, so we use libsvtav1 when this av build has it and fall back to libx264 (h264) or
+mpeg4 otherwise. Several episodes share one file: each episode is a time range ``[from_timestamp,
+to_timestamp)`` of it, frames at ``pts = frame_number / fps``.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+import numpy as np
+
+#: Encoder preference: LeRobot's default first.
+CODEC_PREFERENCE: tuple[str, ...] = ("libsvtav1", "libx264", "mpeg4")
+#: LeRobot 0.6.1's RGB encoder defaults (``lerobot.configs.video.RGBEncoderConfig``).
+GOP_SIZE = 2
+CRF = 30
+SVTAV1_PRESET = 12
+PIX_FMT = "yuv420p"
+
+
+class VideoError(RuntimeError):
+    """A video could not be written or read; the message names the file and the fix."""
+
+
+def choose_codec(preferred: str | None = None) -> str:
+    """The first encoder of ``CODEC_PREFERENCE`` (or ``preferred``) that this av build provides."""
+    candidates = (preferred,) if preferred else CODEC_PREFERENCE
+    for name in candidates:
+        if name in av.codecs_available:
+            return name
+    raise VideoError(
+        f"none of the video encoders {', '.join(candidates)} is available in PyAV {av.__version__}: "
+        "install an av wheel built with libsvtav1 or libx264"
+    )
+
+
+def _encoder_options(codec: str) -> dict[str, str]:
+    if codec == "libsvtav1":
+        return {"g": str(GOP_SIZE), "crf": str(CRF), "preset": str(SVTAV1_PRESET)}
+    if codec == "libx264":
+        return {"g": str(GOP_SIZE), "crf": str(CRF - 7), "preset": "veryfast"}
+    return {"g": str(GOP_SIZE), "qscale": "3"}
+
+
+def video_info(codec: str, height: int, width: int, fps: int) -> dict[str, Any]:
+    """The ``info`` block LeRobot keeps per video feature in ``meta/info.json``."""
+    stream_codec = {"libsvtav1": "av1", "libx264": "h264"}.get(codec, codec)
+    info: dict[str, Any] = {
+        "video.height": height,
+        "video.width": width,
+        "video.codec": stream_codec,
+        "video.pix_fmt": PIX_FMT,
+        "video.fps": fps,
+        "video.channels": 3,
+        "has_audio": False,
+        "video.g": GOP_SIZE,
+        "video.crf": CRF,
+    }
+    if codec == "libsvtav1":
+        info["video.preset"] = SVTAV1_PRESET
+        info["video.fast_decode"] = 0
+    info["video.video_backend"] = "pyav"
+    info["video.extra_options"] = {}
+    info["is_depth_map"] = False
+    return info
+
+
+class VideoFileWriter:
+    """Appends uint8 RGB frames to one MP4 file at a constant frame rate."""
+
+    def __init__(self, path: Path, height: int, width: int, fps: int, codec: str) -> None:
+        if height % 2 or width % 2:
+            raise VideoError(f"{path}: image size {height}x{width} must be even for {PIX_FMT} video")
+        # SVT-AV1 prints its whole configuration on stderr unless told otherwise.
+        os.environ.setdefault("SVT_LOG", "1")
+        av.logging.set_level(av.logging.ERROR)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.fps = fps
+        self.frames_written = 0
+        self._container = av.open(str(path), mode="w")
+        self._stream = self._container.add_stream(codec, rate=fps)
+        self._stream.width = width
+        self._stream.height = height
+        self._stream.pix_fmt = PIX_FMT
+        self._stream.options = _encoder_options(codec)
+        self._time_base = Fraction(1, fps)
+
+    def write(self, frames: np.ndarray) -> None:
+        for image in frames:
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+            frame.pts = self.frames_written
+            frame.time_base = self._time_base
+            for packet in self._stream.encode(frame):
+                self._container.mux(packet)
+            self.frames_written += 1
+
+    @property
+    def size_bytes(self) -> int:
+        """Bytes on disk so far (the muxer creates the file with its first packet)."""
+        return self.path.stat().st_size if self.path.exists() else 0
+
+    def close(self) -> None:
+        for packet in self._stream.encode():
+            self._container.mux(packet)
+        self._container.close()
+
+
+def decode_frames(path: Path, from_timestamp: float = 0.0, to_timestamp: float | None = None) -> np.ndarray:
+    """uint8 (N, H, W, 3) frames whose timestamps lie in ``[from_timestamp, to_timestamp)``."""
+    if not path.is_file():
+        raise VideoError(f"video file {path} is missing: re-record the dataset or restore the file")
+    tolerance = 1e-4
+    frames: list[np.ndarray] = []
+    try:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            if from_timestamp > 0 and stream.time_base is not None:
+                container.seek(int(from_timestamp / stream.time_base), stream=stream, backward=True)
+            for frame in container.decode(stream):
+                time = float(frame.time) if frame.time is not None else 0.0
+                if time < from_timestamp - tolerance:
+                    continue
+                if to_timestamp is not None and time >= to_timestamp - tolerance:
+                    break
+                frames.append(frame.to_ndarray(format="rgb24"))
+    except (av.error.FFmpegError, IndexError) as error:
+        raise VideoError(
+            f"video file {path} cannot be decoded ({error}): re-record or re-encode it"
+        ) from error
+    if not frames:
+        return np.zeros((0, 0, 0, 3), dtype=np.uint8)
+    return np.stack(frames)
+
+
+def count_frames(path: Path) -> int:
+    """Number of decodable frames in a video file (decodes it fully: a real readability check)."""
+    return len(decode_frames(path))
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """PNG bytes of a uint8 H×W×3 image (LeRobot's ``image`` dtype stores PNG bytes in parquet)."""
+    codec = av.CodecContext.create("png", "w")
+    codec.width = image.shape[1]
+    codec.height = image.shape[0]
+    codec.pix_fmt = "rgb24"
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format="rgb24")
+    return b"".join(bytes(packet) for packet in [*codec.encode(frame), *codec.encode(None)])
+
+
+def decode_png(data: bytes) -> np.ndarray:
+    with av.open(io.BytesIO(data), format="png_pipe") as container:
+        frame = next(container.decode(video=0))
+        return frame.to_ndarray(format="rgb24")

@@ -1,0 +1,448 @@
+"""``SO101PickPlaceEnv``: put the block in the bowl, as a gymnasium env.
+
+Observation (LeRobot keys, see ``libs.policy_api.types``): ``observation.state`` float32[6] (arm joints in
+degrees, gripper 0–100), ``observation.images.<camera>`` uint8 H×W×3 per scene camera, plus
+``observation.images.<camera>_depth`` float32 H×W metres for cameras declared ``depth``, and ``task``.
+Actions: ``joint`` float32[6] absolute targets in the state's units, or ``ee`` float32[7]
+``[x, y, z, approach_x, approach_y, approach_z, gripper]`` solved by IK every step (``libs.sim.ik``).
+Control runs at 30 Hz, ``PHYSICS_SUBSTEPS`` physics steps per control step.
+
+``reset(seed=int)`` draws the block's position and yaw and the bowl's position from that seed alone, so
+the same seed and the same actions replay the same trajectory. ``info["outcome"]`` is None until the
+outcome is decided (success terminates the episode; ``max_steps`` truncates it and the final outcome is
+classified then); ``episode_figures()`` summarises the episode.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from numbers import Integral
+from typing import Any
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+
+from libs.policy_api.types import STATE_KEY, TASK_KEY
+from libs.sim.gl import make_renderer
+from libs.sim.ik import ApproachIK, IKSolution
+from libs.sim.layout import (
+    ACTION_DIMS,
+    ARM_JOINT_NAMES,
+    CONTROL_HZ,
+    EE_ACTION_NAMES,
+    EE_LOWER,
+    EE_UPPER,
+    JOINT_LIMITS_RAD,
+    JOINT_LOWER,
+    JOINT_NAMES,
+    JOINT_UPPER,
+    gripper_env_to_rad,
+    gripper_rad_to_env,
+    joints_env_to_rad,
+    joints_rad_to_env,
+)
+from libs.sim.outcome import EpisodeFigures, Outcome, OutcomeTracker, TaskProbe
+from libs.sim.scene_config import SceneConfig
+from scenes.so101.scene import (
+    BLOCK_BODY,
+    BLOCK_JOINT,
+    BOWL_BODY,
+    EE_SITE,
+    PHYSICS_SUBSTEPS,
+    build_robot_spec,
+    build_scene_spec,
+)
+
+DEFAULT_TASK = "Pick up the red block and put it in the blue bowl."
+DEFAULT_MAX_STEPS = 300  # 10 s at 30 Hz; the scripted expert needs about 5 s
+#: Arm pose at reset (env units): gripper ~17 cm above the table in front of the robot, pointing down,
+#: open. Chosen so the wrist camera sees the whole workspace and every spawn point is a short move away.
+HOME_JOINTS = np.array([0.0, -25.0, 20.0, 75.0, 0.0, 100.0], dtype=np.float32)
+#: Control steps run at reset with the home target held, so the block settles on the table and the arm
+#: finishes sagging under gravity before the first observation.
+SETTLE_STEPS = 3
+#: Bodies whose contacts with the block count as the fixed / moving jaw touching it.
+FIXED_JAW_BODIES = ("gripper",)
+MOVING_JAW_BODIES = ("moving_jaw_so101_v1",)
+
+
+class SimInputError(ValueError):
+    """Bad input to the simulation (action, seed, camera name); the message names the fix."""
+
+
+@dataclass(frozen=True)
+class ControlStepResult:
+    """What one control step did besides advancing physics: the IK residual in ``ee`` mode."""
+
+    joint_targets: np.ndarray  # env units, float32[6]
+    ik_error_m: float = 0.0
+    ik_failed: bool = False
+
+
+class SO101PickPlaceEnv(gym.Env):
+    """Block → bowl pick-and-place with the SO-101 arm (see module docstring)."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": int(CONTROL_HZ)}
+
+    def __init__(
+        self,
+        scene: SceneConfig | None = None,
+        action_space: str = "joint",
+        max_steps: int = DEFAULT_MAX_STEPS,
+        task: str = DEFAULT_TASK,
+        *,
+        render: bool = True,
+        cameras: Sequence[str] | None = None,
+        terminate_on_success: bool = True,
+        render_mode: str | None = None,
+    ) -> None:
+        if action_space not in ACTION_DIMS:
+            raise SimInputError(f"action_space {action_space!r} is unknown: use 'joint' or 'ee'")
+        if not isinstance(max_steps, Integral) or max_steps < 1:
+            raise SimInputError(f"max_steps must be a positive int, got {max_steps!r}")
+        scene = scene or SceneConfig()
+        if cameras is not None:
+            unknown = [name for name in cameras if name not in scene.camera_names]
+            if unknown:
+                raise SimInputError(
+                    f"unknown camera {unknown[0]!r}: this scene has {', '.join(scene.camera_names)} "
+                    "(or add it to the SceneConfig)"
+                )
+            scene = scene.with_cameras(cameras)
+        self.scene = scene
+        self.action_space_name = action_space
+        self.max_steps = int(max_steps)
+        self.task = task
+        self.render_images = bool(render)
+        self.terminate_on_success = terminate_on_success
+        self.render_mode = render_mode
+
+        self.model = build_scene_spec(scene).compile()
+        self.data = mujoco.MjData(self.model)
+        self._arm_qpos = np.array([self.model.joint(name).qposadr[0] for name in JOINT_NAMES])
+        self._actuators = np.array([self.model.actuator(name).id for name in JOINT_NAMES])
+        self._ctrl_low = self.model.actuator_ctrlrange[self._actuators, 0].copy()
+        self._ctrl_high = self.model.actuator_ctrlrange[self._actuators, 1].copy()
+        self._block_qpos = self.model.joint(BLOCK_JOINT).qposadr[0]
+        self._block_body = self.model.body(BLOCK_BODY).id
+        self._bowl_mocap = self.model.body(BOWL_BODY).mocapid[0]
+        self._ee_site = self.model.site(EE_SITE).id
+        gripper_actuator = self._actuators[5]
+        self.probe = TaskProbe(
+            self.model,
+            block_body=BLOCK_BODY,
+            bowl_body=BOWL_BODY,
+            fixed_jaw_bodies=FIXED_JAW_BODIES,
+            moving_jaw_bodies=MOVING_JAW_BODIES,
+            block_half_size_m=scene.block_size_m / 2,
+            bowl_inner_radius_m=scene.bowl_inner_radius_m,
+            bowl_rim_height_m=scene.bowl_wall_height_m,
+            gripper_command=lambda data: gripper_rad_to_env(data.ctrl[gripper_actuator]),
+        )
+        self.tracker = OutcomeTracker()
+        self._ik: ApproachIK | None = None
+        self._ik_model: mujoco.MjModel | None = None
+        self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
+        self._episode_seed: int | None = None
+        self._needs_reset = True
+
+        self.action_space = self._make_action_space(action_space)
+        self.observation_space = self._make_observation_space()
+
+    # ---- spaces ------------------------------------------------------------------------------------
+    @staticmethod
+    def _make_action_space(action_space: str) -> gym.spaces.Box:
+        if action_space == "joint":
+            return gym.spaces.Box(JOINT_LOWER, JOINT_UPPER, dtype=np.float32)
+        return gym.spaces.Box(EE_LOWER, EE_UPPER, dtype=np.float32)
+
+    def _make_observation_space(self) -> gym.spaces.Dict:
+        spaces: dict[str, gym.Space] = {
+            STATE_KEY: gym.spaces.Box(JOINT_LOWER, JOINT_UPPER, dtype=np.float32),
+            TASK_KEY: gym.spaces.Text(max_length=1000),
+        }
+        if self.render_images:
+            for camera in self.scene.cameras:
+                spaces[camera.rgb_key] = gym.spaces.Box(
+                    0, 255, (camera.height, camera.width, 3), dtype=np.uint8
+                )
+                if camera.depth:
+                    spaces[camera.depth_key] = gym.spaces.Box(
+                        0.0, np.inf, (camera.height, camera.width), dtype=np.float32
+                    )
+        return gym.spaces.Dict(spaces)
+
+    @property
+    def action_names(self) -> tuple[str, ...]:
+        return JOINT_NAMES if self.action_space_name == "joint" else EE_ACTION_NAMES
+
+    @property
+    def control_dt(self) -> float:
+        return 1.0 / CONTROL_HZ
+
+    # ---- state accessors ---------------------------------------------------------------------------
+    @property
+    def block_position(self) -> np.ndarray:
+        return self.data.xpos[self._block_body].copy()
+
+    @property
+    def block_quat(self) -> np.ndarray:
+        return self.data.xquat[self._block_body].copy()
+
+    @property
+    def block_yaw(self) -> float:
+        w, x, y, z = self.block_quat
+        return math.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
+
+    @property
+    def bowl_position(self) -> np.ndarray:
+        return self.data.mocap_pos[self._bowl_mocap].copy()
+
+    @property
+    def ee_position(self) -> np.ndarray:
+        return self.data.site_xpos[self._ee_site].copy()
+
+    @property
+    def ee_approach(self) -> np.ndarray:
+        """Unit vector the gripper points along (the gripper frame's z axis)."""
+        return self.data.site_xmat[self._ee_site].reshape(3, 3)[:, 2].copy()
+
+    @property
+    def episode_seed(self) -> int | None:
+        return self._episode_seed
+
+    def joint_state(self, data: mujoco.MjData | None = None) -> np.ndarray:
+        """The six joints in env units (float32[6]) of ``data`` (default: the env's)."""
+        data = self.data if data is None else data
+        return joints_rad_to_env(data.qpos[self._arm_qpos])
+
+    def episode_figures(self) -> EpisodeFigures:
+        return self.tracker.figures()
+
+    # ---- gymnasium API -----------------------------------------------------------------------------
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, Integral)):
+            raise SimInputError(
+                f"seed must be an int, got {type(seed).__name__} {seed!r}: pass e.g. seed=int(value)"
+            )
+        if seed is not None and seed < 0:
+            raise SimInputError(f"seed must be >= 0, got {seed}")
+        super().reset(seed=None if seed is None else int(seed))
+        if seed is None:
+            seed = int(self.np_random.integers(0, 2**31 - 1))
+        self._episode_seed = int(seed)
+        layout = sample_layout(self.scene, int(seed))
+        data = self.data
+        mujoco.mj_resetData(self.model, data)
+        home_rad = joints_env_to_rad(HOME_JOINTS)
+        data.qpos[self._arm_qpos] = home_rad
+        data.ctrl[self._actuators] = home_rad
+        half = self.scene.block_size_m / 2
+        yaw = layout["block_yaw"]
+        data.qpos[self._block_qpos : self._block_qpos + 7] = [
+            layout["block_xy"][0],
+            layout["block_xy"][1],
+            half,
+            math.cos(yaw / 2),
+            0.0,
+            0.0,
+            math.sin(yaw / 2),
+        ]
+        data.mocap_pos[self._bowl_mocap] = [layout["bowl_xy"][0], layout["bowl_xy"][1], 0.0]
+        mujoco.mj_forward(self.model, data)
+        for _ in range(SETTLE_STEPS):
+            self._physics_substeps(data)
+        self.tracker.reset()
+        self._needs_reset = False
+        return self._observation(), self._info(None, None)
+
+    def step(self, action: np.ndarray) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
+        if self._needs_reset:
+            raise SimInputError("step() called before reset(): call env.reset(seed=...) first")
+        result = self.control_step(self.data, action)
+        if self.action_space_name == "ee":
+            self.tracker.record_ik(result.ik_error_m, result.ik_failed)
+        outcome = self.tracker.update(self.probe.read(self.data))
+        terminated = outcome is not None and (outcome != Outcome.SUCCESS or self.terminate_on_success)
+        truncated = not terminated and self.tracker.steps >= self.max_steps
+        if truncated or (terminated and outcome is not None):
+            outcome = self.tracker.finish()
+        if terminated or truncated:
+            self._needs_reset = True
+        reward = 1.0 if outcome == Outcome.SUCCESS else 0.0
+        return self._observation(), reward, terminated, truncated, self._info(outcome, result)
+
+    def control_step(self, data: mujoco.MjData, action: np.ndarray) -> ControlStepResult:
+        """Advance ``data`` (the env's or any copy) by one control step; no episode bookkeeping."""
+        action = self.validate_action(action)
+        if self.action_space_name == "joint":
+            targets_rad = joints_env_to_rad(action)
+            result = ControlStepResult(joint_targets=action.copy())
+        else:
+            solution = self.solve_ee(data, action[:3], action[3:6])
+            targets_rad = np.empty(6)
+            targets_rad[:5] = solution.arm_joints
+            targets_rad[5] = gripper_env_to_rad(action[6])
+            result = ControlStepResult(
+                joint_targets=joints_rad_to_env(targets_rad),
+                ik_error_m=solution.position_error_m,
+                ik_failed=solution.failed,
+            )
+        data.ctrl[self._actuators] = np.clip(targets_rad, self._ctrl_low, self._ctrl_high)
+        self._physics_substeps(data)
+        return result
+
+    def _physics_substeps(self, data: mujoco.MjData) -> None:
+        mujoco.mj_step(self.model, data, nstep=PHYSICS_SUBSTEPS)
+
+    # ---- inverse kinematics ------------------------------------------------------------------------
+    def solve_ee(self, data: mujoco.MjData, position: np.ndarray, approach: np.ndarray) -> IKSolution:
+        """Arm joints (rad) putting the gripper frame at ``position`` pointing along ``approach``.
+
+        Warm-started from ``data``'s current arm targets (``data.ctrl``) so a copied ``MjData`` solves
+        exactly as the original would; the rotation about the approach axis stays near that target.
+        """
+        ik = self._get_ik()
+        start = np.zeros(self._ik_model.nq)  # type: ignore[union-attr]
+        start[ik.arm_qpos] = data.ctrl[self._actuators[:5]]
+        return ik.solve(start, position, approach)
+
+    def _get_ik(self) -> ApproachIK:
+        if self._ik is None:
+            self._ik_model = build_robot_spec().compile()
+            self._ik = ApproachIK(self._ik_model, EE_SITE, ARM_JOINT_NAMES)
+        return self._ik
+
+    # ---- validation --------------------------------------------------------------------------------
+    def validate_action(self, action: Any) -> np.ndarray:
+        """float32 action of this env's layout, or SimInputError naming the problem."""
+        expected = ACTION_DIMS[self.action_space_name]
+        try:
+            array = np.asarray(action, dtype=np.float32)
+        except (TypeError, ValueError) as error:
+            raise SimInputError(
+                f"action {action!r} is not numeric: pass a float array of shape ({expected},)"
+            ) from error
+        if array.shape != (expected,):
+            hint = " (a chunk? pass one row per step)" if array.ndim == 2 else ""
+            raise SimInputError(
+                f"action has shape {array.shape}, expected ({expected},) for action_space="
+                f"'{self.action_space_name}' [{', '.join(self.action_names)}]{hint}"
+            )
+        bad = np.flatnonzero(~np.isfinite(array))
+        if bad.size:
+            names = ", ".join(self.action_names[i] for i in bad)
+            raise SimInputError(
+                f"action has NaN/inf in {names}: the policy output is not finite (check its "
+                "de-normalisation and checkpoint)"
+            )
+        if self.action_space_name == "ee" and np.linalg.norm(array[3:6]) < 1e-6:
+            raise SimInputError("ee action's approach vector is zero: pass a unit vector, e.g. (0, 0, -1)")
+        return array
+
+    # ---- observations ------------------------------------------------------------------------------
+    def _observation(self) -> dict[str, Any]:
+        observation: dict[str, Any] = {STATE_KEY: self.joint_state(), TASK_KEY: self.task}
+        if self.render_images:
+            observation.update(self.render_cameras(self.data))
+        return observation
+
+    def render_cameras(self, data: mujoco.MjData | None = None) -> dict[str, np.ndarray]:
+        """Images of every scene camera keyed by observation key (RGB, and depth where declared)."""
+        data = self.data if data is None else data
+        images: dict[str, np.ndarray] = {}
+        for camera in self.scene.cameras:
+            renderer = self._renderer(camera.height, camera.width)
+            renderer.update_scene(data, camera=camera.name)
+            images[camera.rgb_key] = renderer.render().copy()
+            if camera.depth:
+                renderer.enable_depth_rendering()
+                try:
+                    renderer.update_scene(data, camera=camera.name)
+                    images[camera.depth_key] = renderer.render().astype(np.float32, copy=True)
+                finally:
+                    renderer.disable_depth_rendering()
+        return images
+
+    def render_camera(
+        self, name: str, *, depth: bool = False, data: mujoco.MjData | None = None
+    ) -> np.ndarray:
+        """One camera's image at its configured size (works with render=False too)."""
+        if name not in self.scene.camera_names:
+            raise SimInputError(
+                f"unknown camera {name!r}: this scene has {', '.join(self.scene.camera_names) or 'none'}"
+            )
+        camera = self.scene.camera(name)
+        renderer = self._renderer(camera.height, camera.width)
+        data = self.data if data is None else data
+        if depth:
+            renderer.enable_depth_rendering()
+        try:
+            renderer.update_scene(data, camera=name)
+            image = renderer.render().copy()
+        finally:
+            if depth:
+                renderer.disable_depth_rendering()
+        return image.astype(np.float32) if depth else image
+
+    def render(self) -> np.ndarray | None:
+        if self.render_mode != "rgb_array" or not self.scene.cameras:
+            return None
+        return self.render_camera(self.scene.cameras[0].name)
+
+    def _renderer(self, height: int, width: int) -> mujoco.Renderer:
+        key = (height, width)
+        if key not in self._renderers:
+            renderer = make_renderer(self.model, height, width)
+            # Shadows and reflections cost CPU time and nothing a policy needs (the lights cast none).
+            renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = False
+            renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = False
+            self._renderers[key] = renderer
+        return self._renderers[key]
+
+    def close(self) -> None:
+        for renderer in self._renderers.values():
+            renderer.close()
+        self._renderers.clear()
+
+    def _info(self, outcome: Outcome | None, result: ControlStepResult | None) -> dict[str, Any]:
+        state = self.tracker.last_state
+        return {
+            "outcome": None if outcome is None else str(outcome),
+            "is_success": outcome == Outcome.SUCCESS,
+            "seed": self._episode_seed,
+            "step": self.tracker.steps,
+            "picked": self.tracker.picked,
+            "block_height_m": None if state is None else state.block_height_m,
+            "ik_error_mm": None if result is None else 1000.0 * result.ik_error_m,
+            "ik_failed": None if result is None else result.ik_failed,
+            "joint_targets": None if result is None else result.joint_targets,
+        }
+
+
+def sample_layout(scene: SceneConfig, seed: int) -> dict[str, Any]:
+    """Block xy + yaw and bowl xy for ``seed``: a pure function of (scene, seed)."""
+    rng = np.random.default_rng(seed)
+    (bx0, bx1), (by0, by1) = scene.block_region_xy
+    (gx0, gx1), (gy0, gy1) = scene.bowl_region_xy
+    block_xy = np.array([rng.uniform(bx0, bx1), rng.uniform(by0, by1)])
+    # A cube looks the same every quarter turn, so ±45° covers every yaw.
+    block_yaw = float(rng.uniform(-math.pi / 4, math.pi / 4))
+    for _ in range(1000):
+        bowl_xy = np.array([rng.uniform(gx0, gx1), rng.uniform(gy0, gy1)])
+        if np.linalg.norm(bowl_xy - block_xy) >= scene.min_block_bowl_distance_m:
+            break
+    else:
+        raise SimInputError(
+            "cannot place the bowl at min_block_bowl_distance_m from the block: widen bowl_region_xy"
+        )
+    return {"block_xy": block_xy, "block_yaw": block_yaw, "bowl_xy": bowl_xy}
+
+
+#: Lower/upper joint limits in radians in state order, for code that works in simulator units.
+JOINT_LIMITS_RADIANS = JOINT_LIMITS_RAD

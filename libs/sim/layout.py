@@ -1,0 +1,93 @@
+"""One definition of the env's state and action layouts and their units.
+
+The state and the ``joint`` action use LeRobot's SO-101 convention (``use_degrees=True``): the five arm
+joints in degrees, the gripper as a 0–100 opening (0 closed, 100 open). The simulator works in radians;
+arm joints map 1:1 (the menagerie model's joint zero is the middle of each calibrated range, as in
+LeRobot's degree mode), and the gripper's joint range maps linearly onto 0–100.
+
+The ``ee`` action is ``[x, y, z, approach_x, approach_y, approach_z, gripper]``: the gripper frame's
+position in metres (world frame, robot base at the origin, table top at z = 0), the unit vector the
+gripper points along (wrist → fingertips), and the gripper opening 0–100.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+#: Joint (and actuator) names in the menagerie model, in state/action order.
+JOINT_NAMES: tuple[str, ...] = (
+    "shoulder_pan",
+    "shoulder_lift",
+    "elbow_flex",
+    "wrist_flex",
+    "wrist_roll",
+    "gripper",
+)
+ARM_JOINT_NAMES: tuple[str, ...] = JOINT_NAMES[:5]
+GRIPPER_JOINT_NAME = "gripper"
+#: LeRobot's feature names for the SO-101 state/action vector.
+STATE_FEATURE_NAMES: tuple[str, ...] = tuple(f"{name}.pos" for name in JOINT_NAMES)
+
+EE_ACTION_NAMES: tuple[str, ...] = ("x", "y", "z", "approach_x", "approach_y", "approach_z", "gripper")
+
+STATE_DIM = len(JOINT_NAMES)
+JOINT_ACTION_DIM = len(JOINT_NAMES)
+EE_ACTION_DIM = len(EE_ACTION_NAMES)
+ACTION_DIMS: dict[str, int] = {"joint": JOINT_ACTION_DIM, "ee": EE_ACTION_DIM}
+
+CONTROL_HZ = 30.0
+
+GRIPPER_CLOSED = 0.0
+GRIPPER_OPEN = 100.0
+
+#: Joint ranges of the menagerie model's actuators (ctrlrange), radians.
+JOINT_LIMITS_RAD: np.ndarray = np.array(
+    [
+        [-1.91986, 1.91986],
+        [-1.74533, 1.74533],
+        [-1.69, 1.69],
+        [-1.65806, 1.65806],
+        [-2.74385, 2.84121],
+        [-0.17453, 1.74533],
+    ]
+)
+_GRIPPER_LOW_RAD, _GRIPPER_HIGH_RAD = JOINT_LIMITS_RAD[5]
+
+#: Joint limits in env units (degrees for the arm, 0–100 for the gripper), shape (6, 2).
+JOINT_LIMITS: np.ndarray = np.vstack(
+    [np.degrees(JOINT_LIMITS_RAD[:5]), np.array([[GRIPPER_CLOSED, GRIPPER_OPEN]])]
+).astype(np.float32)
+JOINT_LOWER: np.ndarray = JOINT_LIMITS[:, 0].copy()
+JOINT_UPPER: np.ndarray = JOINT_LIMITS[:, 1].copy()
+
+#: Bounds of the ee action: a workspace box around the robot (metres), a unit vector, gripper 0–100.
+EE_LOWER: np.ndarray = np.array([-0.5, -0.5, -0.05, -1.0, -1.0, -1.0, GRIPPER_CLOSED], dtype=np.float32)
+EE_UPPER: np.ndarray = np.array([0.5, 0.5, 0.6, 1.0, 1.0, 1.0, GRIPPER_OPEN], dtype=np.float32)
+
+
+def gripper_rad_to_env(gripper_rad: float | np.ndarray) -> float | np.ndarray:
+    """Gripper joint angle (rad) → opening 0–100."""
+    return (gripper_rad - _GRIPPER_LOW_RAD) / (_GRIPPER_HIGH_RAD - _GRIPPER_LOW_RAD) * GRIPPER_OPEN
+
+
+def gripper_env_to_rad(gripper_env: float | np.ndarray) -> float | np.ndarray:
+    """Gripper opening 0–100 → joint angle (rad)."""
+    return _GRIPPER_LOW_RAD + np.asarray(gripper_env) / GRIPPER_OPEN * (_GRIPPER_HIGH_RAD - _GRIPPER_LOW_RAD)
+
+
+def joints_rad_to_env(joints_rad: np.ndarray) -> np.ndarray:
+    """Six joint angles in radians → env units (float32[6])."""
+    joints_rad = np.asarray(joints_rad, dtype=np.float64)
+    out = np.empty(STATE_DIM, dtype=np.float32)
+    out[:5] = np.degrees(joints_rad[:5])
+    out[5] = gripper_rad_to_env(joints_rad[5])
+    return out
+
+
+def joints_env_to_rad(joints_env: np.ndarray) -> np.ndarray:
+    """Six joint values in env units → radians (float64[6])."""
+    joints_env = np.asarray(joints_env, dtype=np.float64)
+    out = np.empty(STATE_DIM, dtype=np.float64)
+    out[:5] = np.radians(joints_env[:5])
+    out[5] = gripper_env_to_rad(joints_env[5])
+    return out

@@ -347,6 +347,10 @@ class LeRobotV3Writer:
             self._buffer.columns.setdefault(key, []).append(value)
         self._buffer.tasks.append(str(frame["task"]))
 
+    def buffered_episode(self) -> dict[str, np.ndarray]:
+        """The frames added since the last save/clear, stacked per feature (e.g. for a keep filter)."""
+        return {key: np.stack(values) for key, values in self._buffer.columns.items()}
+
     def clear_episode(self) -> None:
         """Forget the buffered frames (an episode that is not kept)."""
         self._buffer = _EpisodeBuffer()

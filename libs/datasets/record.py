@@ -1,0 +1,307 @@
+"""Record episodes of any policy (the scripted expert by default) in the simulator into a LeRobot v3 dataset.
+
+Each episode keeps its outcome, seed and the simulator's per-episode figures as columns of
+``meta/episodes`` (``outcome``, ``seed``, ``figures/<name>``). ``keep`` decides which episodes are written
+(``success``, a comma list of outcomes, or any predicate over the episode's metadata and frames); with a
+filter, recording continues until ``episodes`` episodes were kept or ``max_attempts`` were run.
+
+Commands:
+    ./pants run libs/datasets:record -- --out DIR --episodes N [--action-space ee] [--keep success]
+    ./pants run libs/datasets:rollouts -- --policy torch_lerobot:CKPT --out DIR --episodes N --keep success
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from libs.datasets.lerobot_v3 import (
+    DatasetError,
+    LeRobotV3Writer,
+    depth_feature,
+    rgb_feature,
+    vector_feature,
+)
+from libs.policy_api.types import STATE_KEY, TASK_KEY, NeedsEnv, Policy
+
+#: Decides whether a finished episode is written: (episode metadata, buffered frames) -> keep?
+EpisodeFilter = Callable[[Mapping[str, Any], Mapping[str, np.ndarray]], bool]
+
+
+@dataclass
+class RecordSummary:
+    """What a recording run produced."""
+
+    root: Path
+    episodes_kept: int
+    episodes_run: int
+    outcomes: dict[str, int] = field(default_factory=dict)
+    kept_seeds: list[int] = field(default_factory=list)
+
+    def line(self) -> str:
+        counts = ", ".join(f"{name} {count}" for name, count in sorted(self.outcomes.items()))
+        kept, run = self.episodes_kept, self.episodes_run
+        return f"wrote {kept} episodes to {self.root} ({run} run; outcomes: {counts})"
+
+
+def dataset_features(scene: Any, action_space: str, use_video: bool = True) -> dict[str, dict[str, Any]]:
+    """Features of a recording of ``scene`` (a SceneConfig) with ``action_space`` actions."""
+    from libs.sim.layout import EE_ACTION_NAMES, STATE_FEATURE_NAMES
+
+    features: dict[str, dict[str, Any]] = {STATE_KEY: vector_feature(STATE_FEATURE_NAMES)}
+    action_names = STATE_FEATURE_NAMES if action_space == "joint" else EE_ACTION_NAMES
+    features["action"] = vector_feature(action_names)
+    for camera in scene.cameras:
+        features[camera.rgb_key] = rgb_feature(camera.height, camera.width, use_video)
+        if camera.depth:
+            features[camera.depth_key] = depth_feature(camera.height, camera.width)
+    return features
+
+
+def outcome_filter(keep: str | None) -> EpisodeFilter:
+    """``None``/``all``: keep everything; ``success`` or ``success,missed_goal``: keep those outcomes;
+    ``classifier:DIR``: keep what the visual success classifier at DIR calls a success (torch resolve)."""
+    if keep in (None, "", "all"):
+        return lambda metadata, frames: True
+    if keep.startswith("classifier:"):
+        from libs.datasets.judges import make_judge
+
+        return make_judge(keep)
+    from libs.sim.outcome import Outcome
+
+    wanted = {name.strip() for name in keep.split(",") if name.strip()}
+    unknown = wanted - {str(outcome) for outcome in Outcome}
+    if unknown:
+        names = ", ".join(str(outcome) for outcome in Outcome)
+        raise DatasetError(f"--keep {keep!r}: unknown outcome {sorted(unknown)}; use one of {names}")
+    return lambda metadata, frames: metadata.get("outcome") in wanted
+
+
+def _frame_from_observation(observation: Mapping[str, Any], features: Mapping[str, Any]) -> dict[str, Any]:
+    frame: dict[str, Any] = {}
+    for key in features:
+        if key == "action":
+            continue
+        if key not in observation:
+            raise DatasetError(
+                f"the env's observation has no {key!r}: the scene's cameras do not match the dataset features"
+            )
+        frame[key] = observation[key]
+    frame["task"] = observation.get(TASK_KEY) or ""
+    return frame
+
+
+def record_dataset(
+    root: str | Path,
+    policy: Policy | str = "scripted",
+    episodes: int = 10,
+    seed: int = 0,
+    scene: Any = None,
+    action_space: str | None = None,
+    keep: str | EpisodeFilter | None = None,
+    max_attempts: int | None = None,
+    max_steps: int | None = None,
+    task: str | None = None,
+    use_video: bool = True,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> RecordSummary:
+    """Run ``policy`` for episodes with seeds ``seed, seed+1, ...`` and write the kept ones to ``root``."""
+    from libs.policy_api.registry import make_policy
+    from libs.sim.env import SO101PickPlaceEnv
+
+    if episodes < 1:
+        raise DatasetError(f"episodes must be >= 1, got {episodes}")
+    if isinstance(policy, str):
+        policy = make_policy(policy)
+    action_space = action_space or policy.spec.action_space
+    if policy.spec.action_space != action_space:
+        raise DatasetError(
+            f"the policy emits {policy.spec.action_space!r} actions but action_space={action_space!r}: "
+            "record with the policy's action space"
+        )
+    episode_filter = outcome_filter(keep) if keep is None or isinstance(keep, str) else keep
+    max_attempts = max_attempts or (episodes if keep in (None, "", "all") else 3 * episodes)
+
+    env_kwargs: dict[str, Any] = {"scene": scene, "action_space": action_space}
+    if max_steps is not None:
+        env_kwargs["max_steps"] = max_steps
+    if task is not None:
+        env_kwargs["task"] = task
+    env = SO101PickPlaceEnv(**env_kwargs)
+    features = dataset_features(env.scene, action_space, use_video)
+    writer = LeRobotV3Writer(
+        root,
+        fps=round(policy.spec.control_hz),
+        features=features,
+        scene_config=env.scene.to_dict(),
+        overwrite=overwrite,
+    )
+    summary = RecordSummary(root=Path(root), episodes_kept=0, episodes_run=0)
+    bar = _progress(episodes, enabled=progress)
+    try:
+        while summary.episodes_kept < episodes and summary.episodes_run < max_attempts:
+            episode_seed = seed + summary.episodes_run
+            metadata, frames = _run_episode(env, policy, writer, features, episode_seed)
+            summary.episodes_run += 1
+            outcome = str(metadata["outcome"])
+            summary.outcomes[outcome] = summary.outcomes.get(outcome, 0) + 1
+            if episode_filter(metadata, frames):
+                writer.save_episode(metadata)
+                summary.episodes_kept += 1
+                summary.kept_seeds.append(episode_seed)
+                bar.update(1)
+            else:
+                writer.clear_episode()
+            bar.set_postfix(run=summary.episodes_run, last=outcome)
+        if summary.episodes_kept == 0:
+            raise DatasetError(
+                f"none of {summary.episodes_run} episodes passed --keep {keep!r} "
+                f"(outcomes: {summary.outcomes}): relax the filter or run more attempts"
+            )
+        writer.finalize()
+    finally:
+        bar.close()
+        env.close()
+    return summary
+
+
+def record_scripted_dataset(
+    root: str | Path,
+    episodes: int = 10,
+    seed: int = 0,
+    scene: Any = None,
+    action_space: str = "joint",
+    **kwargs: Any,
+) -> RecordSummary:
+    """The scripted expert's demonstrations (see ``record_dataset`` for the other arguments)."""
+    from libs.sim.scripted_policy import ScriptedPolicy
+
+    policy = ScriptedPolicy(action_space=action_space)
+    return record_dataset(
+        root, policy, episodes=episodes, seed=seed, scene=scene, action_space=action_space, **kwargs
+    )
+
+
+def _run_episode(
+    env: Any, policy: Policy, writer: LeRobotV3Writer, features: Mapping[str, Any], seed: int
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    observation, info = env.reset(seed=seed)
+    policy.reset()
+    if isinstance(policy, NeedsEnv):
+        policy.attach_env(env)
+    done = False
+    while not done:
+        chunk = np.asarray(policy.infer(observation), dtype=np.float32).reshape(-1, policy.spec.action_dim)
+        for action in chunk[: policy.spec.n_action_steps]:
+            frame = _frame_from_observation(observation, features)
+            frame["action"] = action
+            writer.add_frame(frame)
+            observation, _, terminated, truncated, info = env.step(action)
+            done = terminated or truncated
+            if done:
+                break
+    figures = env.episode_figures().to_dict()
+    metadata: dict[str, Any] = {"outcome": info.get("outcome") or figures.get("outcome"), "seed": seed}
+    for name, value in figures.items():
+        if name != "outcome":
+            metadata[f"figures/{name}"] = value
+    return metadata, writer.buffered_episode()
+
+
+class _NoProgress:
+    def update(self, n: int) -> None: ...
+    def set_postfix(self, **kwargs: Any) -> None: ...
+    def close(self) -> None: ...
+
+
+def _progress(total: int, enabled: bool) -> Any:
+    if not enabled:
+        return _NoProgress()
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="episodes kept", unit="ep")
+
+
+# --------------------------------------------------------------------------------------------------- CLI
+def _parser(prog: str, with_policy: bool) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
+    if with_policy:
+        parser.add_argument(
+            "--policy", required=True, help="scripted | torch_lerobot:DIR | jax_openpi:DIR | remote:ws://…"
+        )
+    parser.add_argument("--out", required=True, type=Path, help="new dataset directory")
+    parser.add_argument("--episodes", type=int, default=10, help="episodes to keep")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the first episode (then +1 each)")
+    parser.add_argument("--action-space", choices=["joint", "ee"], default=None)
+    parser.add_argument("--keep", default=None, help="all | success | outcome list | classifier:DIR")
+    parser.add_argument("--max-attempts", type=int, default=None, help="default: 3 × episodes with --keep")
+    parser.add_argument("--max-steps", type=int, default=None)
+    parser.add_argument("--scene", type=Path, default=None, help="scene.json to record in (default scene)")
+    parser.add_argument("--image-size", default=None, help="HxW for every camera, e.g. 96x128")
+    parser.add_argument("--depth", action="store_true", help="add depth images for every camera")
+    parser.add_argument("--images", action="store_true", help="store PNG images in parquet instead of video")
+    parser.add_argument("--overwrite", action="store_true")
+    return parser
+
+
+def scene_from_args(scene_path: Path | None, image_size: str | None, depth: bool) -> Any:
+    from dataclasses import replace
+
+    from libs.sim.scene_config import SceneConfig
+
+    scene = SceneConfig.load(scene_path) if scene_path else SceneConfig()
+    if image_size:
+        try:
+            height, width = (int(part) for part in image_size.lower().split("x"))
+        except ValueError as error:
+            raise DatasetError(f"--image-size {image_size!r} must look like 96x128") from error
+        scene = scene.with_image_size(height, width)
+    if depth:
+        scene = replace(scene, cameras=tuple(replace(camera, depth=True) for camera in scene.cameras))
+    return scene
+
+
+def _main(argv: Sequence[str] | None, prog: str, with_policy: bool) -> int:
+    args = _parser(prog, with_policy).parse_args(argv)
+    try:
+        scene = scene_from_args(args.scene, args.image_size, args.depth)
+        common = dict(
+            episodes=args.episodes,
+            seed=args.seed,
+            scene=scene,
+            keep=args.keep,
+            max_attempts=args.max_attempts,
+            max_steps=args.max_steps,
+            use_video=not args.images,
+            overwrite=args.overwrite,
+        )
+        if with_policy:
+            summary = record_dataset(args.out, args.policy, action_space=args.action_space, **common)
+        else:
+            summary = record_scripted_dataset(args.out, action_space=args.action_space or "joint", **common)
+    except (DatasetError, ValueError, RuntimeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(summary.line())
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``record``: the scripted expert's demonstrations."""
+    return _main(argv, "record", with_policy=False)
+
+
+def rollouts_main(argv: Sequence[str] | None = None) -> int:
+    """``rollouts``: any policy's rollouts (the data flywheel)."""
+    return _main(argv, "rollouts", with_policy=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

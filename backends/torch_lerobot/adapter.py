@@ -97,10 +97,11 @@ class LeRobotPolicy:
             # only try to download them.
             config.pretrained_backbone_weights = None
         config.device = self.device
-        tiny_backbones.prepare_for_loading(config, self.pretrained_dir)
         self.config = config
         try:
-            self.policy = get_policy_class(config.type).from_pretrained(self.pretrained_dir, config=config)
+            with tiny_backbones.loading_context(config, self.pretrained_dir):
+                policy_class = get_policy_class(config.type)
+                self.policy = policy_class.from_pretrained(self.pretrained_dir, config=config)
         except (OSError, RuntimeError, KeyError) as error:
             raise CheckpointError(f"cannot load weights from {self.pretrained_dir}: {error}") from error
         self.policy.eval()

@@ -48,8 +48,9 @@ def configure_backbone(
     *,
     backbone_dir: str | Path | None = None,
     tiny_backbone_dir: str | Path | None = None,
-) -> dict[str, Any]:
-    """Policy-config overrides that load the backbone from local files (never from a hub)."""
+) -> tuple[dict[str, Any], Path | None]:
+    """Policy-config overrides that load the backbone from local files (never from a hub), and the
+    backbone dir in use (None for ResNets)."""
     if backbone_dir is not None and tiny_backbone_dir is not None:
         raise BackboneError(
             "pass either --backbone-dir (real weights) or --tiny-backbone (tiny random), not both"
@@ -60,7 +61,7 @@ def configure_backbone(
             raise BackboneError(
                 f"--tiny-backbone is for smolvla/pi0; {policy} starts from random ResNet weights"
             )
-        return {} if backbone_path is None else _resnet_weights(backbone_path)
+        return ({} if backbone_path is None else _resnet_weights(backbone_path)), None
 
     from backends.torch_lerobot import tiny_backbones
 
@@ -76,4 +77,4 @@ def configure_backbone(
     assert backbone_path is not None
     if not backbone_path.is_dir():
         raise BackboneError(f"--backbone-dir {backbone_path} is not a directory")
-    return tiny_backbones.policy_overrides_for_backbone(policy, backbone_path)
+    return tiny_backbones.policy_overrides_for_backbone(policy, backbone_path), backbone_path

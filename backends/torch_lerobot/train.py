@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,7 @@ from lerobot.scripts import lerobot_train
 from backends.torch_lerobot.backbones import BackboneError, configure_backbone
 from backends.torch_lerobot.checkpoints import PRETRAINED_DIR_NAME, copy_dataset_meta, list_checkpoints
 from backends.torch_lerobot.presets import POLICY_TYPES, PRESETS, make_policy_config
+from backends.torch_lerobot.tiny_backbones import TINY_BACKBONE_FILE, building_context
 
 logger = logging.getLogger(__name__)
 
@@ -59,14 +61,19 @@ def _lerobot_cli_free() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _dataset_meta_beside_checkpoints(dataset: Path) -> Iterator[None]:
+def _dataset_meta_beside_checkpoints(dataset: Path, backbone_dir: Path | None) -> Iterator[None]:
     """Wrap LeRobot's ``save_checkpoint`` so every checkpoint, even of an interrupted run, carries the
-    dataset's scene and stats (LeRobot saves the processors; the scene is ours)."""
+    dataset's scene and stats (LeRobot saves the processors; the scene is ours) and, for a tiny
+    backbone, the sizes that rebuild it."""
     original = lerobot_train.save_checkpoint
+    tiny_sizes = backbone_dir / TINY_BACKBONE_FILE if backbone_dir is not None else None
 
     def save_checkpoint_with_dataset_meta(checkpoint_dir: Path, *args: Any, **kwargs: Any) -> None:
         original(checkpoint_dir, *args, **kwargs)
-        copy_dataset_meta(dataset, Path(checkpoint_dir) / PRETRAINED_DIR_NAME)
+        pretrained_dir = Path(checkpoint_dir) / PRETRAINED_DIR_NAME
+        copy_dataset_meta(dataset, pretrained_dir)
+        if tiny_sizes is not None and tiny_sizes.is_file():
+            shutil.copy2(tiny_sizes, pretrained_dir / TINY_BACKBONE_FILE)
 
     lerobot_train.save_checkpoint = save_checkpoint_with_dataset_meta
     try:
@@ -110,9 +117,10 @@ def train_policy(
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
 
     overrides = dict(policy_overrides or {})
-    overrides.update(
-        configure_backbone(policy, backbone_dir=backbone_dir, tiny_backbone_dir=tiny_backbone_dir)
+    backbone_overrides, backbone_path = configure_backbone(
+        policy, backbone_dir=backbone_dir, tiny_backbone_dir=tiny_backbone_dir
     )
+    overrides.update(backbone_overrides)
     policy_config = make_policy_config(policy, preset, device=device, overrides=overrides)  # type: ignore[arg-type]
     policy_config.push_to_hub = push_to_hub
     policy_config.repo_id = repo_id
@@ -134,7 +142,11 @@ def train_policy(
         seed=seed,
         wandb=WandBConfig(enable=wandb, mode="online" if wandb else "disabled"),
     )
-    with _lerobot_cli_free(), _dataset_meta_beside_checkpoints(dataset):
+    with (
+        _lerobot_cli_free(),
+        _dataset_meta_beside_checkpoints(dataset, backbone_path),
+        building_context(policy, backbone_path),
+    ):
         lerobot_train.train(config)
     return list_checkpoints(out)
 

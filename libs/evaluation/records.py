@@ -1,0 +1,52 @@
+"""One evaluated episode, as the runner returns it and the results store keeps it."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+
+@dataclass(frozen=True)
+class EpisodeRecord:
+    """Everything the report needs about one (checkpoint, seed) episode. Flat, so it maps to one table row."""
+
+    checkpoint_id: str
+    seed: int
+    step: int | None
+    outcome: str
+    steps: int
+    picked: bool
+    pick_step: int | None
+    max_block_height_m: float
+    ik_failures: int
+    ik_error_mm_mean: float | None
+    inferences: int
+    latency_mean_ms: float
+    latency_p95_ms: float
+    wall_time_s: float
+    action_space: str
+    #: The block's initial table position (metres), so spatial maps work for random seeds too.
+    block_x: float | None = None
+    block_y: float | None = None
+    #: Set in --grid mode: the requested block position's cell (column, row).
+    grid_col: int | None = None
+    grid_row: int | None = None
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.checkpoint_id, self.seed)
+
+    @property
+    def success(self) -> bool:
+        return self.outcome == "success"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EpisodeRecord:
+        names = {f.name for f in fields(cls)}
+        return cls(**{name: value for name, value in data.items() if name in names})
+
+
+RECORD_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(EpisodeRecord))

@@ -1,0 +1,249 @@
+"""Turns a sweep's episode records into report.md, report.json and plots/, plus the provenance files."""
+
+from __future__ import annotations
+
+import json
+import platform
+import shlex
+import subprocess
+import sys
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from libs.evaluation.metrics import (
+    OUTCOME_ORDER,
+    CheckpointSummary,
+    PairedComparison,
+    paired_comparison,
+    rank_key,
+    summarize,
+)
+from libs.evaluation.plots import plot_outcome_bars, plot_spatial_map, plot_success_vs_step
+from libs.evaluation.records import EpisodeRecord
+
+REPORT_MD = "report.md"
+REPORT_JSON = "report.json"
+PLOTS_DIR = "plots"
+COMMAND_FILE = "command.txt"
+VERSIONS_FILE = "versions.json"
+#: Packages whose versions decide a result; the ones not installed in a resolve are skipped.
+VERSIONED_PACKAGES = (
+    "numpy",
+    "mujoco",
+    "so101-nexus",
+    "mink",
+    "gymnasium",
+    "ray",
+    "torch",
+    "lerobot",
+    "jax",
+    "flax",
+    "openpi-client",
+)
+
+
+@dataclass(frozen=True)
+class GridSpec:
+    """``--grid``: block positions on a columns × rows grid over ``region_xy`` ((x range), (y range))."""
+
+    columns: int
+    rows: int
+    region_xy: tuple[tuple[float, float], tuple[float, float]]
+
+
+@dataclass
+class Report:
+    summaries: list[CheckpointSummary]
+    best: CheckpointSummary | None
+    comparison: PairedComparison | None
+    markdown_path: Path
+    json_path: Path
+    plot_paths: list[Path]
+
+
+def order_by_step(summaries: Sequence[CheckpointSummary]) -> list[CheckpointSummary]:
+    return sorted(
+        summaries, key=lambda s: (s.step is None, s.step if s.step is not None else 0, s.checkpoint_id)
+    )
+
+
+def write_report(
+    records: Sequence[EpisodeRecord],
+    out_dir: str | Path,
+    settings: Mapping[str, Any],
+    grid: GridSpec | None = None,
+    training_block_xy: Mapping[str, Sequence[Sequence[float]]] | None = None,
+) -> Report:
+    """Writes the report of every stored episode. ``training_block_xy`` maps checkpoint id → block xy list."""
+    out = Path(out_dir)
+    by_checkpoint: dict[str, list[EpisodeRecord]] = defaultdict(list)
+    for record in records:
+        by_checkpoint[record.checkpoint_id].append(record)
+    summaries = order_by_step([summarize(group) for group in by_checkpoint.values()])
+    ranked = sorted(summaries, key=rank_key)
+    best = ranked[0] if ranked else None
+    comparison = None
+    if len(ranked) >= 2:
+        comparison = paired_comparison(
+            by_checkpoint[ranked[0].checkpoint_id], by_checkpoint[ranked[1].checkpoint_id]
+        )
+
+    plots: list[Path] = []
+    if summaries:
+        plots.append(plot_success_vs_step(summaries, out / PLOTS_DIR / "success_vs_step.png"))
+        plots.append(plot_outcome_bars(summaries, out / PLOTS_DIR / "outcomes.png"))
+    if grid is not None:
+        for summary in summaries:
+            plots.append(
+                plot_spatial_map(
+                    by_checkpoint[summary.checkpoint_id],
+                    out / PLOTS_DIR / f"grid_{_file_safe(summary.checkpoint_id)}.png",
+                    grid.region_xy,
+                    (grid.columns, grid.rows),
+                    (training_block_xy or {}).get(summary.checkpoint_id),
+                )
+            )
+
+    json_path = out / REPORT_JSON
+    json_path.write_text(
+        json.dumps(
+            {
+                "settings": dict(settings),
+                "checkpoints": [summary.to_dict() for summary in summaries],
+                "best": best.checkpoint_id if best else None,
+                "comparison": comparison.to_dict() if comparison else None,
+                "plots": [str(path.relative_to(out)) for path in plots],
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    markdown_path = out / REPORT_MD
+    markdown_path.write_text(_markdown(summaries, best, comparison, settings, plots, out, grid))
+    return Report(summaries, best, comparison, markdown_path, json_path, plots)
+
+
+def _percent(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.0f}%"
+
+
+def _markdown(
+    summaries: Sequence[CheckpointSummary],
+    best: CheckpointSummary | None,
+    comparison: PairedComparison | None,
+    settings: Mapping[str, Any],
+    plots: Sequence[Path],
+    out: Path,
+    grid: GridSpec | None,
+) -> str:
+    lines = [f"# Evaluation of `{settings.get('policy', '?')}`", ""]
+    mode = (
+        f"a {grid.columns}×{grid.rows} grid of block positions"
+        if grid
+        else f"{settings.get('episodes')} seeds"
+    )
+    lines.append(
+        f"{len(summaries)} checkpoint(s), each scored on the same {mode} "
+        f"(seeds from {settings.get('base_seed', 0)}). Intervals are 95% Wilson score intervals."
+    )
+    lines.append("")
+    ee = any(summary.action_space == "ee" for summary in summaries)
+    header = [
+        "checkpoint",
+        "step",
+        "success",
+        "95% interval",
+        "pick rate",
+        "drop rate (drops/picks)",
+        *OUTCOME_ORDER,
+        "mean steps (successes)",
+        "max height mean / max (cm)",
+    ]
+    if ee:
+        header += ["IK failures / step", "IK error (mm)"]
+    header += ["latency mean / p95 (ms)"]
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|" + "---|" * len(header))
+    for s in summaries:
+        row = [
+            f"**{s.checkpoint_id}**"
+            if best is not None and s.checkpoint_id == best.checkpoint_id
+            else s.checkpoint_id,
+            "–" if s.step is None else str(s.step),
+            f"{s.successes}/{s.episodes} ({_percent(s.success_rate)})",
+            f"{_percent(s.success_ci95[0])}–{_percent(s.success_ci95[1])}",
+            f"{s.picks}/{s.episodes} ({_percent(s.pick_rate)})",
+            "–" if s.drop_rate is None else f"{s.drops}/{s.picks} ({_percent(s.drop_rate)})",
+            *(str(s.outcome_counts.get(name, 0)) for name in OUTCOME_ORDER),
+            "–" if s.mean_steps_of_successes is None else f"{s.mean_steps_of_successes:.0f}",
+            f"{100 * s.max_block_height_m_mean:.1f} / {100 * s.max_block_height_m_max:.1f}",
+        ]
+        if ee:
+            row += [
+                "–" if s.ik_failure_rate is None else f"{s.ik_failure_rate:.3f}",
+                "–" if s.ik_error_mm_mean is None else f"{s.ik_error_mm_mean:.1f}",
+            ]
+        row += [f"{s.latency_mean_ms:.1f} / {s.latency_p95_ms:.1f}"]
+        lines.append("| " + " | ".join(row) + " |")
+    lines.append("")
+    counts = sorted({s.episodes for s in summaries})
+    if len(counts) > 1:
+        lines.append(
+            f"**Unequal episode counts** ({counts}): the sweep is incomplete; run the same command again to "
+            "finish it before comparing checkpoints."
+        )
+        lines.append("")
+    if best is not None:
+        low, high = best.success_ci95
+        lines.append(
+            f"**Best checkpoint: {best.checkpoint_id}** — {best.successes}/{best.episodes} successes "
+            f"({_percent(best.success_rate)}, 95% interval {_percent(low)}–{_percent(high)})."
+        )
+        lines.append("")
+    if comparison is not None:
+        lines.append(f"**Against the runner-up ({comparison.runner_up}):** {comparison.wording}")
+        lines.append("")
+    if plots:
+        lines.append("## Plots")
+        lines.append("")
+        lines.extend(f"![{path.stem}]({path.relative_to(out)})" for path in plots)
+        lines.append("")
+    lines.append(f"Reproduce with `{COMMAND_FILE}`; package versions in `{VERSIONS_FILE}`.")
+    return "\n".join(lines) + "\n"
+
+
+def _file_safe(text: str) -> str:
+    return "".join(char if char.isalnum() or char in "-_." else "_" for char in text)
+
+
+def write_provenance(out_dir: str | Path, argv: Sequence[str] | None = None) -> None:
+    """The exact command and the package versions that produced this folder (appended on every resume)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    command = shlex.join(list(argv) if argv is not None else sys.argv)
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    with (out / COMMAND_FILE).open("a") as handle:
+        handle.write(f"# {stamp} in {Path.cwd()}\n{command}\n")
+    versions: dict[str, Any] = {"python": platform.python_version(), "platform": platform.platform()}
+    for package in VERSIONED_PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    versions["git_commit"] = _git_commit()
+    (out / VERSIONS_FILE).write_text(json.dumps(versions, indent=2) + "\n")
+
+
+def _git_commit() -> str | None:
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return result.stdout.strip() or None

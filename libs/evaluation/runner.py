@@ -1,0 +1,140 @@
+"""Runs one (policy, seed) episode with every contract check, keeping every predicted chunk.
+
+The runner owns chunk execution: it calls ``infer`` when the previous chunk's ``n_action_steps`` have been
+executed, so every backend re-plans at the same points. Each inference can be observed through
+``on_inference`` (the env at the moment of inference and the chunk it produced), which is how whiskers
+forward-simulate a chunk from a copy of the state.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from libs.evaluation.records import EpisodeRecord
+from libs.policy_api.contracts import (
+    ContractViolation,
+    EpisodeGuardedPolicy,
+    check_action_chunk,
+    check_denormalized,
+    check_normalized_inputs,
+    check_observation,
+)
+from libs.policy_api.types import ActionChunk, Observation
+from libs.sim.layout import JOINT_LOWER, JOINT_UPPER
+
+
+@dataclass(frozen=True)
+class InferenceEvent:
+    """One call to ``infer``: ``env`` is live (copy ``env.data`` before simulating from it)."""
+
+    env: Any
+    env_step: int
+    observation: Observation
+    chunk: ActionChunk
+    latency_s: float
+
+
+@dataclass
+class EpisodeResult:
+    record: EpisodeRecord
+    #: (env step at inference, chunk) for every inference, when ``keep_chunks``.
+    chunks: list[tuple[int, ActionChunk]] = field(default_factory=list)
+
+
+def run_episode(
+    policy: Any,
+    env: Any,
+    seed: int,
+    *,
+    checkpoint_id: str = "",
+    step: int | None = None,
+    action_stats: Mapping[str, Any] | None = None,
+    block_xy: tuple[float, float] | None = None,
+    grid_cell: tuple[int, int] | None = None,
+    on_inference: Callable[[InferenceEvent], None] | None = None,
+    keep_chunks: bool = True,
+) -> EpisodeResult:
+    """One episode from ``env.reset(seed)`` to the env's decision (or its step limit).
+
+    ``action_stats`` (the dataset's ``action`` stats) enables the de-normalisation check; ``block_xy`` places
+    the block for ``--grid`` evaluations. Raises ContractViolation when the policy breaks its contract.
+    """
+    guarded = policy if isinstance(policy, EpisodeGuardedPolicy) else EpisodeGuardedPolicy(policy)
+    spec = guarded.spec
+    if spec.action_space != getattr(env, "action_space_name", spec.action_space):
+        raise ContractViolation(
+            f"policy emits {spec.action_space!r} actions but the env was built for "
+            f"{env.action_space_name!r}: build the env with action_space={spec.action_space!r}"
+        )
+    # Policies that sample from global RNGs (diffusion noise) become reproducible per seed.
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+
+    started = time.perf_counter()
+    options = {"block_xy": tuple(block_xy)} if block_xy is not None else None
+    observation, info = env.reset(seed=seed, options=options) if options else env.reset(seed=seed)
+    block_start = np.asarray(env.block_position, dtype=np.float64)
+    guarded.start_episode(env)
+
+    latencies: list[float] = []
+    chunks: list[tuple[int, ActionChunk]] = []
+    queue: list[np.ndarray] = []
+    env_step = 0
+    try:
+        while True:
+            if not queue:
+                check_observation(observation, spec)
+                before = time.perf_counter()
+                raw_chunk = guarded.infer(observation)
+                latency = time.perf_counter() - before
+                latencies.append(latency)
+                chunk = check_action_chunk(raw_chunk, spec, JOINT_LOWER, JOINT_UPPER)
+                check_denormalized(chunk, action_stats)
+                normalized = guarded.last_normalized_inputs()
+                if normalized:
+                    check_normalized_inputs(normalized)
+                if keep_chunks:
+                    chunks.append((env_step, chunk.copy()))
+                if on_inference is not None:
+                    on_inference(InferenceEvent(env, env_step, observation, chunk, latency))
+                queue = list(chunk[: spec.n_action_steps])
+            action = queue.pop(0)
+            observation, _reward, terminated, truncated, info = env.step(action)
+            env_step += 1
+            if terminated or truncated:
+                break
+    finally:
+        guarded.end_episode()
+    wall_time = time.perf_counter() - started
+
+    figures = env.episode_figures()
+    latency_ms = np.asarray(latencies) * 1000.0
+    ik_error = getattr(figures, "ik_error_mm_mean", None)
+    record = EpisodeRecord(
+        checkpoint_id=checkpoint_id,
+        seed=int(seed),
+        step=step,
+        outcome=str(figures.outcome if figures.outcome is not None else info.get("outcome")),
+        steps=int(figures.steps),
+        picked=bool(figures.picked),
+        pick_step=None if figures.pick_step is None else int(figures.pick_step),
+        max_block_height_m=float(figures.max_block_height_m),
+        ik_failures=int(getattr(figures, "ik_failures", 0) or 0),
+        ik_error_mm_mean=None if ik_error is None or not np.isfinite(ik_error) else float(ik_error),
+        inferences=len(latencies),
+        latency_mean_ms=float(latency_ms.mean()) if latency_ms.size else 0.0,
+        latency_p95_ms=float(np.percentile(latency_ms, 95)) if latency_ms.size else 0.0,
+        wall_time_s=float(wall_time),
+        action_space=spec.action_space,
+        block_x=float(block_start[0]),
+        block_y=float(block_start[1]),
+        grid_col=None if grid_cell is None else int(grid_cell[0]),
+        grid_row=None if grid_cell is None else int(grid_cell[1]),
+    )
+    return EpisodeResult(record=record, chunks=chunks)

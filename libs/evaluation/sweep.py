@@ -1,0 +1,450 @@
+"""Scores every checkpoint of a run on the same seeds, in parallel on Ray, resumably.
+
+One Ray actor per worker keeps one env and the policy of the checkpoint it is working on, so a policy is
+loaded once per worker per checkpoint (tasks are dispatched checkpoint by checkpoint). Every finished
+episode is written to the results store before the next is handed out, so killing the sweep loses at most
+the episodes in flight, and running the same command again only runs what is missing. ``serial=True``
+runs the same code in this process without Ray (debuggers, benchmarks' baseline).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from tqdm import tqdm
+
+from libs.evaluation.checkpoints import PRETRAINED_DIR_NAME, CheckpointTarget, expand_policy
+from libs.evaluation.records import EpisodeRecord
+from libs.evaluation.report import GridSpec, Report, write_provenance, write_report
+from libs.evaluation.runner import run_episode
+from libs.evaluation.store import STORE_FILE_NAME, ResultsStore
+from libs.policy_api.contracts import (
+    ContractViolation,
+    EpisodeGuardedPolicy,
+    action_stats_from,
+    check_scene_matches,
+)
+from libs.policy_api.registry import PolicyLoadError, make_policy
+from libs.policy_api.types import HasMetadata, PolicySpec
+
+#: Ray's object store is only used for small records; a cap keeps a laptop's /dev/shm free.
+OBJECT_STORE_BYTES = 200 * 1024 * 1024
+BLOCK_POSITIONS_FILE = "block_positions.json"
+
+
+class SweepError(RuntimeError):
+    """The sweep cannot go on; the message is one line naming the problem and the fix."""
+
+
+@dataclass(frozen=True)
+class EnvSettings:
+    """How each worker builds its env (the action space and cameras come from the policy's spec)."""
+
+    scene_path: str | None = None
+    max_steps: int | None = None
+    task: str | None = None
+    check_scene: bool = True
+
+
+@dataclass(frozen=True)
+class EpisodeTask:
+    target: CheckpointTarget
+    seed: int
+    block_xy: tuple[float, float] | None = None
+    grid_cell: tuple[int, int] | None = None
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.target.checkpoint_id, self.seed)
+
+
+@dataclass
+class SweepConfig:
+    policy: str
+    episodes: int = 10
+    base_seed: int = 0
+    #: (columns, rows): evaluate on a regular grid of block positions instead of random seeds.
+    grid: tuple[int, int] | None = None
+    env: EnvSettings = field(default_factory=EnvSettings)
+    workers: int | None = None
+    ray_address: str | None = None
+    serial: bool = False
+    #: No episode finishing for this long means a worker hangs.
+    episode_timeout_s: float = 600.0
+    #: Dataset whose recorded block positions are drawn on the --grid map (else read beside the checkpoint).
+    training_data: str | None = None
+    progress: bool = True
+
+    def settings(self) -> dict[str, Any]:
+        """What decides the results; a resumed sweep must repeat these exactly."""
+        scene_text = Path(self.env.scene_path).read_text() if self.env.scene_path else None
+        return {
+            "policy": self.policy,
+            "base_seed": self.base_seed,
+            "grid": list(self.grid) if self.grid else None,
+            "scene": json.loads(scene_text) if scene_text else "default",
+            "max_steps": self.env.max_steps,
+            "task": self.env.task,
+        }
+
+
+# --------------------------------------------------------------------------- worker side
+
+
+class EpisodeExecutor:
+    """Runs episodes for one worker: caches one env per (action space, cameras) and the current policy."""
+
+    def __init__(self, env_settings: EnvSettings) -> None:
+        self.env_settings = env_settings
+        self._policy_uri: str | None = None
+        self._policy: EpisodeGuardedPolicy | None = None
+        self._action_stats: Any = None
+        self._envs: dict[tuple[Any, ...], Any] = {}
+        self.policy_loads = 0
+
+    def run(self, task: EpisodeTask) -> EpisodeRecord:
+        policy, action_stats, env = self._prepare(task.target)
+        step = task.target.step
+        if step is None and policy.metadata is not None:
+            step = policy.metadata.step
+        return run_episode(
+            policy,
+            env,
+            task.seed,
+            checkpoint_id=task.target.checkpoint_id,
+            step=step,
+            action_stats=action_stats,
+            block_xy=task.block_xy,
+            grid_cell=task.grid_cell,
+            keep_chunks=False,
+        ).record
+
+    def _prepare(self, target: CheckpointTarget) -> tuple[EpisodeGuardedPolicy, Any, Any]:
+        if self._policy_uri != target.policy_uri or self._policy is None:
+            self._policy = None  # free the previous checkpoint before loading the next
+            policy = EpisodeGuardedPolicy(make_policy(target.policy_uri))
+            self.policy_loads += 1
+            metadata = policy.inner.metadata if isinstance(policy.inner, HasMetadata) else None
+            env = self._env_for(policy.spec)
+            if self.env_settings.check_scene and metadata is not None:
+                from libs.sim.scene_config import SceneConfig
+
+                check_scene_matches(
+                    env.scene,
+                    metadata.scene_config,
+                    SceneConfig.from_dict,
+                    [camera.name for camera in policy.spec.cameras],
+                )
+            self._action_stats = action_stats_from(metadata.dataset_stats) if metadata is not None else None
+            self._policy, self._policy_uri = policy, target.policy_uri
+        return self._policy, self._action_stats, self._env_for(self._policy.spec)
+
+    def _env_for(self, spec: PolicySpec) -> Any:
+        camera_names = tuple(dict.fromkeys(camera.name for camera in spec.cameras))
+        key = (spec.action_space, camera_names)
+        if key not in self._envs:
+            self._envs[key] = make_env(self.env_settings, spec.action_space, camera_names)
+        return self._envs[key]
+
+
+def load_scene(scene_path: str | None) -> Any:
+    from libs.sim.scene_config import SceneConfig
+
+    return SceneConfig.load(scene_path) if scene_path else SceneConfig()
+
+
+def make_env(settings: EnvSettings, action_space: str, camera_names: Sequence[str]) -> Any:
+    """The env for a policy: the sweep's scene, rendering only the cameras the policy reads.
+
+    A camera the scene lacks is left out here, so the observation check names it with the keys provided.
+    """
+    from libs.sim.env import SO101PickPlaceEnv
+
+    scene = load_scene(settings.scene_path)
+    scene = scene.with_cameras([name for name in camera_names if name in scene.camera_names])
+    kwargs: dict[str, Any] = {"scene": scene, "action_space": action_space}
+    if settings.max_steps is not None:
+        kwargs["max_steps"] = settings.max_steps
+    if settings.task is not None:
+        kwargs["task"] = settings.task
+    return SO101PickPlaceEnv(**kwargs)
+
+
+# --------------------------------------------------------------------------- planning
+
+
+def grid_points(
+    grid: tuple[int, int], region_xy: tuple[tuple[float, float], tuple[float, float]]
+) -> list[tuple[tuple[int, int], tuple[float, float]]]:
+    """((column, row), (x, y)) for a columns × rows grid spanning the region, corners included."""
+    columns, rows = grid
+    (x_min, x_max), (y_min, y_max) = region_xy
+    points = []
+    for row in range(rows):
+        for column in range(columns):
+            x = x_min + (x_max - x_min) * (column / (columns - 1) if columns > 1 else 0.5)
+            y = y_min + (y_max - y_min) * (row / (rows - 1) if rows > 1 else 0.5)
+            points.append(((column, row), (round(x, 6), round(y, 6))))
+    return points
+
+
+def plan_tasks(
+    targets: Sequence[CheckpointTarget], config: SweepConfig, region_xy: Any | None = None
+) -> list[EpisodeTask]:
+    """Checkpoint-major, so each worker moves through checkpoints in order (one load each); every
+    checkpoint gets the same seeds (and, with a grid, the same block positions)."""
+    tasks = []
+    for target in targets:
+        if config.grid is not None:
+            for index, (cell, xy) in enumerate(grid_points(config.grid, region_xy)):
+                tasks.append(EpisodeTask(target, config.base_seed + index, xy, cell))
+        else:
+            tasks.extend(EpisodeTask(target, config.base_seed + i) for i in range(config.episodes))
+    return tasks
+
+
+# --------------------------------------------------------------------------- driver
+
+
+@dataclass
+class SweepResult:
+    out_dir: Path
+    report: Report
+    ran: int
+    skipped: int
+    policy_loads: int | None = None
+
+
+def evaluate(
+    config: SweepConfig,
+    out_dir: str | Path,
+    argv: Sequence[str] | None = None,
+    on_record: Callable[[EpisodeRecord], None] | None = None,
+) -> SweepResult:
+    """Run what is missing of the sweep into ``out_dir`` and (re)write its report."""
+    out = Path(out_dir)
+    if config.grid is not None and min(config.grid) < 1:
+        raise SweepError(f"--grid {config.grid} needs at least 1×1 cells: e.g. --grid 5x5")
+    if config.grid is None and config.episodes < 1:
+        raise SweepError(f"--episodes {config.episodes} must be at least 1")
+    targets = expand_policy(config.policy)
+    region = _block_region(config) if config.grid is not None else None
+    tasks = plan_tasks(targets, config, region)
+    out.mkdir(parents=True, exist_ok=True)
+    write_provenance(out, argv)
+    with ResultsStore(out / STORE_FILE_NAME) as store:
+        store.bind_settings(config.settings())
+        done = store.done_keys()
+        todo = [task for task in tasks if task.key not in done]
+        loads = None
+        if todo:
+            with tqdm(
+                total=len(tasks),
+                initial=len(tasks) - len(todo),
+                unit="episode",
+                desc="evaluating",
+                disable=not config.progress,
+                dynamic_ncols=True,
+            ) as bar:
+
+                def record_done(record: EpisodeRecord) -> None:
+                    store.append(record)
+                    bar.update(1)
+                    if on_record is not None:
+                        on_record(record)
+
+                if config.serial:
+                    loads = _run_serial(todo, config, record_done)
+                else:
+                    loads = _run_on_ray(todo, config, record_done)
+        wanted = {task.key for task in tasks}
+        records = [record for record in store.records() if record.key in wanted]
+    grid = GridSpec(config.grid[0], config.grid[1], region) if config.grid is not None else None
+    training_xy = _training_block_positions(targets, config) if grid is not None else None
+    report = write_report(records, out, config.settings() | {"episodes": config.episodes}, grid, training_xy)
+    return SweepResult(out, report, ran=len(todo), skipped=len(tasks) - len(todo), policy_loads=loads)
+
+
+def _block_region(config: SweepConfig) -> tuple[tuple[float, float], tuple[float, float]]:
+    scene = load_scene(config.env.scene_path)
+    (x_min, x_max), (y_min, y_max) = scene.block_region_xy
+    return ((float(x_min), float(x_max)), (float(y_min), float(y_max)))
+
+
+def _run_serial(
+    tasks: Iterable[EpisodeTask], config: SweepConfig, record_done: Callable[[EpisodeRecord], None]
+) -> int:
+    executor = EpisodeExecutor(config.env)
+    for task in tasks:
+        record_done(executor.run(task))
+    return executor.policy_loads
+
+
+def _run_on_ray(
+    tasks: Sequence[EpisodeTask], config: SweepConfig, record_done: Callable[[EpisodeRecord], None]
+) -> int:
+    import ray
+
+    started_here = connect_ray(config.ray_address, config.workers)
+    try:
+        available = int(ray.cluster_resources().get("CPU", 1))
+        workers = max(1, min(config.workers or available, available, len(tasks)))
+        worker_class = _episode_worker_class()
+        actors = [worker_class.remote(config.env) for _ in range(workers)]
+        idle = list(actors)
+        pending: dict[Any, Any] = {}
+        queue = list(reversed(tasks))
+        while queue or pending:
+            while idle and queue:
+                actor = idle.pop()
+                pending[actor.run.remote(queue.pop())] = actor
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=config.episode_timeout_s)
+            if not ready:
+                raise SweepError(
+                    f"no episode finished within {config.episode_timeout_s:.0f} s on {workers} Ray workers: "
+                    "a worker hangs (check the policy) or episodes are slower; raise --episode-timeout"
+                )
+            for ref in ready:
+                actor = pending.pop(ref)
+                record_done(EpisodeRecord.from_dict(_get(ref)))
+                idle.append(actor)
+        return sum(_get(actor.policy_loads.remote()) for actor in actors)
+    finally:
+        if started_here:
+            ray.shutdown()
+
+
+def _get(ref: Any, timeout_s: float = 120.0) -> Any:
+    """ray.get that surfaces the worker's own one-line error instead of a remote traceback."""
+    import ray
+    from ray.exceptions import GetTimeoutError, RayTaskError
+
+    try:
+        return ray.get(ref, timeout=timeout_s)
+    except RayTaskError as error:
+        cause = getattr(error, "cause", None)
+        if isinstance(cause, ContractViolation | PolicyLoadError | SweepError | ValueError):
+            raise cause from None
+        raise
+    except GetTimeoutError as error:
+        raise SweepError(
+            f"a Ray worker did not answer within {timeout_s:.0f} s: check the cluster's health"
+        ) from error
+
+
+_WORKER_CLASS: Any = None
+
+
+def _episode_worker_class() -> Any:
+    """The Ray actor class, built lazily so importing this module does not import Ray."""
+    global _WORKER_CLASS
+    if _WORKER_CLASS is None:
+        import ray
+
+        # A worker process that dies (OOM, segfault in a renderer) is restarted and its episode retried.
+        @ray.remote(num_cpus=1, max_restarts=2, max_task_retries=2)
+        class EpisodeWorker:
+            def __init__(self, env_settings: EnvSettings) -> None:
+                os.environ.setdefault("MUJOCO_GL", "egl")
+                self.executor = EpisodeExecutor(env_settings)
+
+            def run(self, task: EpisodeTask) -> dict[str, Any]:
+                return self.executor.run(task).to_dict()
+
+            def policy_loads(self) -> int:
+                return self.executor.policy_loads
+
+        _WORKER_CLASS = EpisodeWorker
+    return _WORKER_CLASS
+
+
+def connect_ray(address: str | None, workers: int | None = None) -> bool:
+    """Join ``address`` or start Ray on local cores. Returns True when this call started Ray."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    if address and address not in ("local", "auto"):
+        _check_reachable(address)
+    try:
+        if address and address != "local":
+            ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+        else:
+            ray.init(
+                num_cpus=workers or os.cpu_count() or 1,
+                object_store_memory=OBJECT_STORE_BYTES,
+                include_dashboard=False,
+                log_to_driver=False,
+                logging_level="ERROR",
+            )
+    except (ConnectionError, RuntimeError, TimeoutError) as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise SweepError(
+            f"cannot join the Ray cluster at {address or 'local'} ({first_line}): start it with "
+            "`ray start --head`, check the address, or drop --ray-address to use local cores"
+        ) from None
+    return True
+
+
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    parsed = urlparse(address if "://" in address else f"tcp://{address}")
+    host, port = parsed.hostname, parsed.port or (10001 if parsed.scheme == "ray" else 6379)
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return
+    except (OSError, ValueError) as error:
+        raise SweepError(
+            f"cannot reach a Ray cluster at {address} ({error.__class__.__name__}: {error}): start it with "
+            "`ray start --head` there, check host and port, or drop --ray-address to use local cores"
+        ) from None
+
+
+# --------------------------------------------------------------------------- training data positions
+
+
+def _training_block_positions(targets: Sequence[CheckpointTarget], config: SweepConfig) -> dict[str, Any]:
+    """checkpoint id → the training episodes' initial block xy, where the checkpoint or dataset has them."""
+    shared = _read_block_positions_from_dataset(Path(config.training_data)) if config.training_data else None
+    positions: dict[str, Any] = {}
+    for target in targets:
+        found = shared
+        if found is None and target.path is not None:
+            for folder in (target.path, target.path / PRETRAINED_DIR_NAME):
+                found = _read_block_positions_file(folder / BLOCK_POSITIONS_FILE)
+                if found is not None:
+                    break
+        if found is not None:
+            positions[target.checkpoint_id] = found
+    return positions
+
+
+def _read_block_positions_file(path: Path) -> list[list[float]] | None:
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None
+    if isinstance(data, dict):
+        data = data.get("block_positions")
+    if not isinstance(data, list):
+        return None
+    return [
+        [float(item[0]), float(item[1])] for item in data if isinstance(item, list | tuple) and len(item) >= 2
+    ]
+
+
+def _read_block_positions_from_dataset(root: Path) -> list[list[float]] | None:
+    if not root.exists():
+        raise SweepError(f"--training-data {root} does not exist: pass a recorded dataset's root folder")
+    found = _read_block_positions_file(root / "meta" / BLOCK_POSITIONS_FILE)
+    if found is None:
+        found = _read_block_positions_file(root / "meta" / "info.json")
+    return found

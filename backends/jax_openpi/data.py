@@ -1,0 +1,153 @@
+"""A LeRobot v3 dataset as training arrays: per-frame state, action chunks and resized camera frames.
+
+Each frame i gets the chunk ``action[i : i + horizon]`` of its own episode; near the episode end the
+last action is repeated (what LeRobot's delta-timestamp loader does when it clamps to the episode). The
+images are resized with padding once, at load, to the model's image size, so sampling a batch is indexing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from backends.jax_openpi import transforms as T
+from backends.jax_openpi.config import TrainConfig
+from backends.jax_openpi.model import Observation
+from backends.jax_openpi.norm_stats import NormStats, stats_of
+from libs.datasets.lerobot_v3 import LeRobotV3Dataset
+
+
+class DatasetInputError(ValueError):
+    """The dataset cannot feed this config; the message names the mismatch and the fix."""
+
+
+@dataclass
+class TrainingArrays:
+    """Everything a training batch is cut from, in env units (LeRobot keys)."""
+
+    state: np.ndarray  # (N, 6) float32
+    action_chunks: np.ndarray  # (N, horizon, 6) float32
+    images: dict[str, np.ndarray]  # LeRobot image key -> (N, h, w, 3) uint8 at the model's size
+    prompt: str
+    source_image_size: tuple[int, int]  # (height, width) the dataset was recorded at
+
+    def __len__(self) -> int:
+        return len(self.state)
+
+    def samples(self, indices: np.ndarray) -> dict[str, np.ndarray | str]:
+        """A batch as an env-keyed sample, ready for the input pipeline."""
+        batch: dict[str, np.ndarray | str] = {key: frames[indices] for key, frames in self.images.items()}
+        batch["observation.state"] = self.state[indices]
+        batch["action"] = self.action_chunks[indices]
+        batch["task"] = self.prompt
+        return batch
+
+
+def action_chunks(actions: np.ndarray, horizon: int) -> np.ndarray:
+    """(N, D) → (N, horizon, D): chunk i is actions[i : i + horizon], last action repeated past the end."""
+    index = np.minimum(np.arange(len(actions))[:, None] + np.arange(horizon)[None, :], len(actions) - 1)
+    return actions[index]
+
+
+def camera_keys(config: TrainConfig) -> tuple[str, str]:
+    return (f"observation.images.{config.base_camera}", f"observation.images.{config.wrist_camera}")
+
+
+def load_training_arrays(
+    dataset_root: Path | str, config: TrainConfig, progress: bool = True
+) -> TrainingArrays:
+    dataset = LeRobotV3Dataset(dataset_root)
+    keys = camera_keys(config)
+    missing = [key for key in keys if key not in dataset.camera_keys]
+    if missing:
+        raise DatasetInputError(
+            f"dataset {dataset.root} has no camera {missing} (it has {dataset.camera_keys}): set base_camera/"
+            f"wrist_camera of config {config.name!r} to the dataset's cameras"
+        )
+    for key in ("observation.state", "action"):
+        shape = dataset.features.get(key, {}).get("shape")
+        if shape is None or int(shape[0]) != config.env_action_dim:
+            raise DatasetInputError(
+                f"dataset {dataset.root} feature {key!r} has shape {shape}, this backend needs "
+                f"({config.env_action_dim},): record joint-space actions (action_space='joint')"
+            )
+    height, width = config.model.image_size
+    states, chunks, frames = [], [], {key: [] for key in keys}
+    source_size: tuple[int, int] | None = None
+    episodes = dataset.episode_indices
+    for episode in tqdm(episodes, desc="loading episodes", unit="ep", disable=not progress):
+        columns = dataset.episode(episode, ["observation.state", "action"])
+        states.append(np.asarray(columns["observation.state"], dtype=np.float32))
+        chunks.append(
+            action_chunks(np.asarray(columns["action"], dtype=np.float32), config.model.action_horizon)
+        )
+        for key in keys:
+            video = dataset.video_frames(episode, key)
+            if len(video) != len(columns["action"]):
+                raise DatasetInputError(
+                    f"episode {episode} of {dataset.root} has {len(video)} frames of {key} but "
+                    f"{len(columns['action'])} actions: the dataset is corrupt, re-record it"
+                )
+            source_size = (int(video.shape[1]), int(video.shape[2]))
+            frames[key].append(
+                T.ResizeImagesWithPad(height, width, keys=("image",))({"image": video})["image"]
+            )
+    if not states:
+        raise DatasetInputError(f"dataset {dataset.root} has no episodes: record some first")
+    tasks = dataset.tasks
+    return TrainingArrays(
+        state=np.concatenate(states),
+        action_chunks=np.concatenate(chunks),
+        images={key: np.concatenate(parts) for key, parts in frames.items()},
+        prompt=tasks[0] if tasks else "",
+        source_image_size=source_size or (height, width),
+    )
+
+
+def compute_norm_stats(arrays: TrainingArrays, config: TrainConfig) -> dict[str, NormStats]:
+    """mean, std, q01, q99 of the state and action chunks as the normaliser sees them (after repack,
+    gripper 0–1 and delta actions), keyed like openpi's norm_stats.json (``state``, ``actions``)."""
+    before_normalisation = T.so101_input_pipeline(
+        base_camera=config.base_camera,
+        wrist_camera=config.wrist_camera,
+        norm_stats=None,
+        use_quantiles=config.use_quantile_norm,
+        model_action_dim=config.model.action_dim,
+        image_size=None,
+    )
+    sample = before_normalisation(
+        {
+            "observation.state": arrays.state,
+            "action": arrays.action_chunks,
+            **{key: frames[:1] for key, frames in arrays.images.items()},  # images are not normalised here
+        }
+    )
+    return {"state": stats_of(sample[T.STATE]), "actions": stats_of(sample[T.ACTIONS])}
+
+
+def model_pipeline(config: TrainConfig, norm_stats: Mapping[str, NormStats], resize: bool) -> T.Pipeline:
+    return T.so101_input_pipeline(
+        base_camera=config.base_camera,
+        wrist_camera=config.wrist_camera,
+        norm_stats=norm_stats,
+        use_quantiles=config.use_quantile_norm,
+        model_action_dim=config.model.action_dim,
+        image_size=config.model.image_size if resize else None,
+        env_dim=config.env_action_dim,
+    )
+
+
+def model_observation(model_sample: Mapping[str, object]) -> Observation:
+    """A transformed (batched) sample → the model's Observation (uint8 images stacked per camera)."""
+    images = np.stack(
+        [np.asarray(model_sample[T.BASE_IMAGE]), np.asarray(model_sample[T.WRIST_IMAGE])], axis=-4
+    )
+    return Observation(images=images, state=np.asarray(model_sample[T.STATE], dtype=np.float32))
+
+
+def model_actions(model_sample: Mapping[str, object]) -> np.ndarray:
+    return np.asarray(model_sample[T.ACTIONS], dtype=np.float32)

@@ -1,0 +1,322 @@
+"""Train the Pi0-style JAX policy on a LeRobot v3 dataset.
+
+    ./pants run backends/jax_openpi:compute_norm_stats -- --config so101_cpu --dataset DATA --out RUN
+    ./pants run backends/jax_openpi:train -- --config so101_cpu --dataset DATA --steps 2000 --out RUN
+
+AdamW with warmup + cosine decay (openpi's defaults), optional EMA of the weights, orbax checkpoints under
+``RUN/checkpoints/NNNNNN/`` with a retention rule, resume from the last checkpoint, JAX's persistent
+compilation cache, a progress bar with loss and steps/s, and ``RUN/metrics.csv``. Training refuses to
+start without ``RUN/assets/norm_stats.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+from tqdm import tqdm
+
+from backends.jax_openpi import checkpoints
+from backends.jax_openpi.compilation_cache import enable_compilation_cache
+from backends.jax_openpi.config import TrainConfig, UnknownConfigError, get_config
+from backends.jax_openpi.data import (
+    DatasetInputError,
+    TrainingArrays,
+    load_training_arrays,
+    model_actions,
+    model_observation,
+    model_pipeline,
+)
+from backends.jax_openpi.model import Observation, Pi0Policy
+from backends.jax_openpi.norm_stats import (
+    MissingNormStatsError,
+    NormStats,
+    load_norm_stats,
+)
+from libs.datasets.lerobot_v3 import DatasetError
+
+METRICS_FILE = "metrics.csv"
+METRICS_COLUMNS = ("step", "loss", "grad_norm", "learning_rate", "steps_per_s", "elapsed_s")
+
+Params = dict[str, Any]
+TrainStep = Callable[..., tuple[Params, Any, Params | None, dict[str, jax.Array]]]
+
+
+class TrainError(RuntimeError):
+    """Training cannot start or go on; the message names the fix."""
+
+
+def norm_stats_command(config: TrainConfig, dataset: Path | str, out: Path | str) -> str:
+    return (
+        f"compute them with `./pants run backends/jax_openpi:compute_norm_stats -- --config {config.name} "
+        f"--dataset {dataset} --out {out}`"
+    )
+
+
+def learning_rate_schedule(config: TrainConfig) -> optax.Schedule:
+    return optax.warmup_cosine_decay_schedule(
+        init_value=config.peak_lr / (config.warmup_steps + 1),
+        peak_value=config.peak_lr,
+        warmup_steps=config.warmup_steps,
+        decay_steps=max(config.decay_steps, config.warmup_steps + 1),
+        end_value=config.end_lr,
+    )
+
+
+def optimizer(config: TrainConfig) -> optax.GradientTransformation:
+    return optax.chain(
+        optax.clip_by_global_norm(config.clip_gradient_norm),
+        optax.adamw(
+            learning_rate_schedule(config), b1=0.9, b2=0.95, eps=1e-8, weight_decay=config.weight_decay
+        ),
+    )
+
+
+def init_model(config: TrainConfig, seed: int) -> tuple[nnx.GraphDef, Params]:
+    graphdef, state = nnx.split(Pi0Policy(config.model, rngs=nnx.Rngs(seed)))
+    return graphdef, state.to_pure_dict()
+
+
+def make_train_step(graphdef: nnx.GraphDef, config: TrainConfig) -> TrainStep:
+    """One jitted AdamW step (and EMA update): (params, opt_state, ema, rng, obs, actions) → new state."""
+    tx = optimizer(config)
+    decay = config.ema_decay
+
+    def train_step(params, opt_state, ema, rng, observation: Observation, actions):
+        def loss_fn(p):
+            return jnp.mean(nnx.merge(graphdef, p).compute_loss(rng, observation, actions))
+
+        loss, grads = jax.value_and_grad(loss_fn)(params)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        params = optax.apply_updates(params, updates)
+        if decay is not None:
+            ema = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, ema, params)
+        return params, opt_state, ema, {"loss": loss, "grad_norm": optax.global_norm(grads)}
+
+    return jax.jit(train_step, donate_argnums=(0, 1, 2))
+
+
+@dataclass
+class TrainState:
+    params: Params
+    opt_state: Any
+    ema: Params | None
+    step: int = 0
+
+    @property
+    def inference_params(self) -> Params:
+        return self.ema if self.ema is not None else self.params
+
+    def orbax_items(self) -> tuple[Params, dict[str, Any]]:
+        train_state: dict[str, Any] = {"opt_state": self.opt_state}
+        if self.ema is not None:
+            train_state["raw_params"] = self.params
+        return self.inference_params, train_state
+
+
+def new_train_state(config: TrainConfig, params: Params) -> TrainState:
+    ema = jax.tree.map(jnp.array, params) if config.ema_decay is not None else None
+    return TrainState(params, optimizer(config).init(params), ema)
+
+
+def restore_train_state(directory: Path, config: TrainConfig, template: TrainState) -> TrainState:
+    inference, train_state = template.orbax_items()
+    restored = checkpoints.restore_items(
+        directory, {checkpoints.PARAMS_ITEM: inference, checkpoints.TRAIN_STATE_ITEM: train_state}
+    )
+    saved = restored[checkpoints.TRAIN_STATE_ITEM]
+    if config.ema_decay is not None:
+        return TrainState(
+            saved["raw_params"], saved["opt_state"], restored[checkpoints.PARAMS_ITEM], int(directory.name)
+        )
+    return TrainState(restored[checkpoints.PARAMS_ITEM], saved["opt_state"], None, int(directory.name))
+
+
+class BatchSampler:
+    """Random batches with a generator seeded by (seed, step): a resumed run sees the same batches."""
+
+    def __init__(self, arrays: TrainingArrays, config: TrainConfig, norm_stats: Mapping[str, NormStats]):
+        self.arrays, self.config = arrays, config
+        self.pipeline = model_pipeline(config, norm_stats, resize=False)  # images are resized at load
+
+    def batch(self, step: int) -> tuple[Observation, np.ndarray]:
+        rng = np.random.default_rng([self.config.seed, step])
+        indices = rng.integers(0, len(self.arrays), self.config.batch_size)
+        sample = self.pipeline(self.arrays.samples(indices))
+        return model_observation(sample), model_actions(sample)
+
+
+def _append_metrics(path: Path, row: Mapping[str, float | int]) -> None:
+    new = not path.exists()
+    with path.open("a", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=METRICS_COLUMNS)
+        if new:
+            writer.writeheader()
+        writer.writerow({key: row[key] for key in METRICS_COLUMNS})
+
+
+def _preflight(dataset: Path) -> None:
+    """The datasets library's training preflight (camera keys, stats sanity), when it is installed."""
+    try:
+        from libs.datasets import preflight  # pants: no-infer-dep
+    except ImportError:
+        return
+    check = getattr(preflight, "check_training_dataset", None) or getattr(preflight, "preflight", None)
+    if check is not None:
+        check(dataset)
+
+
+def train(
+    config: TrainConfig,
+    dataset: Path | str,
+    out: Path | str,
+    steps: int,
+    *,
+    resume: bool = True,
+    progress: bool = True,
+    arrays: TrainingArrays | None = None,
+) -> TrainState:
+    """Train for ``steps`` total steps (a resumed run continues to the same total)."""
+    dataset, out = Path(dataset), Path(out)
+    norm_stats = load_norm_stats(
+        out / checkpoints.ASSETS_DIR, how_to_make=norm_stats_command(config, dataset, out)
+    )
+    enable_compilation_cache()
+    _preflight(dataset)
+    arrays = arrays if arrays is not None else load_training_arrays(dataset, config, progress=progress)
+    sampler = BatchSampler(arrays, config, norm_stats)
+    extra_config = {"source_image_size": list(arrays.source_image_size), "prompt": arrays.prompt}
+
+    graphdef, params = init_model(config, config.seed)
+    state = new_train_state(config, params)
+    manager = checkpoints.checkpoint_manager(out, config)
+    latest = manager.latest_step() if resume else None
+    if latest is not None:
+        state = restore_train_state(checkpoints.step_dir(out, latest), config, state)
+    train_step = make_train_step(graphdef, config)
+    schedule = learning_rate_schedule(config)
+    base_key = jax.random.key(config.seed)
+    metrics_path = out / METRICS_FILE
+
+    bar = tqdm(
+        total=steps, initial=state.step, desc=f"train {config.name}", unit="step", disable=not progress
+    )
+    started, last_log_time, last_log_step = time.monotonic(), time.monotonic(), state.step
+    while state.step < steps:
+        observation, actions = sampler.batch(state.step)
+        state.params, state.opt_state, state.ema, info = train_step(
+            state.params,
+            state.opt_state,
+            state.ema,
+            jax.random.fold_in(base_key, state.step),
+            observation,
+            actions,
+        )
+        state.step += 1
+        bar.update(1)
+        if state.step % config.log_interval == 0 or state.step == steps:
+            loss = float(info["loss"])
+            if not np.isfinite(loss):
+                raise TrainError(
+                    f"loss became {loss} at step {state.step}: lower --peak-lr or check the norm stats"
+                )
+            now = time.monotonic()
+            rate = (state.step - last_log_step) / max(now - last_log_time, 1e-9)
+            last_log_time, last_log_step = now, state.step
+            bar.set_postfix(loss=f"{loss:.4f}", steps_per_s=f"{rate:.2f}")
+            _append_metrics(
+                metrics_path,
+                {
+                    "step": state.step,
+                    "loss": loss,
+                    "grad_norm": float(info["grad_norm"]),
+                    "learning_rate": float(schedule(state.step)),
+                    "steps_per_s": rate,
+                    "elapsed_s": now - started,
+                },
+            )
+        if state.step % config.save_interval == 0 or state.step == steps:
+            inference, train_state = state.orbax_items()
+            checkpoints.save_checkpoint(
+                manager,
+                state.step,
+                params=inference,
+                train_state=train_state,
+                config=config,
+                norm_stats=norm_stats,
+                dataset_root=dataset,
+                extra_config=extra_config,
+            )
+    bar.close()
+    manager.close()
+    return state
+
+
+# -- command line ----------------------------------------------------------------------------------------
+def _config_with_overrides(args: argparse.Namespace) -> TrainConfig:
+    config = get_config(args.config)
+    overrides = {
+        name: getattr(args, name)
+        for name in ("batch_size", "peak_lr", "save_interval", "keep_last", "keep_period", "seed")
+        if getattr(args, name, None) is not None
+    }
+    if args.no_ema:
+        overrides["ema_decay"] = None
+    return config.replace(**overrides) if overrides else config
+
+
+def _common_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", required=True, help="so101_test | so101_cpu | so101_gpu")
+    parser.add_argument("--dataset", required=True, type=Path, help="LeRobot v3 dataset folder")
+    parser.add_argument(
+        "--out", required=True, type=Path, help="run folder (checkpoints/, assets/, metrics.csv)"
+    )
+
+
+KNOWN_ERRORS = (
+    TrainError,
+    MissingNormStatsError,
+    DatasetInputError,
+    DatasetError,
+    UnknownConfigError,
+    checkpoints.CheckpointError,
+)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Train the Pi0-style JAX policy (openpi recipe).")
+    _common_arguments(parser)
+    parser.add_argument("--steps", required=True, type=int, help="total optimiser steps")
+    parser.add_argument("--batch-size", dest="batch_size", type=int)
+    parser.add_argument("--peak-lr", dest="peak_lr", type=float)
+    parser.add_argument("--save-interval", dest="save_interval", type=int)
+    parser.add_argument("--keep-last", dest="keep_last", type=int)
+    parser.add_argument("--keep-period", dest="keep_period", type=int)
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--no-ema", action="store_true", help="train without an EMA of the weights")
+    parser.add_argument("--no-resume", action="store_true", help="ignore checkpoints already in --out")
+    args = parser.parse_args(argv)
+    try:
+        state = train(
+            _config_with_overrides(args), args.dataset, args.out, args.steps, resume=not args.no_resume
+        )
+    except KNOWN_ERRORS as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"trained to step {state.step}; checkpoints in {args.out / checkpoints.CHECKPOINTS_DIR}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

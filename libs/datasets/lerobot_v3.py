@@ -542,8 +542,8 @@ def build_info(
     }
 
 
-def write_episodes_table(root: Path, rows: Sequence[Mapping[str, Any]]) -> None:
-    """``meta/episodes/chunk-000/file-000.parquet`` with LeRobot's column types (stats as float64 lists)."""
+def write_episodes_table(root: Path, rows: Sequence[Mapping[str, Any]], path: Path | None = None) -> None:
+    """``meta/episodes/chunk-000/file-000.parquet`` (or ``path``) with LeRobot's column types."""
     columns: dict[str, list[Any]] = {}
     for row in rows:
         for key in row:
@@ -561,7 +561,7 @@ def write_episodes_table(root: Path, rows: Sequence[Mapping[str, Any]]) -> None:
             arrays[key] = pa.array(values, type=pa.list_(pa.string()))
         else:
             arrays[key] = pa.array(values)
-    path = root / EPISODES_PATH.format(chunk_index=0, file_index=0)
+    path = path or root / EPISODES_PATH.format(chunk_index=0, file_index=0)
     path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(pa.table(arrays), path, compression="snappy")
 

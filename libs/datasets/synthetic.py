@@ -29,7 +29,9 @@ def synthetic_features(
 def synthetic_frame(episode: int, step: int, height: int, width: int, with_depth: bool) -> dict[str, Any]:
     """A frame whose values encode (episode, step) so readers can check them exactly."""
     phase = step / 10.0 + episode
-    state = np.array([10 * np.sin(phase), 20 * np.cos(phase), 5.0 * step, -3.0, 1.0 * episode, 50.0])
+    state = np.array(
+        [10 * np.sin(phase), 20 * np.cos(phase), 5.0 * step, 0.5 * step - 3, 1.0 * episode, 50.0]
+    )
     state[5] = 100.0 if (step // 5) % 2 == 0 else 0.0
     frame: dict[str, Any] = {
         "observation.state": state.astype(np.float32),

@@ -70,17 +70,20 @@ def _training_dataset_meta(pretrained_dir: Path) -> Path | None:
     return None
 
 
-def _camera_modalities(scene_config: Mapping[str, Any] | None) -> dict[str, str]:
-    """Camera name -> declared modality, from the scene config (the modality is declared, never guessed)."""
-    modalities: dict[str, str] = {}
+def _cameras_by_key(scene_config: Mapping[str, Any] | None) -> dict[str, CameraInput]:
+    """Observation key -> camera input as the scene config declares it (modality is declared, never
+    guessed from a key's spelling)."""
+    cameras: dict[str, CameraInput] = {}
     for camera in (scene_config or {}).get("cameras", []) or []:
         if not isinstance(camera, Mapping) or "name" not in camera:
             continue
-        modality = camera.get("modality", "rgb")
-        modalities[str(camera["name"])] = "depth" if modality in ("depth", "rgbd") else "rgb"
-        if modality == "rgbd":
-            modalities[f"{camera['name']}_depth"] = "depth"
-    return modalities
+        name, height, width = str(camera["name"]), int(camera.get("height", 0)), int(camera.get("width", 0))
+        rgb = CameraInput(name, height, width, "rgb")
+        cameras[rgb.key] = rgb
+        if camera.get("depth"):
+            depth = CameraInput(name, height, width, "depth")
+            cameras[depth.key] = depth
+    return cameras
 
 
 class LeRobotPolicy:
@@ -148,14 +151,17 @@ class LeRobotPolicy:
         )
 
     def _make_spec(self) -> PolicySpec:
-        modalities = _camera_modalities(self._metadata.scene_config)
+        declared = _cameras_by_key(self._metadata.scene_config)
         cameras = []
         for key, feature in self._input_features.items():
             if feature.type is not FeatureType.VISUAL:
                 continue
-            name = key.removeprefix(IMAGE_KEY_PREFIX)
-            _, height, width = feature.shape
-            cameras.append(CameraInput(name, int(height), int(width), modalities.get(name, "rgb")))  # type: ignore[arg-type]
+            _, height, width = (int(size) for size in feature.shape)
+            if key in declared:
+                camera = declared[key]
+                cameras.append(CameraInput(camera.name, height, width, camera.modality))
+            else:  # no scene.json: an RGB camera named after the key
+                cameras.append(CameraInput(key.removeprefix(IMAGE_KEY_PREFIX), height, width, "rgb"))
         state = self._input_features.get(STATE_KEY)
         action_dim = int(self.config.output_features[ACTION_FEATURE].shape[0])
         chunk_length = int(getattr(self.config, "chunk_size", 0) or self.config.n_action_steps)

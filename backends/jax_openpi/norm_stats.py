@@ -16,6 +16,10 @@ import numpy as np
 
 NORM_STATS_FILE = "norm_stats.json"
 REQUIRED_KEYS = ("state", "actions")
+#: Floor on std and on (q99 - q01) / 2, in the normalised quantity's units (degrees, gripper 0–1): a
+#: dimension that never moves in the data would otherwise be divided by ~0, and the smallest deviation at
+#: evaluation would reach ±thousands (the tiny-std bug).
+MIN_SPREAD = 0.05
 
 
 class MissingNormStatsError(FileNotFoundError):
@@ -49,13 +53,16 @@ class NormStats:
         )
 
 
-def stats_of(values: np.ndarray) -> NormStats:
-    """Statistics over every axis but the last (the feature axis)."""
+def stats_of(values: np.ndarray, min_spread: float = MIN_SPREAD) -> NormStats:
+    """Statistics over every axis but the last (the feature axis), spreads floored at ``min_spread``."""
     flat = np.asarray(values, dtype=np.float64).reshape(-1, np.shape(values)[-1])
     if flat.shape[0] < 2:
         raise ValueError(f"norm stats need at least 2 vectors, got {flat.shape[0]}")
     q01, q99 = np.quantile(flat, [0.01, 0.99], axis=0)
-    return NormStats(mean=flat.mean(axis=0), std=flat.std(axis=0), q01=q01, q99=q99)
+    middle = (q01 + q99) / 2.0
+    half_range = np.maximum((q99 - q01) / 2.0, min_spread)
+    std = np.maximum(flat.std(axis=0), min_spread)
+    return NormStats(mean=flat.mean(axis=0), std=std, q01=middle - half_range, q99=middle + half_range)
 
 
 def save_norm_stats(directory: Path | str, stats: Mapping[str, NormStats]) -> Path:

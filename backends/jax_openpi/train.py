@@ -85,7 +85,7 @@ def optimizer(config: TrainConfig) -> optax.GradientTransformation:
 
 def init_model(config: TrainConfig, seed: int) -> tuple[nnx.GraphDef, Params]:
     graphdef, state = nnx.split(Pi0Policy(config.model, rngs=nnx.Rngs(seed)))
-    return graphdef, state.to_pure_dict()
+    return graphdef, nnx.to_pure_dict(state)
 
 
 def make_train_step(graphdef: nnx.GraphDef, config: TrainConfig) -> TrainStep:
@@ -102,7 +102,7 @@ def make_train_step(graphdef: nnx.GraphDef, config: TrainConfig) -> TrainStep:
         params = optax.apply_updates(params, updates)
         if decay is not None:
             ema = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, ema, params)
-        return params, opt_state, ema, {"loss": loss, "grad_norm": optax.global_norm(grads)}
+        return params, opt_state, ema, {"loss": loss, "grad_norm": optax.tree.norm(grads)}
 
     return jax.jit(train_step, donate_argnums=(0, 1, 2))
 

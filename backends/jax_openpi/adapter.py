@@ -1,0 +1,177 @@
+"""``jax_openpi:<checkpoint dir>`` → a shared ``Policy``.
+
+The checkpoint's ``config.json`` rebuilds the model and the transforms; ``assets/norm_stats.json`` is
+required (no silent un-normalised policy). ``infer`` runs the input pipeline (repack, gripper 0–1, normalise,
+pad, resize), samples a chunk with Euler steps, then runs the *inverse* pipeline on {state, actions}
+(unpad, de-normalise, absolute joints, gripper 0–100) and returns (action_horizon, 6) in env units.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+from flax import nnx
+
+from backends.jax_openpi import transforms as T
+from backends.jax_openpi.checkpoints import (
+    ASSETS_DIR,
+    CONFIG_FILE,
+    PARAMS_ITEM,
+    CheckpointError,
+    resolve_checkpoint_dir,
+    restore_items,
+)
+from backends.jax_openpi.compilation_cache import enable_compilation_cache
+from backends.jax_openpi.config import TrainConfig
+from backends.jax_openpi.data import model_observation, model_pipeline
+from backends.jax_openpi.model import Observation, Pi0Policy
+from backends.jax_openpi.norm_stats import MissingNormStatsError, load_norm_stats
+from libs.policy_api.registry import register_backend
+from libs.policy_api.types import CameraInput, PolicyMetadata, PolicySpec
+from libs.policy_api.types import Observation as EnvObservation
+
+BACKEND_NAME = "jax_openpi"
+
+
+def _read_json(path: Path) -> Any | None:
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise CheckpointError(f"{path} is not valid JSON ({error}): the checkpoint is corrupt") from error
+
+
+def load_config(directory: Path) -> TrainConfig:
+    path = directory / CONFIG_FILE
+    data = _read_json(path)
+    if data is None:
+        raise CheckpointError(
+            f"{directory} has no {CONFIG_FILE}: pass a step folder written by jax_openpi:train"
+        )
+    try:
+        return TrainConfig.from_dict(data)
+    except (KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(
+            f"{path} is not a jax_openpi config ({error}): the checkpoint is corrupt"
+        ) from error
+
+
+class JaxOpenpiPolicy:
+    """A Pi0-style checkpoint as a Policy (+ HasMetadata, ReportsNormalizedInputs)."""
+
+    def __init__(self, checkpoint: Path | str, seed: int = 0) -> None:
+        directory = resolve_checkpoint_dir(checkpoint)
+        self.directory = directory
+        self.config = config = load_config(directory)
+        try:
+            self.norm_stats = load_norm_stats(
+                directory / ASSETS_DIR, how_to_make="copy the training run's assets/norm_stats.json here"
+            )
+        except MissingNormStatsError as error:
+            raise CheckpointError(str(error)) from error
+        enable_compilation_cache()
+
+        abstract_model = nnx.eval_shape(lambda: Pi0Policy(config.model, rngs=nnx.Rngs(0)))
+        graphdef, abstract_state = nnx.split(abstract_model)
+        self.params = restore_items(directory, {PARAMS_ITEM: nnx.to_pure_dict(abstract_state)})[PARAMS_ITEM]
+        num_steps = config.num_sample_steps
+
+        def sample(params, rng, observation: Observation):
+            return nnx.merge(graphdef, params).sample_actions(rng, observation, num_steps=num_steps)
+
+        self._sample = jax.jit(sample)
+        self._inputs = model_pipeline(config, self.norm_stats, resize=True)
+        self._outputs = self._inputs.inverse()
+        self._rng = jax.random.key(seed)
+        self._calls = 0
+        self._last_model_sample: dict[str, Any] | None = None
+
+        extra = _read_json(directory / CONFIG_FILE) or {}
+        height, width = extra.get("source_image_size") or config.model.image_size
+        self._spec = PolicySpec(
+            cameras=(
+                CameraInput(config.base_camera, int(height), int(width)),
+                CameraInput(config.wrist_camera, int(height), int(width)),
+            ),
+            state_dim=config.env_action_dim,
+            action_dim=config.env_action_dim,
+            action_space="joint",
+            chunk_length=config.model.action_horizon,
+            n_action_steps=config.n_action_steps,
+        )
+        extras: dict[str, Any] = {"config": config.name}
+        positions = _read_json(directory / "block_positions.json")
+        if positions is not None:
+            extras["block_positions"] = positions
+        self._metadata = PolicyMetadata(
+            checkpoint_id=str(directory),
+            step=int(directory.name) if directory.name.isdigit() else None,
+            dataset_stats=_read_json(directory / "stats.json"),
+            scene_config=_read_json(directory / "scene.json"),
+            task=extra.get("prompt"),
+            extra=extras,
+        )
+
+    @property
+    def spec(self) -> PolicySpec:
+        return self._spec
+
+    @property
+    def metadata(self) -> PolicyMetadata:
+        return self._metadata
+
+    def reset(self) -> None:
+        # Each call samples a whole chunk from fresh noise; the harness executes and re-plans, so there is
+        # no queue or history to clear.
+        self._last_model_sample = None
+
+    def infer(self, observation: EnvObservation) -> np.ndarray:
+        batched = {
+            key: np.asarray(value)[None] if not isinstance(value, str) else value
+            for key, value in observation.items()
+            if key != "action"
+        }
+        model_sample = self._inputs(batched)
+        self._last_model_sample = model_sample
+        rng = jax.random.fold_in(self._rng, self._calls)
+        self._calls += 1
+        actions = np.asarray(self._sample(self.params, rng, _as_jax(model_observation(model_sample))))
+        env_units = self._outputs({T.STATE: model_sample[T.STATE], T.ACTIONS: actions})
+        return np.asarray(env_units["action"][0], dtype=np.float32)
+
+    def last_normalized_inputs(self) -> Mapping[str, np.ndarray]:
+        if self._last_model_sample is None:
+            return {}
+        sample = self._last_model_sample
+        state = np.asarray(sample[T.STATE])[0, : self.config.env_action_dim]
+        return {
+            "observation.state": state,
+            f"observation.images.{self.config.base_camera}": _unit_pixels(sample[T.BASE_IMAGE][0]),
+            f"observation.images.{self.config.wrist_camera}": _unit_pixels(sample[T.WRIST_IMAGE][0]),
+        }
+
+
+def _unit_pixels(image: np.ndarray) -> np.ndarray:
+    """The [-1, 1] pixels the model sees."""
+    return np.asarray(image, dtype=np.float32) / 127.5 - 1.0
+
+
+def _as_jax(observation: Observation) -> Observation:
+    return Observation(
+        images=jax.numpy.asarray(observation.images), state=jax.numpy.asarray(observation.state)
+    )
+
+
+def load_policy(argument: str) -> JaxOpenpiPolicy:
+    if not argument:
+        raise CheckpointError("jax_openpi needs a checkpoint: use jax_openpi:<run>/checkpoints/NNNNNN")
+    return JaxOpenpiPolicy(argument)
+
+
+register_backend(BACKEND_NAME, load_policy)

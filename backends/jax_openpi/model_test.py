@@ -1,0 +1,64 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from backends.jax_openpi.compilation_cache import enable_compilation_cache
+from backends.jax_openpi.config import get_config
+from backends.jax_openpi.model import Observation, block_causal_mask
+from backends.jax_openpi.train import init_model, make_train_step, new_train_state
+
+CONFIG = get_config("so101_test")
+
+
+@pytest.fixture(scope="module")
+def fixed_batch() -> tuple[Observation, jax.Array]:
+    rng = np.random.default_rng(0)
+    model = CONFIG.model
+    batch = CONFIG.batch_size
+    images = rng.integers(0, 256, (batch, 2, *model.image_size, 3), dtype=np.uint8)
+    state = np.zeros((batch, model.action_dim), np.float32)
+    state[:, :6] = rng.normal(size=(batch, 6))
+    actions = np.zeros((batch, model.action_horizon, model.action_dim), np.float32)
+    actions[..., :6] = state[:, None, :6] + np.linspace(0, 1, model.action_horizon)[None, :, None]
+    return Observation(jnp.asarray(images), jnp.asarray(state)), jnp.asarray(actions)
+
+
+def test_block_mask_follows_openpi_prefix_state_action_blocks() -> None:
+    # 2 image tokens, 1 state token, 2 action tokens
+    mask = np.asarray(block_causal_mask(jnp.array([False, False, True, True, False])))
+    assert mask[:2, :2].all() and not mask[:2, 2:].any()  # images see only images
+    assert mask[2, :3].all() and not mask[2, 3:].any()  # state sees images + itself
+    assert mask[3:].all()  # actions see everything
+
+
+def test_a_few_train_steps_lower_the_loss_on_a_fixed_batch(fixed_batch) -> None:
+    enable_compilation_cache()
+    observation, actions = fixed_batch
+    graphdef, params = init_model(CONFIG, seed=0)
+    state = new_train_state(CONFIG, params)
+    train_step = make_train_step(graphdef, CONFIG)
+    rng = jax.random.key(1)  # same noise and times every step: the loss is comparable across steps
+    losses = []
+    for _ in range(12):
+        state.params, state.opt_state, state.ema, info = train_step(
+            state.params, state.opt_state, state.ema, rng, observation, actions
+        )
+        losses.append(float(info["loss"]))
+    assert all(np.isfinite(losses))
+    assert losses[-1] < 0.7 * losses[0], losses
+
+
+def test_sample_actions_has_horizon_by_padded_dim_and_is_deterministic_given_noise(fixed_batch) -> None:
+    from flax import nnx
+
+    observation, _ = fixed_batch
+    graphdef, params = init_model(CONFIG, seed=0)
+    model = nnx.merge(graphdef, params)
+    noise = jax.random.normal(jax.random.key(0), (1, 50, 32))
+    first = Observation(observation.images[:1], observation.state[:1])
+    a = model.sample_actions(jax.random.key(0), first, num_steps=3, noise=noise)
+    b = model.sample_actions(jax.random.key(5), first, num_steps=3, noise=noise)
+    assert a.shape == (1, 50, 32)
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert np.isfinite(np.asarray(a)).all()

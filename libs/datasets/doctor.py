@@ -321,13 +321,23 @@ def _check_gripper(
         if values.size == 0:
             continue
         low, high = float(values.min()), float(values.max())
-        if high <= 1.0 + 1e-6 and (high - low) > 0:
+        declared = (dataset.features[key].get("info") or {}).get("gripper_range", "0-100")
+        if declared == "0-1":
+            if low < -GRIPPER_MARGIN / 100 or high > 1 + GRIPPER_MARGIN / 100:
+                found.add(
+                    "error",
+                    "gripper range",
+                    key,
+                    f"gripper spans {low:.3g}–{high:.3g} but the feature declares 0–1",
+                    "re-convert from the 0–100 source with `convert gripper --to 0-1`",
+                )
+        elif high <= 1.0 + 1e-6 and (high - low) > 0:
             found.add(
                 "error",
                 "gripper range",
                 key,
                 f"gripper spans {low:.3g}–{high:.3g}: looks like the 0–1 convention, this stack uses 0–100",
-                "convert with `convert gripper --to 0-100` into a new dataset",
+                "`convert gripper --to 0-100` into a new dataset (or declare info.gripper_range)",
             )
         elif low < -GRIPPER_MARGIN or high > 100 + GRIPPER_MARGIN:
             found.add(

@@ -304,7 +304,12 @@ class LeRobotV3Writer:
         self.codec = choose_codec(video_codec) if self.video_keys else None
         for key in self.video_keys:
             height, width, _ = self.features[key]["shape"]
-            self.features[key]["info"] = video_info(self.codec or "", height, width, self.fps)
+            ours = {
+                name: value
+                for name, value in (self.features[key].get("info") or {}).items()
+                if not name.startswith("video.") and name not in ("has_audio", "is_depth_map")
+            }
+            self.features[key]["info"] = {**video_info(self.codec or "", height, width, self.fps), **ours}
         self._schema = _data_schema(self.features)
         self._tasks: list[str] = []
         self._episode_rows: list[dict[str, Any]] = []

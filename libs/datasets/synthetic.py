@@ -35,7 +35,7 @@ def synthetic_frame(episode: int, step: int, height: int, width: int, with_depth
     state[5] = 100.0 if (step // 5) % 2 == 0 else 0.0
     frame: dict[str, Any] = {
         "observation.state": state.astype(np.float32),
-        "action": (state + 1.0).astype(np.float32),
+        "action": (state + np.array([1.0, 1.0, 1.0, 1.0, 1.0, 0.0])).astype(np.float32),
         "observation.images.top": np.full((height, width, 3), (20 * step + 40 * episode) % 256, np.uint8),
         "task": TASK,
     }

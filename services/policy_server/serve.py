@@ -1,0 +1,51 @@
+"""Serve a policy over openpi's websocket protocol.
+
+    ./pants run services/policy_server:serve-jax_openpi -- --policy jax_openpi:RUN/checkpoints/002000
+    ./pants run services/policy_server:serve-torch_lerobot -- --policy torch_lerobot:RUN/checkpoints/last
+    ./pants run services/policy_server:serve -- --policy remote:ws://other-host:8000   (a relay, stack-free)
+
+Clients: openpi-client's ``WebsocketClientPolicy("host", 8000)`` or ``remote:ws://host:8000`` in any resolve.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from libs.policy_api.registry import PolicyLoadError, make_policy
+from services.policy_server.server import PolicyServer, UnservablePolicyError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Serve a policy over openpi's websocket protocol.")
+    parser.add_argument(
+        "--policy", required=True, help="jax_openpi:DIR | torch_lerobot:DIR | remote:ws://HOST:PORT"
+    )
+    parser.add_argument("--host", default="0.0.0.0")
+    parser.add_argument("--port", type=int, default=8000)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    try:
+        server = PolicyServer(make_policy(args.policy), args.policy, args.host, args.port)
+    except (PolicyLoadError, UnservablePolicyError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(
+        f"serving {args.policy} on ws://{args.host}:{args.port} (health: http://{args.host}:{args.port}/healthz)"
+    )
+    try:
+        server.serve_forever()
+    except OSError as error:
+        print(
+            f"error: cannot listen on {args.host}:{args.port} ({error}): pick another --port", file=sys.stderr
+        )
+        return 2
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -16,10 +16,11 @@ classified then); ``episode_figures()`` summarises the episode.
 from __future__ import annotations
 
 import math
+import string
 from collections.abc import Sequence
 from dataclasses import dataclass
 from numbers import Integral
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import mujoco
@@ -85,7 +86,7 @@ class ControlStepResult:
 class SO101PickPlaceEnv(gym.Env):
     """Block → bowl pick-and-place with the SO-101 arm (see module docstring)."""
 
-    metadata = {"render_modes": ["rgb_array"], "render_fps": int(CONTROL_HZ)}
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": int(CONTROL_HZ)}
 
     def __init__(
         self,
@@ -161,8 +162,9 @@ class SO101PickPlaceEnv(gym.Env):
 
     def _make_observation_space(self) -> gym.spaces.Dict:
         spaces: dict[str, gym.Space] = {
-            STATE_KEY: gym.spaces.Box(JOINT_LOWER, JOINT_UPPER, dtype=np.float32),
-            TASK_KEY: gym.spaces.Text(max_length=1000),
+            # Joints sit a hair past their limits when pushed (soft constraints): widen by 2 units.
+            STATE_KEY: gym.spaces.Box(JOINT_LOWER - 2.0, JOINT_UPPER + 2.0, dtype=np.float32),
+            TASK_KEY: gym.spaces.Text(max_length=1000, charset=string.printable),
         }
         if self.render_images:
             for camera in self.scene.cameras:

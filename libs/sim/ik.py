@@ -30,12 +30,18 @@ IK_ANGLE_TOLERANCE_RAD = 0.1
 IK_ITERATIONS_WARM = 12
 IK_ITERATIONS_RESTART = 40
 IK_RESTARTS = 4
-_STOP_POSITION_M = 2e-4
+_STOP_POSITION_M = 3e-4
 _STOP_ANGLE_RAD = 5e-3
+_STALL_RATIO = 0.97
+#: Ranking attempts: metres, with 1 rad of approach error worth 5 cm.
+_ANGLE_WEIGHT_M = 0.05
 _DT = 1.0
 _DAMPING = 1e-3
 _POSTURE_COST = 1e-2
 _RESTART_SEED = 20260101
+#: Orientation cost per local axis: none about the approach axis (z) unless the roll is requested too.
+_ORIENTATION_COST_APPROACH = np.array([0.3, 0.3, 0.0])
+_ORIENTATION_COST_FULL = np.array([0.3, 0.3, 0.05])
 
 
 @dataclass(frozen=True)
@@ -89,7 +95,7 @@ class ApproachIK:
             frame_name=site,
             frame_type="site",
             position_cost=1.0,
-            orientation_cost=np.array([0.3, 0.3, 0.0]),  # no cost about the approach axis
+            orientation_cost=_ORIENTATION_COST_APPROACH,
             lm_damping=1e-3,
         )
         # Only the wrist roll is pulled toward the reference: the other arm joints are fixed by the five
@@ -103,6 +109,9 @@ class ApproachIK:
         high = model.jnt_range[[model.joint(n).id for n in arm_joint_names], 1]
         # Restarts drawn from the middle half of each range: the extremes are rarely where solutions are.
         middle = (low + high) / 2
+        self._x_axis: np.ndarray | None = None
+        #: Differential-IK iterations run so far (for benchmarks and tuning).
+        self.iterations_total = 0
         self._restarts = middle + (rng.random((IK_RESTARTS, len(low))) - 0.5) * (high - low) / 2
 
     def solve(
@@ -111,17 +120,31 @@ class ApproachIK:
         target_position: np.ndarray,
         approach: np.ndarray,
         posture: np.ndarray | None = None,
+        x_axis: np.ndarray | None = None,
     ) -> IKSolution:
         """Arm joints reaching ``target_position`` with the site's z axis along ``approach``.
 
         ``qpos`` is the robot model's full configuration to start from; ``posture`` (same layout, default
         ``qpos``) is the configuration the free rotation about the approach axis is pulled toward.
+        ``x_axis``, when given, also fixes that rotation: the site's x axis (the direction the jaws close
+        along) is aimed at ``x_axis`` projected off the approach axis. It is reachable when the approach
+        lies in the arm's vertical plane; the scripted expert uses it to align the jaws with the block.
         """
         target_position = np.asarray(target_position, dtype=np.float64)
         approach = np.asarray(approach, dtype=np.float64)
         approach = approach / np.linalg.norm(approach)
         posture = np.array(qpos if posture is None else posture, dtype=np.float64)
         self.posture_task.set_target(posture)
+        self._x_axis = None
+        if x_axis is not None:
+            x_axis = np.asarray(x_axis, dtype=np.float64)
+            x_axis = x_axis - np.dot(x_axis, approach) * approach
+            if np.linalg.norm(x_axis) < 1e-6:
+                raise ValueError("x_axis is parallel to the approach axis: it cannot set the roll")
+            self._x_axis = x_axis / np.linalg.norm(x_axis)
+        self.frame_task.set_orientation_cost(
+            _ORIENTATION_COST_FULL if self._x_axis is not None else _ORIENTATION_COST_APPROACH
+        )
         best = self._attempt(np.array(qpos, dtype=np.float64), target_position, approach, IK_ITERATIONS_WARM)
         if not best.failed:
             return best
@@ -141,13 +164,22 @@ class ApproachIK:
         configuration = self.configuration
         configuration.update(qpos)
         position_error, angle_error = self._errors(target_position, approach)
+        previous = np.inf
         for _ in range(iterations):
-            if position_error < _STOP_POSITION_M and angle_error < _STOP_ANGLE_RAD:
+            residual = position_error + _ANGLE_WEIGHT_M * angle_error
+            # Stop when close enough, or when an iteration no longer helps: a request slightly outside the
+            # arm's reachable set has a residual floor that more iterations only creep towards.
+            if (position_error < _STOP_POSITION_M and angle_error < _STOP_ANGLE_RAD) or (
+                residual > _STALL_RATIO * previous
+            ):
                 break
+            previous = residual
             self._aim(target_position, approach)
+            self.iterations_total += 1
             velocity = mink.solve_ik(
                 configuration,
-                [self.frame_task, self.posture_task],
+                # With the roll requested the posture pull would only fight the orientation task.
+                [self.frame_task] if self._x_axis is not None else [self.frame_task, self.posture_task],
                 _DT,
                 solver="daqp",
                 damping=_DAMPING,
@@ -173,12 +205,14 @@ class ApproachIK:
 
     def _aim(self, target_position: np.ndarray, approach: np.ndarray) -> None:
         _, rotation = self._site_pose()
-        target_rotation = _minimal_rotation(rotation[:, 2], approach) @ rotation
+        if self._x_axis is not None:
+            target_rotation = np.column_stack([self._x_axis, np.cross(approach, self._x_axis), approach])
+        else:
+            target_rotation = _minimal_rotation(rotation[:, 2], approach) @ rotation
         quat = np.empty(4)
         mujoco.mju_mat2Quat(quat, target_rotation.reshape(-1))
         self.frame_task.set_target(mink.SE3.from_rotation_and_translation(mink.SO3(quat), target_position))
 
 
 def _residual(solution: IKSolution) -> float:
-    """One number to rank attempts: metres, with 1 rad of approach error worth 5 cm."""
-    return solution.position_error_m + 0.05 * solution.angle_error_rad
+    return solution.position_error_m + _ANGLE_WEIGHT_M * solution.angle_error_rad

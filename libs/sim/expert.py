@@ -1,0 +1,182 @@
+"""The scripted pick-and-place expert: IK waypoints planned from the simulator's privileged state.
+
+Waypoints (gripper frame position, approach axis, jaw direction, gripper opening): above the block, down
+to it, close, lift, carry above the bowl, lower, open, retreat. Between waypoints the pose moves along a
+straight line with a smooth (cosine) speed profile, so the plan is a pure function of time since reset.
+
+The approach axis leans ``APPROACH_TILT_DEG`` away from the robot inside the arm's vertical plane: a
+5-joint arm can only point its gripper within that plane, and pointing straight down at the near edge of
+the workspace needs more wrist flex than the SO-101 has. The jaws of the SO-101 close within the
+gripper's x axis; in ``joint`` mode the expert aims that axis along the block face normal nearest to the
+tangential direction (jaw faces vertical, block squared up); in ``ee`` mode the action cannot say the roll,
+so the IK keeps the wrist roll of the home pose and the jaws square the block up as they close.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from libs.sim.layout import GRIPPER_CLOSED, GRIPPER_OPEN
+
+#: Lean of the approach axis from vertical, away from the robot (degrees); see module docstring.
+APPROACH_TILT_DEG = 20.0
+#: The shoulder pan axis's xy in the world: the arm's vertical plane contains it.
+PAN_AXIS_XY = np.array([0.0388353, 0.0])
+#: Gripper-frame height above the block centre before descending (m).
+HOVER_HEIGHT_M = 0.07
+#: Gripper-frame height at the grasp, relative to the block centre (m): fingertips just above the table.
+GRASP_HEIGHT_OFFSET_M = 0.0
+#: The fixed jaw's inner face is ~1.9 cm along the gripper frame's x axis: an aligned block centred 4 mm
+#: along it clears that jaw by ~2.5 mm on the way down, and the closing jaw pushes it against it.
+GRASP_X_OFFSET_M = 0.004
+_K = 1.0
+#: Height of the block centre while carried (m).
+CARRY_HEIGHT_M = 0.10
+#: Height above the bowl floor at which the block is released (m).
+RELEASE_HEIGHT_M = 0.045
+#: Cartesian speed of the moves (m/s) and the shortest move (control steps).
+MOVE_SPEED_M_S = 0.2
+MIN_MOVE_STEPS = 12
+CLOSE_STEPS = 15
+OPEN_STEPS = 12
+
+
+@dataclass(frozen=True)
+class Waypoint:
+    position: np.ndarray
+    approach: np.ndarray
+    x_axis: np.ndarray
+    gripper: float
+    steps: int  # control steps to reach this waypoint from the previous one
+
+
+@dataclass(frozen=True)
+class ExpertTarget:
+    position: np.ndarray
+    approach: np.ndarray
+    x_axis: np.ndarray
+    gripper: float
+
+
+def approach_axis(xy: np.ndarray, tilt_deg: float = APPROACH_TILT_DEG) -> np.ndarray:
+    """Unit approach vector at ``xy``: down, leaning ``tilt_deg`` away from the pan axis."""
+    radial = np.asarray(xy, dtype=np.float64) - PAN_AXIS_XY
+    radial /= max(np.linalg.norm(radial), 1e-9)
+    tilt = math.radians(tilt_deg)
+    return np.array([math.sin(tilt) * radial[0], math.sin(tilt) * radial[1], -math.cos(tilt)])
+
+
+def jaw_axis(xy: np.ndarray, block_yaw: float) -> np.ndarray:
+    """The block face normal (horizontal) closest to the tangential direction at ``xy``."""
+    radial = np.asarray(xy, dtype=np.float64) - PAN_AXIS_XY
+    tangential = np.array([-radial[1], radial[0]]) / max(np.linalg.norm(radial), 1e-9)
+    normals = [
+        np.array([math.cos(block_yaw + k * math.pi / 2), math.sin(block_yaw + k * math.pi / 2)])
+        for k in range(4)
+    ]
+    best = max(normals, key=lambda n: float(np.dot(n, tangential)))
+    return np.array([best[0], best[1], 0.0])
+
+
+def _inward(xy: np.ndarray) -> np.ndarray:
+    radial = np.asarray(xy, dtype=np.float64) - PAN_AXIS_XY
+    radial /= max(np.linalg.norm(radial), 1e-9)
+    return np.array([-radial[0], -radial[1], 0.0])
+
+
+def _move_steps(a: np.ndarray, b: np.ndarray) -> int:
+    distance = float(np.linalg.norm(b - a))
+    return max(MIN_MOVE_STEPS, math.ceil(distance / MOVE_SPEED_M_S * 30.0))
+
+
+class ExpertPlan:
+    """Waypoints for one episode and the target pose at any control step."""
+
+    def __init__(
+        self,
+        start_position: np.ndarray,
+        block_position: np.ndarray,
+        block_yaw: float,
+        bowl_position: np.ndarray,
+        bowl_floor_z: float,
+        block_size_m: float,
+        align_jaws: bool = True,
+    ) -> None:
+        block = np.asarray(block_position, dtype=np.float64)
+        bowl = np.asarray(bowl_position, dtype=np.float64)
+        grasp_approach = approach_axis(block[:2])
+        release_approach = approach_axis(bowl[:2])
+        if align_jaws:
+            jaws = jaw_axis(block[:2], block_yaw)
+            release_jaws = jaw_axis(bowl[:2], 0.0)
+        else:
+            # Wrist roll at home: the jaws close along the radial direction, fixed jaw on the robot side.
+            jaws, release_jaws = _inward(block[:2]), _inward(bowl[:2])
+        # Shift the target so the block sits between the jaws where the closing jaws will hold it.
+        grasp_x = jaws - np.dot(jaws, grasp_approach) * grasp_approach
+        grasp_x /= np.linalg.norm(grasp_x)
+        # A block turned against the jaws reaches further towards the fixed jaw (up to its half diagonal):
+        # keep the fixed jaw clear of that corner, the closing jaw then squares the block up against it.
+        half = block_size_m / 2
+        turn = math.atan2(jaws[1], jaws[0]) - block_yaw
+        reach = half * (abs(math.cos(turn)) + abs(math.sin(turn)))
+        x_offset = GRASP_X_OFFSET_M - _K * (reach - half)
+        grasp = block + np.array([0, 0, GRASP_HEIGHT_OFFSET_M]) - x_offset * grasp_x
+        hover = grasp + np.array([0, 0, HOVER_HEIGHT_M])
+        lift = grasp.copy()
+        lift[2] = CARRY_HEIGHT_M
+        release_center = np.array([bowl[0], bowl[1], bowl_floor_z + block_size_m / 2 + RELEASE_HEIGHT_M])
+        carry = release_center.copy()
+        carry[2] = CARRY_HEIGHT_M
+        retreat = release_center + np.array([0, 0, 0.06])
+        start = np.asarray(start_position, dtype=np.float64)
+        self.waypoints: list[Waypoint] = []
+
+        def add(position: np.ndarray, approach: np.ndarray, x_axis: np.ndarray, gripper: float, steps: int):
+            self.waypoints.append(Waypoint(position, approach, x_axis, gripper, steps))
+
+        add(start, grasp_approach, jaws, GRIPPER_OPEN, 1)
+        add(hover, grasp_approach, jaws, GRIPPER_OPEN, _move_steps(start, hover) + 6)
+        add(grasp, grasp_approach, jaws, GRIPPER_OPEN, _move_steps(hover, grasp) + 6)
+        add(grasp, grasp_approach, jaws, GRIPPER_CLOSED, CLOSE_STEPS)
+        add(lift, grasp_approach, jaws, GRIPPER_CLOSED, _move_steps(grasp, lift) + 4)
+        add(carry, release_approach, release_jaws, GRIPPER_CLOSED, _move_steps(lift, carry) + 6)
+        add(release_center, release_approach, release_jaws, GRIPPER_CLOSED, _move_steps(carry, release_center))
+        add(release_center, release_approach, release_jaws, GRIPPER_OPEN, OPEN_STEPS)
+        add(retreat, release_approach, release_jaws, GRIPPER_OPEN, MIN_MOVE_STEPS)
+        self._ends = np.cumsum([w.steps for w in self.waypoints]) - 1
+
+    @property
+    def duration_steps(self) -> int:
+        return int(self._ends[-1]) + 1
+
+    def target(self, step: int) -> ExpertTarget:
+        """Target pose for control step ``step`` (0 = the first action after reset)."""
+        index = int(np.searchsorted(self._ends, step))
+        if index >= len(self.waypoints):
+            last = self.waypoints[-1]
+            return ExpertTarget(last.position, last.approach, last.x_axis, last.gripper)
+        if index == 0:
+            first = self.waypoints[0]
+            return ExpertTarget(first.position, first.approach, first.x_axis, first.gripper)
+        previous, current = self.waypoints[index - 1], self.waypoints[index]
+        progress = (step - self._ends[index - 1]) / current.steps
+        smooth = 0.5 - 0.5 * math.cos(math.pi * min(max(progress, 0.0), 1.0))
+        approach = _slerp_axis(previous.approach, current.approach, smooth)
+        x_axis = (1 - smooth) * previous.x_axis + smooth * current.x_axis
+        if np.linalg.norm(x_axis) < 1e-6:
+            x_axis = current.x_axis
+        return ExpertTarget(
+            position=(1 - smooth) * previous.position + smooth * current.position,
+            approach=approach,
+            x_axis=x_axis / np.linalg.norm(x_axis),
+            gripper=float((1 - smooth) * previous.gripper + smooth * current.gripper),
+        )
+
+
+def _slerp_axis(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
+    mixed = (1 - t) * a + t * b
+    return mixed / np.linalg.norm(mixed)

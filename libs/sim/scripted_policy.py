@@ -1,0 +1,128 @@
+"""``ScriptedPolicy``: the privileged expert as a ``Policy`` (registered as backend ``"scripted"``).
+
+It reads the block and bowl from the attached env (``NeedsEnv.attach_env`` is called after every
+``env.reset``), plans IK waypoints (``libs.sim.expert``) and answers ``infer`` with a chunk of the next
+``chunk_length`` actions of the plan, indexed by the env's step counter, so it stays on plan however many
+actions of a chunk the harness executes. In ``ee`` mode the actions are the planned gripper poses; in
+``joint`` mode each pose is solved to joint targets by IK, chained from the env's last joint targets.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from libs.policy_api.registry import PolicyLoadError, register_backend
+from libs.policy_api.types import Observation, PolicySpec
+from libs.sim.expert import ExpertPlan
+from libs.sim.layout import ARM_JOINT_NAMES, joints_rad_to_env
+from scenes.so101.scene import EE_SITE, bowl_floor_top_z, build_robot_spec
+
+DEFAULT_CHUNK_LENGTH = 10
+DEFAULT_N_ACTION_STEPS = 5
+
+
+class ScriptedPolicyError(RuntimeError):
+    """The scripted policy was used wrongly; the message names the fix."""
+
+
+class ScriptedPolicy:
+    """Policy + NeedsEnv: privileged pick-and-place expert with chunked output."""
+
+    def __init__(
+        self,
+        action_space: str = "joint",
+        cameras: tuple = (),
+        chunk_length: int = DEFAULT_CHUNK_LENGTH,
+        n_action_steps: int = DEFAULT_N_ACTION_STEPS,
+    ) -> None:
+        self._spec = PolicySpec(
+            cameras=tuple(cameras),
+            action_dim=6 if action_space == "joint" else 7,
+            action_space=action_space,  # type: ignore[arg-type]
+            chunk_length=chunk_length,
+            n_action_steps=n_action_steps,
+        )
+        self._env: Any = None
+        self._plan: ExpertPlan | None = None
+        self._ik: Any = None
+
+    @property
+    def spec(self) -> PolicySpec:
+        return self._spec
+
+    def reset(self) -> None:
+        self._plan = None
+
+    def attach_env(self, env: Any) -> None:
+        """Plan the episode from the freshly reset env's privileged state."""
+        env = getattr(env, "unwrapped", env)
+        if env.action_space_name != self._spec.action_space:
+            raise ScriptedPolicyError(
+                f"scripted policy plans {self._spec.action_space!r} actions but the env takes "
+                f"{env.action_space_name!r}: make it with ScriptedPolicy(action_space="
+                f"{env.action_space_name!r})"
+            )
+        self._env = env
+        self._plan = ExpertPlan(
+            start_position=env.ee_position,
+            block_position=env.block_position,
+            block_yaw=env.block_yaw,
+            bowl_position=env.bowl_position,
+            bowl_floor_z=bowl_floor_top_z(),
+            block_size_m=env.scene.block_size_m,
+            # The ee action cannot set the wrist roll, so in ee mode the jaws keep the home roll.
+            align_jaws=self._spec.action_space == "joint",
+        )
+
+    @property
+    def plan(self) -> ExpertPlan | None:
+        return self._plan
+
+    def infer(self, observation: Observation) -> np.ndarray:
+        if self._plan is None or self._env is None:
+            raise ScriptedPolicyError(
+                "scripted policy has no plan: call policy.attach_env(env) after every env.reset()"
+            )
+        first_step = int(self._env.tracker.steps)
+        steps = range(first_step, first_step + self._spec.chunk_length)
+        targets = [self._plan.target(step) for step in steps]
+        if self._spec.action_space == "ee":
+            chunk = [np.concatenate([t.position, t.approach, [t.gripper]]) for t in targets]
+            return np.asarray(chunk, dtype=np.float32)
+        return self._joint_chunk(targets)
+
+    def _joint_chunk(self, targets: list) -> np.ndarray:
+        ik = self._get_ik()
+        env = self._env
+        qpos = np.zeros(ik.model.nq)
+        # Chain from the joint targets the env holds now, like the env's own ee-mode IK does.
+        qpos[ik.arm_qpos] = env.data.ctrl[[env.model.actuator(n).id for n in ARM_JOINT_NAMES]]
+        chunk = np.empty((len(targets), 6), dtype=np.float32)
+        for row, target in enumerate(targets):
+            solution = ik.solve(qpos, target.position, target.approach, x_axis=target.x_axis)
+            qpos[ik.arm_qpos] = solution.arm_joints
+            joints_rad = np.zeros(6)
+            joints_rad[:5] = solution.arm_joints
+            chunk[row] = joints_rad_to_env(joints_rad)
+            chunk[row, 5] = target.gripper
+        return chunk
+
+    def _get_ik(self) -> Any:
+        if self._ik is None:
+            from libs.sim.ik import ApproachIK
+
+            self._ik = ApproachIK(build_robot_spec().compile(), EE_SITE, ARM_JOINT_NAMES)
+        return self._ik
+
+
+def _scripted_factory(argument: str) -> ScriptedPolicy:
+    """``scripted`` or ``scripted:ee`` / ``scripted:joint``."""
+    action_space = argument or "joint"
+    if action_space not in ("joint", "ee"):
+        raise PolicyLoadError(f"scripted policy takes 'joint' or 'ee' after 'scripted:', got {argument!r}")
+    return ScriptedPolicy(action_space=action_space)
+
+
+register_backend("scripted", _scripted_factory)

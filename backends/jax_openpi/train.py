@@ -172,9 +172,11 @@ def _preflight(dataset: Path) -> None:
         from libs.datasets import preflight  # pants: no-infer-dep
     except ImportError:
         return
-    check = getattr(preflight, "check_training_dataset", None) or getattr(preflight, "preflight", None)
-    if check is not None:
-        check(dataset)
+    for name in ("check_dataset_for_training", "check_training_dataset"):
+        check = getattr(preflight, name, None)
+        if check is not None:
+            check(dataset)
+            return
 
 
 def train(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import collections
 import json
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,7 @@ from libs.policy_api.types import (
 )
 
 ACTION_FEATURE = "action"
+SIDECAR_FILES = (SCENE_FILE, STATS_FILE, BLOCK_POSITIONS_FILE, tiny_backbones.TINY_BACKBONE_FILE)
 #: Cameras SmolVLA / Pi0 synthesise themselves (blank images padding the camera count); never env inputs.
 _SYNTHETIC_CAMERA_PREFIX = f"{IMAGE_KEY_PREFIX}empty_camera_"
 
@@ -191,6 +193,19 @@ class LeRobotPolicy:
 
     def last_normalized_inputs(self) -> Mapping[str, np.ndarray]:
         return self._last_normalized
+
+    def save(self, directory: str | Path) -> Path:
+        """Write this policy as a self-contained ``pretrained_model`` dir: config and weights, both
+        processors (with their normalisation stats) and the files kept beside them."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.policy.save_pretrained(directory)
+        self.preprocessor.save_pretrained(directory)
+        self.postprocessor.save_pretrained(directory)
+        for name in (*SIDECAR_FILES, "train_config.json"):
+            if (self.pretrained_dir / name).is_file():
+                shutil.copy2(self.pretrained_dir / name, directory / name)
+        return directory
 
     # --- acting ------------------------------------------------------------------------------------------
 

@@ -3,8 +3,9 @@
     ./pants run backends/torch_lerobot:train -- --policy act --dataset DATA --steps 2000 --out runs/act
 
 The loop is ``lerobot.scripts.lerobot_train.train`` driven by a ``TrainPipelineConfig`` built here; this
-module only chooses sizes (``presets.py``), keeps the hub out (``__init__.py``, ``backbones.py``) and, as each
-checkpoint is written, copies the dataset's ``meta/scene.json`` and ``meta/stats.json`` beside it.
+module only chooses sizes (``presets.py``), keeps the hub out (``__init__.py``, ``backbones.py``), checks the
+disk before step 0 (``libs.datasets.preflight``) and, as each checkpoint is written, copies the dataset's
+``meta/scene.json`` and ``meta/stats.json`` beside it.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from backends.torch_lerobot.backbones import BackboneError, configure_backbone
 from backends.torch_lerobot.checkpoints import PRETRAINED_DIR_NAME, copy_dataset_meta, list_checkpoints
 from backends.torch_lerobot.presets import POLICY_TYPES, PRESETS, make_policy_config
 from backends.torch_lerobot.tiny_backbones import TINY_BACKBONE_FILE, building_context
+from libs.datasets import preflight
 
 logger = logging.getLogger(__name__)
 
@@ -42,11 +44,6 @@ def _check_dataset(dataset: Path) -> None:
         )
     if not (dataset / "meta" / "stats.json").is_file():
         raise TrainError(f"{dataset} has no meta/stats.json: recompute the stats before training")
-    try:
-        from libs.datasets import preflight
-    except ImportError:  # the dataset doctor has not landed in this checkout
-        return
-    preflight.check_dataset_for_training(dataset)
 
 
 @contextlib.contextmanager
@@ -61,25 +58,44 @@ def _lerobot_cli_free() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _dataset_meta_beside_checkpoints(dataset: Path, backbone_dir: Path | None) -> Iterator[None]:
-    """Wrap LeRobot's ``save_checkpoint`` so every checkpoint, even of an interrupted run, carries the
-    dataset's scene and stats (LeRobot saves the processors; the scene is ours) and, for a tiny
-    backbone, the sizes that rebuild it."""
-    original = lerobot_train.save_checkpoint
+def _lerobot_hooks(
+    dataset: Path, backbone_dir: Path | None, out: Path, steps: int, save_freq: int
+) -> Iterator[None]:
+    """Two hooks into LeRobot's loop, both thin wrappers around its own functions:
+
+    - after ``make_policy`` (before step 0): the disk preflight, sized from the real parameter count;
+    - after ``save_checkpoint``: every checkpoint, even of an interrupted run, gets the dataset's scene and
+      stats (LeRobot saves the processors; the scene is ours) and, for a tiny backbone, its sizes.
+    """
+    original_save, original_make_policy = lerobot_train.save_checkpoint, lerobot_train.make_policy
     tiny_sizes = backbone_dir / TINY_BACKBONE_FILE if backbone_dir is not None else None
 
+    def make_policy_then_preflight(*args: Any, **kwargs: Any) -> Any:
+        policy = original_make_policy(*args, **kwargs)
+        weights = sum(parameter.numel() for parameter in policy.parameters())
+        trained = sum(parameter.numel() for parameter in policy.parameters() if parameter.requires_grad)
+        checkpoint_bytes = 4 * weights + 2 * 4 * trained  # float32 weights + Adam's two moments
+        try:
+            preflight.check_disk(
+                out, checkpoint_bytes, total_steps=steps, save_every=save_freq, report=logger.info
+            )
+        except preflight.PreflightError as error:
+            raise TrainError(str(error)) from error
+        return policy
+
     def save_checkpoint_with_dataset_meta(checkpoint_dir: Path, *args: Any, **kwargs: Any) -> None:
-        original(checkpoint_dir, *args, **kwargs)
+        original_save(checkpoint_dir, *args, **kwargs)
         pretrained_dir = Path(checkpoint_dir) / PRETRAINED_DIR_NAME
         copy_dataset_meta(dataset, pretrained_dir)
         if tiny_sizes is not None and tiny_sizes.is_file():
             shutil.copy2(tiny_sizes, pretrained_dir / TINY_BACKBONE_FILE)
 
+    lerobot_train.make_policy = make_policy_then_preflight
     lerobot_train.save_checkpoint = save_checkpoint_with_dataset_meta
     try:
         yield
     finally:
-        lerobot_train.save_checkpoint = original
+        lerobot_train.save_checkpoint, lerobot_train.make_policy = original_save, original_make_policy
 
 
 def train_policy(
@@ -144,7 +160,7 @@ def train_policy(
     )
     with (
         _lerobot_cli_free(),
-        _dataset_meta_beside_checkpoints(dataset, backbone_path),
+        _lerobot_hooks(dataset, backbone_path, out, steps, config.save_freq),
         building_context(policy, backbone_path),
     ):
         lerobot_train.train(config)

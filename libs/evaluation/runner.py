@@ -29,6 +29,10 @@ from libs.policy_api.types import ActionChunk, Observation
 from libs.sim.layout import JOINT_LOWER, JOINT_UPPER
 
 
+class GridPlacementError(RuntimeError):
+    """The env did not put the block where a --grid evaluation asked; the message names the fix."""
+
+
 @dataclass(frozen=True)
 class InferenceEvent:
     """One call to ``infer``: ``env`` is live (copy ``env.data`` before simulating from it)."""
@@ -80,6 +84,12 @@ def run_episode(
     options = {"block_xy": tuple(block_xy)} if block_xy is not None else None
     observation, info = env.reset(seed=seed, options=options) if options else env.reset(seed=seed)
     block_start = np.asarray(env.block_position, dtype=np.float64)
+    if block_xy is not None and np.linalg.norm(block_start[:2] - np.asarray(block_xy)) > 0.005:
+        raise GridPlacementError(
+            f"env.reset(options={{'block_xy': {tuple(block_xy)}}}) put the block at "
+            f"{tuple(np.round(block_start[:2], 3))}: this env does not support placing the block; "
+            "update libs/sim or run without --grid"
+        )
     guarded.start_episode(env)
 
     latencies: list[float] = []

@@ -244,32 +244,49 @@ def evaluate(
         done = store.done_keys()
         todo = [task for task in tasks if task.key not in done]
         loads = None
-        if todo:
-            with tqdm(
-                total=len(tasks),
-                initial=len(tasks) - len(todo),
-                unit="episode",
-                desc="evaluating",
-                disable=not config.progress,
-                dynamic_ncols=True,
-            ) as bar:
+        # Ray starts before the progress bar so its start-up does not distort the rate and ETA.
+        started_ray = connect_ray(config.ray_address, config.workers) if todo and not config.serial else False
+        try:
+            if todo:
+                loads = _run_with_progress(todo, len(tasks), config, store, on_record)
+        finally:
+            if started_ray:
+                import ray
 
-                def record_done(record: EpisodeRecord) -> None:
-                    store.append(record)
-                    bar.update(1)
-                    if on_record is not None:
-                        on_record(record)
-
-                if config.serial:
-                    loads = _run_serial(todo, config, record_done)
-                else:
-                    loads = _run_on_ray(todo, config, record_done)
+                ray.shutdown()
         wanted = {task.key for task in tasks}
         records = [record for record in store.records() if record.key in wanted]
     grid = GridSpec(config.grid[0], config.grid[1], region) if config.grid is not None else None
     training_xy = _training_block_positions(targets, config) if grid is not None else None
     report = write_report(records, out, config.settings() | {"episodes": config.episodes}, grid, training_xy)
     return SweepResult(out, report, ran=len(todo), skipped=len(tasks) - len(todo), policy_loads=loads)
+
+
+def _run_with_progress(
+    todo: Sequence[EpisodeTask],
+    total: int,
+    config: SweepConfig,
+    store: ResultsStore,
+    on_record: Callable[[EpisodeRecord], None] | None,
+) -> int:
+    with tqdm(
+        total=total,
+        initial=total - len(todo),
+        unit="episode",
+        desc="evaluating",
+        disable=not config.progress,
+        dynamic_ncols=True,
+    ) as bar:
+
+        def record_done(record: EpisodeRecord) -> None:
+            store.append(record)  # at once: a kill after this line loses nothing
+            bar.update(1)
+            if on_record is not None:
+                on_record(record)
+
+        if config.serial:
+            return _run_serial(todo, config, record_done)
+        return _run_on_ray(todo, config, record_done)
 
 
 def _block_region(config: SweepConfig) -> tuple[tuple[float, float], tuple[float, float]]:
@@ -292,12 +309,11 @@ def _run_on_ray(
 ) -> int:
     import ray
 
-    started_here = connect_ray(config.ray_address, config.workers)
+    available = int(ray.cluster_resources().get("CPU", 1))
+    workers = max(1, min(config.workers or available, available, len(tasks)))
+    worker_class = _episode_worker_class()
+    actors = [worker_class.remote(config.env) for _ in range(workers)]
     try:
-        available = int(ray.cluster_resources().get("CPU", 1))
-        workers = max(1, min(config.workers or available, available, len(tasks)))
-        worker_class = _episode_worker_class()
-        actors = [worker_class.remote(config.env) for _ in range(workers)]
         idle = list(actors)
         pending: dict[Any, Any] = {}
         queue = list(reversed(tasks))
@@ -317,8 +333,9 @@ def _run_on_ray(
                 idle.append(actor)
         return sum(_get(actor.policy_loads.remote()) for actor in actors)
     finally:
-        if started_here:
-            ray.shutdown()
+        # Free the workers' CPUs now: a caller may keep Ray up for the next sweep.
+        for actor in actors:
+            ray.kill(actor)
 
 
 def _get(ref: Any, timeout_s: float = 120.0) -> Any:

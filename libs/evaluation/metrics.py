@@ -19,6 +19,7 @@ OUTCOME_ORDER: tuple[str, ...] = (
     "dropped_during_transport",
     "missed_goal",
     "timeout",
+    "contract_violation",
 )
 Z_95 = 1.959963984540054
 

@@ -22,6 +22,7 @@ OUTCOME_COLORS: dict[str, str] = {
     "dropped_during_transport": "#d62728",
     "missed_goal": "#ff7f0e",
     "timeout": "#9467bd",
+    "contract_violation": "#000000",
 }
 
 

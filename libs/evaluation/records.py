@@ -31,6 +31,8 @@ class EpisodeRecord:
     #: Set in --grid mode: the requested block position's cell (column, row).
     grid_col: int | None = None
     grid_row: int | None = None
+    #: Why the harness stopped this episode (outcome ``contract_violation``), else None.
+    violation: str | None = None
 
     @property
     def key(self) -> tuple[str, int]:

@@ -26,6 +26,8 @@ from libs.evaluation.metrics import (
 from libs.evaluation.plots import plot_outcome_bars, plot_spatial_map, plot_success_vs_step
 from libs.evaluation.records import EpisodeRecord
 
+#: Outcome-count columns of the table ("success" has its own column).
+FAILURE_OUTCOMES = tuple(name for name in OUTCOME_ORDER if name != "success")
 REPORT_MD = "report.md"
 REPORT_JSON = "report.json"
 PLOTS_DIR = "plots"
@@ -64,6 +66,7 @@ class Report:
     markdown_path: Path
     json_path: Path
     plot_paths: list[Path]
+    violations: int = 0
 
 
 def order_by_step(summaries: Sequence[CheckpointSummary]) -> list[CheckpointSummary]:
@@ -124,8 +127,9 @@ def write_report(
         + "\n"
     )
     markdown_path = out / REPORT_MD
-    markdown_path.write_text(_markdown(summaries, best, comparison, settings, plots, out, grid))
-    return Report(summaries, best, comparison, markdown_path, json_path, plots)
+    violations = [record for record in records if record.violation]
+    markdown_path.write_text(_markdown(summaries, best, comparison, settings, plots, out, grid, violations))
+    return Report(summaries, best, comparison, markdown_path, json_path, plots, len(violations))
 
 
 def _percent(value: float | None) -> str:
@@ -140,6 +144,7 @@ def _markdown(
     plots: Sequence[Path],
     out: Path,
     grid: GridSpec | None,
+    violations: Sequence[EpisodeRecord] = (),
 ) -> str:
     lines = [f"# Evaluation of `{settings.get('policy', '?')}`", ""]
     mode = (
@@ -160,7 +165,7 @@ def _markdown(
         "95% interval",
         "pick rate",
         "drop rate (drops/picks)",
-        *OUTCOME_ORDER,
+        *FAILURE_OUTCOMES,
         "mean steps (successes)",
         "max height mean / max (cm)",
     ]
@@ -179,7 +184,7 @@ def _markdown(
             f"{_percent(s.success_ci95[0])}–{_percent(s.success_ci95[1])}",
             f"{s.picks}/{s.episodes} ({_percent(s.pick_rate)})",
             "–" if s.drop_rate is None else f"{s.drops}/{s.picks} ({_percent(s.drop_rate)})",
-            *(str(s.outcome_counts.get(name, 0)) for name in OUTCOME_ORDER),
+            *(str(s.outcome_counts.get(name, 0)) for name in FAILURE_OUTCOMES),
             "–" if s.mean_steps_of_successes is None else f"{s.mean_steps_of_successes:.0f}",
             f"{100 * s.max_block_height_m_mean:.1f} / {100 * s.max_block_height_m_max:.1f}",
         ]
@@ -207,6 +212,24 @@ def _markdown(
         lines.append("")
     if comparison is not None:
         lines.append(f"**Against the runner-up ({comparison.runner_up}):** {comparison.wording}")
+        lines.append("")
+    if violations:
+        lines.append("## Contract violations")
+        lines.append("")
+        lines.append(
+            f"{len(violations)} episode(s) were stopped because the policy emitted unsafe actions; they "
+            "count as failures above (outcome `contract_violation`). First message per checkpoint:"
+        )
+        lines.append("")
+        first: dict[str, EpisodeRecord] = {}
+        for record in sorted(violations, key=lambda r: (r.checkpoint_id, r.seed)):
+            first.setdefault(record.checkpoint_id, record)
+        counts = defaultdict(int)
+        for record in violations:
+            counts[record.checkpoint_id] += 1
+        for checkpoint_id, record in first.items():
+            count = counts[checkpoint_id]
+            lines.append(f"- {checkpoint_id} ({count} episodes; seed {record.seed}): {record.violation}")
         lines.append("")
     if plots:
         lines.append("## Plots")

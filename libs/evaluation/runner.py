@@ -20,6 +20,7 @@ from libs.evaluation.records import EpisodeRecord
 from libs.policy_api.contracts import (
     ContractViolation,
     EpisodeGuardedPolicy,
+    UnsafeActionViolation,
     check_action_chunk,
     check_denormalized,
     check_normalized_inputs,
@@ -27,6 +28,9 @@ from libs.policy_api.contracts import (
 )
 from libs.policy_api.types import ActionChunk, Observation
 from libs.sim.layout import JOINT_LOWER, JOINT_UPPER
+
+#: Outcome of an episode stopped by an UnsafeActionViolation (NaN or far out-of-range actions).
+CONTRACT_VIOLATION = "contract_violation"
 
 
 class GridPlacementError(RuntimeError):
@@ -96,6 +100,7 @@ def run_episode(
     chunks: list[tuple[int, ActionChunk]] = []
     queue: list[np.ndarray] = []
     env_step = 0
+    violation: str | None = None
     try:
         while True:
             if not queue:
@@ -104,7 +109,12 @@ def run_episode(
                 raw_chunk = guarded.infer(observation)
                 latency = time.perf_counter() - before
                 latencies.append(latency)
-                chunk = check_action_chunk(raw_chunk, spec, JOINT_LOWER, JOINT_UPPER)
+                try:
+                    chunk = check_action_chunk(raw_chunk, spec, JOINT_LOWER, JOINT_UPPER)
+                except UnsafeActionViolation as error:
+                    # This episode ends here and is scored as a violation; the sweep goes on.
+                    violation = str(error)
+                    break
                 check_denormalized(chunk, action_stats)
                 normalized = guarded.last_normalized_inputs()
                 if normalized:
@@ -130,7 +140,7 @@ def run_episode(
         checkpoint_id=checkpoint_id,
         seed=int(seed),
         step=step,
-        outcome=str(figures.outcome if figures.outcome is not None else info.get("outcome")),
+        outcome=CONTRACT_VIOLATION if violation else str(figures.outcome or info.get("outcome")),
         steps=int(figures.steps),
         picked=bool(figures.picked),
         pick_step=None if figures.pick_step is None else int(figures.pick_step),
@@ -146,5 +156,6 @@ def run_episode(
         block_y=float(block_start[1]),
         grid_col=None if grid_cell is None else int(grid_cell[0]),
         grid_row=None if grid_cell is None else int(grid_cell[1]),
+        violation=violation,
     )
     return EpisodeResult(record=record, chunks=chunks)

@@ -31,12 +31,22 @@ from libs.policy_api.types import (
 NORMALIZED_INPUT_LIMIT = 20.0
 #: A chunk whose values all sit within ±this looks like it is still in normalised units.
 NORMALIZED_ACTION_BOUND = 5.0
-#: Slack beyond the joint limits before an action counts as out of range (env units: degrees / gripper 0–100).
+#: Slack beyond the joint limits before an action counts as out of range: this many env units plus this
+#: fraction of the joint's range. Generous on purpose: an undertrained policy overshooting a limit
+#: (gripper -15 on 0–100; the env clips it) is behaviour, not a bug; wrong stats or units land far
+#: outside (e.g. -2455).
 JOINT_LIMIT_TOLERANCE = 5.0
+JOINT_LIMIT_RANGE_FRACTION = 0.25
 
 
 class ContractViolation(RuntimeError):
     """A policy and the env disagree; the message is one line naming the problem and the fix."""
+
+
+class UnsafeActionViolation(ContractViolation):
+    """One chunk was non-finite or far outside the joint limits. Raised per episode: the harness records the
+    episode as a ``contract_violation`` and goes on, since one checkpoint's bad outputs say nothing about the
+    next checkpoint's (a setup error, by contrast, stops the sweep)."""
 
 
 # --------------------------------------------------------------------------- observations vs spec
@@ -138,17 +148,19 @@ def check_action_chunk(
         )
     if not np.all(np.isfinite(array)):
         bad_steps = sorted({int(step) for step in np.argwhere(~np.isfinite(array))[:, 0]})
-        raise ContractViolation(
+        raise UnsafeActionViolation(
             f"policy returned non-finite actions (NaN/inf at chunk steps {bad_steps[:5]}): check the "
             "checkpoint weights and the normalisation stats (a zero std divides by zero)"
         )
     if spec.action_space == "joint" and joint_low is not None and joint_high is not None:
-        low = np.asarray(joint_low, dtype=np.float64) - tolerance
-        high = np.asarray(joint_high, dtype=np.float64) + tolerance
+        joint_range = np.asarray(joint_high, dtype=np.float64) - np.asarray(joint_low, dtype=np.float64)
+        slack = tolerance + JOINT_LIMIT_RANGE_FRACTION * joint_range
+        low = np.asarray(joint_low, dtype=np.float64) - slack
+        high = np.asarray(joint_high, dtype=np.float64) + slack
         outside = (array < low) | (array > high)
         if np.any(outside):
             step, dim = (int(index) for index in np.argwhere(outside)[0])
-            raise ContractViolation(
+            raise UnsafeActionViolation(
                 f"joint action {dim} = {array[step, dim]:.1f} at chunk step {step} is outside the joint "
                 "range "
                 f"[{joint_low[dim]:.1f}, {joint_high[dim]:.1f}] (degrees, gripper 0–100): the policy's "

@@ -118,6 +118,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"best: {best.checkpoint_id} {best.successes}/{best.episodes} "
             f"({100 * best.success_rate:.0f}%, 95% interval {100 * low:.0f}–{100 * high:.0f}%)"
         )
+    if result.report.violations:
+        print(
+            f"warning: {result.report.violations} episode(s) stopped on unsafe actions (NaN or far outside "
+            "the joint limits); see 'Contract violations' in the report"
+        )
     print(f"report: {result.out_dir / REPORT_MD}")
     return 0
 

@@ -18,7 +18,7 @@ from backends.torch_lerobot.checkpoints import CheckpointError
 from backends.torch_lerobot.train import TrainError, train_policy
 from libs.datasets.record import record_scripted_dataset
 from libs.evaluation.runner import run_episode
-from libs.policy_api.contracts import ContractViolation, action_stats_from
+from libs.policy_api.contracts import action_stats_from
 from libs.policy_api.registry import PolicyLoadError, make_policy
 from libs.policy_api.types import HasMetadata, ReportsNormalizedInputs
 from libs.sim.env import SO101PickPlaceEnv
@@ -82,23 +82,20 @@ def test_harness_runs_one_episode(trained_run: tuple[str, Path]) -> None:
     env = _env_for(policy)
     action_stats = action_stats_from(policy.metadata.dataset_stats)
     # A flow-matching head (SmolVLA, Pi0) two steps into training returns its initial noise, N(0, 1) in
-    # normalised units, and a chunk of it often crosses a joint limit: the harness then rightly stops the
-    # episode with the joint-range contract message. Other noise seeds give in-range chunks.
+    # normalised units; a chunk of it can land far beyond a joint limit, and the harness then rightly ends
+    # the episode as a contract violation. Other noise seeds give in-range chunks.
     result, violations = None, []
     try:
         for noise_seed in range(20):
             torch.manual_seed(noise_seed)
-            try:
-                result = run_episode(
-                    policy, env, seed=3, step=policy.metadata.step, action_stats=action_stats
-                )
+            result = run_episode(policy, env, seed=3, step=policy.metadata.step, action_stats=action_stats)
+            if result.record.violation is None:
                 break
-            except ContractViolation as violation:
-                violations.append(str(violation))
+            violations.append(result.record.violation)
     finally:
         env.close()
-    assert all("outside the joint range" in message for message in violations), violations
-    assert result is not None, violations[-1]
+    assert all("joint" in message for message in violations), violations
+    assert result is not None and result.record.violation is None, violations
     if policy_type in ("act", "diffusion"):
         assert not violations
     assert result.record.steps == EPISODE_STEPS

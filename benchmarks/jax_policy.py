@@ -29,6 +29,7 @@ from rich.console import Console
 from rich.table import Table
 
 from backends.jax_openpi import train as train_lib
+from backends.jax_openpi import train_state
 from backends.jax_openpi.compilation_cache import enable_compilation_cache
 from backends.jax_openpi.config import TrainConfig, get_config
 from backends.jax_openpi.data import compute_norm_stats, load_training_arrays
@@ -67,10 +68,10 @@ def random_batch(config: TrainConfig, batch: int) -> tuple[Observation, jax.Arra
 
 def model_row(name: str, train_steps: int, repeats: int) -> list[str]:
     config = get_config(name)
-    graphdef, params = train_lib.init_model(config, 0)
+    graphdef, params = train_state.init_model(config, 0)
     parameter_count = sum(leaf.size for leaf in jax.tree.leaves(params))
-    state = train_lib.new_train_state(config, params)
-    train_step = train_lib.make_train_step(graphdef, config)
+    state = train_state.new_train_state(config, params)
+    train_step = train_state.make_train_step(graphdef, config)
     observation, actions = random_batch(config, config.batch_size)
 
     def one_step() -> object:

@@ -28,8 +28,8 @@ from backends.jax_openpi.checkpoints import (
 )
 from backends.jax_openpi.compilation_cache import enable_compilation_cache
 from backends.jax_openpi.config import TrainConfig
-from backends.jax_openpi.data import model_observation, model_pipeline
 from backends.jax_openpi.model import Observation, Pi0Policy
+from backends.jax_openpi.model_io import model_observation, model_pipeline
 from backends.jax_openpi.norm_stats import MissingNormStatsError, load_norm_stats
 from libs.policy_api.registry import register_backend
 from libs.policy_api.types import CameraInput, PolicyMetadata, PolicySpec

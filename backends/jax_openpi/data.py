@@ -7,7 +7,6 @@ images are resized with padding once, at load, to the model's image size, so sam
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +15,6 @@ from tqdm import tqdm
 
 from backends.jax_openpi import transforms as T
 from backends.jax_openpi.config import TrainConfig
-from backends.jax_openpi.model import Observation
 from backends.jax_openpi.norm_stats import NormStats, stats_of
 from libs.datasets.lerobot_v3 import LeRobotV3Dataset
 
@@ -127,27 +125,3 @@ def compute_norm_stats(arrays: TrainingArrays, config: TrainConfig) -> dict[str,
         }
     )
     return {"state": stats_of(sample[T.STATE]), "actions": stats_of(sample[T.ACTIONS])}
-
-
-def model_pipeline(config: TrainConfig, norm_stats: Mapping[str, NormStats], resize: bool) -> T.Pipeline:
-    return T.so101_input_pipeline(
-        base_camera=config.base_camera,
-        wrist_camera=config.wrist_camera,
-        norm_stats=norm_stats,
-        use_quantiles=config.use_quantile_norm,
-        model_action_dim=config.model.action_dim,
-        image_size=config.model.image_size if resize else None,
-        env_dim=config.env_action_dim,
-    )
-
-
-def model_observation(model_sample: Mapping[str, object]) -> Observation:
-    """A transformed (batched) sample → the model's Observation (uint8 images stacked per camera)."""
-    images = np.stack(
-        [np.asarray(model_sample[T.BASE_IMAGE]), np.asarray(model_sample[T.WRIST_IMAGE])], axis=-4
-    )
-    return Observation(images=images, state=np.asarray(model_sample[T.STATE], dtype=np.float32))
-
-
-def model_actions(model_sample: Mapping[str, object]) -> np.ndarray:
-    return np.asarray(model_sample[T.ACTIONS], dtype=np.float32)

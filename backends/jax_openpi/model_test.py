@@ -6,7 +6,7 @@ import pytest
 from backends.jax_openpi.compilation_cache import enable_compilation_cache
 from backends.jax_openpi.config import get_config
 from backends.jax_openpi.model import Observation, block_causal_mask
-from backends.jax_openpi.train import init_model, make_train_step, new_train_state
+from backends.jax_openpi.train_state import init_model, make_train_step, new_train_state
 
 CONFIG = get_config("so101_test")
 

@@ -126,3 +126,15 @@ def test_missing_or_corrupt_checkpoint_gives_one_line(trained_run, tmp_path: Pat
     (no_stats / "config.json").write_text((out / "checkpoints" / "000005" / "config.json").read_text())
     with pytest.raises(CheckpointError, match="no norm stats"):
         make_policy(f"jax_openpi:{no_stats}")
+
+
+def test_checkpoint_with_damaged_weights_gives_one_line(trained_run, tmp_path: Path) -> None:
+    import shutil
+
+    out, _ = trained_run
+    damaged = tmp_path / "000005"
+    shutil.copytree(out / "checkpoints" / "000005", damaged)
+    shutil.rmtree(damaged / "params" / "d")
+    with pytest.raises(CheckpointError, match="unreadable 'params'") as caught:
+        make_policy(f"jax_openpi:{damaged}")
+    assert "\n" not in str(caught.value)

@@ -19,16 +19,15 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from libs.evaluation.runner import run_episode
 from libs.evaluation.sweep import EnvSettings, SweepConfig, connect_ray, evaluate, make_env
 from libs.policy_api.registry import make_policy
 
 
-def bare_loop_seconds(seeds: range, max_steps: int | None) -> tuple[float, int]:
+def bare_loop_seconds(policy: Any, env: Any, seeds: range) -> tuple[float, int]:
     """Per-episode time of the loop every evaluation needs at minimum: no checks, no bookkeeping."""
-    policy = make_policy("scripted")
-    env = make_env(EnvSettings(max_steps=max_steps), policy.spec.action_space, ())
     total_steps = 0
     started = time.perf_counter()
     for seed in seeds:
@@ -46,9 +45,7 @@ def bare_loop_seconds(seeds: range, max_steps: int | None) -> tuple[float, int]:
     return (time.perf_counter() - started) / len(seeds), total_steps
 
 
-def harness_seconds(seeds: range, max_steps: int | None) -> tuple[float, int]:
-    policy = make_policy("scripted")
-    env = make_env(EnvSettings(max_steps=max_steps), policy.spec.action_space, ())
+def harness_seconds(policy: Any, env: Any, seeds: range) -> tuple[float, int]:
     total_steps = 0
     started = time.perf_counter()
     for seed in seeds:
@@ -84,9 +81,13 @@ def main() -> None:
     os.environ.setdefault("MUJOCO_GL", "egl")
 
     seeds = range(arguments.overhead_episodes)
-    bare_loop_seconds(range(1), arguments.max_steps)  # warm caches (mesh loading, IK)
-    bare = [bare_loop_seconds(seeds, arguments.max_steps) for _ in range(arguments.repeats)]
-    harness = [harness_seconds(seeds, arguments.max_steps) for _ in range(arguments.repeats)]
+    policy = make_policy("scripted")
+    env = make_env(EnvSettings(max_steps=arguments.max_steps), policy.spec.action_space, ())
+    bare_loop_seconds(policy, env, range(1))  # warm caches (IK model, renderer-free env)
+    bare, harness = [], []
+    for _ in range(arguments.repeats):  # interleaved, so drifting machine load hits both alike
+        bare.append(bare_loop_seconds(policy, env, seeds))
+        harness.append(harness_seconds(policy, env, seeds))
     bare_s = statistics.median(seconds for seconds, _ in bare)
     harness_s = statistics.median(seconds for seconds, _ in harness)
     steps = bare[0][1] / len(seeds)

@@ -41,7 +41,13 @@ def plot_success_vs_step(summaries: Sequence[CheckpointSummary], path: Path) -> 
     figure, axes = plt.subplots(figsize=(7, 4))
     axes.fill_between(x, low, high, alpha=0.25, color="#1f77b4", label="95% Wilson interval")
     axes.errorbar(
-        x, rate, yerr=[rate - low, high - rate], fmt="o-", color="#1f77b4", capsize=3, label="success"
+        x,
+        rate,
+        yerr=[np.clip(rate - low, 0, None), np.clip(high - rate, 0, None)],
+        fmt="o-",
+        color="#1f77b4",
+        capsize=3,
+        label="success",
     )
     axes.set_ylim(-0.02, 1.02)
     axes.set_xlabel(xlabel)

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from libs.evaluation.checkpoints import PRETRAINED_DIR_NAME, CheckpointTarget, expand_policy
 from libs.evaluation.records import EpisodeRecord
 from libs.evaluation.report import GridSpec, Report, write_provenance, write_report
-from libs.evaluation.runner import run_episode
+from libs.evaluation.runner import EpisodeResult, InferenceEvent, run_episode
 from libs.evaluation.store import STORE_FILE_NAME, ResultsStore
 from libs.policy_api.contracts import (
     ContractViolation,
@@ -110,6 +110,16 @@ class EpisodeExecutor:
         self.policy_loads = 0
 
     def run(self, task: EpisodeTask) -> EpisodeRecord:
+        return self.run_with_chunks(task, keep_chunks=False).record
+
+    def run_with_chunks(
+        self,
+        task: EpisodeTask,
+        on_inference: Callable[[InferenceEvent], None] | None = None,
+        keep_chunks: bool = True,
+    ) -> EpisodeResult:
+        """The episode with every predicted chunk (and ``on_inference`` called with the live env at each
+        inference), for whiskers and other per-chunk analyses."""
         policy, action_stats, env = self._prepare(task.target)
         step = task.target.step
         if step is None and policy.metadata is not None:
@@ -123,8 +133,9 @@ class EpisodeExecutor:
             action_stats=action_stats,
             block_xy=task.block_xy,
             grid_cell=task.grid_cell,
-            keep_chunks=False,
-        ).record
+            on_inference=on_inference,
+            keep_chunks=keep_chunks,
+        )
 
     def _prepare(self, target: CheckpointTarget) -> tuple[EpisodeGuardedPolicy, Any, Any]:
         if self._policy_uri != target.policy_uri or self._policy is None:
@@ -386,13 +397,19 @@ def connect_ray(address: str | None, workers: int | None = None) -> bool:
     """Join ``address`` or start Ray on local cores. Returns True when this call started Ray."""
     import ray
 
-    if ray.is_initialized():
-        return False
     if address and address not in ("local", "auto"):
         _check_reachable(address)
+    if ray.is_initialized():
+        return False
     try:
         if address and address != "local":
-            ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+            ray.init(
+                address=address,
+                include_dashboard=False,
+                log_to_driver=False,
+                logging_level="ERROR",
+                runtime_env={"py_modules": _code_packages()},
+            )
         else:
             ray.init(
                 num_cpus=workers or os.cpu_count() or 1,
@@ -408,6 +425,20 @@ def connect_ray(address: str | None, workers: int | None = None) -> bool:
             "`ray start --head`, check the address, or drop --ray-address to use local cores"
         ) from None
     return True
+
+
+def _code_packages() -> list[Any]:
+    """This repo's packages, shipped to a remote cluster's workers (its nodes have the third-party stack
+    but not this checkout)."""
+    import importlib
+
+    packages = []
+    for name in ("libs", "scenes", "backends"):
+        try:
+            packages.append(importlib.import_module(name))
+        except ImportError:
+            continue
+    return packages
 
 
 def _check_reachable(address: str, timeout_s: float = 5.0) -> None:

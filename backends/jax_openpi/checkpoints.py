@@ -95,17 +95,17 @@ def save_checkpoint(
 def restore_items(directory: Path, targets: Mapping[str, Any]) -> dict[str, Any]:
     """Restore the named orbax items of one step folder onto the shapes/dtypes of ``targets``."""
     restored = {}
-    checkpointer = ocp.StandardCheckpointer()
-    for name, target in targets.items():
-        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
-        try:
-            restored[name] = checkpointer.restore((Path(directory) / name).absolute(), abstract)
-        except (FileNotFoundError, ValueError, KeyError, OSError) as error:
-            raise CheckpointError(
-                f"checkpoint {directory} has unreadable {name!r} ({type(error).__name__}: "
-                f"{str(error).splitlines()[0] if str(error) else ''}): it is corrupt or from another config; "
-                "use another step"
-            ) from error
+    with ocp.StandardCheckpointer() as checkpointer:
+        for name, target in targets.items():
+            abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+            try:
+                restored[name] = checkpointer.restore((Path(directory) / name).absolute(), abstract)
+            except (FileNotFoundError, ValueError, KeyError, OSError) as error:
+                first_line = str(error).splitlines()[0] if str(error) else ""
+                raise CheckpointError(
+                    f"checkpoint {directory} has unreadable {name!r} ({type(error).__name__}: {first_line}): "
+                    "it is corrupt or from another config; use another step"
+                ) from error
     return restored
 
 

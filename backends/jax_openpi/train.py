@@ -30,6 +30,7 @@ from backends.jax_openpi.model import Observation
 from backends.jax_openpi.model_io import model_actions, model_observation, model_pipeline
 from backends.jax_openpi.norm_stats import MissingNormStatsError, NormStats, load_norm_stats
 from backends.jax_openpi.train_state import (
+    Params,
     TrainState,
     init_model,
     learning_rate_schedule,
@@ -37,6 +38,7 @@ from backends.jax_openpi.train_state import (
     new_train_state,
     restore_train_state,
 )
+from libs.datasets import preflight
 from libs.datasets.lerobot_v3 import DatasetError
 
 METRICS_FILE = "metrics.csv"
@@ -77,17 +79,22 @@ def _append_metrics(path: Path, row: Mapping[str, float | int]) -> None:
         writer.writerow({key: row[key] for key in METRICS_COLUMNS})
 
 
-def _preflight(dataset: Path) -> None:
-    """The datasets library's training preflight (camera keys, stats sanity), when it is installed."""
+def _preflight_disk(out: Path, config: TrainConfig, params: Params, steps: int, report: bool) -> None:
+    """The datasets library's disk preflight, before step 0: the retained checkpoints must fit."""
+    parameters = sum(int(leaf.size) for leaf in jax.tree.leaves(params))
+    copies = 1 + 2 + (1 if config.ema_decay is not None else 0)  # weights, Adam's two moments, EMA
+    kept_by_period = steps // config.keep_period if config.keep_period else 0
     try:
-        from libs.datasets import preflight  # pants: no-infer-dep
-    except ImportError:
-        return
-    for name in ("check_dataset_for_training", "check_training_dataset"):
-        check = getattr(preflight, name, None)
-        if check is not None:
-            check(dataset)
-            return
+        preflight.check_disk(
+            out,
+            preflight.checkpoint_bytes_estimate(parameters, optimizer_slots=copies - 1),
+            total_steps=steps,
+            save_every=config.save_interval,
+            keep_last=config.keep_last + kept_by_period,
+            report=tqdm.write if report else None,
+        )
+    except preflight.PreflightError as error:
+        raise TrainError(str(error)) from error
 
 
 def train(
@@ -106,12 +113,12 @@ def train(
         out / checkpoints.ASSETS_DIR, how_to_make=norm_stats_command(config, dataset, out)
     )
     enable_compilation_cache()
-    _preflight(dataset)
+    graphdef, params = init_model(config, config.seed)
+    _preflight_disk(out, config, params, steps, report=progress)
     arrays = arrays if arrays is not None else load_training_arrays(dataset, config, progress=progress)
     sampler = BatchSampler(arrays, config, norm_stats)
     extra_config = {"source_image_size": list(arrays.source_image_size), "prompt": arrays.prompt}
 
-    graphdef, params = init_model(config, config.seed)
     state = new_train_state(config, params)
     manager = checkpoints.checkpoint_manager(out, config)
     latest = manager.latest_step() if resume else None

@@ -234,9 +234,14 @@ class TrainedWithOtherFovPolicy(HoldPolicy):
         return PolicyMetadata(checkpoint_id="fov", scene_config=self._scene)
 
 
-def test_scene_camera_differs_from_checkpoint_scene() -> None:
+def test_scene_camera_differs_from_checkpoint_scene(tmp_path) -> None:
     register_backend("test_fov_mismatch", lambda argument: TrainedWithOtherFovPolicy())
-    executor = EpisodeExecutor(EnvSettings(max_steps=MAX_STEPS))
     task = EpisodeTask(CheckpointTarget("fov", "test_fov_mismatch", None), seed=0)
+    # Evaluating in the bench scene (52°) a policy trained with a 58° overhead camera:
+    bench_scene = SceneConfig().save(tmp_path / "scene.json")
+    executor = EpisodeExecutor(EnvSettings(scene_path=str(bench_scene), max_steps=MAX_STEPS))
     with pytest.raises(ContractViolation, match=r"camera 'overhead' fovy_deg: 52 vs 58.*--scene"):
         executor.run(task)
+    # Without --scene the checkpoint is evaluated in its own training scene.
+    record = EpisodeExecutor(EnvSettings(max_steps=MAX_STEPS)).run(task)
+    assert record.steps == MAX_STEPS

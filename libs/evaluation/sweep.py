@@ -89,7 +89,9 @@ class SweepConfig:
             "policy": self.policy,
             "base_seed": self.base_seed,
             "grid": list(self.grid) if self.grid else None,
-            "scene": json.loads(scene_text) if scene_text else "default",
+            "scene": json.loads(scene_text)
+            if scene_text
+            else "each checkpoint's own (else the bench default)",
             "max_steps": self.env.max_steps,
             "task": self.env.task,
         }
@@ -107,6 +109,7 @@ class EpisodeExecutor:
         self._policy: EpisodeGuardedPolicy | None = None
         self._action_stats: Any = None
         self._envs: dict[tuple[Any, ...], Any] = {}
+        self._scene_override: dict[str, Any] | None = None
         self.policy_loads = 0
 
     def run(self, task: EpisodeTask) -> EpisodeRecord:
@@ -143,13 +146,17 @@ class EpisodeExecutor:
             policy = EpisodeGuardedPolicy(make_policy(target.policy_uri))
             self.policy_loads += 1
             metadata = policy.inner.metadata if isinstance(policy.inner, HasMetadata) else None
+            saved_scene = metadata.scene_config if metadata is not None else None
+            # Without --scene a checkpoint is evaluated in the scene it was trained in; with --scene the
+            # cameras it reads must match that training scene.
+            self._scene_override = saved_scene if self.env_settings.scene_path is None else None
             env = self._env_for(policy.spec)
-            if self.env_settings.check_scene and metadata is not None:
+            if self.env_settings.check_scene and saved_scene is not None:
                 from libs.sim.scene_config import SceneConfig
 
                 check_scene_matches(
                     env.scene,
-                    metadata.scene_config,
+                    saved_scene,
                     SceneConfig.from_dict,
                     [camera.name for camera in policy.spec.cameras],
                 )
@@ -159,9 +166,13 @@ class EpisodeExecutor:
 
     def _env_for(self, spec: PolicySpec) -> Any:
         camera_names = tuple(dict.fromkeys(camera.name for camera in spec.cameras))
-        key = (spec.action_space, camera_names)
+        scene_key = json.dumps(self._scene_override, sort_keys=True) if self._scene_override else None
+        key = (spec.action_space, camera_names, scene_key)
         if key not in self._envs:
-            self._envs[key] = make_env(self.env_settings, spec.action_space, camera_names)
+            self._envs.clear()  # one env at a time: renderers hold GL contexts and memory
+            self._envs[key] = make_env(
+                self.env_settings, spec.action_space, camera_names, self._scene_override
+            )
         return self._envs[key]
 
 
@@ -171,14 +182,21 @@ def load_scene(scene_path: str | None) -> Any:
     return SceneConfig.load(scene_path) if scene_path else SceneConfig()
 
 
-def make_env(settings: EnvSettings, action_space: str, camera_names: Sequence[str]) -> Any:
-    """The env for a policy: the sweep's scene, rendering only the cameras the policy reads.
+def make_env(
+    settings: EnvSettings,
+    action_space: str,
+    camera_names: Sequence[str],
+    scene_dict: dict[str, Any] | None = None,
+) -> Any:
+    """The env for a policy: ``scene_dict`` (a checkpoint's saved scene) or the sweep's scene, rendering only
+    the cameras the policy reads.
 
     A camera the scene lacks is left out here, so the observation check names it with the keys provided.
     """
     from libs.sim.env import SO101PickPlaceEnv
+    from libs.sim.scene_config import SceneConfig
 
-    scene = load_scene(settings.scene_path)
+    scene = SceneConfig.from_dict(scene_dict) if scene_dict is not None else load_scene(settings.scene_path)
     scene = scene.with_cameras([name for name in camera_names if name in scene.camera_names])
     kwargs: dict[str, Any] = {"scene": scene, "action_space": action_space}
     if settings.max_steps is not None:

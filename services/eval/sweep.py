@@ -60,7 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--ray-address", default=None, help="join this Ray cluster (host:port, ray://host:port or auto)"
     )
     parser.add_argument("--serial", action="store_true", help="run in this process without Ray")
-    parser.add_argument("--scene", default=None, help="scene.json to evaluate in (default: the bench scene)")
+    parser.add_argument(
+        "--scene",
+        default=None,
+        help="scene.json to evaluate in; its cameras must match each checkpoint's training scene "
+        "(default: each checkpoint's own scene.json, else the bench scene)",
+    )
     parser.add_argument("--max-steps", type=int, default=None, help="episode step limit (default: the env's)")
     parser.add_argument("--task", default=None, help="language prompt (default: the env's)")
     parser.add_argument(

@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from libs.policy_api.contracts import (
+    ContractViolation,
+    check_normalized_inputs,
+    check_observation,
+    chunk_looks_normalized,
+)
+from libs.policy_api.types import CameraInput, PolicySpec
+
+JOINT_STATS = {
+    "mean": [2.0, -20.0, 35.0, 70.0, 1.0, 45.0],
+    "std": [15.0, 18.0, 20.0, 8.0, 5.0, 40.0],
+    "min": [-40.0, -70.0, 10.0, 55.0, -10.0, 0.0],
+    "max": [40.0, 10.0, 90.0, 95.0, 10.0, 100.0],
+}
+
+
+def test_normalised_chunk_is_recognised_against_joint_stats() -> None:
+    normalised = np.full((4, 6), 0.3, dtype=np.float32)
+    raw = np.tile(np.asarray(JOINT_STATS["mean"], dtype=np.float32), (4, 1))
+    assert chunk_looks_normalized(normalised, JOINT_STATS)
+    assert not chunk_looks_normalized(raw, JOINT_STATS)
+    assert not chunk_looks_normalized(normalised, None)  # no stats: nothing to compare with
+
+
+def test_ee_actions_near_zero_are_not_mistaken_for_normalised() -> None:
+    ee_stats = {
+        "mean": [0.2, 0.0, 0.08, 0.3, 0.0, -0.9, 50.0],
+        "std": [0.03, 0.06, 0.04, 0.1, 0.1, 0.05, 45.0],
+        "min": [0.12, -0.14, 0.0, 0.1, -0.3, -1.0, 0.0],
+        "max": [0.28, 0.14, 0.2, 0.5, 0.3, -0.8, 100.0],
+    }
+    ee_chunk = np.tile(np.array([0.2, 0.0, 0.05, 0.3, 0.0, -0.95, 0.0], dtype=np.float32), (3, 1))
+    assert not chunk_looks_normalized(ee_chunk, ee_stats)
+
+
+def test_normalised_inputs_bound() -> None:
+    check_normalized_inputs({"observation.state": np.ones(6), "task": np.array(["x"])})
+    with pytest.raises(ContractViolation, match="reaches ±300"):
+        check_normalized_inputs({"observation.images.wrist": np.full((3, 4, 4), -300.0)})
+
+
+def test_depth_key_present_but_declared_rgb() -> None:
+    spec = PolicySpec(cameras=(CameraInput("overhead_depth", 4, 4),))
+    observation = {
+        "observation.state": np.zeros(6, np.float32),
+        "observation.images.overhead": np.zeros((4, 4, 3), np.uint8),
+        "observation.images.overhead_depth": np.zeros((4, 4), np.float32),
+    }
+    with pytest.raises(ContractViolation, match="CameraInput"):
+        check_observation(observation, spec)
+    rgb_spec = PolicySpec(cameras=(CameraInput("overhead", 4, 4),))
+    check_observation(observation, rgb_spec)
+    swapped = {**observation, "observation.images.overhead": np.zeros((4, 4), np.float32)}
+    with pytest.raises(ContractViolation, match="depth was fed as RGB"):
+        check_observation(swapped, rgb_spec)

@@ -143,7 +143,7 @@ class SO101PickPlaceEnv(gym.Env):
             bowl_rim_height_m=scene.bowl_wall_height_m,
             gripper_command=lambda data: gripper_rad_to_env(data.ctrl[gripper_actuator]),
         )
-        self.tracker = OutcomeTracker()
+        self.tracker = OutcomeTracker(scene.bowl_inner_radius_m)
         self._ik: ApproachIK | None = None
         self._ik_model: mujoco.MjModel | None = None
         self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}

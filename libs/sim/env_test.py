@@ -65,7 +65,8 @@ def test_same_seed_and_actions_replay_the_same_trajectory(headless_ee_env):
         states = [observation["observation.state"]]
         start = headless_ee_env.ee_position
         for step in range(8):
-            action = np.concatenate([start + [0.0, 0.004 * step, -0.005 * step], [0.3, 0, -0.95], [60.0]])
+            position = start + np.array([0.0, 0.004 * step, -0.005 * step])
+            action = np.concatenate([position, [0.3, 0, -0.95], [60.0]])
             observation, *_ = headless_ee_env.step(action.astype(np.float32))
             states.append(observation["observation.state"])
         return np.array(states), headless_ee_env.block_position, headless_ee_env.bowl_position
@@ -138,7 +139,7 @@ def test_missing_gl_backend_names_the_packages(monkeypatch):
 
     monkeypatch.setattr(mujoco, "Renderer", no_gl)
     environment = SO101PickPlaceEnv(cameras=["overhead"])
-    with pytest.raises(GLBackendError, match="MUJOCO_GL=egl.*libegl1 libgl1-mesa-dri.*libosmesa6"):
+    with pytest.raises(GLBackendError, match=r"MUJOCO_GL=egl.*libegl1 libgl1-mesa-dri.*libosmesa6"):
         environment.reset(seed=0)
     observation, _ = SO101PickPlaceEnv(render=False).reset(seed=0)
     assert "observation.state" in observation

@@ -6,10 +6,11 @@ straight line with a smooth (cosine) speed profile, so the plan is a pure functi
 
 The approach axis leans ``APPROACH_TILT_DEG`` away from the robot inside the arm's vertical plane: a
 5-joint arm can only point its gripper within that plane, and pointing straight down at the near edge of
-the workspace needs more wrist flex than the SO-101 has. The jaws of the SO-101 close within the
-gripper's x axis; in ``joint`` mode the expert aims that axis along the block face normal nearest to the
-tangential direction (jaw faces vertical, block squared up); in ``ee`` mode the action cannot say the roll,
-so the IK keeps the wrist roll of the home pose and the jaws square the block up as they close.
+the workspace needs more wrist flex than the SO-101 has. The SO-101's jaws close along the gripper
+frame's x axis, radially at the home wrist roll. In ``joint`` mode the expert turns the wrist so that
+axis meets the block face nearest to radial (block squared up between the jaws); in ``ee`` mode the action
+cannot say the roll, so the IK keeps the home roll, and the grasp point is shifted so that the fixed jaw
+clears the block's corner and the closing jaw squares the block up against it.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from libs.sim.layout import GRIPPER_CLOSED, GRIPPER_OPEN
+from libs.sim.layout import GRIPPER_CLOSED
 
 #: Lean of the approach axis from vertical, away from the robot (degrees); see module docstring.
 APPROACH_TILT_DEG = 20.0
@@ -30,13 +31,19 @@ HOVER_HEIGHT_M = 0.07
 #: Gripper-frame height at the grasp, relative to the block centre (m): fingertips just above the table.
 GRASP_HEIGHT_OFFSET_M = 0.0
 #: The fixed jaw's inner face is ~1.9 cm along the gripper frame's x axis: an aligned block centred 4 mm
-#: along it clears that jaw by ~2.5 mm on the way down, and the closing jaw pushes it against it.
+#: along it clears that jaw by ~3.5 mm on the way down (arm sag and IK error eat ~1 mm), and the closing
+#: jaw pushes it against it.
 GRASP_X_OFFSET_M = 0.004
-_K = 1.0
+#: Gripper opening (0–100) on the way down: wide enough for the block's 3.5 cm diagonal, while the moving
+#: jaw's arc stays nearer the block than fully open (60 picked 23/24 seeds vs 22/24 at 100).
+GRASP_OPENING = 60.0
 #: Height of the block centre while carried (m).
 CARRY_HEIGHT_M = 0.10
-#: Height above the bowl floor at which the block is released (m).
-RELEASE_HEIGHT_M = 0.045
+#: Height of the block's bottom above the bowl floor at which it is released (m).
+RELEASE_HEIGHT_M = 0.04
+#: Opening (0–100) at the release: enough to let go of the block (held at ~14), small enough that the
+#: moving jaw's arc does not sweep through the bowl and flick the block out (which fully open did).
+RELEASE_OPENING = 45.0
 #: Cartesian speed of the moves (m/s) and the shortest move (control steps).
 MOVE_SPEED_M_S = 0.2
 MIN_MOVE_STEPS = 12
@@ -70,14 +77,17 @@ def approach_axis(xy: np.ndarray, tilt_deg: float = APPROACH_TILT_DEG) -> np.nda
 
 
 def jaw_axis(xy: np.ndarray, block_yaw: float) -> np.ndarray:
-    """The block face normal (horizontal) closest to the tangential direction at ``xy``."""
-    radial = np.asarray(xy, dtype=np.float64) - PAN_AXIS_XY
-    tangential = np.array([-radial[1], radial[0]]) / max(np.linalg.norm(radial), 1e-9)
+    """The block face normal (horizontal) closest to the inward radial direction at ``xy``.
+
+    Closing radially keeps the wrist roll within 45° of home and sweeps the moving jaw along the arm,
+    where the bowl (at least ``min_block_bowl_distance_m`` away) is rarely in its path.
+    """
+    inward = _inward(xy)[:2]
     normals = [
         np.array([math.cos(block_yaw + k * math.pi / 2), math.sin(block_yaw + k * math.pi / 2)])
         for k in range(4)
     ]
-    best = max(normals, key=lambda n: float(np.dot(n, tangential)))
+    best = max(normals, key=lambda n: float(np.dot(n, inward)))
     return np.array([best[0], best[1], 0.0])
 
 
@@ -111,7 +121,7 @@ class ExpertPlan:
         release_approach = approach_axis(bowl[:2])
         if align_jaws:
             jaws = jaw_axis(block[:2], block_yaw)
-            release_jaws = jaw_axis(bowl[:2], 0.0)
+            release_jaws = _inward(bowl[:2])
         else:
             # Wrist roll at home: the jaws close along the radial direction, fixed jaw on the robot side.
             jaws, release_jaws = _inward(block[:2]), _inward(bowl[:2])
@@ -123,7 +133,7 @@ class ExpertPlan:
         half = block_size_m / 2
         turn = math.atan2(jaws[1], jaws[0]) - block_yaw
         reach = half * (abs(math.cos(turn)) + abs(math.sin(turn)))
-        x_offset = GRASP_X_OFFSET_M - _K * (reach - half)
+        x_offset = GRASP_X_OFFSET_M - (reach - half)
         grasp = block + np.array([0, 0, GRASP_HEIGHT_OFFSET_M]) - x_offset * grasp_x
         hover = grasp + np.array([0, 0, HOVER_HEIGHT_M])
         lift = grasp.copy()
@@ -138,15 +148,17 @@ class ExpertPlan:
         def add(position: np.ndarray, approach: np.ndarray, x_axis: np.ndarray, gripper: float, steps: int):
             self.waypoints.append(Waypoint(position, approach, x_axis, gripper, steps))
 
-        add(start, grasp_approach, jaws, GRIPPER_OPEN, 1)
-        add(hover, grasp_approach, jaws, GRIPPER_OPEN, _move_steps(start, hover) + 6)
-        add(grasp, grasp_approach, jaws, GRIPPER_OPEN, _move_steps(hover, grasp) + 6)
+        add(start, grasp_approach, jaws, GRASP_OPENING, 1)
+        add(hover, grasp_approach, jaws, GRASP_OPENING, _move_steps(start, hover) + 6)
+        add(grasp, grasp_approach, jaws, GRASP_OPENING, _move_steps(hover, grasp) + 6)
         add(grasp, grasp_approach, jaws, GRIPPER_CLOSED, CLOSE_STEPS)
         add(lift, grasp_approach, jaws, GRIPPER_CLOSED, _move_steps(grasp, lift) + 4)
         add(carry, release_approach, release_jaws, GRIPPER_CLOSED, _move_steps(lift, carry) + 6)
-        add(release_center, release_approach, release_jaws, GRIPPER_CLOSED, _move_steps(carry, release_center))
-        add(release_center, release_approach, release_jaws, GRIPPER_OPEN, OPEN_STEPS)
-        add(retreat, release_approach, release_jaws, GRIPPER_OPEN, MIN_MOVE_STEPS)
+        add(
+            release_center, release_approach, release_jaws, GRIPPER_CLOSED, _move_steps(carry, release_center)
+        )
+        add(release_center, release_approach, release_jaws, RELEASE_OPENING, OPEN_STEPS)
+        add(retreat, release_approach, release_jaws, RELEASE_OPENING, MIN_MOVE_STEPS)
         self._ends = np.cumsum([w.steps for w in self.waypoints]) - 1
 
     @property
@@ -156,27 +168,21 @@ class ExpertPlan:
     def target(self, step: int) -> ExpertTarget:
         """Target pose for control step ``step`` (0 = the first action after reset)."""
         index = int(np.searchsorted(self._ends, step))
-        if index >= len(self.waypoints):
-            last = self.waypoints[-1]
-            return ExpertTarget(last.position, last.approach, last.x_axis, last.gripper)
-        if index == 0:
-            first = self.waypoints[0]
-            return ExpertTarget(first.position, first.approach, first.x_axis, first.gripper)
+        if index >= len(self.waypoints) or index == 0:
+            held = self.waypoints[-1 if index else 0]
+            return ExpertTarget(held.position, approach_axis(held.position[:2]), held.x_axis, held.gripper)
         previous, current = self.waypoints[index - 1], self.waypoints[index]
         progress = (step - self._ends[index - 1]) / current.steps
         smooth = 0.5 - 0.5 * math.cos(math.pi * min(max(progress, 0.0), 1.0))
-        approach = _slerp_axis(previous.approach, current.approach, smooth)
+        position = (1 - smooth) * previous.position + smooth * current.position
+        # The approach must stay in the arm's vertical plane, which turns with the gripper's position.
+        approach = approach_axis(position[:2])
         x_axis = (1 - smooth) * previous.x_axis + smooth * current.x_axis
         if np.linalg.norm(x_axis) < 1e-6:
             x_axis = current.x_axis
         return ExpertTarget(
-            position=(1 - smooth) * previous.position + smooth * current.position,
+            position=position,
             approach=approach,
             x_axis=x_axis / np.linalg.norm(x_axis),
             gripper=float((1 - smooth) * previous.gripper + smooth * current.gripper),
         )
-
-
-def _slerp_axis(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
-    mixed = (1 - t) * a + t * b
-    return mixed / np.linalg.norm(mixed)

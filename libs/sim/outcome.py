@@ -7,10 +7,10 @@ into an ``Outcome`` and the per-episode ``EpisodeFigures``.
 Outcomes:
 - ``success``: the block rests inside the bowl, untouched by the gripper (decided the moment it holds).
 - ``never_picked_up``: the block was never lifted in the gripper.
-- ``dropped_during_transport``: the block was lifted, then left the gripper while the gripper was still
-  commanded closed, and ended outside the bowl.
-- ``missed_goal``: the block was lifted and deliberately released (gripper commanded open) but ended
-  outside the bowl.
+- ``dropped_during_transport``: the block was lifted, then left the gripper away from the bowl (more than
+  ``NEAR_GOAL_MARGIN_M`` outside its rim) and ended outside the bowl: lost on the way.
+- ``missed_goal``: the block was lifted and left the gripper near the bowl, but ended outside it: the
+  placing was attempted and missed.
 - ``timeout``: the block was lifted and is still held (or still moving) when the episode ran out.
 """
 
@@ -42,9 +42,11 @@ REST_SPEED_M_S = 0.02
 #: The block must rest in the bowl, free of the gripper, for this many consecutive control steps
 #: (1/6 s at 30 Hz) so a block bouncing across the bowl is not counted.
 SUCCESS_HOLD_STEPS = 5
-#: A grasp that ends while the gripper is commanded at least this open (0–100) was a deliberate release;
-#: the expert closes to 0 and opens to 100, a policy closing on the block commands well under 30.
-RELEASE_COMMAND_OPENING = 30.0
+#: Where the block leaves the gripper tells a drop from a missed placement: within this distance (m) of
+#: the bowl's inner wall, horizontally, it was being placed. 4 cm is more than a block width of slack
+#: around the rim and less than the gap the scene keeps between a spawned block and the bowl (11 cm
+#: centre to centre minus the 5.5 cm radius), so a block dropped right after the lift is never "near".
+NEAR_GOAL_MARGIN_M = 0.04
 #: Below this height (m) the block has fallen off the table: nothing can recover it.
 OFF_TABLE_HEIGHT_M = -0.05
 #: Block centre must be this much inside the bowl wall (m) to count as in the bowl, so a block balanced
@@ -62,7 +64,8 @@ class TaskState:
     touching_fixed_jaw: bool
     touching_moving_jaw: bool
     in_bowl: bool
-    gripper_command: float  # commanded opening, 0–100
+    bowl_distance_m: float  # horizontal, block centre to bowl centre
+    gripper_command: float  # commanded opening, 0–100 (reported, not used to classify)
 
     @property
     def grasped(self) -> bool:
@@ -131,6 +134,7 @@ class TaskProbe:
             touching_fixed_jaw=fixed,
             touching_moving_jaw=moving,
             in_bowl=bool(in_bowl),
+            bowl_distance_m=horizontal,
             gripper_command=float(self._gripper_command(data)),
         )
 
@@ -156,7 +160,8 @@ class EpisodeFigures:
 class OutcomeTracker:
     """Folds ``TaskState`` per control step into the episode's outcome and figures."""
 
-    def __init__(self) -> None:
+    def __init__(self, bowl_inner_radius_m: float = 0.055) -> None:
+        self.near_goal_radius_m = bowl_inner_radius_m + NEAR_GOAL_MARGIN_M
         self.reset()
 
     def reset(self) -> None:
@@ -164,8 +169,8 @@ class OutcomeTracker:
         self.max_block_height_m = 0.0
         self.picked = False
         self.pick_step: int | None = None
-        self.grasped = False
-        self.released_deliberately: bool | None = None  # how the last grasp ended (None: never ended)
+        self.holding = False
+        self.released_near_goal: bool | None = None  # where the last grasp ended (None: never ended)
         self.success_streak = 0
         self.decided: Outcome | None = None
         self.last_state: TaskState | None = None
@@ -187,9 +192,13 @@ class OutcomeTracker:
             if not self.picked:
                 self.pick_step = self.steps
             self.picked = True
-        if self.grasped and not state.grasped and not state.touching_gripper:
-            self.released_deliberately = state.gripper_command >= RELEASE_COMMAND_OPENING
-        self.grasped = state.grasped
+        # A grasp lasts from both jaws touching until neither does (the block may slide out past one jaw
+        # first); where it ended tells a missed placement from a drop on the way.
+        if state.grasped:
+            self.holding = True
+        elif self.holding and not state.touching_gripper:
+            self.holding = False
+            self.released_near_goal = state.bowl_distance_m < self.near_goal_radius_m
         resting_in_bowl = (
             state.in_bowl and not state.touching_gripper and state.block_speed_m_s < REST_SPEED_M_S
         )
@@ -216,9 +225,9 @@ class OutcomeTracker:
             return Outcome.NEVER_PICKED_UP
         state = self.last_state
         still_held = state is not None and (state.grasped or state.touching_gripper)
-        if still_held or self.released_deliberately is None:
+        if still_held or self.released_near_goal is None:
             return Outcome.TIMEOUT
-        return Outcome.MISSED_GOAL if self.released_deliberately else Outcome.DROPPED_DURING_TRANSPORT
+        return Outcome.MISSED_GOAL if self.released_near_goal else Outcome.DROPPED_DURING_TRANSPORT
 
     def finish(self) -> Outcome:
         """Decide at the end of the episode (time ran out or the episode was cut)."""

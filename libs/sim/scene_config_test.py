@@ -33,7 +33,7 @@ def test_differences_report_missing_cameras_size_and_depth():
 
 
 def test_unknown_camera_names_the_available_ones():
-    with pytest.raises(SceneConfigError, match="unknown camera 'top'.*overhead, wrist"):
+    with pytest.raises(SceneConfigError, match=r"unknown camera 'top'.*overhead, wrist"):
         SceneConfig().camera("top")
     with pytest.raises(SceneConfigError, match="unknown camera 'top'"):
         SceneConfig().with_cameras(["top"])

@@ -7,8 +7,6 @@ import numpy as np
 import pytest
 
 from backends.jax_openpi import train as train_lib
-from backends.jax_openpi.compute_norm_stats import main as compute_norm_stats_main
-from backends.jax_openpi.config import get_config
 from libs.datasets.record import record_scripted_dataset
 from libs.policy_api.registry import make_policy
 from libs.sim.env import SO101PickPlaceEnv
@@ -19,18 +17,10 @@ def run(tmp_path_factory) -> Path:
     dataset = tmp_path_factory.mktemp("data") / "scripted"
     record_scripted_dataset(dataset, episodes=1, seed=0, max_steps=30, progress=False)
     out = tmp_path_factory.mktemp("run")
-    assert (
-        train_lib.main(
-            ["--config", "so101_test", "--dataset", str(dataset), "--out", str(out), "--steps", "2"]
-        )
-        == 2
-    )
-    assert (
-        compute_norm_stats_main(["--config", "so101_test", "--dataset", str(dataset), "--out", str(out)]) == 0
-    )
-    config = get_config("so101_test").replace(save_interval=2)
-    state = train_lib.train(config, dataset, out, steps=2, progress=False)
-    assert state.step == 2
+    arguments = ["--config", "so101_test", "--dataset", str(dataset), "--out", str(out), "--steps", "2"]
+    assert train_lib.main(arguments) == 2  # refused: no norm stats
+    assert train_lib.main([*arguments, "--save-interval", "2", "--compute-norm-stats"]) == 0
+    assert (out / "assets" / "norm_stats.json").is_file()
     return out
 
 

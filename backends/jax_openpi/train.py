@@ -25,10 +25,21 @@ from tqdm import tqdm
 from backends.jax_openpi import checkpoints
 from backends.jax_openpi.compilation_cache import enable_compilation_cache
 from backends.jax_openpi.config import TrainConfig, UnknownConfigError, get_config
-from backends.jax_openpi.data import DatasetInputError, TrainingArrays, load_training_arrays
+from backends.jax_openpi.data import (
+    DatasetInputError,
+    TrainingArrays,
+    compute_norm_stats,
+    load_training_arrays,
+)
 from backends.jax_openpi.model import Observation
 from backends.jax_openpi.model_io import model_actions, model_observation, model_pipeline
-from backends.jax_openpi.norm_stats import MissingNormStatsError, NormStats, load_norm_stats
+from backends.jax_openpi.norm_stats import (
+    NORM_STATS_FILE,
+    MissingNormStatsError,
+    NormStats,
+    load_norm_stats,
+    save_norm_stats,
+)
 from backends.jax_openpi.train_state import (
     Params,
     TrainState,
@@ -52,7 +63,7 @@ class TrainError(RuntimeError):
 def norm_stats_command(config: TrainConfig, dataset: Path | str, out: Path | str) -> str:
     return (
         f"compute them with `./pants run backends/jax_openpi:compute_norm_stats -- --config {config.name} "
-        f"--dataset {dataset} --out {out}`"
+        f"--dataset {dataset} --out {out}` (or pass --compute-norm-stats to train)"
     )
 
 
@@ -106,9 +117,16 @@ def train(
     resume: bool = True,
     progress: bool = True,
     arrays: TrainingArrays | None = None,
+    compute_missing_norm_stats: bool = False,
 ) -> TrainState:
-    """Train for ``steps`` total steps (a resumed run continues to the same total)."""
+    """Train for ``steps`` total steps (a resumed run continues to the same total).
+
+    Refuses to start without ``out/assets/norm_stats.json`` unless ``compute_missing_norm_stats`` asks
+    for them to be computed from this dataset first."""
     dataset, out = Path(dataset), Path(out)
+    if compute_missing_norm_stats and not (out / checkpoints.ASSETS_DIR / NORM_STATS_FILE).is_file():
+        arrays = arrays if arrays is not None else load_training_arrays(dataset, config, progress=progress)
+        save_norm_stats(out / checkpoints.ASSETS_DIR, compute_norm_stats(arrays, config))
     norm_stats = load_norm_stats(
         out / checkpoints.ASSETS_DIR, how_to_make=norm_stats_command(config, dataset, out)
     )
@@ -226,10 +244,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int)
     parser.add_argument("--no-ema", action="store_true", help="train without an EMA of the weights")
     parser.add_argument("--no-resume", action="store_true", help="ignore checkpoints already in --out")
+    parser.add_argument(
+        "--compute-norm-stats",
+        action="store_true",
+        help="compute OUT/assets/norm_stats.json from --dataset first when it is missing",
+    )
     args = parser.parse_args(argv)
     try:
         state = train(
-            _config_with_overrides(args), args.dataset, args.out, args.steps, resume=not args.no_resume
+            _config_with_overrides(args),
+            args.dataset,
+            args.out,
+            args.steps,
+            resume=not args.no_resume,
+            compute_missing_norm_stats=args.compute_norm_stats,
         )
     except KNOWN_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)

@@ -3,7 +3,8 @@
 The runner owns chunk execution: it calls ``infer`` when the previous chunk's ``n_action_steps`` have been
 executed, so every backend re-plans at the same points. Each inference can be observed through
 ``on_inference`` (the env at the moment of inference and the chunk it produced), which is how whiskers
-forward-simulate a chunk from a copy of the state.
+forward-simulate a chunk from a copy of the state; ``on_step`` sees every executed action (whiskers record
+the path actually taken with it).
 """
 
 from __future__ import annotations
@@ -48,6 +49,15 @@ class InferenceEvent:
     latency_s: float
 
 
+@dataclass(frozen=True)
+class StepEvent:
+    """One executed action: ``env`` is live, just stepped; ``env_step`` counts this step."""
+
+    env: Any
+    env_step: int
+    action: np.ndarray
+
+
 @dataclass
 class EpisodeResult:
     record: EpisodeRecord
@@ -67,6 +77,7 @@ def run_episode(
     grid_cell: tuple[int, int] | None = None,
     on_inference: Callable[[InferenceEvent], None] | None = None,
     keep_chunks: bool = True,
+    on_step: Callable[[StepEvent], None] | None = None,
 ) -> EpisodeResult:
     """One episode from ``env.reset(seed)`` to the env's decision (or its step limit).
 
@@ -127,6 +138,8 @@ def run_episode(
             action = queue.pop(0)
             observation, _reward, terminated, truncated, info = env.step(action)
             env_step += 1
+            if on_step is not None:
+                on_step(StepEvent(env, env_step, action))
             if terminated or truncated:
                 break
     finally:

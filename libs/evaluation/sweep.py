@@ -23,7 +23,7 @@ from tqdm import tqdm
 from libs.evaluation.checkpoints import PRETRAINED_DIR_NAME, CheckpointTarget, expand_policy
 from libs.evaluation.records import EpisodeRecord
 from libs.evaluation.report import GridSpec, Report, write_provenance, write_report
-from libs.evaluation.runner import EpisodeResult, InferenceEvent, run_episode
+from libs.evaluation.runner import EpisodeResult, InferenceEvent, StepEvent, run_episode
 from libs.evaluation.store import STORE_FILE_NAME, ResultsStore
 from libs.policy_api.contracts import (
     ContractViolation,
@@ -120,6 +120,7 @@ class EpisodeExecutor:
         task: EpisodeTask,
         on_inference: Callable[[InferenceEvent], None] | None = None,
         keep_chunks: bool = True,
+        on_step: Callable[[StepEvent], None] | None = None,
     ) -> EpisodeResult:
         """The episode with every predicted chunk (and ``on_inference`` called with the live env at each
         inference), for whiskers and other per-chunk analyses."""
@@ -138,7 +139,12 @@ class EpisodeExecutor:
             grid_cell=task.grid_cell,
             on_inference=on_inference,
             keep_chunks=keep_chunks,
+            on_step=on_step,
         )
+
+    def prepared(self, target: CheckpointTarget) -> tuple[EpisodeGuardedPolicy, Any, Any]:
+        """(policy, its dataset's ``action`` stats or None, env) for ``target``, loading it if needed."""
+        return self._prepare(target)
 
     def _prepare(self, target: CheckpointTarget) -> tuple[EpisodeGuardedPolicy, Any, Any]:
         if self._policy_uri != target.policy_uri or self._policy is None:

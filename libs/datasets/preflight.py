@@ -1,0 +1,382 @@
+"""Training preflight: refuse a run that cannot fit on its disk, and find a data-loader setting that keeps
+the model busy — before step 0 rather than hours in.
+
+Disk: the filesystem that really holds the output directory (the mount found in /proc/self/mountinfo for
+its nearest existing ancestor) must have room for checkpoint size × the checkpoints alive at once under the
+retention rule (plus one being written before the oldest is deleted) × a safety margin. The mount is named,
+and an overlay (a container's writable layer) or the root disk gets a warning: both vanish or fill up with
+everything else on the machine.
+
+Throughput: ``probe_data_loader`` times batches from a loader built for several ``num_workers`` values and
+one training step of the model, and recommends the fewest workers whose batches arrive faster than the
+model consumes them. It takes factories, so each backend passes its own loader and step (torch DataLoader,
+JAX pipeline); the CLI probes our stack-free reader.
+
+The two train commands call ``run_training_preflight(...)`` (= ``check_disk``, which raises
+``PreflightError`` with the numbers, + ``probe_data_loader``); on its own:
+
+    ./pants run libs/datasets:preflight -- --out RUNS/act --checkpoint-mb 200 --steps 100000 \
+        --save-every 10000 --keep-last 3 [--dataset DATA --workers 0,2,4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+MIB = 1024**2
+#: Free space kept beyond the checkpoints: logs, metrics, evaluation videos, filesystem slack.
+DEFAULT_MARGIN = 0.10
+#: Filesystems that are a container's writable layer (lost with the container, share the host's root disk).
+OVERLAY_FILESYSTEMS = ("overlay", "overlayfs", "aufs", "fuse-overlayfs")
+
+
+class PreflightError(RuntimeError):
+    """The run cannot start as configured; the message has the numbers and the fix."""
+
+
+@dataclass(frozen=True)
+class Mount:
+    mount_point: Path
+    filesystem: str
+    source: str
+    free_bytes: int
+    total_bytes: int
+
+    def describe(self) -> str:
+        return (
+            f"{self.mount_point} ({self.filesystem} from {self.source}, {_mib(self.free_bytes)} free of "
+            f"{_mib(self.total_bytes)})"
+        )
+
+
+def _mib(value: float) -> str:
+    if value >= 1024**3:
+        return f"{value / 1024**3:.1f} GiB"
+    return f"{value / MIB:.1f} MiB"
+
+
+def _existing_ancestor(path: Path) -> Path:
+    path = path.absolute()
+    while not path.exists():
+        path = path.parent
+    return path.resolve()
+
+
+def _unescape(field_text: str) -> str:
+    # mountinfo escapes space, tab, newline and backslash as octal (\040 ...).
+    return field_text.encode().decode("unicode_escape")
+
+
+def mount_of(path: str | Path, mountinfo: str | Path = "/proc/self/mountinfo") -> Mount:
+    """The mount that holds ``path`` (or would, once created) with its free space."""
+    target = _existing_ancestor(Path(path))
+    best: tuple[Path, str, str] | None = None
+    try:
+        lines = Path(mountinfo).read_text().splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        left, _, right = line.partition(" - ")
+        parts, tail = left.split(), right.split()
+        if len(parts) < 5 or len(tail) < 2:
+            continue
+        point = Path(_unescape(parts[4]))
+        if (target == point or point in target.parents) and (
+            best is None or len(str(point)) >= len(str(best[0]))
+        ):
+            best = (point, tail[0], tail[1])
+    point, filesystem, source = best or (Path("/"), "unknown", "unknown")
+    stats = os.statvfs(target)
+    return Mount(point, filesystem, source, stats.f_bavail * stats.f_frsize, stats.f_blocks * stats.f_frsize)
+
+
+@dataclass(frozen=True)
+class DiskPlan:
+    mount: Mount
+    output_dir: Path
+    checkpoint_bytes: int
+    saves: int
+    resident_checkpoints: int
+    required_bytes: int
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def fits(self) -> bool:
+        return self.required_bytes <= self.mount.free_bytes
+
+    def summary(self) -> str:
+        return (
+            f"output {self.output_dir} is on {self.mount.describe()}; "
+            f"the run needs {_mib(self.required_bytes)}: "
+            f"{self.resident_checkpoints} checkpoint(s) alive at once × {_mib(self.checkpoint_bytes)} "
+            f"({self.saves} saves in total)"
+        )
+
+
+def plan_disk(
+    output_dir: str | Path,
+    checkpoint_bytes: int,
+    total_steps: int,
+    save_every: int,
+    keep_last: int | None = None,
+    extra_bytes: int = 0,
+    margin: float = DEFAULT_MARGIN,
+    mountinfo: str | Path = "/proc/self/mountinfo",
+) -> DiskPlan:
+    """How much the run will write and whether it fits (does not raise; see ``check_disk``).
+
+    Saves happen every ``save_every`` steps and at the last step. With ``keep_last`` = K the newest K survive,
+    but a new checkpoint is complete before the oldest is removed, so K + 1 exist at the peak."""
+    if checkpoint_bytes <= 0 or total_steps <= 0 or save_every <= 0:
+        raise PreflightError(
+            f"checkpoint size ({checkpoint_bytes} B), steps ({total_steps}) and save interval ({save_every}) "
+            "must be positive"
+        )
+    if keep_last is not None and keep_last < 1:
+        raise PreflightError(f"--keep-last {keep_last} must be >= 1 (or omitted to keep every checkpoint)")
+    saves = total_steps // save_every + (0 if total_steps % save_every == 0 else 1)
+    resident = saves if keep_last is None else min(saves, keep_last + 1)
+    required = math.ceil(resident * checkpoint_bytes * (1 + margin)) + int(extra_bytes)
+    mount = mount_of(output_dir, mountinfo)
+    warnings = []
+    if mount.filesystem in OVERLAY_FILESYSTEMS:
+        warnings.append(
+            f"{mount.mount_point} is an {mount.filesystem} filesystem (a container's writable layer): "
+            "checkpoints are lost with the container and fill the host disk; write to a mounted volume"
+        )
+    elif mount.mount_point == Path("/"):
+        warnings.append(
+            f"{output_dir} is on the root disk ({mount.source}): a full root disk stops the whole machine; "
+            "prefer a data volume"
+        )
+    return DiskPlan(
+        mount, Path(output_dir), int(checkpoint_bytes), saves, resident, required, tuple(warnings)
+    )
+
+
+def check_disk(
+    output_dir: str | Path,
+    checkpoint_bytes: int,
+    total_steps: int,
+    save_every: int,
+    keep_last: int | None = None,
+    extra_bytes: int = 0,
+    margin: float = DEFAULT_MARGIN,
+    report: Callable[[str], None] | None = print,
+    mountinfo: str | Path = "/proc/self/mountinfo",
+) -> DiskPlan:
+    """``plan_disk``, printing the plan and its warnings; raises ``PreflightError`` with the numbers when the
+    run cannot fit."""
+    plan = plan_disk(
+        output_dir, checkpoint_bytes, total_steps, save_every, keep_last, extra_bytes, margin, mountinfo
+    )
+    if report is not None:
+        report(f"preflight: {plan.summary()}")
+        for warning in plan.warnings:
+            report(f"preflight warning: {warning}")
+    if not plan.fits:
+        retention = (
+            "every checkpoint is kept" if keep_last is None else f"--keep-last {keep_last} (+1 while saving)"
+        )
+        raise PreflightError(
+            f"not enough disk for {plan.output_dir}: {plan.mount.mount_point} ({plan.mount.filesystem}) has "
+            f"{_mib(plan.mount.free_bytes)} free but the run needs {_mib(plan.required_bytes)} = "
+            f"{plan.resident_checkpoints} × {_mib(plan.checkpoint_bytes)} checkpoints ({plan.saves} saves, "
+            f"{retention}) + {int(margin * 100)}% margin"
+            + (f" + {_mib(extra_bytes)} other output" if extra_bytes else "")
+            + ": free space, save less often, keep fewer checkpoints (--keep-last), or write elsewhere"
+        )
+    return plan
+
+
+def checkpoint_bytes_estimate(
+    num_parameters: int, bytes_per_parameter: int = 4, optimizer_slots: int = 2
+) -> int:
+    """Weights plus optimizer state (Adam keeps two moments per parameter) in one checkpoint."""
+    return int(num_parameters * bytes_per_parameter * (1 + optimizer_slots))
+
+
+def directory_bytes(path: str | Path) -> int:
+    """Size on disk of an existing checkpoint directory (to size the next ones exactly)."""
+    return sum(item.stat().st_size for item in Path(path).rglob("*") if item.is_file())
+
+
+# ------------------------------------------------------------------------------------------- throughput
+@dataclass(frozen=True)
+class LoaderTiming:
+    num_workers: int
+    samples_per_s: float
+    batch_time_s: float
+    startup_s: float
+
+
+@dataclass
+class LoaderProbe:
+    timings: list[LoaderTiming]
+    step_time_s: float | None
+    batch_size: int
+    recommended_workers: int = field(init=False)
+    reason: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        fastest = max(self.timings, key=lambda t: t.samples_per_s)
+        if self.step_time_s is None:
+            self.recommended_workers, self.reason = (
+                fastest.num_workers,
+                "the fastest loader (no model step timed)",
+            )
+            return
+        keeping_up = [t for t in self.timings if t.batch_time_s <= self.step_time_s]
+        if keeping_up:
+            choice = min(keeping_up, key=lambda t: t.num_workers)
+            self.recommended_workers = choice.num_workers
+            self.reason = (
+                f"fewest workers whose batches ({choice.batch_time_s * 1000:.1f} ms) arrive faster than a "
+                f"model step ({self.step_time_s * 1000:.1f} ms)"
+            )
+        else:
+            self.recommended_workers = fastest.num_workers
+            self.reason = (
+                f"no setting keeps up with the model ({self.step_time_s * 1000:.1f} ms/step, best loader "
+                f"{fastest.batch_time_s * 1000:.1f} ms/batch): the run is data-bound; use image mode, "
+                "smaller images or more CPU cores"
+            )
+
+    def table(self) -> str:
+        lines = [f"{'num_workers':>11} {'samples/s':>10} {'ms/batch':>9} {'startup s':>9}"]
+        for timing in self.timings:
+            lines.append(
+                f"{timing.num_workers:>11} {timing.samples_per_s:>10.1f} {timing.batch_time_s * 1000:>9.1f} "
+                f"{timing.startup_s:>9.2f}"
+            )
+        if self.step_time_s is not None:
+            lines.append(f"model step: {self.step_time_s * 1000:.1f} ms for a batch of {self.batch_size}")
+        lines.append(f"recommended num_workers={self.recommended_workers}: {self.reason}")
+        return "\n".join(lines)
+
+
+def _batch_size_of(batch: Any) -> int:
+    if isinstance(batch, dict):
+        batch = next(iter(batch.values()))
+    shape = getattr(batch, "shape", None)
+    if shape:
+        return int(shape[0])
+    return len(batch) if hasattr(batch, "__len__") else 1
+
+
+def probe_data_loader(
+    make_loader: Callable[[int], Iterable[Any]],
+    worker_counts: Sequence[int] = (0, 2, 4),
+    batches: int = 10,
+    warmup_batches: int = 2,
+    step: Callable[[Any], Any] | None = None,
+    step_repeats: int = 3,
+) -> LoaderProbe:
+    """Samples/s of ``make_loader(num_workers)`` for each count, and the model's ``step(batch)`` time."""
+    timings = []
+    sample_batch: Any = None
+    batch_size = 1
+    for workers in worker_counts:
+        started = time.perf_counter()
+        iterator = iter(make_loader(workers))
+        for _ in range(warmup_batches):
+            sample_batch = next(iterator)
+        startup = time.perf_counter() - started
+        samples = 0
+        timed_batches = 0
+        started = time.perf_counter()
+        for batch in iterator:
+            batch_size = _batch_size_of(batch)
+            samples += batch_size
+            timed_batches += 1
+            if timed_batches >= batches:
+                break
+        elapsed = max(time.perf_counter() - started, 1e-9)
+        if timed_batches == 0:
+            raise PreflightError(
+                f"the loader with num_workers={workers} yielded only {warmup_batches} batches: use a larger "
+                "dataset or fewer probe batches"
+            )
+        del iterator
+        timings.append(LoaderTiming(workers, samples / elapsed, elapsed / timed_batches, startup))
+    step_time = None
+    if step is not None and sample_batch is not None:
+        step(sample_batch)  # compile / warm up
+        started = time.perf_counter()
+        for _ in range(step_repeats):
+            step(sample_batch)
+        step_time = (time.perf_counter() - started) / step_repeats
+    return LoaderProbe(timings, step_time, batch_size)
+
+
+def run_training_preflight(
+    output_dir: str | Path,
+    checkpoint_bytes: int,
+    total_steps: int,
+    save_every: int,
+    keep_last: int | None = None,
+    make_loader: Callable[[int], Iterable[Any]] | None = None,
+    step: Callable[[Any], Any] | None = None,
+    worker_counts: Sequence[int] = (0, 2, 4),
+    probe_batches: int = 10,
+    report: Callable[[str], None] | None = print,
+) -> tuple[DiskPlan, LoaderProbe | None]:
+    """What a train command runs before step 0: the disk check (raises ``PreflightError`` when the run
+    cannot fit) and, given a loader factory, the throughput probe with its recommendation."""
+    plan = check_disk(output_dir, checkpoint_bytes, total_steps, save_every, keep_last, report=report)
+    probe = None
+    if make_loader is not None:
+        probe = probe_data_loader(make_loader, worker_counts, batches=probe_batches, step=step)
+        if report is not None:
+            report("preflight data loader:\n" + probe.table())
+    return plan, probe
+
+
+# ------------------------------------------------------------------------------------------------ CLI
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="preflight", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, required=True, help="the run's output directory")
+    size = parser.add_mutually_exclusive_group(required=True)
+    size.add_argument("--checkpoint-mb", type=float, help="size of one checkpoint in MiB")
+    size.add_argument("--checkpoint-dir", type=Path, help="an existing checkpoint to measure")
+    size.add_argument("--parameters", type=int, help="model parameters (weights + Adam state, float32)")
+    parser.add_argument("--steps", type=int, required=True)
+    parser.add_argument("--save-every", type=int, required=True)
+    parser.add_argument("--keep-last", type=int, default=None, help="retention: newest N kept (default: all)")
+    parser.add_argument("--extra-mb", type=float, default=0.0, help="other output (logs, videos) in MiB")
+    parser.add_argument("--dataset", type=Path, default=None, help="also probe loading this dataset")
+    parser.add_argument("--workers", default="0,2,4", help="num_workers values to probe")
+    parser.add_argument("--batch-size", type=int, default=8)
+    args = parser.parse_args(argv)
+    try:
+        if args.checkpoint_dir:
+            checkpoint = directory_bytes(args.checkpoint_dir)
+        elif args.parameters:
+            checkpoint = checkpoint_bytes_estimate(args.parameters)
+        else:
+            checkpoint = int(args.checkpoint_mb * MIB)
+        check_disk(
+            args.out, checkpoint, args.steps, args.save_every, args.keep_last, int(args.extra_mb * MIB)
+        )
+        if args.dataset:
+            from libs.datasets.fast_loader import probe_reader
+
+            workers = [int(value) for value in args.workers.split(",")]
+            print(probe_reader(args.dataset, workers, args.batch_size).table())
+    except (PreflightError, ValueError) as error:
+        print(f"preflight refused: {error}", file=sys.stderr)
+        return 2
+    print("preflight: ok")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""Recorder and flywheel rollouts with the real simulator (tiny images, short episodes)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from libs.datasets.lerobot_v3 import DatasetError, LeRobotV3Dataset
+from libs.datasets.record import main, record_dataset, rollouts_main
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+
+def _scene():
+    from libs.sim.scene_config import SceneConfig
+
+    return SceneConfig().with_image_size(32, 48)
+
+
+def test_rollouts_keep_outcome_and_figures(tmp_path: Path) -> None:
+    summary = record_dataset(
+        tmp_path / "ds",
+        "scripted",
+        episodes=2,
+        scene=_scene(),
+        max_steps=8,
+        keep="never_picked_up",
+        progress=False,
+    )
+    assert summary.episodes_kept == 2 and summary.kept_seeds == [0, 1]
+    dataset = LeRobotV3Dataset(tmp_path / "ds")
+    assert dataset.outcomes == {0: "never_picked_up", 1: "never_picked_up"}
+    metadata = dataset.episode_metadata(1)
+    assert metadata["seed"] == 1 and metadata["figures/steps"] == 8 and metadata["length"] == 8
+    assert dataset.scene_config is not None
+    assert set(dataset.camera_keys) == {"observation.images.overhead", "observation.images.wrist"}
+
+
+def test_keep_filter_that_nothing_passes_is_one_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match="none of 2 episodes passed"):
+        record_dataset(
+            tmp_path / "ds", "scripted", episodes=1, scene=_scene(), max_steps=5, keep="success",
+            max_attempts=2, progress=False,
+        )  # fmt: skip
+    with pytest.raises(DatasetError, match="unknown outcome"):
+        record_dataset(tmp_path / "ds2", "scripted", episodes=1, keep="great", progress=False)
+
+
+def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    common = ["--episodes", "1", "--max-steps", "4", "--image-size", "32x48"]
+    assert main(["--out", str(tmp_path / "a"), "--depth", "--action-space", "ee", *common]) == 0
+    dataset = LeRobotV3Dataset(tmp_path / "a")
+    assert "observation.images.overhead_depth" in dataset.features
+    assert dataset.features["action"]["shape"] == [7]
+    assert rollouts_main(["--policy", "scripted", "--out", str(tmp_path / "b"), "--images", *common]) == 0
+    assert LeRobotV3Dataset(tmp_path / "b").features["observation.images.wrist"]["dtype"] == "image"
+    assert rollouts_main(["--policy", "nonsense:x", "--out", str(tmp_path / "c"), *common]) == 2
+    assert "unknown policy backend" in capsys.readouterr().err

@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from rich.console import Console
 from rich.table import Table
 
@@ -54,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-steps", type=int, default=None, help="evaluation episode limit (env default)")
     parser.add_argument("--workers", type=int, default=None, help="Ray workers (default: one per core)")
     parser.add_argument("--serial", action="store_true", help="evaluate in this process, without Ray")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads here (Ray workers use 1); 0: torch's default",
+    )
     return parser
 
 
@@ -121,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"error: {out} is not empty: pass a new --out folder")
         return 2
     timings: dict[str, float] = {}
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)  # training and serial evaluation run in this process
 
     started = time.perf_counter()
     demos = out / "demos"

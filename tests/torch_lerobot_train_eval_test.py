@@ -25,6 +25,8 @@ from libs.sim.env import SO101PickPlaceEnv
 from libs.sim.scene_config import SceneConfig
 
 POLICY_TYPES = ("act", "diffusion", "smolvla", "pi0")
+# One torch thread: on CI's 2 busy cores torch's default threads spin-wait and run several times slower.
+torch.set_num_threads(1)
 EPISODE_STEPS = 6
 
 

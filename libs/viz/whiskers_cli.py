@@ -1,0 +1,179 @@
+"""``./pants run libs/viz:whiskers -- --policy scripted --seed 0 --out results/whiskers``
+
+Plays episodes of a policy through the evaluation runner (every contract check included), forward-
+simulates each predicted chunk from a copy of the state, and writes per seed: the whisker MP4 (overhead +
+free 3-D view), a summary PNG, the recording (``.npz``), the diagnostics (``diagnostics.json``, also
+printed: the likely causes of failure) and optionally a rerun ``.rrd``. Torch and JAX checkpoints run
+through ``libs/viz:whiskers-torch_lerobot`` and ``libs/viz:whiskers-jax_openpi``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from libs.viz.video import VideoSettings
+from libs.viz.whiskers import WHISKER_MODES, WhiskerError
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    match = re.fullmatch(r"\s*(\d+)\s*[x×]\s*(\d+)\s*", text)
+    if not match:
+        raise argparse.ArgumentTypeError(f"--size {text!r} is not HEIGHTxWIDTH: e.g. --size 240x320")
+    return int(match.group(1)), int(match.group(2))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="whiskers",
+        description="Draw what a policy intends: forward-simulate every predicted chunk, diagnose failures.",
+    )
+    parser.add_argument(
+        "--policy",
+        required=True,
+        help="scripted | torch_lerobot:<checkpoint> | jax_openpi:<checkpoint> | remote:ws://...",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="episode seed (default 0)")
+    parser.add_argument(
+        "--episodes", type=int, default=1, help="episodes, seeds SEED, SEED+1, ... (default 1)"
+    )
+    parser.add_argument("--out", required=True, type=Path, help="output folder (one sub-folder per seed)")
+    parser.add_argument(
+        "--mode",
+        choices=WHISKER_MODES,
+        default="dynamic",
+        help="dynamic: full physics with contacts (default); "
+        "kinematic: joints placed at targets, no contacts",
+    )
+    parser.add_argument(
+        "--dataset",
+        default=None,
+        help="LeRobot dataset whose action stats the diagnostics use (default: the checkpoint's)",
+    )
+    parser.add_argument("--scene", default=None, help="scene.json to play in (default: the bench scene)")
+    parser.add_argument("--max-steps", type=int, default=None, help="episode step limit (default: the env's)")
+    parser.add_argument("--task", default=None, help="language prompt (default: the env's)")
+    parser.add_argument(
+        "--no-scene-check", action="store_true", help="allow cameras that differ from training"
+    )
+    parser.add_argument(
+        "--size", type=parse_size, default=(240, 320), help="each video view HxW (default 240x320)"
+    )
+    parser.add_argument("--past", type=int, default=8, help="earlier chunks drawn, fading (default 8)")
+    parser.add_argument("--no-video", action="store_true", help="skip the MP4 (rendering is the slow part)")
+    parser.add_argument("--rrd", action="store_true", help="also write a rerun recording (.rrd)")
+    return parser
+
+
+def load_action_stats(policy: Any, dataset: str | None) -> Mapping[str, Any] | None:
+    """The ``action`` stats from ``--dataset`` if given, else from the checkpoint's metadata."""
+    from libs.policy_api.contracts import action_stats_from
+    from libs.policy_api.types import HasMetadata
+
+    if dataset:
+        from libs.datasets.lerobot_v3 import LeRobotV3Dataset
+
+        stats = LeRobotV3Dataset(dataset).stats
+        if not stats or "action" not in stats:
+            raise WhiskerError(
+                f"dataset {dataset} has no action stats in meta/stats.json: run the dataset doctor with --fix"
+            )
+        return stats["action"]
+    inner = getattr(policy, "inner", policy)
+    if isinstance(inner, HasMetadata):
+        return action_stats_from(inner.metadata.dataset_stats)
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = build_parser().parse_args(argv)
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    from libs.datasets.lerobot_v3 import DatasetError
+    from libs.evaluation.sweep import EnvSettings, make_env
+    from libs.policy_api.contracts import ContractViolation, EpisodeGuardedPolicy, check_scene_matches
+    from libs.policy_api.registry import PolicyLoadError, make_policy
+    from libs.policy_api.types import HasMetadata
+    from libs.sim.env import SimInputError
+    from libs.sim.gl import GLBackendError
+    from libs.sim.scene_config import SceneConfig, SceneConfigError
+    from libs.viz.diagnostics import findings_lines
+    from libs.viz.episode_outputs import write_episode_outputs
+    from libs.viz.whiskers import record_whisker_episode
+
+    if arguments.episodes < 1:
+        print("error: --episodes must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        video = None if arguments.no_video else VideoSettings(*arguments.size, past_chunks=arguments.past)
+        policy = EpisodeGuardedPolicy(make_policy(arguments.policy))
+        spec = policy.spec
+        action_stats = load_action_stats(policy, arguments.dataset)
+        settings = EnvSettings(scene_path=arguments.scene, max_steps=arguments.max_steps, task=arguments.task)
+        cameras = tuple(dict.fromkeys(camera.name for camera in spec.cameras))
+        env = make_env(settings, spec.action_space, cameras)
+        metadata = policy.inner.metadata if isinstance(policy.inner, HasMetadata) else None
+        if metadata is not None and not arguments.no_scene_check:
+            check_scene_matches(env.scene, metadata.scene_config, SceneConfig.from_dict, list(cameras))
+        step = metadata.step if metadata is not None else None
+        checkpoint_id = metadata.checkpoint_id if metadata is not None and metadata.checkpoint_id else ""
+        seeds = [arguments.seed + i for i in range(arguments.episodes)]
+        for seed in tqdm(seeds, desc="whisker episodes", unit="episode", disable=len(seeds) == 1):
+            result, episode = record_whisker_episode(
+                policy,
+                env,
+                seed,
+                mode=arguments.mode,
+                policy_name=arguments.policy,
+                checkpoint_id=checkpoint_id,
+                step=step,
+                action_stats=action_stats,
+            )
+            folder = arguments.out / f"seed_{seed}"
+            with tqdm(
+                total=len(episode.actual_qpos),
+                desc=f"rendering seed {seed}",
+                unit="frame",
+                disable=video is None,
+            ) as bar:
+                outputs = write_episode_outputs(
+                    episode,
+                    env.model,
+                    folder,
+                    action_stats=action_stats,
+                    action_names=env.action_names,
+                    video=video,
+                    rrd=arguments.rrd,
+                    bowl_radius_m=env.scene.bowl_inner_radius_m,
+                    progress=bar,
+                )
+            print(
+                f"seed {seed}: {result.record.outcome} after {result.record.steps} steps, "
+                f"whiskers {episode.mode_label}"
+            )
+            for line in findings_lines(outputs.findings):
+                print(line)
+            for name, path in outputs.files.items():
+                print(f"  {name}: {path}")
+    except (
+        WhiskerError,
+        PolicyLoadError,
+        ContractViolation,
+        SimInputError,
+        SceneConfigError,
+        DatasetError,
+        GLBackendError,
+    ) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

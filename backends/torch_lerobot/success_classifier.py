@@ -19,6 +19,7 @@ is usable wherever a keep filter is accepted, as ``classifier:DIR`` (registered 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 from collections.abc import Mapping, Sequence
@@ -54,7 +55,7 @@ class SuccessNet(nn.Module):
         super().__init__()
         channels = (3, 16, 32, 64, 64)
         layers: list[nn.Module] = []
-        for c_in, c_out in zip(channels[:-1], channels[1:], strict=True):
+        for c_in, c_out in itertools.pairwise(channels):
             layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), nn.BatchNorm2d(c_out), nn.ReLU()]
         self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
         self.head = nn.Linear(channels[-1], 1)
@@ -79,8 +80,9 @@ class Metrics:
 
     def line(self) -> str:
         return (
-            f"held-out episodes {self.episodes} ({self.positives} successes): precision {self.precision:.2f}, "
-            f"recall {self.recall:.2f}, accuracy {self.accuracy:.2f} (vs the simulator's outcomes)"
+            f"held-out episodes {self.episodes} ({self.positives} successes): "
+            f"precision {self.precision:.2f}, recall {self.recall:.2f}, accuracy {self.accuracy:.2f} "
+            "(vs the simulator's outcomes)"
         )
 
 
@@ -128,8 +130,8 @@ class SuccessClassifier:
         chosen = _last_frames(np.asarray(frames), self.config.frames_per_episode)
         if chosen.shape[1:3] != (self.config.height, self.config.width):
             raise DatasetError(
-                f"classifier expects {self.config.camera_key} at {self.config.height}x{self.config.width}, got "
-                f"{chosen.shape[1]}x{chosen.shape[2]}: retrain it on data recorded at this size"
+                f"classifier expects {self.config.camera_key} at {self.config.height}x{self.config.width}, "
+                f"got {chosen.shape[1]}x{chosen.shape[2]}: retrain it on data recorded at this size"
             )
         probabilities = torch.sigmoid(self.model(torch.from_numpy(np.ascontiguousarray(chosen))))
         return float(probabilities.mean())
@@ -137,7 +139,7 @@ class SuccessClassifier:
     def judge(self, metadata: Mapping[str, Any], frames: Mapping[str, np.ndarray]) -> bool:
         if self.config.camera_key not in frames:
             raise DatasetError(
-                f"the episode has no {self.config.camera_key!r} frames: the classifier was trained on that camera"
+                f"the episode has no {self.config.camera_key!r} frames: the classifier was trained on it"
             )
         return self.score(frames[self.config.camera_key]) >= self.config.threshold
 
@@ -155,8 +157,8 @@ class SuccessClassifier:
         directory = Path(directory)
         if not (directory / CONFIG_FILE).is_file() or not (directory / WEIGHTS_FILE).is_file():
             raise DatasetError(
-                f"{directory} is not a success classifier ({CONFIG_FILE} or {WEIGHTS_FILE} missing): train one with "
-                "`success-classifier train`"
+                f"{directory} is not a success classifier ({CONFIG_FILE} or {WEIGHTS_FILE} missing): "
+                "train one with `success-classifier train`"
             )
         config = ClassifierConfig(**json.loads((directory / CONFIG_FILE).read_text()))
         model = SuccessNet()

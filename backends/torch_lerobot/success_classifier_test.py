@@ -25,7 +25,7 @@ def _labelled_dataset(root: Path, episodes: int = 16, seed: int = 0) -> Path:
                 frame = synthetic_frame(episode, step, 32, 48, False)
                 image = np.full((32, 48, 3), 150, np.uint8) + rng.integers(0, 20, (32, 48, 3), dtype=np.uint8)
                 image[10:22, 16:32] = (30, 30, 60)  # the bowl
-                if success and step >= 3:
+                if success and step >= 2:
                     row, col = 13 + rng.integers(0, 4), 20 + rng.integers(0, 6)
                 else:
                     row, col = rng.choice([2, 24]), rng.integers(0, 40)
@@ -44,7 +44,7 @@ def test_metrics() -> None:
 def test_train_report_and_keep_filter(tmp_path: Path) -> None:
     data = _labelled_dataset(tmp_path / "data")
     classifier, metrics = train_classifier(
-        [data], tmp_path / "clf", epochs=25, holdout_fraction=0.25, progress=False
+        [data], tmp_path / "clf", epochs=40, holdout_fraction=0.25, progress=False
     )
     assert metrics.episodes == 4 and metrics.positives == 2
     assert metrics.precision == 1.0 and metrics.recall == 1.0, metrics

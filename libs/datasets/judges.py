@@ -23,7 +23,7 @@ JudgeFactory = Callable[[str], EpisodeJudge]
 _FACTORIES: dict[str, JudgeFactory] = {}
 #: judge name -> (module that registers it, Pants target to run in its resolve)
 KNOWN_JUDGES: dict[str, tuple[str, str]] = {
-    "classifier": ("backends.torch_lerobot.success_classifier", "backends/torch_lerobot:success-classifier"),
+    "classifier": ("backends.torch_lerobot.success_classifier", "backends/torch_lerobot:rollouts"),
 }
 
 

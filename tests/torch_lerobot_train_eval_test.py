@@ -182,3 +182,13 @@ def test_lerobot_eval_runs_a_checkpoint_on_the_env_plugin(
     info = json.loads((out / "eval_info.json").read_text())
     assert info["overall"]["n_episodes"] == 1
     shutil.rmtree(out / "videos", ignore_errors=True)
+
+
+def test_checkpoint_whose_local_backbone_moved_is_one_line(dataset: Path, workdir: Path) -> None:
+    backbone = workdir / "backbone_to_move"
+    run = workdir / "run_smolvla_moved_backbone"
+    train_policy("smolvla", dataset, run, steps=1, batch_size=2, tiny_backbone_dir=backbone)
+    backbone.rename(workdir / "backbone_moved")
+    with pytest.raises(CheckpointError, match="no longer exists") as raised:
+        make_policy(f"torch_lerobot:{run}")
+    assert "\n" not in str(raised.value)

@@ -30,6 +30,7 @@ from lerobot.policies.factory import get_policy_class, make_pre_post_processors
 from backends.torch_lerobot import tiny_backbones
 from backends.torch_lerobot.checkpoints import (
     BLOCK_POSITIONS_FILE,
+    PREPROCESSOR_FILE,
     SCENE_FILE,
     STATS_FILE,
     CheckpointError,
@@ -88,6 +89,25 @@ def _cameras_by_key(scene_config: Mapping[str, Any] | None) -> dict[str, CameraI
     return cameras
 
 
+def _check_local_backbone(config: PreTrainedConfig, pretrained_dir: Path) -> None:
+    """SmolVLA rebuilds its VLM from ``vlm_model_name`` and Pi0's processor its tokenizer from a saved
+    path; a local backbone dir that has moved would otherwise surface as a long hub error."""
+    paths = []
+    if getattr(config, "vlm_model_name", None):
+        paths.append(str(config.vlm_model_name))
+    preprocessor = read_json_beside(pretrained_dir, PREPROCESSOR_FILE) or {}
+    for step in preprocessor.get("steps", []):
+        tokenizer = (step.get("config") or {}).get("tokenizer_name")
+        if tokenizer:
+            paths.append(str(tokenizer))
+    for path in paths:
+        if path.startswith(("/", "./", "../", "~")) and not Path(path).expanduser().exists():
+            raise CheckpointError(
+                f"{pretrained_dir} was trained on the local backbone {path}, which no longer exists: restore "
+                "that directory (train --backbone-dir / --tiny-backbone) or retrain"
+            )
+
+
 class LeRobotPolicy:
     """Policy + HasMetadata + ReportsNormalizedInputs over a LeRobot checkpoint."""
 
@@ -103,18 +123,20 @@ class LeRobotPolicy:
             config.pretrained_backbone_weights = None
         config.device = self.device
         self.config = config
+        _check_local_backbone(config, self.pretrained_dir)
         try:
             with tiny_backbones.loading_context(config, self.pretrained_dir):
                 policy_class = get_policy_class(config.type)
                 self.policy = policy_class.from_pretrained(self.pretrained_dir, config=config)
-        except (OSError, RuntimeError, KeyError) as error:
-            raise CheckpointError(f"cannot load weights from {self.pretrained_dir}: {error}") from error
+            self.preprocessor, self.postprocessor = make_pre_post_processors(
+                config,
+                pretrained_path=str(self.pretrained_dir),
+                preprocessor_overrides={"device_processor": {"device": self.device}},
+            )
+        except (OSError, RuntimeError, KeyError, ValueError) as error:
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise CheckpointError(f"cannot load {self.pretrained_dir}: {first_line}") from error
         self.policy.eval()
-        self.preprocessor, self.postprocessor = make_pre_post_processors(
-            config,
-            pretrained_path=str(self.pretrained_dir),
-            preprocessor_overrides={"device_processor": {"device": self.device}},
-        )
 
         self._metadata = self._read_metadata()
         self._input_features = {
@@ -169,9 +191,8 @@ class LeRobotPolicy:
         chunk_length = int(getattr(self.config, "chunk_size", 0) or self.config.n_action_steps)
         n_action_steps = int(self.config.n_action_steps)
         if self.config.type == "diffusion":
-            chunk_length = (
-                n_action_steps  # predict_action_chunk keeps only the executable part of the horizon
-            )
+            # Its predict_action_chunk keeps only the executable part of the horizon.
+            chunk_length = n_action_steps
         if self.config.n_obs_steps > 1:
             n_action_steps = 1  # see the module docstring: every step's observation is needed
         return PolicySpec(

@@ -54,11 +54,27 @@ def test_sample_actions_has_horizon_by_padded_dim_and_is_deterministic_given_noi
 
     observation, _ = fixed_batch
     graphdef, params = init_model(CONFIG, seed=0)
-    model = nnx.merge(graphdef, params)
+
+    @jax.jit
+    def sample(rng, noise):
+        first = Observation(observation.images[:1], observation.state[:1])
+        return nnx.merge(graphdef, params).sample_actions(rng, first, num_steps=3, noise=noise)
+
     noise = jax.random.normal(jax.random.key(0), (1, 50, 32))
-    first = Observation(observation.images[:1], observation.state[:1])
-    a = model.sample_actions(jax.random.key(0), first, num_steps=3, noise=noise)
-    b = model.sample_actions(jax.random.key(5), first, num_steps=3, noise=noise)
+    a, b = sample(jax.random.key(0), noise), sample(jax.random.key(5), noise)
     assert a.shape == (1, 50, 32)
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert np.isfinite(np.asarray(a)).all()
+
+
+@pytest.mark.parametrize("name", ["so101_cpu", "so101_gpu"])
+def test_every_named_config_builds_with_whole_patches(name: str) -> None:
+    from flax import nnx
+
+    from backends.jax_openpi.model import Pi0Policy
+
+    config = get_config(name).model
+    assert all(size % config.patch_size == 0 for size in config.image_size)
+    model = nnx.eval_shape(lambda: Pi0Policy(config, rngs=nnx.Rngs(0)))
+    assert model.patch_position.value.shape == (config.tokens_per_camera, config.width)
+    assert len(model.layers) == config.depth and len(model.vision_layers) == config.vision_depth

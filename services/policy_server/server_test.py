@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from websockets.sync.client import connect
 
-from libs.policy_api.registry import make_policy, register_backend
+from libs.policy_api.registry import make_policy
 from libs.policy_api.remote import RemoteInferenceError, RemotePolicyError, packb, unpackb
 from libs.policy_api.types import CameraInput, PolicyMetadata, PolicySpec
 from services.policy_server.server import PolicyServer, UnservablePolicyError
@@ -122,4 +122,9 @@ def test_policies_that_read_the_simulator_are_refused() -> None:
         PolicyServer(Privileged(), "scripted")
 
 
-register_backend("echo", lambda argument: EchoPolicy())
+def test_serve_cli_reports_a_bad_policy_string_in_one_line(capsys) -> None:
+    from services.policy_server.serve import main
+
+    assert main(["--policy", "nonsense:/x", "--port", "0"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("error: unknown policy backend 'nonsense'") and "\n" not in error

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import shutil
 import sys
 from collections.abc import Iterator
@@ -134,6 +135,12 @@ def train_policy(
         raise TrainError(f"--steps must be at least 1, got {steps}")
     if push_to_hub and not repo_id:
         raise TrainError("--push-to-hub needs --repo-id <user/name>")
+    if push_to_hub and os.environ.get("HF_HUB_OFFLINE") == "1":
+        raise TrainError(
+            "--push-to-hub needs the hub, which this backend keeps off: run with HF_HUB_OFFLINE=0"
+        )
+    if wandb:
+        os.environ["WANDB_MODE"] = "online"  # the backend's default is disabled
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     if threads is not None:
         torch.set_num_threads(threads)
@@ -237,6 +244,11 @@ def main(argv: list[str] | None = None) -> int:
         )
     except (TrainError, BackboneError) as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    except ValueError as error:  # LeRobot's own config validation (e.g. a crop larger than the images)
+        print(
+            f"error: LeRobot refused the configuration: {str(error).strip().splitlines()[0]}", file=sys.stderr
+        )
         return 2
     last = checkpoints[-1] / PRETRAINED_DIR_NAME
     print(f"trained {args.policy}: {len(checkpoints)} checkpoint(s), last {last}")

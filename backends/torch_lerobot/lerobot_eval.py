@@ -14,10 +14,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import lerobot_env_so101
 from lerobot.configs.policies import PreTrainedConfig
 from lerobot.scripts import lerobot_eval
 
+import lerobot_env_so101
 from backends.torch_lerobot.tiny_backbones import loading_context
 
 

@@ -58,6 +58,17 @@ class GridSpec:
     region_xy: tuple[tuple[float, float], tuple[float, float]]
 
 
+@dataclass(frozen=True)
+class ReportSection:
+    """A part of the report another package writes (the whisker diagnostics): ``title`` heads ``markdown``
+    in report.md (before the plots); ``data`` goes under ``key`` in report.json."""
+
+    key: str
+    title: str
+    markdown: str
+    data: Any
+
+
 @dataclass
 class Report:
     summaries: list[CheckpointSummary]
@@ -81,6 +92,7 @@ def write_report(
     settings: Mapping[str, Any],
     grid: GridSpec | None = None,
     training_block_xy: Mapping[str, Sequence[Sequence[float]]] | None = None,
+    sections: Sequence[ReportSection] = (),
 ) -> Report:
     """Writes the report of every stored episode. ``training_block_xy`` maps checkpoint id → block xy list."""
     out = Path(out_dir)
@@ -121,6 +133,7 @@ def write_report(
                 "best": best.checkpoint_id if best else None,
                 "comparison": comparison.to_dict() if comparison else None,
                 "plots": [str(path.relative_to(out)) for path in plots],
+                **{section.key: section.data for section in sections},
             },
             indent=2,
         )
@@ -128,7 +141,9 @@ def write_report(
     )
     markdown_path = out / REPORT_MD
     violations = [record for record in records if record.violation]
-    markdown_path.write_text(_markdown(summaries, best, comparison, settings, plots, out, grid, violations))
+    markdown_path.write_text(
+        _markdown(summaries, best, comparison, settings, plots, out, grid, violations, sections)
+    )
     return Report(summaries, best, comparison, markdown_path, json_path, plots, len(violations))
 
 
@@ -145,6 +160,7 @@ def _markdown(
     out: Path,
     grid: GridSpec | None,
     violations: Sequence[EpisodeRecord] = (),
+    sections: Sequence[ReportSection] = (),
 ) -> str:
     lines = [f"# Evaluation of `{settings.get('policy', '?')}`", ""]
     mode = (
@@ -231,6 +247,8 @@ def _markdown(
             count = counts[checkpoint_id]
             lines.append(f"- {checkpoint_id} ({count} episodes; seed {record.seed}): {record.violation}")
         lines.append("")
+    for section in sections:
+        lines.extend([f"## {section.title}", "", section.markdown, ""])
     if plots:
         lines.append("## Plots")
         lines.append("")

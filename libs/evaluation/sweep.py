@@ -81,6 +81,10 @@ class SweepConfig:
     #: Dataset whose recorded block positions are drawn on the --grid map (else read beside the checkpoint).
     training_data: str | None = None
     progress: bool = True
+    #: Episodes per checkpoint played again with whiskers (libs.viz: videos, plots, likely causes in the
+    #: report), in this process after the sweep; 0 = none. ``whiskers_mode``: dynamic | kinematic.
+    whiskers: int = 0
+    whiskers_mode: str = "dynamic"
 
     def settings(self) -> dict[str, Any]:
         """What decides the results; a resumed sweep must repeat these exactly."""
@@ -293,7 +297,24 @@ def evaluate(
         records = [record for record in store.records() if record.key in wanted]
     grid = GridSpec(config.grid[0], config.grid[1], region) if config.grid is not None else None
     training_xy = _training_block_positions(targets, config) if grid is not None else None
-    report = write_report(records, out, config.settings() | {"episodes": config.episodes}, grid, training_xy)
+    sections = []
+    if config.whiskers > 0:
+        from libs.viz.sweep_whiskers import record_sweep_whiskers
+
+        outcomes = {record.key: record.outcome for record in records}
+        _, section = record_sweep_whiskers(
+            tasks,
+            config.whiskers,
+            EpisodeExecutor(config.env),
+            out,
+            outcomes=outcomes,
+            mode=config.whiskers_mode,
+            progress=config.progress,
+        )
+        sections.append(section)
+    report = write_report(
+        records, out, config.settings() | {"episodes": config.episodes}, grid, training_xy, sections
+    )
     return SweepResult(out, report, ran=len(todo), skipped=len(tasks) - len(todo), policy_loads=loads)
 
 

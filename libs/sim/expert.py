@@ -43,12 +43,12 @@ CARRY_HEIGHT_M = 0.10
 RELEASE_HEIGHT_M = 0.04
 #: Opening (0–100) at the release: enough to let go of the block (held at ~14), small enough that the
 #: moving jaw's arc does not sweep through the bowl and flick the block out (which fully open did).
-RELEASE_OPENING = 45.0
+RELEASE_OPENING = 30.0
 #: Cartesian speed of the moves (m/s) and the shortest move (control steps).
 MOVE_SPEED_M_S = 0.2
 MIN_MOVE_STEPS = 12
 CLOSE_STEPS = 15
-OPEN_STEPS = 12
+OPEN_STEPS = 24
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,8 @@ def make_renderer(model: mujoco.MjModel, height: int, width: int) -> mujoco.Rend
 def gl_renderer_string() -> str:
     """The OpenGL vendor/renderer of the current context (e.g. 'Mesa llvmpipe'), or '' if unavailable."""
     try:
-        from OpenGL import GL  # PyOpenGL comes with mujoco
+        # PyOpenGL comes with mujoco (not a direct requirement, hence no inferred dependency).
+        from OpenGL import GL  # pants: no-infer-dep
 
         vendor = GL.glGetString(GL.GL_VENDOR)
         renderer = GL.glGetString(GL.GL_RENDERER)

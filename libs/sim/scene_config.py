@@ -209,9 +209,11 @@ class SceneConfig:
     bowl_wall_height_m: float = 0.03
     bowl_rgba: tuple[float, float, float, float] = (0.2, 0.45, 0.8, 1.0)
     table_rgba: tuple[float, float, float, float] = (0.55, 0.45, 0.35, 1.0)
-    #: Block and bowl centres are drawn uniformly from these boxes (x range, y range), metres.
-    block_region_xy: tuple[tuple[float, float], tuple[float, float]] = ((0.15, 0.25), (-0.12, 0.12))
-    bowl_region_xy: tuple[tuple[float, float], tuple[float, float]] = ((0.15, 0.25), (-0.14, 0.14))
+    #: Block and bowl centres are drawn uniformly from these boxes (x range, y range), metres. Closer than
+    #: ~13 cm to the shoulder pan axis (x = 3.9 cm) the arm cannot reach down to the table with its wrist
+    #: leaning outward, so the boxes start at x = 0.17 / 0.16.
+    block_region_xy: tuple[tuple[float, float], tuple[float, float]] = ((0.17, 0.27), (-0.12, 0.12))
+    bowl_region_xy: tuple[tuple[float, float], tuple[float, float]] = ((0.16, 0.27), (-0.14, 0.14))
     #: Minimum block–bowl centre distance so the block never spawns in or under the bowl rim.
     min_block_bowl_distance_m: float = 0.11
     simplify_render_meshes: bool = True

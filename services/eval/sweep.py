@@ -20,7 +20,9 @@ from libs.evaluation.store import ResultsStoreError
 from libs.evaluation.sweep import EnvSettings, SweepConfig, SweepError, evaluate
 from libs.policy_api.contracts import ContractViolation
 from libs.policy_api.registry import PolicyLoadError
+from libs.sim.gl import GLBackendError
 from libs.sim.scene_config import SceneConfigError
+from libs.viz.whiskers import WHISKER_MODES, WhiskerError
 
 
 def parse_grid(text: str) -> tuple[int, int]:
@@ -82,6 +84,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--episode-timeout", type=float, default=600.0, help="seconds without any finished episode = hung"
     )
+    parser.add_argument(
+        "--whiskers",
+        type=int,
+        default=0,
+        metavar="N",
+        help="per checkpoint, play N episodes again (failures first) with whiskers: videos and plots in "
+        "OUT/whiskers/, likely causes of failure in the report (default 0)",
+    )
+    parser.add_argument(
+        "--whiskers-mode",
+        choices=WHISKER_MODES,
+        default="dynamic",
+        help="dynamic: chunks forward-simulated with physics and contacts (default); kinematic: joints "
+        "placed at targets, no contacts (faster)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -105,11 +122,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         episode_timeout_s=arguments.episode_timeout,
         training_data=arguments.training_data,
         progress=not arguments.no_progress,
+        whiskers=max(0, arguments.whiskers),
+        whiskers_mode=arguments.whiskers_mode,
     )
     command = [sys.argv[0], *(sys.argv[1:] if argv is None else argv)]
     try:
         result = evaluate(config, arguments.out, argv=command)
-    except (ContractViolation, PolicyLoadError, SweepError, ResultsStoreError, SceneConfigError) as error:
+    except (
+        ContractViolation,
+        PolicyLoadError,
+        SweepError,
+        ResultsStoreError,
+        SceneConfigError,
+        WhiskerError,
+        GLBackendError,
+    ) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -128,6 +155,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"warning: {result.report.violations} episode(s) stopped on unsafe actions (NaN or far outside "
             "the joint limits); see 'Contract violations' in the report"
         )
+    if config.whiskers:
+        print(f"whiskers: {result.out_dir / 'whiskers'} (likely causes in the report)")
     print(f"report: {result.out_dir / REPORT_MD}")
     return 0
 

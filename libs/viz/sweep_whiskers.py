@@ -1,0 +1,210 @@
+"""``--whiskers N`` on the sweep: N episodes per checkpoint replayed with whiskers, and the diagnostics.
+
+After the sweep's episodes are stored, N of each checkpoint's episodes (its failures first, then in seed
+order, so the whiskers go where there is something to explain) are played again in this process with the
+sweep's own executor — same env, scene, policy load and contract checks — with whiskers recording. Each
+gets ``whiskers/<checkpoint>/seed_<seed>/`` (video, summary PNG, recording, diagnostics.json), and the
+report gets a "likely causes" section: per checkpoint and check, in how many of the N episodes it fired.
+A resumed sweep reuses the recordings already on disk (and their videos).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from libs.viz.diagnostics import (
+    CHECK_NAMES,
+    CHUNKS_DISAGREE_M,
+    DOES_NOT_MOVE_M,
+    DOES_NOT_MOVE_PERCENTILE,
+    GRIPPER_CLOSE_THRESHOLD,
+    MEAN_BAND_STD,
+    MEAN_REGRESSION_FRACTION,
+    NEVER_APPROACHES_M,
+    OUT_OF_RANGE_FRACTION,
+    OUT_OF_RANGE_MARGIN,
+    Finding,
+    format_value,
+    likely_causes,
+    summarize_findings,
+)
+from libs.viz.episode_outputs import EpisodeOutputs, whiskers_path, write_episode_outputs
+from libs.viz.video import VideoSettings
+from libs.viz.whiskers import MODE_LABELS, WhiskerEpisode, WhiskerError, WhiskerRecorder, check_mode
+
+WHISKERS_DIR = "whiskers"
+SECTION_KEY = "whisker_diagnostics"
+SECTION_TITLE = "Whisker diagnostics (likely causes)"
+
+
+@dataclass
+class WhiskerRun:
+    checkpoint_id: str
+    seed: int
+    stored_outcome: str | None
+    outcome: str | None
+    #: None when the episode ended before any chunk could be simulated (its first chunk was unsafe).
+    outputs: EpisodeOutputs | None
+
+
+def file_safe(text: str) -> str:
+    return "".join(char if char.isalnum() or char in "-_." else "_" for char in text) or "policy"
+
+
+def choose_tasks(
+    tasks: Sequence[Any], per_checkpoint: int, outcomes: Mapping[tuple[str, int], str]
+) -> list[Any]:
+    """Per checkpoint, ``per_checkpoint`` of its tasks: stored failures first, then the rest, by seed."""
+    by_checkpoint: dict[str, list[Any]] = {}
+    for task in tasks:
+        by_checkpoint.setdefault(task.target.checkpoint_id, []).append(task)
+    chosen = []
+    for group in by_checkpoint.values():
+        ranked = sorted(group, key=lambda task: (outcomes.get(task.key) == "success", task.seed))
+        chosen.extend(ranked[:per_checkpoint])
+    return chosen
+
+
+def record_sweep_whiskers(
+    tasks: Sequence[Any],
+    per_checkpoint: int,
+    executor: Any,
+    out_dir: str | Path,
+    *,
+    outcomes: Mapping[tuple[str, int], str] | None = None,
+    mode: str = "dynamic",
+    video: VideoSettings | None = None,
+    progress: bool = True,
+) -> tuple[list[WhiskerRun], Any]:
+    """Records the whisker episodes of a sweep into ``out_dir/whiskers`` and returns them with the report
+    section (a ``libs.evaluation.report.ReportSection``)."""
+    mode = check_mode(mode)
+    video = video or VideoSettings()
+    outcomes = outcomes or {}
+    chosen = choose_tasks(tasks, per_checkpoint, outcomes)
+    root = Path(out_dir) / WHISKERS_DIR
+    runs: list[WhiskerRun] = []
+    for task in tqdm(chosen, desc="whiskers", unit="episode", disable=not progress, dynamic_ncols=True):
+        checkpoint_id = task.target.checkpoint_id
+        folder = root / file_safe(checkpoint_id) / f"seed_{task.seed}"
+        _policy, action_stats, env = executor.prepared(task.target)
+        saved = whiskers_path(folder, mode)
+        if saved.is_file():
+            episode = WhiskerEpisode.load(saved)
+        else:
+            recorder = WhiskerRecorder(mode, policy=task.target.policy_uri, checkpoint_id=checkpoint_id)
+            result = executor.run_with_chunks(
+                task, on_inference=recorder.on_inference, on_step=recorder.on_step, keep_chunks=False
+            )
+            try:
+                episode = recorder.finish(result.record.outcome, _policy.spec.n_action_steps)
+            except WhiskerError:
+                runs.append(
+                    WhiskerRun(checkpoint_id, task.seed, outcomes.get(task.key), result.record.outcome, None)
+                )
+                continue
+        has_video = (folder / f"whiskers_{mode}.mp4").is_file()
+        outputs = write_episode_outputs(
+            episode,
+            env.model,
+            folder,
+            action_stats=action_stats,
+            action_names=env.action_names,
+            video=None if has_video else video,
+            bowl_radius_m=env.scene.bowl_inner_radius_m,
+        )
+        if has_video:
+            outputs.files["video"] = folder / f"whiskers_{mode}.mp4"
+        runs.append(WhiskerRun(checkpoint_id, task.seed, outcomes.get(task.key), episode.outcome, outputs))
+    return runs, report_section(runs, mode, Path(out_dir))
+
+
+def report_section(runs: Sequence[WhiskerRun], mode: str, out_dir: Path) -> Any:
+    from libs.evaluation.report import ReportSection
+
+    by_checkpoint: dict[str, list[WhiskerRun]] = {}
+    for run in runs:
+        by_checkpoint.setdefault(run.checkpoint_id, []).append(run)
+    lines = [
+        "Each checkpoint's failures first (then successes, by seed) were played again with every "
+        f"predicted chunk "
+        f"forward-simulated from a copy of the state — whiskers {MODE_LABELS[mode]}. A cell is "
+        "*episodes flagged / episodes measured (median value)*; videos, plots and `diagnostics.json` are in "
+        f"`{WHISKERS_DIR}/<checkpoint>/seed_<seed>/`.",
+        "",
+        "| checkpoint | episodes | " + " | ".join(CHECK_NAMES) + " | likely causes |",
+        "|" + "---|" * (len(CHECK_NAMES) + 3),
+    ]
+    data: dict[str, Any] = {"mode": MODE_LABELS[mode], "thresholds": thresholds(), "checkpoints": {}}
+    for checkpoint_id, group in by_checkpoint.items():
+        summaries = summarize_findings([run.outputs.findings for run in group if run.outputs is not None])
+        cells = [
+            f"{s.flagged}/{s.measured} ({format_value(s.median_value, s.unit)})" if s.measured else "n/a"
+            for s in summaries
+        ]
+        causes = [s.name for s in summaries if s.flagged and 2 * s.flagged >= s.measured]
+        lines.append(
+            f"| {checkpoint_id} | {len(group)} | " + " | ".join(cells) + f" | {', '.join(causes) or 'none'} |"
+        )
+        data["checkpoints"][checkpoint_id] = {
+            "likely_causes": causes,
+            "checks": [summary.to_dict() for summary in summaries],
+            "episodes": [episode_entry(run, out_dir) for run in group],
+        }
+    lines.append("")
+    lines.append("A cause is listed when it fired in at least half of the checkpoint's whisker episodes.")
+    lines.append("")
+    for checkpoint_id, group in by_checkpoint.items():
+        for run in group:
+            entry = episode_entry(run, out_dir)
+            links = ", ".join(
+                f"[{name}]({path})" for name, path in entry["files"].items() if name != "whiskers"
+            )
+            note = (
+                f" (replay ended {run.outcome}, the sweep's episode {run.stored_outcome}: the policy is not "
+                "deterministic)"
+                if run.stored_outcome and run.outcome != run.stored_outcome
+                else ""
+            )
+            causes = ", ".join(entry["likely_causes"]) or "none found"
+            if run.outputs is None:
+                causes, links = (
+                    "no whiskers: the first chunk was already unsafe (see contract violations)",
+                    "",
+                )
+            lines.append(f"- {checkpoint_id} seed {run.seed}, {run.outcome}{note}: {causes} — {links}")
+    lines.append("")
+    lines.append("Thresholds: " + ", ".join(f"{name} {value}" for name, value in thresholds().items()) + ".")
+    return ReportSection(key=SECTION_KEY, title=SECTION_TITLE, markdown="\n".join(lines), data=data)
+
+
+def episode_entry(run: WhiskerRun, out_dir: Path) -> dict[str, Any]:
+    findings: list[Finding] = run.outputs.findings if run.outputs is not None else []
+    files = run.outputs.files if run.outputs is not None else {}
+    return {
+        "seed": run.seed,
+        "outcome": run.outcome,
+        "stored_outcome": run.stored_outcome,
+        "likely_causes": [finding.name for finding in likely_causes(findings)],
+        "checks": [finding.to_dict() for finding in findings],
+        "files": {name: str(path.relative_to(out_dir)) for name, path in files.items()},
+    }
+
+
+def thresholds() -> dict[str, float]:
+    return {
+        "DOES_NOT_MOVE_M": DOES_NOT_MOVE_M,
+        "DOES_NOT_MOVE_PERCENTILE": DOES_NOT_MOVE_PERCENTILE,
+        "MEAN_BAND_STD": MEAN_BAND_STD,
+        "MEAN_REGRESSION_FRACTION": MEAN_REGRESSION_FRACTION,
+        "GRIPPER_CLOSE_THRESHOLD": GRIPPER_CLOSE_THRESHOLD,
+        "CHUNKS_DISAGREE_M": CHUNKS_DISAGREE_M,
+        "OUT_OF_RANGE_MARGIN": OUT_OF_RANGE_MARGIN,
+        "OUT_OF_RANGE_FRACTION": OUT_OF_RANGE_FRACTION,
+        "NEVER_APPROACHES_M": NEVER_APPROACHES_M,
+    }

@@ -1,14 +1,15 @@
 """Evaluation throughput: serial in-process vs Ray with 1..N workers, and the harness's own overhead.
 
-    MUJOCO_GL=egl python -m benchmarks.eval_scaling --episodes 24
+    ./pants run benchmarks:eval_scaling_run -- --episodes 24
 
 Prints two tables (scripted policy, no cameras rendered, so the numbers measure the harness and the physics):
 - harness overhead: seconds per episode of the bare env loop (reset, infer, step) vs ``run_episode`` with
   every contract check and record keeping; target ≤ 5%;
 - throughput: episodes per minute serially in this process, then on Ray with 1, 2, … workers up to the
   core count; speedup is relative to Ray with 1 worker; target ≥ 0.85 × workers on idle cores.
-Ray's start-up (once) and each sweep's actor start-up (policy load + env build per worker) are included in
-the sweep times, as a user experiences them; use more episodes to amortise them.
+Ray's start-up happens once, before the rows, and is printed separately (not in the rows); each sweep's
+actor start-up (policy load + env build per worker) is included, as a user experiences it; use more
+episodes to amortise it.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from typing import Any
 from libs.evaluation.runner import run_episode
 from libs.evaluation.sweep import EnvSettings, SweepConfig, connect_ray, evaluate, make_env
 from libs.policy_api.registry import make_policy
+
+OVERHEAD_TARGET = 0.05
+SPEEDUP_TARGET = 0.85
 
 
 def bare_loop_seconds(policy: Any, env: Any, seeds: range) -> tuple[float, int]:
@@ -100,6 +104,7 @@ def main() -> None:
     overhead = (harness_s - bare_s) / bare_s
     per_step = 1000 * harness_s / steps
     print(f"{'run_episode (all checks)':<28}{harness_s:>12.3f}{per_step:>10.3f}{overhead:>10.1%}")
+    print(f"target: overhead <= {OVERHEAD_TARGET:.0%}: {'met' if overhead <= OVERHEAD_TARGET else 'MISSED'}")
 
     rows: list[tuple[str, int, float]] = []
     serial_s = sweep_seconds(arguments.episodes, arguments.max_steps, serial=True, workers=None)
@@ -121,6 +126,9 @@ def main() -> None:
         speedup = ray_one / seconds
         efficiency = f"{speedup / workers:.2f}" if name.startswith("ray") else ""
         print(f"{name:<24}{seconds:>10.1f}{per_minute:>14.1f}{speedup:>10.2f}{efficiency:>12}")
+    worst = min(ray_one / seconds / workers for name, workers, seconds in rows if name.startswith("ray"))
+    verdict = "met" if worst >= SPEEDUP_TARGET else "MISSED"
+    print(f"target: speedup >= {SPEEDUP_TARGET} x workers (worst row {worst:.2f}): {verdict}")
     load = os.getloadavg()[0]
     print(f"\n{os.cpu_count()} cores visible; load average {load:.1f} (other jobs skew the speedup)")
 

@@ -88,6 +88,7 @@ class JaxOpenpiPolicy:
         self._sample = jax.jit(sample)
         self._inputs = model_pipeline(config, self.norm_stats, resize=True)
         self._outputs = self._inputs.inverse()
+        self._seed = seed
         self._rng = jax.random.key(seed)
         self._calls = 0
         self._last_model_sample: dict[str, Any] | None = None
@@ -128,7 +129,11 @@ class JaxOpenpiPolicy:
 
     def reset(self) -> None:
         # Each call samples a whole chunk from fresh noise; the harness executes and re-plans, so there is
-        # no queue or history to clear.
+        # no queue or history to clear. The noise stream restarts from the episode's seed (the harness seeds
+        # numpy's global RNG with it before reset), so an episode's actions do not depend on how many
+        # episodes this worker ran before: 1 worker and 8 workers, or a resumed sweep, give the same result.
+        self._rng = jax.random.fold_in(jax.random.key(self._seed), int(np.random.randint(0, 2**31 - 1)))
+        self._calls = 0
         self._last_model_sample = None
 
     def infer(self, observation: EnvObservation) -> np.ndarray:

@@ -112,6 +112,23 @@ def test_saved_checkpoint_reproduces_actions(trained_run) -> None:
     assert policy.metadata.step == 5 and policy.metadata.scene_config is not None
 
 
+def test_episode_noise_depends_on_the_episode_seed_not_on_history(trained_run) -> None:
+    out, _ = trained_run
+    policy = JaxOpenpiPolicy(out / "checkpoints" / "000005")
+    obs = observation(np.array([5, -10, 20, 0, 3, 80], np.float32))
+
+    def episode(seed: int, earlier_calls: int = 0) -> np.ndarray:
+        for _ in range(earlier_calls):  # what other episodes on this worker did before
+            policy.infer(obs)
+        np.random.seed(seed)  # as the harness does before reset()
+        policy.reset()
+        return policy.infer(obs)
+
+    fresh = episode(7)
+    np.testing.assert_array_equal(fresh, episode(7, earlier_calls=3))
+    assert not np.array_equal(fresh, episode(8))
+
+
 def test_missing_or_corrupt_checkpoint_gives_one_line(trained_run, tmp_path: Path) -> None:
     out, _ = trained_run
     with pytest.raises(CheckpointError, match="does not exist"):

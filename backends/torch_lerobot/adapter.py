@@ -231,6 +231,10 @@ class LeRobotPolicy:
     # --- acting ------------------------------------------------------------------------------------------
 
     def reset(self) -> None:
+        # Diffusion/flow sampling draws from torch's global RNG: seed it from the episode (the harness seeds
+        # numpy's global RNG with the episode seed before reset), so an episode's actions do not depend on
+        # which episodes this worker ran before.
+        torch.manual_seed(int(np.random.randint(0, 2**31 - 1)))
         self.policy.reset()
         self._history.clear()
         self._queued_actions = None

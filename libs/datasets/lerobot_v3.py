@@ -52,6 +52,8 @@ INFO_PATH = "meta/info.json"
 STATS_PATH = "meta/stats.json"
 TASKS_PATH = "meta/tasks.parquet"
 SCENE_PATH = "meta/scene.json"
+#: Each episode's initial block xy (written by the recorder; drawn over the sweep's --grid success map).
+BLOCK_POSITIONS_PATH = "meta/block_positions.json"
 EPISODES_DIR = "meta/episodes"
 CHUNK_FILE = "chunk-{chunk_index:03d}/file-{file_index:03d}"
 DATA_PATH = "data/" + CHUNK_FILE + ".parquet"

@@ -22,11 +22,13 @@ from typing import Any
 import numpy as np
 
 from libs.datasets.lerobot_v3 import (
+    BLOCK_POSITIONS_PATH,
     DatasetError,
     LeRobotV3Writer,
     depth_feature,
     rgb_feature,
     vector_feature,
+    write_json_atomic,
 )
 from libs.policy_api.types import STATE_KEY, TASK_KEY, NeedsEnv, Policy
 
@@ -144,11 +146,13 @@ def record_dataset(
         overwrite=overwrite,
     )
     summary = RecordSummary(root=Path(root), episodes_kept=0, episodes_run=0)
+    #: Each kept episode's initial block xy, for the --grid map's overlay of where the training data was.
+    block_positions: list[list[float]] = []
     bar = _progress(episodes, enabled=progress)
     try:
         while summary.episodes_kept < episodes and summary.episodes_run < max_attempts:
             episode_seed = seed + summary.episodes_run
-            metadata, frames = _run_episode(env, policy, writer, features, episode_seed)
+            metadata, frames, block_xy = _run_episode(env, policy, writer, features, episode_seed)
             summary.episodes_run += 1
             outcome = str(metadata["outcome"])
             summary.outcomes[outcome] = summary.outcomes.get(outcome, 0) + 1
@@ -156,6 +160,7 @@ def record_dataset(
                 writer.save_episode(metadata)
                 summary.episodes_kept += 1
                 summary.kept_seeds.append(episode_seed)
+                block_positions.append(block_xy)
                 bar.update(1)
             else:
                 writer.clear_episode()
@@ -166,6 +171,7 @@ def record_dataset(
                 f"(outcomes: {summary.outcomes}): relax the filter or run more attempts"
             )
         writer.finalize()
+        write_json_atomic(Path(root) / BLOCK_POSITIONS_PATH, block_positions)
     finally:
         bar.close()
         env.close()
@@ -191,8 +197,9 @@ def record_scripted_dataset(
 
 def _run_episode(
     env: Any, policy: Policy, writer: LeRobotV3Writer, features: Mapping[str, Any], seed: int
-) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+) -> tuple[dict[str, Any], dict[str, np.ndarray], list[float]]:
     observation, info = env.reset(seed=seed)
+    block_xy = [round(float(value), 4) for value in np.asarray(env.block_position)[:2]]
     policy.reset()
     if isinstance(policy, NeedsEnv):
         policy.attach_env(env)
@@ -212,7 +219,7 @@ def _run_episode(
     for name, value in figures.items():
         if name != "outcome":
             metadata[f"figures/{name}"] = value
-    return metadata, writer.buffered_episode()
+    return metadata, writer.buffered_episode(), block_xy
 
 
 class _NoProgress:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from libs.datasets.lerobot_v3 import DatasetError, LeRobotV3Dataset
 from libs.datasets.record import main, record_dataset, rollouts_main
+from libs.sim.env import sample_layout
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
@@ -30,6 +33,10 @@ def test_rollouts_keep_outcome_and_figures(tmp_path: Path) -> None:
         progress=False,
     )
     assert summary.episodes_kept == 2 and summary.kept_seeds == [0, 1]
+    # Where each kept episode's block started (the sweep's --grid map draws these over its cells).
+    positions = json.loads((tmp_path / "ds" / "meta" / "block_positions.json").read_text())
+    expected = [sample_layout(_scene(), seed)["block_xy"] for seed in (0, 1)]
+    assert np.allclose(positions, expected, atol=0.002)
     dataset = LeRobotV3Dataset(tmp_path / "ds")
     assert dataset.outcomes == {0: "never_picked_up", 1: "never_picked_up"}
     metadata = dataset.episode_metadata(1)

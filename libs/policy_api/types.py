@@ -103,7 +103,12 @@ class Policy(Protocol):
     def spec(self) -> PolicySpec: ...
 
     def reset(self) -> None:
-        """Clear any per-episode state (action queues, observation history)."""
+        """Clear any per-episode state (action queues, observation history).
+
+        The harness seeds Python's and numpy's global RNGs with the episode seed just before this call; a
+        policy that samples (diffusion, flow matching) seeds its own generator from numpy's global RNG
+        here, so an episode's actions depend on its seed only, not on the episodes a worker ran before.
+        """
 
     def infer(self, observation: Observation) -> ActionChunk:
         """Return a (chunk_length, action_dim) float32 chunk in env units."""

@@ -238,7 +238,7 @@ class SO101PickPlaceEnv(gym.Env):
         if seed is None:
             seed = int(self.np_random.integers(0, 2**31 - 1))
         self._episode_seed = int(seed)
-        layout = sample_layout(self.scene, int(seed))
+        layout = sample_layout(self.scene, int(seed), block_xy=_block_xy_option(options))
         data = self.data
         mujoco.mj_resetData(self.model, data)
         home_rad = joints_env_to_rad(HOME_JOINTS)
@@ -427,12 +427,39 @@ class SO101PickPlaceEnv(gym.Env):
         }
 
 
-def sample_layout(scene: SceneConfig, seed: int) -> dict[str, Any]:
-    """Block xy + yaw and bowl xy for ``seed``: a pure function of (scene, seed)."""
+#: ``reset(options=...)`` keys this env understands.
+RESET_OPTIONS = ("block_xy",)
+
+
+def _block_xy_option(options: dict[str, Any] | None) -> tuple[float, float] | None:
+    """``options["block_xy"]`` (the --grid evaluations place the block) checked, or None."""
+    if not options:
+        return None
+    unknown = sorted(set(options) - set(RESET_OPTIONS))
+    if unknown:
+        raise SimInputError(f"unknown reset option(s) {unknown}: this env understands {list(RESET_OPTIONS)}")
+    value = options.get("block_xy")
+    if value is None:
+        return None
+    xy = np.asarray(value, dtype=np.float64)
+    if xy.shape != (2,) or not np.all(np.isfinite(xy)):
+        raise SimInputError(f"options['block_xy'] must be two finite metres (x, y), got {value!r}")
+    return float(xy[0]), float(xy[1])
+
+
+def sample_layout(
+    scene: SceneConfig, seed: int, block_xy: tuple[float, float] | None = None
+) -> dict[str, Any]:
+    """Block xy + yaw and bowl xy for ``seed``: a pure function of (scene, seed, block_xy).
+
+    ``block_xy`` pins the block (``--grid``); yaw and bowl are still drawn from the seed, with the same
+    random stream as a free draw so a pinned and a free episode of one seed differ only in the block.
+    """
     rng = np.random.default_rng(seed)
     (bx0, bx1), (by0, by1) = scene.block_region_xy
     (gx0, gx1), (gy0, gy1) = scene.bowl_region_xy
-    block_xy = np.array([rng.uniform(bx0, bx1), rng.uniform(by0, by1)])
+    drawn_xy = np.array([rng.uniform(bx0, bx1), rng.uniform(by0, by1)])
+    block_xy = drawn_xy if block_xy is None else np.asarray(block_xy, dtype=np.float64)
     # A cube looks the same every quarter turn, so ±45° covers every yaw.
     block_yaw = float(rng.uniform(-math.pi / 4, math.pi / 4))
     for _ in range(1000):

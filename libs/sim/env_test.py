@@ -77,6 +77,20 @@ def test_same_seed_and_actions_replay_the_same_trajectory(headless_ee_env):
     assert not np.allclose(first[1], other[1])  # another seed puts the block elsewhere
 
 
+def test_reset_can_pin_the_block_for_grid_evaluations(headless_ee_env):
+    headless_ee_env.reset(seed=3, options={"block_xy": (0.2, -0.08)})
+    assert np.allclose(headless_ee_env.block_position[:2], (0.2, -0.08), atol=0.002)
+    pinned_bowl = headless_ee_env.bowl_position.copy()
+    distance = np.linalg.norm(pinned_bowl[:2] - np.array([0.2, -0.08]))
+    assert distance >= headless_ee_env.scene.min_block_bowl_distance_m
+    headless_ee_env.reset(seed=3, options={"block_xy": (0.2, -0.08)})
+    assert np.array_equal(headless_ee_env.bowl_position, pinned_bowl)  # still a function of the seed
+    with pytest.raises(SimInputError, match="unknown reset option"):
+        headless_ee_env.reset(seed=3, options={"bowl": (0.2, 0.0)})
+    with pytest.raises(SimInputError, match="two finite metres"):
+        headless_ee_env.reset(seed=3, options={"block_xy": (0.2, float("nan"))})
+
+
 def test_control_step_on_a_copy_leaves_the_env_untouched(headless_ee_env):
     headless_ee_env.reset(seed=2)
     before = copy.copy(headless_ee_env.data)

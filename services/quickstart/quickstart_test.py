@@ -28,6 +28,9 @@ def test_plan_runs_every_stage_through_its_own_pants_target(tmp_path: Path) -> N
         dict(zip(s.argv[::2], s.argv[1::2], strict=False)) for s in stages if s.name.startswith("eval")
     ]
     assert eval_argv[0]["--episodes"] == eval_argv[1]["--episodes"]
+    # the demonstrations are successful episodes on seeds the sweeps (seeds 0, 1, ...) never reach
+    record_argv = dict(zip(stages[0].argv[::2], stages[0].argv[1::2], strict=False))
+    assert int(record_argv["--seed"]) > int(eval_argv[0]["--episodes"]) and record_argv["--keep"] == "success"
 
 
 def test_dry_run_prints_commands_and_unknown_stage_is_one_line(

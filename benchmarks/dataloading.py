@@ -1,5 +1,6 @@
 """Data-loading throughput on our datasets: LeRobot's ``LeRobotDataset`` + torch ``DataLoader`` (video and
-image modes; 0, 2 and 4 workers) side by side with our episode-decoding loader (``libs.datasets.fast_loader``).
+image modes; 0, 2 and 4 workers) side by side with our episode-decoding loader
+(``libs.datasets.fast_loader``).
 
 Every loader yields the same training sample: state, an action chunk of ``--chunk`` steps, and every camera
 frame. LeRobot's loader does the same work for every sample, so it is timed over ``--batches`` batches after

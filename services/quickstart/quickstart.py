@@ -26,7 +26,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-
 #: Seed of the first demonstration; the sweeps use seeds 0, 1, ... (their default), far below it.
 DEMO_FIRST_SEED = 100_000
 

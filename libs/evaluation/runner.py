@@ -125,6 +125,11 @@ def run_episode(
                 except UnsafeActionViolation as error:
                     # This episode ends here and is scored as a violation; the sweep goes on.
                     violation = str(error)
+                    unsafe = _finite_chunk(raw_chunk, spec.action_dim)
+                    if on_inference is not None and unsafe is not None:
+                        # Whiskers still show where the unsafe chunk was heading (the env clips its
+                        # targets to the joint range): the picture of *why* the episode was stopped.
+                        on_inference(InferenceEvent(env, env_step, observation, unsafe, latency))
                     break
                 check_denormalized(chunk, action_stats)
                 normalized = guarded.last_normalized_inputs()
@@ -172,3 +177,14 @@ def run_episode(
         violation=violation,
     )
     return EpisodeResult(record=record, chunks=chunks)
+
+
+def _finite_chunk(raw_chunk: Any, action_dim: int) -> np.ndarray | None:
+    """``raw_chunk`` as a float32 (T, action_dim) array when it is one and finite, else None."""
+    try:
+        chunk = np.asarray(raw_chunk, dtype=np.float32)
+    except (TypeError, ValueError):
+        return None
+    if chunk.ndim != 2 or chunk.shape[0] == 0 or chunk.shape[1] != action_dim:
+        return None
+    return chunk if np.all(np.isfinite(chunk)) else None

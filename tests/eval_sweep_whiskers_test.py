@@ -35,7 +35,7 @@ def test_scripted_sweep_with_whiskers_writes_videos_and_a_likely_causes_section(
     (episode,) = checkpoint["episodes"]
     assert episode["seed"] == 0 and {"video", "summary"} <= set(episode["files"])
     assert (tmp_path / episode["files"]["video"]).stat().st_size > 0
-    assert [check["name"] for check in checkpoint["checks"]][0] == "does not move"
+    assert checkpoint["checks"][0]["name"] == "does not move"
     assert f"## {SECTION_TITLE}" in markdown
 
 
@@ -53,7 +53,7 @@ class WildPolicy:
         return chunk
 
 
-def test_an_episode_stopped_on_its_first_unsafe_chunk_still_shows_where_it_was_heading(tmp_path: Path) -> None:
+def test_an_episode_stopped_on_its_first_unsafe_chunk_still_shows_its_whiskers(tmp_path: Path) -> None:
     register_backend("test_wild", lambda argument: WildPolicy())
     report, markdown = _sweep(tmp_path, "test_wild", max_steps=10)
     (summary,) = report["checkpoints"]

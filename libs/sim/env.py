@@ -427,17 +427,13 @@ class SO101PickPlaceEnv(gym.Env):
         }
 
 
-#: ``reset(options=...)`` keys this env understands.
-RESET_OPTIONS = ("block_xy",)
-
-
 def _block_xy_option(options: dict[str, Any] | None) -> tuple[float, float] | None:
-    """``options["block_xy"]`` (the --grid evaluations place the block) checked, or None."""
+    """``options["block_xy"]`` (the --grid evaluations place the block) checked, or None.
+
+    Other keys are ignored, as gymnasium envs do: wrappers add their own (LeRobot's vector env passes
+    ``lerobot_new_rollout``)."""
     if not options:
         return None
-    unknown = sorted(set(options) - set(RESET_OPTIONS))
-    if unknown:
-        raise SimInputError(f"unknown reset option(s) {unknown}: this env understands {list(RESET_OPTIONS)}")
     value = options.get("block_xy")
     if value is None:
         return None

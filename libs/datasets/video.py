@@ -1,8 +1,11 @@
 """MP4 encoding/decoding of camera streams with PyAV, the way LeRobot 0.6.1 stores them.
 
-LeRobot's default encoder is AV1 (``libsvtav1``, yuv420p, GOP 2, CRF 30, preset 12) and its pyav decoder reads
-any codec FFmpeg can decode, so we use libsvtav1 when this av build has it and fall back to libx264 (h264) or
-mpeg4 otherwise. Several episodes share one file: each episode is a time range ``[from_timestamp,
+LeRobot's default encoder is AV1 (``libsvtav1``, yuv420p, GOP 2, CRF 30, preset 12) and its decoders read any
+codec FFmpeg can decode. We write h264 (``libx264``, GOP 2) first: through PyAV, SVT-AV1's multi-threaded
+output occasionally reaches the muxer with a decreasing DTS when the machine is busy ("non monotonically
+increasing dts", seen here after ~3,000 frames of a recording running beside other jobs, not reproducible
+on an idle machine), which kills a recording midway. libsvtav1 stays available by name; mpeg4 is the last
+resort. Several episodes share one file: each episode is a time range ``[from_timestamp,
 to_timestamp)`` of it, frames at ``pts = frame_number / fps``.
 """
 
@@ -17,8 +20,8 @@ from typing import Any
 import av
 import numpy as np
 
-#: Encoder preference: LeRobot's default first.
-CODEC_PREFERENCE: tuple[str, ...] = ("libsvtav1", "libx264", "mpeg4")
+#: Encoder preference (see the module docstring for why LeRobot's AV1 default is not first).
+CODEC_PREFERENCE: tuple[str, ...] = ("libx264", "libsvtav1", "mpeg4")
 #: LeRobot 0.6.1's RGB encoder defaults (``lerobot.configs.video.RGBEncoderConfig``).
 GOP_SIZE = 2
 CRF = 30

@@ -314,6 +314,16 @@ def _check_gripper(
 ) -> None:
     for key in ("observation.state", "action"):
         columns = _gripper_columns(dataset, key)
+        if not columns and key in dataset.features:
+            # Unchecked is not the same as fine: say so instead of passing silently.
+            found.add(
+                "warning",
+                "gripper range",
+                key,
+                "no dimension is named 'gripper', so its 0–100 vs 0–1 range cannot be checked",
+                "name the gripper dimension in meta/info.json (features.<key>.names)",
+            )
+            continue
         if not columns or not frames:
             continue
         values = np.concatenate([episode[key][:, columns] for episode in frames.values() if key in episode])

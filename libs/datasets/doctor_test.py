@@ -146,6 +146,16 @@ def test_gripper_outside_range(tmp_path: Path) -> None:
     assert "gripper range" in {f.check for f in diagnose(_custom(tmp_path / "ds", radians)).errors}
 
 
+def test_unnamed_gripper_is_a_warning_not_a_silent_pass(tmp_path: Path) -> None:
+    root = _healthy(tmp_path / "ds")
+    info = json.loads((root / "meta/info.json").read_text())
+    info["features"]["action"]["names"] = [f"a{i}" for i in range(len(info["features"]["action"]["names"]))]
+    (root / "meta/info.json").write_text(json.dumps(info))
+    report = diagnose(root)
+    unchecked = [f for f in report.findings if f.check == "gripper range" and f.severity == "warning"]
+    assert [f.where for f in unchecked] == ["action"] and "cannot be checked" in unchecked[0].problem
+
+
 def test_frozen_actions_and_duplicates(tmp_path: Path) -> None:
     def frozen_and_copied(episode: int, step: int, frame: dict) -> None:
         if episode == 0:

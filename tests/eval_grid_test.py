@@ -35,6 +35,9 @@ def test_grid_sweep_places_blocks_on_the_grid_and_maps_outcomes(tmp_path: Path) 
         x, y = expected[(record.grid_col, record.grid_row)]
         assert np.hypot(record.block_x - x, record.block_y - y) < 0.005
     assert (tmp_path / "out" / "plots" / "grid_scripted.png") in result.report.plot_paths
+    # The scene each checkpoint ran in is saved with the evaluation (cameras, FOV, sizes: comparable later).
+    (scene_file,) = (tmp_path / "out" / "scenes").glob("*.json")
+    assert json.loads(scene_file.read_text()) == json.loads(json.dumps(SceneConfig().to_dict()))
 
 
 def test_grid_cli_prints_the_report(tmp_path: Path, capsys) -> None:

@@ -295,6 +295,7 @@ def evaluate(
                 ray.shutdown()
         wanted = {task.key for task in tasks}
         records = [record for record in store.records() if record.key in wanted]
+    _write_evaluated_scenes(targets, config, out)
     grid = GridSpec(config.grid[0], config.grid[1], region) if config.grid is not None else None
     training_xy = _training_block_positions(targets, config) if grid is not None else None
     sections = []
@@ -397,7 +398,7 @@ def _run_on_ray(
 def _get(ref: Any, timeout_s: float = 120.0) -> Any:
     """ray.get that surfaces the worker's own one-line error instead of a remote traceback."""
     import ray
-    from ray.exceptions import GetTimeoutError, RayTaskError
+    from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 
     try:
         return ray.get(ref, timeout=timeout_s)
@@ -406,6 +407,13 @@ def _get(ref: Any, timeout_s: float = 120.0) -> Any:
         if isinstance(cause, ContractViolation | PolicyLoadError | SweepError | ValueError):
             raise cause from None
         raise
+    except RayActorError as error:
+        # The worker died more often than its restarts allow (each death is retried first).
+        raise SweepError(
+            "a Ray worker process died repeatedly (out of memory, or a crash in the renderer or the "
+            "policy): the episodes stored so far are kept; rerun the same command to resume, with fewer "
+            f"--workers if memory is short ({type(error).__name__})"
+        ) from error
     except GetTimeoutError as error:
         raise SweepError(
             f"a Ray worker did not answer within {timeout_s:.0f} s: check the cluster's health"
@@ -497,6 +505,35 @@ def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
             f"cannot reach a Ray cluster at {address} ({error.__class__.__name__}: {error}): start it with "
             "`ray start --head` there, check host and port, or drop --ray-address to use local cores"
         ) from None
+
+
+# --------------------------------------------------------------------------- scenes evaluated in
+
+#: ``OUT/scenes/<checkpoint>.json``: the scene (cameras, FOV, image size, objects) each checkpoint ran in.
+SCENES_DIR = "scenes"
+CHECKPOINT_SCENE_FILE = "scene.json"
+
+
+def _write_evaluated_scenes(targets: Sequence[CheckpointTarget], config: SweepConfig, out: Path) -> None:
+    """Saves the scene config every checkpoint was evaluated in beside the results: --scene if given, else
+    the checkpoint's own training scene (what the executor runs it in), else the bench default."""
+    from libs.sim.scene_config import SceneConfig
+
+    folder = out / SCENES_DIR
+    folder.mkdir(exist_ok=True)
+    for target in targets:
+        scene: dict[str, Any] | None = None
+        if config.env.scene_path:
+            scene = json.loads(Path(config.env.scene_path).read_text())
+        elif target.path is not None:
+            for candidate in (target.path, target.path / PRETRAINED_DIR_NAME):
+                if (candidate / CHECKPOINT_SCENE_FILE).is_file():
+                    scene = json.loads((candidate / CHECKPOINT_SCENE_FILE).read_text())
+                    break
+        if scene is None:
+            scene = SceneConfig().to_dict()
+        safe_id = "".join(c if c.isalnum() or c in "-_." else "_" for c in target.checkpoint_id) or "policy"
+        (folder / f"{safe_id}.json").write_text(json.dumps(scene, indent=2, sort_keys=True) + "\n")
 
 
 # --------------------------------------------------------------------------- training data positions

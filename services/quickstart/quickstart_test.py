@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from services.quickstart.quickstart import SIZES, main, plan_stages
+from services.quickstart.quickstart import SIZES, main, plan_stages, run_stages
 from services.quickstart.summary import SummaryError, write_summary
 
 
@@ -79,3 +79,17 @@ def test_summary_puts_both_stacks_in_one_table(tmp_path: Path) -> None:
 def test_summary_without_sweeps_names_the_stage_to_run(tmp_path: Path) -> None:
     with pytest.raises(SummaryError, match="eval-act"):
         write_summary(tmp_path)
+
+
+def test_an_interrupted_training_run_is_moved_aside_not_lost(tmp_path: Path) -> None:
+    (stage,) = (s for s in plan_stages(tmp_path / "qs", SIZES["tiny"]) if s.name == "train-act")
+    partial = tmp_path / "qs" / "runs" / "act"
+    (partial / "checkpoints").mkdir(parents=True)
+    (partial / "checkpoints" / "note.txt").write_text("half a run")
+    fake_pants = tmp_path / "pants"
+    fake_pants.write_text("#!/bin/sh\nexit 0\n")
+    fake_pants.chmod(0o755)
+    timings = run_stages([stage], tmp_path, str(fake_pants))
+    assert timings[0][2] == "ran" and not partial.exists()
+    kept = tmp_path / "qs" / "runs" / "act.interrupted-1" / "checkpoints" / "note.txt"
+    assert kept.read_text() == "half a run"

@@ -84,7 +84,9 @@ class VideoFileWriter:
             raise VideoError(f"{path}: image size {height}x{width} must be even for {PIX_FMT} video")
         # SVT-AV1 prints its whole configuration on stderr unless told otherwise.
         os.environ.setdefault("SVT_LOG", "1")
-        av.logging.set_level(av.logging.ERROR)
+        # FFmpeg's own level, not av.logging.set_level: that installs a Python log callback, and a threaded
+        # decoder (h264's frame threads) logging through it while the main thread holds the GIL deadlocks.
+        av.logging.set_libav_level(av.logging.ERROR)
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.fps = fps

@@ -136,6 +136,15 @@ def test_checkpoint_without_processors_is_refused_in_one_line(dataset: Path, wor
     assert "\n" not in message and "policy_postprocessor.json" in message and "de-normalised" in message
 
 
+def test_probe_loader_times_lerobots_loader_against_a_train_step(dataset: Path, workdir: Path) -> None:
+    run = workdir / "run_act_probe"
+    checkpoints = train_policy("act", dataset, run, steps=1, batch_size=2, probe_workers=(0, 1))
+    table = (run / "preflight.txt").read_text()
+    assert [line.split()[0] for line in table.splitlines()[1:3]] == ["0", "1"]  # one row per num_workers
+    assert "model step:" in table and "recommended num_workers=" in table
+    assert checkpoints[-1].name == "000001"  # training ran as usual after the probe
+
+
 def test_bad_training_inputs_are_one_line_errors(dataset: Path, workdir: Path) -> None:
     with pytest.raises(TrainError, match="not a LeRobot v3 dataset"):
         train_policy("act", workdir, workdir / "never", steps=1)

@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import argparse
 import csv
+import itertools
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from tqdm import tqdm
 
@@ -118,6 +121,7 @@ def train(
     progress: bool = True,
     arrays: TrainingArrays | None = None,
     compute_missing_norm_stats: bool = False,
+    probe_loader: bool = False,
 ) -> TrainState:
     """Train for ``steps`` total steps (a resumed run continues to the same total).
 
@@ -145,6 +149,8 @@ def train(
     train_step = make_train_step(graphdef, config)
     schedule = learning_rate_schedule(config)
     base_key = jax.random.key(config.seed)
+    if probe_loader:
+        _probe_loader(sampler, train_step, state, base_key, report=print if progress else None)
     metrics_path = out / METRICS_FILE
 
     bar = tqdm(
@@ -232,6 +238,29 @@ KNOWN_ERRORS = (
 )
 
 
+def _probe_loader(
+    sampler: BatchSampler, train_step: Any, state: TrainState, key: Any, report: Any, batches: int = 20
+) -> preflight.LoaderProbe:
+    """The preflight's loader probe for this backend: batches/s of the in-memory sampler (it has no worker
+    processes: the dataset is decoded once before training) against the jitted train step's time."""
+
+    def make_loader(workers: int) -> Iterator[dict[str, Any]]:
+        for index in itertools.count():
+            observation, actions = sampler.batch(index)
+            yield {"actions": actions, "observation": observation}
+
+    def step(batch: dict[str, Any]) -> None:
+        # The train step donates its state buffers: give it copies so the real state is untouched.
+        copies = jax.tree.map(jnp.copy, (state.params, state.opt_state, state.ema))
+        outputs = train_step(*copies, key, batch["observation"], batch["actions"])
+        jax.block_until_ready(outputs)
+
+    probe = preflight.probe_data_loader(make_loader, worker_counts=(0,), batches=batches, step=step)
+    if report is not None:
+        report("preflight data loader (in-memory sampler, no worker processes):\n" + probe.table())
+    return probe
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Train the Pi0-style JAX policy (openpi recipe).")
     _common_arguments(parser)
@@ -249,6 +278,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="compute OUT/assets/norm_stats.json from --dataset first when it is missing",
     )
+    parser.add_argument(
+        "--probe-loader",
+        action="store_true",
+        help="before step 0, time the data pipeline against a train step and say which one bounds the run",
+    )
     args = parser.parse_args(argv)
     try:
         state = train(
@@ -258,6 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.steps,
             resume=not args.no_resume,
             compute_missing_norm_stats=args.compute_norm_stats,
+            probe_loader=args.probe_loader,
         )
     except KNOWN_ERRORS as error:
         print(f"error: {error}", file=sys.stderr)

@@ -155,3 +155,15 @@ def test_checkpoint_with_damaged_weights_gives_one_line(trained_run, tmp_path: P
     with pytest.raises(CheckpointError, match="unreadable 'params'") as caught:
         make_policy(f"jax_openpi:{damaged}")
     assert "\n" not in str(caught.value)
+
+
+def test_probe_loader_times_the_pipeline_against_a_train_step(dataset: Path, tmp_path: Path, capsys) -> None:
+    args = ["--config", "so101_test", "--dataset", str(dataset), "--out", str(tmp_path), "--steps", "2"]
+    code = train_lib.main([*args, "--compute-norm-stats", "--probe-loader", "--save-interval", "2"])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert "preflight data loader" in printed and "model step:" in printed
+    assert "recommended num_workers=0" in printed
+    # The probe's train steps ran on copies: training still starts from step 0 and saves step 2.
+    rows = list(csv.DictReader((tmp_path / "metrics.csv").open()))
+    assert [int(row["step"]) for row in rows][-1] == 2

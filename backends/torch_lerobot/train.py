@@ -16,7 +16,7 @@ import logging
 import os
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,8 @@ from backends.torch_lerobot.tiny_backbones import TINY_BACKBONE_FILE, building_c
 from libs.datasets import preflight
 
 logger = logging.getLogger(__name__)
+#: ``RUN/preflight.txt``: the data-loader probe's table and recommendation (with --probe-loader).
+PREFLIGHT_FILE = "preflight.txt"
 
 
 class TrainError(RuntimeError):
@@ -60,19 +62,46 @@ def _lerobot_cli_free() -> Iterator[None]:
 
 @contextlib.contextmanager
 def _lerobot_hooks(
-    dataset: Path, backbone_dir: Path | None, out: Path, steps: int, save_freq: int
+    dataset: Path,
+    backbone_dir: Path | None,
+    out: Path,
+    steps: int,
+    save_freq: int,
+    probe_workers: Sequence[int] = (),
 ) -> Iterator[None]:
-    """Two hooks into LeRobot's loop, both thin wrappers around its own functions:
+    """Hooks into LeRobot's loop, each a thin wrapper around its own function:
 
     - after ``make_policy`` (before step 0): the disk preflight, sized from the real parameter count;
+    - after ``make_pre_post_processors`` (still before step 0), when ``probe_workers`` is given: the
+      preflight's data-loader probe — LeRobot's own dataset in a DataLoader for each ``num_workers``,
+      against one forward + backward pass of the policy — with its recommendation;
     - after ``save_checkpoint``: every checkpoint, even of an interrupted run, gets the dataset's scene and
       stats (LeRobot saves the processors; the scene is ours) and, for a tiny backbone, its sizes.
     """
     original_save, original_make_policy = lerobot_train.save_checkpoint, lerobot_train.make_policy
+    original_datasets = lerobot_train.make_train_eval_datasets
+    original_processors = lerobot_train.make_pre_post_processors
     tiny_sizes = backbone_dir / TINY_BACKBONE_FILE if backbone_dir is not None else None
+    seen: dict[str, Any] = {}
+
+    def make_datasets_and_keep(cfg: Any, *args: Any, **kwargs: Any) -> Any:
+        datasets = original_datasets(cfg, *args, **kwargs)
+        seen["dataset"], seen["batch_size"] = datasets[0], cfg.batch_size
+        return datasets
+
+    def make_processors_then_probe(*args: Any, **kwargs: Any) -> Any:
+        processors = original_processors(*args, **kwargs)
+        if probe_workers and "dataset" in seen and "policy" in seen:
+            probe = _probe_loader(
+                seen["dataset"], seen["batch_size"], seen["policy"], processors[0], probe_workers
+            )
+            out.mkdir(parents=True, exist_ok=True)
+            (out / PREFLIGHT_FILE).write_text(probe.table() + "\n")
+        return processors
 
     def make_policy_then_preflight(*args: Any, **kwargs: Any) -> Any:
         policy = original_make_policy(*args, **kwargs)
+        seen["policy"] = policy
         weights = sum(parameter.numel() for parameter in policy.parameters())
         trained = sum(parameter.numel() for parameter in policy.parameters() if parameter.requires_grad)
         checkpoint_bytes = 4 * weights + 2 * 4 * trained  # float32 weights + Adam's two moments
@@ -93,10 +122,33 @@ def _lerobot_hooks(
 
     lerobot_train.make_policy = make_policy_then_preflight
     lerobot_train.save_checkpoint = save_checkpoint_with_dataset_meta
+    lerobot_train.make_train_eval_datasets = make_datasets_and_keep
+    lerobot_train.make_pre_post_processors = make_processors_then_probe
     try:
         yield
     finally:
         lerobot_train.save_checkpoint, lerobot_train.make_policy = original_save, original_make_policy
+        lerobot_train.make_train_eval_datasets = original_datasets
+        lerobot_train.make_pre_post_processors = original_processors
+
+
+def _probe_loader(
+    dataset: Any, batch_size: int, policy: Any, preprocessor: Any, worker_counts: Sequence[int]
+) -> preflight.LoaderProbe:
+    """Samples/s of LeRobot's dataset per ``num_workers`` against a forward + backward pass (gradients are
+    cleared afterwards: training starts exactly as it would have without the probe)."""
+
+    def make_loader(workers: int) -> Any:
+        return torch.utils.data.DataLoader(dataset, batch_size=batch_size, num_workers=workers, shuffle=True)
+
+    def step(batch: Any) -> None:
+        loss, _ = policy.forward(preprocessor(dict(batch)))
+        loss.backward()
+        policy.zero_grad(set_to_none=True)
+
+    probe = preflight.probe_data_loader(make_loader, worker_counts, batches=5, step=step)
+    logger.info("preflight data loader (LeRobotDataset + DataLoader):\n%s", probe.table())
+    return probe
 
 
 def train_policy(
@@ -119,6 +171,7 @@ def train_policy(
     repo_id: str | None = None,
     policy_overrides: dict[str, Any] | None = None,
     threads: int | None = None,
+    probe_workers: Sequence[int] = (),
 ) -> list[Path]:
     """Train and return the checkpoint directories (``<out>/checkpoints/NNNNNN``) in step order.
 
@@ -173,7 +226,7 @@ def train_policy(
     )
     with (
         _lerobot_cli_free(),
-        _lerobot_hooks(dataset, backbone_path, out, steps, config.save_freq),
+        _lerobot_hooks(dataset, backbone_path, out, steps, config.save_freq, probe_workers),
         building_context(policy, backbone_path),
     ):
         lerobot_train.train(config)
@@ -213,11 +266,31 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=1000)
     parser.add_argument("--threads", type=int, help="torch CPU threads (1 is fastest on a busy shared CPU)")
     parser.add_argument("--num-workers", type=int, default=0)
+    parser.add_argument(
+        "--probe-loader",
+        nargs="?",
+        const="0,2",
+        default=None,
+        metavar="COUNTS",
+        help="before step 0, time LeRobot's data loader for these num_workers (default 0,2) against a "
+        "train step and recommend one",
+    )
     parser.add_argument("--log-freq", type=int, default=50)
     parser.add_argument("--wandb", action="store_true", help="log to Weights & Biases (off by default)")
     parser.add_argument("--push-to-hub", action="store_true", help="push the final model (off by default)")
     parser.add_argument("--repo-id")
     return parser
+
+
+def _worker_counts(text: str | None) -> tuple[int, ...]:
+    if not text:
+        return ()
+    try:
+        counts = tuple(int(part) for part in text.split(","))
+    except ValueError as error:
+        message = f"error: --probe-loader takes num_workers counts like 0,2,4, got {text!r}"
+        raise SystemExit(message) from error
+    return counts
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -241,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
             push_to_hub=args.push_to_hub,
             repo_id=args.repo_id,
             threads=args.threads,
+            probe_workers=_worker_counts(args.probe_loader),
         )
     except (TrainError, BackboneError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -172,6 +172,25 @@ def test_small_overshoot_is_behaviour_not_a_violation() -> None:
     assert record.violation is None and record.steps == MAX_STEPS
 
 
+class WildHorizonPolicy(HoldPolicy):
+    """Executes 4 safe steps of each 8-step chunk; the far end of the chunk, re-planned before it runs,
+    wanders out of range (an undertrained flow policy's last steps)."""
+
+    def __init__(self) -> None:
+        super().__init__(chunk_length=8)
+        self._spec = PolicySpec(cameras=(), chunk_length=8, n_action_steps=4)
+
+    def infer(self, observation) -> np.ndarray:
+        chunk = super().infer(observation)
+        chunk[6:, 5] = -60.0
+        return chunk
+
+
+def test_out_of_range_steps_that_are_never_executed_do_not_stop_the_episode() -> None:
+    record = run_episode(WildHorizonPolicy(), make_env(), seed=0).record
+    assert record.violation is None and record.steps == MAX_STEPS
+
+
 #: LeRobot-layout action stats of a joint-space dataset (degrees, gripper 0–100).
 ACTION_STATS = {
     "mean": [2.0, -20.0, 35.0, 70.0, 1.0, 45.0],

@@ -131,7 +131,8 @@ def check_action_chunk(
     joint_high: Sequence[float] | np.ndarray | None = None,
     tolerance: float = JOINT_LIMIT_TOLERANCE,
 ) -> np.ndarray:
-    """A chunk is a finite (T ≥ n_action_steps, action_dim) array; joint actions sit inside the limits.
+    """A chunk is a finite (T ≥ n_action_steps, action_dim) array; the joint actions to be executed (the
+    first ``n_action_steps``) sit inside the limits.
 
     Returns the chunk as float32. ``joint_low``/``joint_high`` are the env's limits in env units.
     """
@@ -157,7 +158,10 @@ def check_action_chunk(
         slack = tolerance + JOINT_LIMIT_RANGE_FRACTION * joint_range
         low = np.asarray(joint_low, dtype=np.float64) - slack
         high = np.asarray(joint_high, dtype=np.float64) + slack
-        outside = (array < low) | (array > high)
+        # Only the steps the env will execute can be unsafe; a far-horizon step that is re-planned before it
+        # runs is the whisker diagnostics' business ("actions out of range"), not a reason to stop.
+        executed = array[: spec.n_action_steps]
+        outside = (executed < low) | (executed > high)
         if np.any(outside):
             step, dim = (int(index) for index in np.argwhere(outside)[0])
             raise UnsafeActionViolation(

@@ -57,7 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="LeRobot dataset whose action stats the diagnostics use (default: the checkpoint's)",
     )
-    parser.add_argument("--scene", default=None, help="scene.json to play in (default: the bench scene)")
+    parser.add_argument(
+        "--scene",
+        default=None,
+        help="scene.json to play in (default: the checkpoint's training scene, else the bench scene)",
+    )
     parser.add_argument("--max-steps", type=int, default=None, help="episode step limit (default: the env's)")
     parser.add_argument("--task", default=None, help="language prompt (default: the env's)")
     parser.add_argument(
@@ -117,8 +121,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         action_stats = load_action_stats(policy, arguments.dataset)
         settings = EnvSettings(scene_path=arguments.scene, max_steps=arguments.max_steps, task=arguments.task)
         cameras = tuple(dict.fromkeys(camera.name for camera in spec.cameras))
-        env = make_env(settings, spec.action_space, cameras)
         metadata = policy.inner.metadata if isinstance(policy.inner, HasMetadata) else None
+        # As the sweep does: without --scene a checkpoint plays in the scene it was trained in.
+        training_scene = metadata.scene_config if metadata is not None and arguments.scene is None else None
+        env = make_env(settings, spec.action_space, cameras, training_scene)
         if metadata is not None and not arguments.no_scene_check:
             check_scene_matches(env.scene, metadata.scene_config, SceneConfig.from_dict, list(cameras))
         step = metadata.step if metadata is not None else None

@@ -35,6 +35,11 @@ class CheckpointTarget:
     path: Path | None = None
 
 
+def file_safe_id(checkpoint_id: str) -> str:
+    """``checkpoint_id`` as a file or folder name (a policy URI has ``:`` and ``/`` in it)."""
+    return "".join(char if char.isalnum() or char in "-_." else "_" for char in checkpoint_id) or "policy"
+
+
 def is_checkpoint_dir(path: Path) -> bool:
     return (path / CONFIG_FILE_NAME).is_file() or (path / PRETRAINED_DIR_NAME / CONFIG_FILE_NAME).is_file()
 

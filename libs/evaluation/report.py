@@ -15,6 +15,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from libs.evaluation.checkpoints import file_safe_id
 from libs.evaluation.metrics import (
     OUTCOME_ORDER,
     CheckpointSummary,
@@ -117,7 +118,7 @@ def write_report(
             plots.append(
                 plot_spatial_map(
                     by_checkpoint[summary.checkpoint_id],
-                    out / PLOTS_DIR / f"grid_{_file_safe(summary.checkpoint_id)}.png",
+                    out / PLOTS_DIR / f"grid_{file_safe_id(summary.checkpoint_id)}.png",
                     grid.region_xy,
                     (grid.columns, grid.rows),
                     (training_block_xy or {}).get(summary.checkpoint_id),
@@ -256,10 +257,6 @@ def _markdown(
         lines.append("")
     lines.append(f"Reproduce with `{COMMAND_FILE}`; package versions in `{VERSIONS_FILE}`.")
     return "\n".join(lines) + "\n"
-
-
-def _file_safe(text: str) -> str:
-    return "".join(char if char.isalnum() or char in "-_." else "_" for char in text)
 
 
 def write_provenance(out_dir: str | Path, argv: Sequence[str] | None = None) -> None:

@@ -20,7 +20,12 @@ from urllib.parse import urlparse
 
 from tqdm import tqdm
 
-from libs.evaluation.checkpoints import PRETRAINED_DIR_NAME, CheckpointTarget, expand_policy
+from libs.evaluation.checkpoints import (
+    PRETRAINED_DIR_NAME,
+    CheckpointTarget,
+    expand_policy,
+    file_safe_id,
+)
 from libs.evaluation.records import EpisodeRecord
 from libs.evaluation.report import GridSpec, Report, write_provenance, write_report
 from libs.evaluation.runner import EpisodeResult, InferenceEvent, StepEvent, run_episode
@@ -532,8 +537,7 @@ def _write_evaluated_scenes(targets: Sequence[CheckpointTarget], config: SweepCo
                     break
         if scene is None:
             scene = SceneConfig().to_dict()
-        safe_id = "".join(c if c.isalnum() or c in "-_." else "_" for c in target.checkpoint_id) or "policy"
-        (folder / f"{safe_id}.json").write_text(json.dumps(scene, indent=2, sort_keys=True) + "\n")
+        (folder / f"{file_safe_id(target.checkpoint_id)}.json").write_text(json.dumps(scene, indent=2, sort_keys=True) + "\n")
 
 
 # --------------------------------------------------------------------------- training data positions

@@ -17,6 +17,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from libs.evaluation.checkpoints import file_safe_id
 from libs.viz.diagnostics import (
     CHECK_NAMES,
     CHUNKS_DISAGREE_M,
@@ -50,10 +51,6 @@ class WhiskerRun:
     outcome: str | None
     #: None when the episode ended before any chunk could be simulated (its first chunk was unsafe).
     outputs: EpisodeOutputs | None
-
-
-def file_safe(text: str) -> str:
-    return "".join(char if char.isalnum() or char in "-_." else "_" for char in text) or "policy"
 
 
 def choose_tasks(
@@ -91,7 +88,7 @@ def record_sweep_whiskers(
     runs: list[WhiskerRun] = []
     for task in tqdm(chosen, desc="whiskers", unit="episode", disable=not progress, dynamic_ncols=True):
         checkpoint_id = task.target.checkpoint_id
-        folder = root / file_safe(checkpoint_id) / f"seed_{task.seed}"
+        folder = root / file_safe_id(checkpoint_id) / f"seed_{task.seed}"
         _policy, action_stats, env = executor.prepared(task.target)
         saved = whiskers_path(folder, mode)
         if saved.is_file():

@@ -537,7 +537,8 @@ def _write_evaluated_scenes(targets: Sequence[CheckpointTarget], config: SweepCo
                     break
         if scene is None:
             scene = SceneConfig().to_dict()
-        (folder / f"{file_safe_id(target.checkpoint_id)}.json").write_text(json.dumps(scene, indent=2, sort_keys=True) + "\n")
+        text = json.dumps(scene, indent=2, sort_keys=True) + "\n"
+        (folder / f"{file_safe_id(target.checkpoint_id)}.json").write_text(text)
 
 
 # --------------------------------------------------------------------------- training data positions

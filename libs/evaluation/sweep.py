@@ -366,6 +366,9 @@ def _run_serial(
     return executor.policy_loads
 
 
+EPISODES_QUEUED_PER_WORKER = 2
+
+
 def _run_on_ray(
     tasks: Sequence[EpisodeTask], config: SweepConfig, record_done: Callable[[EpisodeRecord], None]
 ) -> int:
@@ -376,7 +379,9 @@ def _run_on_ray(
     worker_class = _episode_worker_class()
     actors = [worker_class.remote(config.env) for _ in range(workers)]
     try:
-        idle = list(actors)
+        # Each worker holds a second episode in its queue, so it starts the next one the moment it finishes
+        # instead of idling through the round trip to this driver (result, store write, next submit).
+        idle = [actor for actor in actors for _ in range(EPISODES_QUEUED_PER_WORKER)]
         pending: dict[Any, Any] = {}
         queue = list(reversed(tasks))
         while queue or pending:

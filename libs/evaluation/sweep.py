@@ -36,7 +36,7 @@ from libs.policy_api.contracts import (
     action_stats_from,
     check_scene_matches,
 )
-from libs.policy_api.registry import PolicyLoadError, make_policy
+from libs.policy_api.registry import PolicyLoadError, make_policy, split_policy_uri
 from libs.policy_api.types import HasMetadata, PolicySpec
 
 #: Ray's object store is only used for small records; a cap keeps a laptop's /dev/shm free.
@@ -526,7 +526,8 @@ CHECKPOINT_SCENE_FILE = "scene.json"
 
 def _write_evaluated_scenes(targets: Sequence[CheckpointTarget], config: SweepConfig, out: Path) -> None:
     """Saves the scene config every checkpoint was evaluated in beside the results: --scene if given, else
-    the checkpoint's own training scene (what the executor runs it in), else the bench default."""
+    the checkpoint's own training scene (what the executor runs it in), else the bench default (not for a
+    ``remote:`` policy, whose training scene only the server knows)."""
     from libs.sim.scene_config import SceneConfig
 
     folder = out / SCENES_DIR
@@ -540,6 +541,8 @@ def _write_evaluated_scenes(targets: Sequence[CheckpointTarget], config: SweepCo
                 if (candidate / CHECKPOINT_SCENE_FILE).is_file():
                     scene = json.loads((candidate / CHECKPOINT_SCENE_FILE).read_text())
                     break
+        if scene is None and split_policy_uri(target.policy_uri)[0] == "remote":
+            continue  # a served policy's training scene is known only to the server's process
         if scene is None:
             scene = SceneConfig().to_dict()
         text = json.dumps(scene, indent=2, sort_keys=True) + "\n"

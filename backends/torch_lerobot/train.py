@@ -233,6 +233,11 @@ def train_policy(
     return list_checkpoints(out)
 
 
+def _worker_counts(text: str) -> tuple[int, ...]:
+    """``--probe-loader 0,2,4`` → (0, 2, 4); argparse turns the ValueError into a one-line usage error."""
+    return tuple(int(part) for part in text.split(","))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -269,8 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--probe-loader",
         nargs="?",
-        const="0,2",
-        default=None,
+        type=_worker_counts,
+        const=(0, 2),
+        default=(),
         metavar="COUNTS",
         help="before step 0, time LeRobot's data loader for these num_workers (default 0,2) against a "
         "train step and recommend one",
@@ -280,17 +286,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--push-to-hub", action="store_true", help="push the final model (off by default)")
     parser.add_argument("--repo-id")
     return parser
-
-
-def _worker_counts(text: str | None) -> tuple[int, ...]:
-    if not text:
-        return ()
-    try:
-        counts = tuple(int(part) for part in text.split(","))
-    except ValueError as error:
-        message = f"error: --probe-loader takes num_workers counts like 0,2,4, got {text!r}"
-        raise SystemExit(message) from error
-    return counts
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -314,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
             push_to_hub=args.push_to_hub,
             repo_id=args.repo_id,
             threads=args.threads,
-            probe_workers=_worker_counts(args.probe_loader),
+            probe_workers=args.probe_loader,
         )
     except (TrainError, BackboneError) as error:
         print(f"error: {error}", file=sys.stderr)

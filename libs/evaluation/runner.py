@@ -125,8 +125,9 @@ def run_episode(
                 except UnsafeActionViolation as error:
                     # This episode ends here and is scored as a violation; the sweep goes on.
                     violation = str(error)
-                    unsafe = _finite_chunk(raw_chunk, spec.action_dim)
-                    if on_inference is not None and unsafe is not None:
+                    # check_action_chunk has already checked the shape; NaN/inf cannot be simulated.
+                    unsafe = np.asarray(raw_chunk, dtype=np.float32)
+                    if on_inference is not None and np.all(np.isfinite(unsafe)):
                         # Whiskers still show where the unsafe chunk was heading (the env clips its
                         # targets to the joint range): the picture of *why* the episode was stopped.
                         on_inference(InferenceEvent(env, env_step, observation, unsafe, latency))
@@ -178,13 +179,3 @@ def run_episode(
     )
     return EpisodeResult(record=record, chunks=chunks)
 
-
-def _finite_chunk(raw_chunk: Any, action_dim: int) -> np.ndarray | None:
-    """``raw_chunk`` as a float32 (T, action_dim) array when it is one and finite, else None."""
-    try:
-        chunk = np.asarray(raw_chunk, dtype=np.float32)
-    except (TypeError, ValueError):
-        return None
-    if chunk.ndim != 2 or chunk.shape[0] == 0 or chunk.shape[1] != action_dim:
-        return None
-    return chunk if np.all(np.isfinite(chunk)) else None

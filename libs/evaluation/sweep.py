@@ -517,6 +517,16 @@ def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
         ) from None
 
 
+def _beside_checkpoint(target: CheckpointTarget, name: str) -> Path | None:
+    """A file the backend saved with the checkpoint: in its folder (jax) or its pretrained_model (LeRobot)."""
+    if target.path is None:
+        return None
+    for folder in (target.path, target.path / PRETRAINED_DIR_NAME):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
 # --------------------------------------------------------------------------- scenes evaluated in
 
 #: ``OUT/scenes/<checkpoint>.json``: the scene (cameras, FOV, image size, objects) each checkpoint ran in.
@@ -536,11 +546,8 @@ def _write_evaluated_scenes(targets: Sequence[CheckpointTarget], config: SweepCo
         scene: dict[str, Any] | None = None
         if config.env.scene_path:
             scene = json.loads(Path(config.env.scene_path).read_text())
-        elif target.path is not None:
-            for candidate in (target.path, target.path / PRETRAINED_DIR_NAME):
-                if (candidate / CHECKPOINT_SCENE_FILE).is_file():
-                    scene = json.loads((candidate / CHECKPOINT_SCENE_FILE).read_text())
-                    break
+        elif (saved := _beside_checkpoint(target, CHECKPOINT_SCENE_FILE)) is not None:
+            scene = json.loads(saved.read_text())
         if scene is None and split_policy_uri(target.policy_uri)[0] == "remote":
             continue  # a served policy's training scene is known only to the server's process
         if scene is None:
@@ -558,11 +565,8 @@ def _training_block_positions(targets: Sequence[CheckpointTarget], config: Sweep
     positions: dict[str, Any] = {}
     for target in targets:
         found = shared
-        if found is None and target.path is not None:
-            for folder in (target.path, target.path / PRETRAINED_DIR_NAME):
-                found = _read_block_positions_file(folder / BLOCK_POSITIONS_FILE)
-                if found is not None:
-                    break
+        if found is None and (saved := _beside_checkpoint(target, BLOCK_POSITIONS_FILE)) is not None:
+            found = _read_block_positions_file(saved)
         if found is not None:
             positions[target.checkpoint_id] = found
     return positions

@@ -85,9 +85,9 @@ def joints_rad_to_env(joints_rad: np.ndarray) -> np.ndarray:
 
 
 def joints_env_to_rad(joints_env: np.ndarray) -> np.ndarray:
-    """Six joint values in env units → radians (float64[6])."""
+    """Six joint values in env units → radians (float64[6]); a (T, 6) chunk converts row by row."""
     joints_env = np.asarray(joints_env, dtype=np.float64)
-    out = np.empty(STATE_DIM, dtype=np.float64)
-    out[:5] = np.radians(joints_env[:5])
-    out[5] = gripper_env_to_rad(joints_env[5])
+    out = np.empty(joints_env.shape[:-1] + (STATE_DIM,), dtype=np.float64)
+    out[..., :5] = np.radians(joints_env[..., :5])
+    out[..., 5] = gripper_env_to_rad(joints_env[..., 5])
     return out

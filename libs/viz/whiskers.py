@@ -243,24 +243,24 @@ class WhiskerSimulator:
         ee_start = scratch.site_xpos[self._ee_site].copy()
         block_start = scratch.xpos[self._block_body].copy()
         ik_failures = 0
-        if self.mode == "dynamic" and self.env.action_space_name == "joint":
-            # Joint chunks need no IK: every row's ctrl is computed at once (the same float64 operations
-            # the env's control step applies to one row, so the result is bit-identical), leaving only the
-            # physics in the loop — this is what keeps a whisker near the cost of bare physics.
-            ctrl = self._joint_ctrl(actions)
-            for row in range(length):
-                scratch.ctrl[self._actuators] = ctrl[row]
+        # Joint chunks need no IK: every row's ctrl is computed at once (the same float64 operations the
+        # env's control step applies to one row, so the result is bit-identical), leaving only the physics
+        # in the loop — this is what keeps a dynamic whisker at the cost of bare physics.
+        joint_ctrl = (
+            self._joint_ctrl(actions)
+            if self.mode == "dynamic" and self.env.action_space_name == "joint"
+            else None
+        )
+        step_fn = self._dynamic_step if self.mode == "dynamic" else self._kinematic_step
+        for row in range(length):
+            if joint_ctrl is not None:
+                scratch.ctrl[self._actuators] = joint_ctrl[row]
                 mujoco.mj_step(self.model, scratch, nstep=PHYSICS_SUBSTEPS)
-                ee_path[row] = scratch.site_xpos[self._ee_site]
-                opening[row] = scratch.qpos[self._gripper_qpos]
-                block_path[row] = scratch.xpos[self._block_body]
-        else:
-            step_fn = self._dynamic_step if self.mode == "dynamic" else self._kinematic_step
-            for row in range(length):
+            else:
                 ik_failures += step_fn(actions[row])
-                ee_path[row] = scratch.site_xpos[self._ee_site]
-                opening[row] = scratch.qpos[self._gripper_qpos]
-                block_path[row] = scratch.xpos[self._block_body]
+            ee_path[row] = scratch.site_xpos[self._ee_site]
+            opening[row] = scratch.qpos[self._gripper_qpos]
+            block_path[row] = scratch.xpos[self._block_body]
         return ChunkForecast(
             env_step=int(env_step),
             actions=actions.copy(),
@@ -275,11 +275,8 @@ class WhiskerSimulator:
 
     def _joint_ctrl(self, actions: np.ndarray) -> np.ndarray:
         """(T, 6) actuator targets (rad, clipped to the ctrl range) of a validated joint chunk."""
-        rows = np.asarray([self.env.validate_action(action) for action in actions], dtype=np.float64)
-        targets = np.empty((len(rows), 6))
-        targets[:, :5] = np.radians(rows[:, :5])
-        targets[:, 5] = gripper_env_to_rad(rows[:, 5])
-        return np.clip(targets, self._ctrl_low, self._ctrl_high)
+        rows = np.asarray([self.env.validate_action(action) for action in actions])
+        return np.clip(joints_env_to_rad(rows), self._ctrl_low, self._ctrl_high)
 
     def _dynamic_step(self, action: np.ndarray) -> int:
         result = self.env.control_step(self.scratch, action)

@@ -24,8 +24,6 @@ from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("MUJOCO_GL", "egl")
-
 
 def _lerobot_loader(root: Path, chunk: int, fps: int, batch_size: int, workers: int) -> Iterable[Any]:
     import torch

@@ -82,8 +82,6 @@ def main() -> None:
     parser.add_argument("--max-steps", type=int, default=None)
     parser.add_argument("--max-workers", type=int, default=os.cpu_count() or 1)
     arguments = parser.parse_args()
-    os.environ.setdefault("MUJOCO_GL", "egl")
-
     seeds = range(arguments.overhead_episodes)
     policy = make_policy("scripted")
     env = make_env(EnvSettings(max_steps=arguments.max_steps), policy.spec.action_space, ())

@@ -21,7 +21,6 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-import libs.sim  # noqa: F401  (picks a headless MUJOCO_GL before mujoco is imported)
 from libs.sim.env import HOME_JOINTS, SO101PickPlaceEnv
 from libs.sim.gl import GLBackendError, gl_backend_name, gl_renderer_string, make_renderer
 from libs.sim.rollout import run_episode

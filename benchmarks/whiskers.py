@@ -27,7 +27,6 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-import libs.sim  # noqa: F401  (picks a headless MUJOCO_GL before mujoco is imported)
 from libs.sim.env import SO101PickPlaceEnv
 from libs.sim.layout import JOINT_NAMES, joints_env_to_rad
 from libs.sim.scripted_policy import ScriptedPolicy

@@ -1,0 +1,6 @@
+"""Task scenes (MuJoCo specs).
+
+Imports ``libs`` first: its ``__init__`` picks the headless GL backend before anything imports mujoco.
+"""
+
+import libs  # noqa: F401  (libs/__init__.py picks the headless GL backend before mujoco is imported)

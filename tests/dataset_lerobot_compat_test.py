@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -73,7 +72,6 @@ def test_lerobot_loads_synthetic_dataset(tmp_path: Path, use_video: bool) -> Non
 
 
 def test_lerobot_loads_recorded_scripted_dataset(tmp_path: Path) -> None:
-    os.environ.setdefault("MUJOCO_GL", "egl")
     from libs.datasets.record import record_scripted_dataset
     from libs.sim.scene_config import SceneConfig
 

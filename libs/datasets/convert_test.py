@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import numpy as np
@@ -104,7 +103,6 @@ def test_cli(source: Path, tmp_path: Path) -> None:
 
 
 def test_forward_kinematics_matches_the_env() -> None:
-    os.environ.setdefault("MUJOCO_GL", "egl")
     from libs.sim.env import SO101PickPlaceEnv
 
     env = SO101PickPlaceEnv(render=False)
@@ -116,7 +114,6 @@ def test_forward_kinematics_matches_the_env() -> None:
 
 
 def test_joint_to_ee_and_rerecord(tmp_path: Path) -> None:
-    os.environ.setdefault("MUJOCO_GL", "egl")
     from libs.datasets.record import record_scripted_dataset
     from libs.sim.scene_config import SceneConfig
 

@@ -443,7 +443,6 @@ def _episode_worker_class() -> Any:
         @ray.remote(num_cpus=1, max_restarts=2, max_task_retries=2)
         class EpisodeWorker:
             def __init__(self, env_settings: EnvSettings) -> None:
-                os.environ.setdefault("MUJOCO_GL", "egl")
                 self.executor = EpisodeExecutor(env_settings)
 
             def run(self, task: EpisodeTask) -> dict[str, Any]:

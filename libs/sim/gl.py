@@ -1,8 +1,8 @@
 """Offscreen renderers, with one clear line when no OpenGL backend can be created.
 
 Headless machines need ``MUJOCO_GL=egl`` (Debian: ``apt-get install libegl1 libgl1-mesa-dri``) or
-``MUJOCO_GL=osmesa`` (``apt-get install libosmesa6``). ``libs.sim`` picks EGL when nothing is set and
-there is no display (see ``libs/sim/__init__.py``), because GLFW, MuJoCo's default, needs a window system.
+``MUJOCO_GL=osmesa`` (``apt-get install libosmesa6``). ``libs/__init__.py`` picks EGL when nothing is set
+and there is no display, because GLFW, MuJoCo's default, needs a window system.
 """
 
 from __future__ import annotations

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 
@@ -22,8 +20,6 @@ from libs.viz.diagnostics import (
 )
 from libs.viz.fixtures import ConstantPolicy, MeanGripperPolicy, action_stats_of
 from libs.viz.whiskers import ChunkForecast, WhiskerEpisode, record_whisker_episode
-
-os.environ.setdefault("MUJOCO_GL", "egl")
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ through ``libs/viz:whiskers-torch_lerobot`` and ``libs/viz:whiskers-jax_openpi``
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import sys
 from collections.abc import Mapping, Sequence
@@ -98,7 +97,6 @@ def load_action_stats(policy: Any, dataset: str | None) -> Mapping[str, Any] | N
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
-    os.environ.setdefault("MUJOCO_GL", "egl")
     from libs.datasets.lerobot_v3 import DatasetError
     from libs.evaluation.sweep import EnvSettings, make_env
     from libs.policy_api.contracts import ContractViolation, EpisodeGuardedPolicy, check_scene_matches

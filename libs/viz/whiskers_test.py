@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 
@@ -18,8 +16,6 @@ from libs.viz.whiskers import (
     WhiskerSimulator,
     record_whisker_episode,
 )
-
-os.environ.setdefault("MUJOCO_GL", "egl")
 
 #: Long enough for the expert to descend and close on the block (it closes at about step 45).
 STEPS_TO_GRASP = 70

@@ -41,6 +41,7 @@ from backends.torch_lerobot.checkpoints import (
 )
 from libs.policy_api.registry import register_backend
 from libs.policy_api.types import (
+    ENVIRONMENT_STATE_KEY,
     IMAGE_KEY_PREFIX,
     STATE_KEY,
     TASK_KEY,
@@ -187,6 +188,7 @@ class LeRobotPolicy:
             else:  # no scene.json: an RGB camera named after the key
                 cameras.append(CameraInput(key.removeprefix(IMAGE_KEY_PREFIX), height, width, "rgb"))
         state = self._input_features.get(STATE_KEY)
+        environment = self._input_features.get(ENVIRONMENT_STATE_KEY)
         action_dim = int(self.config.output_features[ACTION_FEATURE].shape[0])
         chunk_length = int(getattr(self.config, "chunk_size", 0) or self.config.n_action_steps)
         n_action_steps = int(self.config.n_action_steps)
@@ -198,6 +200,7 @@ class LeRobotPolicy:
         return PolicySpec(
             cameras=tuple(cameras),
             state_dim=int(state.shape[0]) if state is not None else 0,
+            environment_state_dim=int(environment.shape[0]) if environment is not None else 0,
             action_dim=action_dim,
             action_space="ee" if action_dim == 7 else "joint",
             chunk_length=chunk_length,

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from libs.datasets.action_noise import ActionNoise
 from libs.datasets.lerobot_v3 import (
     BLOCK_POSITIONS_PATH,
     DatasetError,
@@ -30,7 +31,7 @@ from libs.datasets.lerobot_v3 import (
     vector_feature,
     write_json_atomic,
 )
-from libs.policy_api.types import STATE_KEY, TASK_KEY, NeedsEnv, Policy
+from libs.policy_api.types import ENVIRONMENT_STATE_KEY, STATE_KEY, TASK_KEY, NeedsEnv, Policy
 
 #: Decides whether a finished episode is written: (episode metadata, buffered frames) -> keep?
 EpisodeFilter = Callable[[Mapping[str, Any], Mapping[str, np.ndarray]], bool]
@@ -54,9 +55,11 @@ class RecordSummary:
 
 def dataset_features(scene: Any, action_space: str, use_video: bool = True) -> dict[str, dict[str, Any]]:
     """Features of a recording of ``scene`` (a SceneConfig) with ``action_space`` actions."""
-    from libs.sim.layout import EE_ACTION_NAMES, STATE_FEATURE_NAMES
+    from libs.sim.layout import EE_ACTION_NAMES, ENVIRONMENT_STATE_NAMES, STATE_FEATURE_NAMES
 
     features: dict[str, dict[str, Any]] = {STATE_KEY: vector_feature(STATE_FEATURE_NAMES)}
+    if getattr(scene, "environment_state", False):
+        features[ENVIRONMENT_STATE_KEY] = vector_feature(ENVIRONMENT_STATE_NAMES)
     action_names = STATE_FEATURE_NAMES if action_space == "joint" else EE_ACTION_NAMES
     features["action"] = vector_feature(action_names)
     for camera in scene.cameras:
@@ -113,8 +116,12 @@ def record_dataset(
     use_video: bool = True,
     overwrite: bool = False,
     progress: bool = True,
+    action_noise: ActionNoise | None = None,
 ) -> RecordSummary:
-    """Run ``policy`` for episodes with seeds ``seed, seed+1, ...`` and write the kept ones to ``root``."""
+    """Run ``policy`` for episodes with seeds ``seed, seed+1, ...`` and write the kept ones to ``root``.
+
+    ``action_noise`` perturbs the executed actions while the frames keep the policy's own (see
+    ``libs.datasets.action_noise``): demonstrations that show recovery."""
     from libs.policy_api.registry import make_policy
     from libs.sim.env import SO101PickPlaceEnv
 
@@ -152,7 +159,9 @@ def record_dataset(
     try:
         while summary.episodes_kept < episodes and summary.episodes_run < max_attempts:
             episode_seed = seed + summary.episodes_run
-            metadata, frames, block_xy = _run_episode(env, policy, writer, features, episode_seed)
+            metadata, frames, block_xy = _run_episode(
+                env, policy, writer, features, episode_seed, action_noise
+            )
             summary.episodes_run += 1
             outcome = str(metadata["outcome"])
             summary.outcomes[outcome] = summary.outcomes.get(outcome, 0) + 1
@@ -196,9 +205,15 @@ def record_scripted_dataset(
 
 
 def _run_episode(
-    env: Any, policy: Policy, writer: LeRobotV3Writer, features: Mapping[str, Any], seed: int
+    env: Any,
+    policy: Policy,
+    writer: LeRobotV3Writer,
+    features: Mapping[str, Any],
+    seed: int,
+    action_noise: ActionNoise | None = None,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray], list[float]]:
     observation, info = env.reset(seed=seed)
+    noise = action_noise.process(seed, env.action_space_name) if action_noise else None
     block_xy = [round(float(value), 4) for value in np.asarray(env.block_position)[:2]]
     policy.reset()
     if isinstance(policy, NeedsEnv):
@@ -210,7 +225,8 @@ def _run_episode(
             frame = _frame_from_observation(observation, features)
             frame["action"] = action
             writer.add_frame(frame)
-            observation, _, terminated, truncated, info = env.step(action)
+            executed = noise.perturb(action) if noise is not None else action
+            observation, _, terminated, truncated, info = env.step(executed)
             done = terminated or truncated
             if done:
                 break
@@ -253,12 +269,37 @@ def _parser(prog: str, with_policy: bool) -> argparse.ArgumentParser:
     parser.add_argument("--scene", type=Path, default=None, help="scene.json to record in (default scene)")
     parser.add_argument("--image-size", default=None, help="HxW for every camera, e.g. 96x128")
     parser.add_argument("--depth", action="store_true", help="add depth images for every camera")
+    parser.add_argument(
+        "--environment-state",
+        action="store_true",
+        help="add observation.environment_state (block pose, bowl xy: privileged object state)",
+    )
+    parser.add_argument(
+        "--no-cameras", action="store_true", help="record no images (state-based policies)"
+    )
     parser.add_argument("--images", action="store_true", help="store PNG images in parquet instead of video")
+    parser.add_argument(
+        "--noise",
+        type=float,
+        default=0.0,
+        metavar="STD",
+        help="perturb the executed actions (labels stay clean) by correlated noise of this std: degrees per "
+        "arm joint (joint) or metres (ee); demonstrations that show recovery, as DART does",
+    )
+    parser.add_argument(
+        "--noise-steps", type=float, default=8.0, help="the noise's correlation time, control steps"
+    )
     parser.add_argument("--overwrite", action="store_true")
     return parser
 
 
-def scene_from_args(scene_path: Path | None, image_size: str | None, depth: bool) -> Any:
+def scene_from_args(
+    scene_path: Path | None,
+    image_size: str | None,
+    depth: bool,
+    environment_state: bool = False,
+    no_cameras: bool = False,
+) -> Any:
     from dataclasses import replace
 
     from libs.sim.scene_config import SceneConfig
@@ -272,13 +313,24 @@ def scene_from_args(scene_path: Path | None, image_size: str | None, depth: bool
         scene = scene.with_image_size(height, width)
     if depth:
         scene = replace(scene, cameras=tuple(replace(camera, depth=True) for camera in scene.cameras))
+    if environment_state:
+        scene = replace(scene, environment_state=True)
+    if no_cameras:
+        if not scene.environment_state:
+            raise DatasetError(
+                "--no-cameras leaves only the joint state, which cannot locate the block: "
+                "add --environment-state"
+            )
+        scene = replace(scene, cameras=())
     return scene
 
 
 def _main(argv: Sequence[str] | None, prog: str, with_policy: bool) -> int:
     args = _parser(prog, with_policy).parse_args(argv)
     try:
-        scene = scene_from_args(args.scene, args.image_size, args.depth)
+        scene = scene_from_args(
+            args.scene, args.image_size, args.depth, args.environment_state, args.no_cameras
+        )
         common = dict(
             episodes=args.episodes,
             seed=args.seed,
@@ -288,6 +340,7 @@ def _main(argv: Sequence[str] | None, prog: str, with_policy: bool) -> int:
             max_steps=args.max_steps,
             use_video=not args.images,
             overwrite=args.overwrite,
+            action_noise=ActionNoise(args.noise, args.noise_steps) if args.noise > 0 else None,
         )
         if with_policy:
             summary = record_dataset(args.out, args.policy, action_space=args.action_space, **common)

@@ -62,3 +62,31 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert LeRobotV3Dataset(tmp_path / "b").features["observation.images.wrist"]["dtype"] == "image"
     assert rollouts_main(["--policy", "nonsense:x", "--out", str(tmp_path / "c"), *common]) == 2
     assert "unknown policy backend" in capsys.readouterr().err
+
+
+def test_state_based_recording_with_recovery_noise(tmp_path: Path) -> None:
+    """--no-cameras --environment-state writes the privileged object state with stats; --noise perturbs what
+    is executed (the states differ) while the labels stay the expert's plan."""
+    from libs.datasets.action_noise import ActionNoise
+    from libs.sim.layout import ENVIRONMENT_STATE_NAMES
+    from libs.sim.scene_config import SceneConfig
+
+    common = dict(episodes=1, scene=SceneConfig().state_based(), max_steps=40, progress=False)
+    record_dataset(tmp_path / "clean", "scripted", **common)
+    record_dataset(tmp_path / "noisy", "scripted", action_noise=ActionNoise(std=3.0), **common)
+    clean, noisy = LeRobotV3Dataset(tmp_path / "clean"), LeRobotV3Dataset(tmp_path / "noisy")
+    feature = clean.features["observation.environment_state"]
+    assert feature["names"] == list(ENVIRONMENT_STATE_NAMES) and feature["shape"] == [9]
+    assert clean.camera_keys == [] and clean.scene_config["environment_state"] is True
+    stats = json.loads((tmp_path / "clean" / "meta" / "stats.json").read_text())
+    assert len(stats["observation.environment_state"]["std"]) == 9
+    clean_frames, noisy_frames = clean.episode(0), noisy.episode(0)
+    assert not np.allclose(clean_frames["observation.state"][20:], noisy_frames["observation.state"][20:])
+    # Labels are the expert's targets for the state it is in, not the executed (noisy) commands: the arm
+    # joints' labels stay close to the clean run's, far closer than the noise would put them.
+    gap = np.abs(clean_frames["action"][:, :5] - noisy_frames["action"][:, :5]).mean()
+    assert gap < 3.0
+
+
+def test_no_cameras_without_environment_state_is_refused(tmp_path: Path) -> None:
+    assert main(["--out", str(tmp_path / "x"), "--episodes", "1", "--no-cameras"]) == 2

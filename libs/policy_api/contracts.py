@@ -17,6 +17,7 @@ import numpy as np
 from libs.policy_api.types import (
     ACTION_KEY,
     DEPTH_SUFFIX,
+    ENVIRONMENT_STATE_KEY,
     IMAGE_KEY_PREFIX,
     STATE_KEY,
     ActionChunk,
@@ -63,6 +64,7 @@ def check_observation(observation: Observation, spec: PolicySpec) -> None:
             f"{STATE_KEY} has shape {state.shape} but the policy spec expects ({spec.state_dim},): "
             "fix the policy's state_dim or the env's state layout"
         )
+    check_environment_state(observation, spec)
     for camera in spec.cameras:
         key = camera.key
         if camera.name.endswith(DEPTH_SUFFIX):
@@ -100,6 +102,25 @@ def check_observation(observation: Observation, spec: PolicySpec) -> None:
                 "set the scene camera's width/height to the training size (or evaluate with the checkpoint's "
                 "scene.json)"
             )
+
+
+def check_environment_state(observation: Observation, spec: PolicySpec) -> None:
+    """A policy trained on ``observation.environment_state`` gets it, of its length. (The reverse, a
+    checkpoint trained without it in a scene that emits it, is ``check_scene_matches``'s: the privileged
+    scripted expert reads the simulator and declares no inputs.)"""
+    if not spec.environment_state_dim:
+        return
+    if ENVIRONMENT_STATE_KEY not in observation:
+        raise ContractViolation(
+            f"the policy was trained with {ENVIRONMENT_STATE_KEY} but the scene does not emit it: "
+            "evaluate in its training scene (scene.json with environment_state: true)"
+        )
+    shape = np.asarray(observation[ENVIRONMENT_STATE_KEY]).shape
+    if shape != (spec.environment_state_dim,):
+        raise ContractViolation(
+            f"{ENVIRONMENT_STATE_KEY} has shape {shape} but the policy was trained on "
+            f"({spec.environment_state_dim},): re-record its dataset with this bench's layout"
+        )
 
 
 def _missing_camera_message(key: str, modality: str, provided: Sequence[str]) -> str:
@@ -256,7 +277,7 @@ def check_scene_matches(
     camera_names: Sequence[str],
 ) -> None:
     """The cameras the policy consumes (pose, FOV, size, modality) equal the ones saved with the
-    checkpoint's training dataset.
+    checkpoint's training dataset, and both scenes agree on emitting ``observation.environment_state``.
 
     ``scene_from_dict`` is ``SceneConfig.from_dict``, passed in so this module stays free of the simulator.
     Only camera differences for ``camera_names`` are fatal: block regions may differ on purpose (``--grid``).
@@ -264,6 +285,13 @@ def check_scene_matches(
     if checkpoint_scene is None or env_scene is None:
         return
     saved = scene_from_dict(dict(checkpoint_scene))
+    trained_with = bool(getattr(saved, "environment_state", False))
+    if bool(getattr(env_scene, "environment_state", False)) != trained_with:
+        raise ContractViolation(
+            f"the checkpoint was trained {'with' if trained_with else 'without'} {ENVIRONMENT_STATE_KEY} but "
+            f"the evaluation scene {'does not emit' if trained_with else 'emits'} it: evaluate with the "
+            "checkpoint's scene.json (--scene <checkpoint>/scene.json)"
+        )
     prefixes = tuple(f"camera {name!r}" for name in camera_names)
     differences = [line for line in env_scene.differences(saved) if line.startswith(prefixes)]
     if differences:

@@ -58,3 +58,26 @@ def test_depth_key_present_but_declared_rgb() -> None:
     swapped = {**observation, "observation.images.overhead": np.zeros((4, 4), np.float32)}
     with pytest.raises(ContractViolation, match="depth was fed as RGB"):
         check_observation(swapped, rgb_spec)
+
+
+def test_environment_state_policy_refused_in_a_scene_without_it() -> None:
+    spec = PolicySpec(cameras=(), environment_state_dim=9)
+    state = np.zeros(6, dtype=np.float32)
+    with pytest.raises(ContractViolation, match="trained with observation.environment_state"):
+        check_observation({"observation.state": state}, spec)
+    with pytest.raises(ContractViolation, match=r"shape \(7,\)"):
+        check_observation({"observation.state": state, "observation.environment_state": np.zeros(7)}, spec)
+    check_observation({"observation.state": state, "observation.environment_state": np.zeros(9)}, spec)
+
+
+def test_scene_check_refuses_environment_state_either_way() -> None:
+    from libs.policy_api.contracts import check_scene_matches
+    from libs.sim.scene_config import SceneConfig
+
+    image_scene, state_scene = SceneConfig(), SceneConfig().state_based()
+    cases = ((image_scene, state_scene, "does not emit"), (state_scene, image_scene, "emits"))
+    for evaluated, trained, word in cases:
+        pattern = f"trained with(out)? observation.environment_state .* {word}"
+        with pytest.raises(ContractViolation, match=pattern):
+            check_scene_matches(evaluated, trained.to_dict(), SceneConfig.from_dict, [])
+    check_scene_matches(state_scene, state_scene.to_dict(), SceneConfig.from_dict, [])

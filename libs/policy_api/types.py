@@ -5,6 +5,8 @@ Observation keys follow LeRobot's convention:
 - ``observation.images.<camera>``: uint8 H×W×3 RGB.
 - ``observation.images.<camera>_depth``: float32 H×W in metres, present only for cameras whose modality is
   declared ``depth`` (never inferred from a key's spelling).
+- ``observation.environment_state``: float32[``ENVIRONMENT_STATE_DIM``], privileged object state (block
+  pose, bowl position; layout in ``libs.sim.layout``), present only when the scene asks for it.
 - ``task``: the language prompt (str).
 """
 
@@ -17,6 +19,8 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import numpy as np
 
 STATE_KEY = "observation.state"
+#: LeRobot's key for privileged object state (its ACT and Diffusion take it as an input token / condition).
+ENVIRONMENT_STATE_KEY = "observation.environment_state"
 IMAGE_KEY_PREFIX = "observation.images."
 DEPTH_SUFFIX = "_depth"
 TASK_KEY = "task"
@@ -52,6 +56,8 @@ class PolicySpec:
 
     cameras: tuple[CameraInput, ...]
     state_dim: int = 6
+    #: Length of ``observation.environment_state`` the policy reads; 0 = it was trained without it.
+    environment_state_dim: int = 0
     action_dim: int = 6
     action_space: ActionSpace = "joint"
     chunk_length: int = 1
@@ -68,7 +74,8 @@ class PolicySpec:
 
     @property
     def observation_keys(self) -> tuple[str, ...]:
-        return (STATE_KEY, *(camera.key for camera in self.cameras))
+        environment = (ENVIRONMENT_STATE_KEY,) if self.environment_state_dim else ()
+        return (STATE_KEY, *environment, *(camera.key for camera in self.cameras))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

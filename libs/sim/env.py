@@ -2,7 +2,9 @@
 
 Observation (LeRobot keys, see ``libs.policy_api.types``): ``observation.state`` float32[6] (arm joints in
 degrees, gripper 0–100), ``observation.images.<camera>`` uint8 H×W×3 per scene camera, plus
-``observation.images.<camera>_depth`` float32 H×W metres for cameras declared ``depth``, and ``task``.
+``observation.images.<camera>_depth`` float32 H×W metres for cameras declared ``depth``,
+``observation.environment_state`` float32[9] (block pose, bowl xy; ``libs.sim.layout``) when the scene
+sets ``environment_state``, and ``task``.
 Actions: ``joint`` float32[6] absolute targets in the state's units, or ``ee`` float32[7]
 ``[x, y, z, approach_x, approach_y, approach_z, gripper]`` solved by IK every step (``libs.sim.ik``).
 Control runs at 30 Hz, ``PHYSICS_SUBSTEPS`` physics steps per control step.
@@ -26,7 +28,7 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
-from libs.policy_api.types import STATE_KEY, TASK_KEY
+from libs.policy_api.types import ENVIRONMENT_STATE_KEY, STATE_KEY, TASK_KEY
 from libs.sim.gl import make_renderer
 from libs.sim.ik import ApproachIK, IKSolution
 from libs.sim.layout import (
@@ -36,6 +38,7 @@ from libs.sim.layout import (
     EE_ACTION_NAMES,
     EE_LOWER,
     EE_UPPER,
+    ENVIRONMENT_STATE_DIM,
     JOINT_LIMITS_RAD,
     JOINT_LOWER,
     JOINT_NAMES,
@@ -45,6 +48,7 @@ from libs.sim.layout import (
     joints_env_to_rad,
     joints_rad_to_env,
 )
+from libs.sim.layout import environment_state as environment_state_vector
 from libs.sim.outcome import EpisodeFigures, Outcome, OutcomeTracker, TaskProbe
 from libs.sim.scene_config import SceneConfig
 from scenes.so101.scene import (
@@ -166,6 +170,10 @@ class SO101PickPlaceEnv(gym.Env):
             STATE_KEY: gym.spaces.Box(JOINT_LOWER - 2.0, JOINT_UPPER + 2.0, dtype=np.float32),
             TASK_KEY: gym.spaces.Text(max_length=1000, charset=string.printable),
         }
+        if self.scene.environment_state:
+            spaces[ENVIRONMENT_STATE_KEY] = gym.spaces.Box(
+                -np.inf, np.inf, (ENVIRONMENT_STATE_DIM,), dtype=np.float32
+            )
         if self.render_images:
             for camera in self.scene.cameras:
                 spaces[camera.rgb_key] = gym.spaces.Box(
@@ -211,6 +219,13 @@ class SO101PickPlaceEnv(gym.Env):
     def ee_approach(self) -> np.ndarray:
         """Unit vector the gripper points along (the gripper frame's z axis)."""
         return self.data.site_xmat[self._ee_site].reshape(3, 3)[:, 2].copy()
+
+    def environment_state(self, data: mujoco.MjData | None = None) -> np.ndarray:
+        """``observation.environment_state`` of ``data`` (default: the env's); see ``libs.sim.layout``."""
+        data = self.data if data is None else data
+        return environment_state_vector(
+            data.xpos[self._block_body], data.xquat[self._block_body], data.mocap_pos[self._bowl_mocap]
+        )
 
     @property
     def episode_seed(self) -> int | None:
@@ -350,6 +365,8 @@ class SO101PickPlaceEnv(gym.Env):
     # ---- observations ------------------------------------------------------------------------------
     def _observation(self) -> dict[str, Any]:
         observation: dict[str, Any] = {STATE_KEY: self.joint_state(), TASK_KEY: self.task}
+        if self.scene.environment_state:
+            observation[ENVIRONMENT_STATE_KEY] = self.environment_state()
         if self.render_images:
             observation.update(self.render_cameras(self.data))
         return observation

@@ -169,3 +169,26 @@ def test_step_before_reset_and_truncation():
     assert results[-1][4]["outcome"] == "never_picked_up"
     figures = environment.episode_figures()
     assert figures.steps == 3 and not figures.picked and figures.ik_failures == 0
+
+
+def test_environment_state_is_the_block_pose_and_bowl_position_when_the_scene_asks() -> None:
+    from libs.sim.layout import ENVIRONMENT_STATE_DIM, ENVIRONMENT_STATE_NAMES
+
+    state_env = SO101PickPlaceEnv(scene=SceneConfig().state_based(), max_steps=5)
+    try:
+        observation, _ = state_env.reset(seed=3)
+        assert set(observation) == {"observation.state", "observation.environment_state", "task"}
+        vector = observation["observation.environment_state"]
+        assert vector.shape == (ENVIRONMENT_STATE_DIM,) == (len(ENVIRONMENT_STATE_NAMES),)
+        assert vector.dtype == np.float32
+        assert np.allclose(vector[:3], state_env.block_position, atol=1e-6)
+        assert np.isclose(np.linalg.norm(vector[3:7]), 1.0, atol=1e-5) and vector[3] >= 0
+        assert np.allclose(vector[7:], state_env.bowl_position[:2], atol=1e-6)
+        assert "observation.environment_state" in state_env.observation_space.spaces
+        observation, *_ = state_env.step(HOME_JOINTS)
+        moved = observation["observation.environment_state"]
+        assert np.allclose(moved[:3], state_env.block_position, atol=1e-6)
+    finally:
+        state_env.close()
+    # Images stay the default: nothing privileged unless the scene asks for it.
+    assert "observation.environment_state" not in SO101PickPlaceEnv(render=False).observation_space.spaces

@@ -91,3 +91,34 @@ def joints_env_to_rad(joints_env: np.ndarray) -> np.ndarray:
     out[..., :5] = np.radians(joints_env[..., :5])
     out[..., 5] = gripper_env_to_rad(joints_env[..., 5])
     return out
+
+
+#: ``observation.environment_state`` (privileged object state, emitted when the scene config sets
+#: ``environment_state``), float32 in this order: the block's centre in metres (world frame, table top at
+#: z = 0), its orientation as a unit quaternion (w, x, y, z) with w >= 0, and the bowl's centre x, y in
+#: metres. The bowl stands on the table, so its z (always 0) is left out: a constant dimension has zero
+#: std and mean/std normalisation would divide by ~0.
+ENVIRONMENT_STATE_NAMES: tuple[str, ...] = (
+    "block_x",
+    "block_y",
+    "block_z",
+    "block_qw",
+    "block_qx",
+    "block_qy",
+    "block_qz",
+    "bowl_x",
+    "bowl_y",
+)
+ENVIRONMENT_STATE_DIM = len(ENVIRONMENT_STATE_NAMES)
+
+
+def environment_state(
+    block_position: np.ndarray, block_quat: np.ndarray, bowl_position: np.ndarray
+) -> np.ndarray:
+    """The ``observation.environment_state`` vector (layout: ``ENVIRONMENT_STATE_NAMES``)."""
+    quat = np.asarray(block_quat, dtype=np.float64)
+    quat = quat / max(float(np.linalg.norm(quat)), 1e-12)
+    if quat[0] < 0:  # q and -q are the same rotation: keep one sign so the feature is continuous
+        quat = -quat
+    values = np.concatenate([np.asarray(block_position, dtype=np.float64)[:3], quat, bowl_position[:2]])
+    return values.astype(np.float32)

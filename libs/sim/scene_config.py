@@ -218,6 +218,9 @@ class SceneConfig:
     min_block_bowl_distance_m: float = 0.11
     simplify_render_meshes: bool = True
     render_mesh_cluster_m: float = 0.002
+    #: Emit ``observation.environment_state`` (block pose, bowl position; ``libs.sim.layout``) with every
+    #: observation: privileged object state for state-based policies. A policy trained with it needs it.
+    environment_state: bool = False
     format_version: int = SCENE_CONFIG_FORMAT_VERSION
 
     def __post_init__(self) -> None:
@@ -250,6 +253,11 @@ class SceneConfig:
     def with_cameras(self, names: Sequence[str]) -> SceneConfig:
         """The same scene keeping only ``names`` (in that order); unknown names raise SceneConfigError."""
         return replace(self, cameras=tuple(self.camera(name) for name in names))
+
+    def state_based(self) -> SceneConfig:
+        """This scene without cameras and with ``observation.environment_state``: what state-based
+        policies (no images) are recorded, trained and evaluated in."""
+        return replace(self, cameras=(), environment_state=True)
 
     def with_image_size(self, height: int, width: int) -> SceneConfig:
         return replace(self, cameras=tuple(replace(c, height=height, width=width) for c in self.cameras))

@@ -1,5 +1,15 @@
 """The policy server speaks openpi's protocol: the real openpi-client (WebsocketClientPolicy,
-ActionChunkBroker) and our stack-free ``remote:`` client both drive a served jax_openpi checkpoint."""
+ActionChunkBroker) and our stack-free ``remote:`` client both drive a served jax_openpi checkpoint.
+
+The long runs use openpi-client from its own resolve (``tests/openpi_client:broker_driver``, numpy<2 and no
+so101lab code), as a separate process, which is how a robot process meets the server."""
+
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +23,8 @@ from backends.jax_openpi.fixtures import write_tiny_dataset
 from libs.policy_api.registry import make_policy
 from libs.policy_api.remote import RemoteInferenceError
 from services.policy_server.server import PolicyServer
+
+BROKER_DRIVER = Path("tests.openpi_client/broker_driver.pex")
 
 
 @pytest.fixture(scope="module")
@@ -80,3 +92,46 @@ def test_remote_client_matches_in_process_inference(served: PolicyServer) -> Non
     with pytest.raises(RemoteInferenceError, match="lacks"):
         remote.infer({"observation.state": np.zeros(6, np.float32)})
     remote.close()
+
+
+def run_broker_driver(url: str, *args: str) -> dict:
+    environment = {key: value for key, value in os.environ.items() if not key.startswith(("PEX_", "PYTHON"))}
+    done = subprocess.run(
+        [sys.executable, str(BROKER_DRIVER), "--url", url, *args],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=600,
+    )
+    assert done.stdout.strip(), f"broker driver printed nothing: {done.stderr[-2000:]}"
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_pypi_openpi_client_broker_1000_calls_from_its_own_environment(served: PolicyServer) -> None:
+    result = run_broker_driver(served.url, "--calls", "1000", "--horizon", "10", "--reset-every", "100")
+    assert result["numpy"].startswith("1.") and result["openpi_client"] == "0.1.2"  # its own environment
+    assert result["errors"] == {}
+    assert result["good"] == result["calls"] == 1000  # each call the next row of the chunk, shape (6,)
+    assert result["chunks_fetched"] == 100
+    assert result["reply_keys"] == ["actions", "server_timing"]  # nothing else for the broker to slice
+
+
+def test_several_openpi_clients_at_once_each_get_their_own_chunks(served: PolicyServer) -> None:
+    with ThreadPoolExecutor(4) as pool:
+        results = list(
+            pool.map(
+                lambda seed: run_broker_driver(served.url, "--calls", "200", "--horizon", "5", "--seed", str(seed)),
+                range(4),
+            )
+        )
+    assert [result["good"] for result in results] == [200] * 4
+    assert all(result["errors"] == {} for result in results)
+
+
+def test_a_batched_chunk_equals_the_chunk_the_episode_gets_alone(served: PolicyServer) -> None:
+    policy = served.policy
+    observations = [observation(seed) for seed in range(3)]
+    alone = [policy.infer_batch([obs], [policy.new_episode(seed)])[0] for seed, obs in enumerate(observations)]
+    together = policy.infer_batch(observations, [policy.new_episode(seed) for seed in range(3)])
+    for single, batched in zip(alone, together, strict=True):
+        np.testing.assert_allclose(batched, single, atol=1e-4)

@@ -8,8 +8,9 @@ pad, resize), samples a chunk with Euler steps, then runs the *inverse* pipeline
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ from backends.jax_openpi.model import Observation, Pi0Policy
 from backends.jax_openpi.model_io import model_observation, model_pipeline
 from backends.jax_openpi.norm_stats import MissingNormStatsError, load_norm_stats
 from libs.policy_api.registry import register_backend
-from libs.policy_api.types import CameraInput, PolicyMetadata, PolicySpec
+from libs.policy_api.types import CameraInput, EpisodeState, PolicyMetadata, PolicySpec
 from libs.policy_api.types import Observation as EnvObservation
 
 BACKEND_NAME = "jax_openpi"
@@ -62,8 +63,20 @@ def load_config(directory: Path) -> TrainConfig:
         ) from error
 
 
+@dataclasses.dataclass
+class JaxEpisode(EpisodeState):
+    """The noise stream of one episode: chunk ``calls`` samples from ``fold_in(rng, calls)``."""
+
+    rng: Any = None
+    calls: int = 0
+
+
+#: batches are padded to one of these sizes, so a server compiles the sampler a few times, not per size
+_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
+
+
 class JaxOpenpiPolicy:
-    """A Pi0-style checkpoint as a Policy (+ HasMetadata, ReportsNormalizedInputs)."""
+    """A Pi0-style checkpoint as a Policy (+ HasMetadata, ReportsNormalizedInputs, BatchPolicy)."""
 
     def __init__(self, checkpoint: Path | str, seed: int = 0) -> None:
         directory = resolve_checkpoint_dir(checkpoint)
@@ -82,16 +95,15 @@ class JaxOpenpiPolicy:
         self.params = restore_items(directory, {PARAMS_ITEM: nnx.to_pure_dict(abstract_state)})[PARAMS_ITEM]
         num_steps = config.num_sample_steps
 
-        def sample(params, rng, observation: Observation):
-            return nnx.merge(graphdef, params).sample_actions(rng, observation, num_steps=num_steps)
+        def sample(params, noise, observation: Observation):
+            model = nnx.merge(graphdef, params)
+            return model.sample_actions(None, observation, num_steps=num_steps, noise=noise)
 
         self._sample = jax.jit(sample)
         self._inputs = model_pipeline(config, self.norm_stats, resize=True)
         self._outputs = self._inputs.inverse()
         self._seed = seed
-        self._rng = jax.random.key(seed)
-        self._calls = 0
-        self._last_model_sample: dict[str, Any] | None = None
+        self._episode = self.new_episode(0)
 
         extra = _read_json(directory / CONFIG_FILE) or {}
         height, width = extra.get("source_image_size") or config.model.image_size
@@ -132,28 +144,44 @@ class JaxOpenpiPolicy:
         # no queue or history to clear. The noise stream restarts from the episode's seed (the harness seeds
         # numpy's global RNG with it before reset), so an episode's actions do not depend on how many
         # episodes this worker ran before: 1 worker and 8 workers, or a resumed sweep, give the same result.
-        self._rng = jax.random.fold_in(jax.random.key(self._seed), int(np.random.randint(0, 2**31 - 1)))
-        self._calls = 0
-        self._last_model_sample = None
+        self._episode = self.new_episode(int(np.random.randint(0, 2**31 - 1)))
+
+    def new_episode(self, seed: int) -> JaxEpisode:
+        return JaxEpisode(seed=seed, rng=jax.random.fold_in(jax.random.key(self._seed), seed))
 
     def infer(self, observation: EnvObservation) -> np.ndarray:
-        batched = {
-            key: np.asarray(value)[None] if not isinstance(value, str) else value
-            for key, value in observation.items()
-            if key != "action"
-        }
-        model_sample = self._inputs(batched)
-        self._last_model_sample = model_sample
-        rng = jax.random.fold_in(self._rng, self._calls)
-        self._calls += 1
-        actions = np.asarray(self._sample(self.params, rng, _as_jax(model_observation(model_sample))))
-        env_units = self._outputs({T.STATE: model_sample[T.STATE], T.ACTIONS: actions})
-        return np.asarray(env_units["action"][0], dtype=np.float32)
+        return self.infer_batch([observation], [self._episode])[0]
+
+    def infer_batch(self, observations: Sequence[EnvObservation], episodes: Sequence[EpisodeState]) -> np.ndarray:
+        """One sampler call for every observation; each row's noise comes from its own episode, drawn as a
+        single ``infer`` draws it, so a batched chunk equals the chunk that episode would get alone."""
+        samples = [self._inputs(_batch_of_one(observation)) for observation in observations]
+        model = [model_observation(sample) for sample in samples]
+        shape = (1, self.config.model.action_horizon, self.config.model.action_dim)
+        noise = []
+        for episode, sample in zip(episodes, samples, strict=True):
+            assert isinstance(episode, JaxEpisode), "episodes come from this policy's new_episode"
+            noise.append(jax.random.normal(jax.random.fold_in(episode.rng, episode.calls), shape))
+            episode.calls += 1
+            episode.normalized_inputs = self._normalized_inputs(sample)
+        size = len(samples)
+        padded = next((bucket for bucket in _BATCH_BUCKETS if bucket >= size), size)
+        images = np.concatenate([m.images for m in model] + [model[-1].images] * (padded - size))
+        state = np.concatenate([m.state for m in model] + [model[-1].state] * (padded - size))
+        noise_array = jax.numpy.concatenate(noise + [noise[-1]] * (padded - size))
+        actions = np.asarray(
+            self._sample(self.params, noise_array, Observation(images=jax.numpy.asarray(images), state=jax.numpy.asarray(state)))
+        )[:size]
+        chunks = []
+        for row, sample in enumerate(samples):
+            env_units = self._outputs({T.STATE: sample[T.STATE], T.ACTIONS: actions[row : row + 1]})
+            chunks.append(np.asarray(env_units["action"][0], dtype=np.float32))
+        return np.stack(chunks)
 
     def last_normalized_inputs(self) -> Mapping[str, np.ndarray]:
-        if self._last_model_sample is None:
-            return {}
-        sample = self._last_model_sample
+        return self._episode.normalized_inputs
+
+    def _normalized_inputs(self, sample: Mapping[str, Any]) -> dict[str, np.ndarray]:
         state = np.asarray(sample[T.STATE])[0, : self.config.env_action_dim]
         return {
             "observation.state": state,
@@ -162,15 +190,17 @@ class JaxOpenpiPolicy:
         }
 
 
+def _batch_of_one(observation: EnvObservation) -> dict[str, Any]:
+    return {
+        key: np.asarray(value)[None] if not isinstance(value, str) else value
+        for key, value in observation.items()
+        if key != "action"
+    }
+
+
 def _unit_pixels(image: np.ndarray) -> np.ndarray:
     """The [-1, 1] pixels the model sees."""
     return np.asarray(image, dtype=np.float32) / 127.5 - 1.0
-
-
-def _as_jax(observation: Observation) -> Observation:
-    return Observation(
-        images=jax.numpy.asarray(observation.images), state=jax.numpy.asarray(observation.state)
-    )
 
 
 def load_policy(argument: str) -> JaxOpenpiPolicy:

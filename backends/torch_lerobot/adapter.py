@@ -15,9 +15,10 @@ left of the current chunk.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import json
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,7 @@ from libs.policy_api.types import (
     STATE_KEY,
     TASK_KEY,
     CameraInput,
+    EpisodeState,
     Observation,
     PolicyMetadata,
     PolicySpec,
@@ -109,8 +111,16 @@ def _check_local_backbone(config: PreTrainedConfig, pretrained_dir: Path) -> Non
             )
 
 
+@dataclasses.dataclass
+class LeRobotEpisode(EpisodeState):
+    """One episode's observation history and what is left of its chunk (policies with ``n_obs_steps > 1``)."""
+
+    history: collections.deque[dict[str, torch.Tensor]] = dataclasses.field(default_factory=collections.deque)
+    queued_actions: np.ndarray | None = None
+
+
 class LeRobotPolicy:
-    """Policy + HasMetadata + ReportsNormalizedInputs over a LeRobot checkpoint."""
+    """Policy + HasMetadata + ReportsNormalizedInputs + BatchPolicy over a LeRobot checkpoint."""
 
     def __init__(self, checkpoint: str | Path, device: str | None = None) -> None:
         self.pretrained_dir = resolve_pretrained_dir(checkpoint)
@@ -146,11 +156,7 @@ class LeRobotPolicy:
             if not key.startswith(_SYNTHETIC_CAMERA_PREFIX)
         }
         self._spec = self._make_spec()
-        self._history: collections.deque[dict[str, torch.Tensor]] = collections.deque(
-            maxlen=config.n_obs_steps
-        )
-        self._queued_actions: np.ndarray | None = None
-        self._last_normalized: dict[str, np.ndarray] = {}
+        self._episode = self.new_episode(0)
 
     # --- what the checkpoint says about itself -------------------------------------------------------------
 
@@ -216,7 +222,7 @@ class LeRobotPolicy:
         return self._metadata
 
     def last_normalized_inputs(self) -> Mapping[str, np.ndarray]:
-        return self._last_normalized
+        return self._episode.normalized_inputs
 
     def save(self, directory: str | Path) -> Path:
         """Write this policy as a self-contained ``pretrained_model`` dir: config and weights, both
@@ -237,11 +243,13 @@ class LeRobotPolicy:
         # Diffusion/flow sampling draws from torch's global RNG: seed it from the episode (the harness seeds
         # numpy's global RNG with the episode seed before reset), so an episode's actions do not depend on
         # which episodes this worker ran before.
-        torch.manual_seed(int(np.random.randint(0, 2**31 - 1)))
+        seed = int(np.random.randint(0, 2**31 - 1))
+        torch.manual_seed(seed)
         self.policy.reset()
-        self._history.clear()
-        self._queued_actions = None
-        self._last_normalized = {}
+        self._episode = self.new_episode(seed)
+
+    def new_episode(self, seed: int) -> LeRobotEpisode:
+        return LeRobotEpisode(seed=seed, history=collections.deque(maxlen=self.config.n_obs_steps))
 
     def _to_policy_inputs(self, observation: Observation) -> dict[str, Any]:
         missing = [key for key in self._input_features if key not in observation]
@@ -277,37 +285,73 @@ class LeRobotPolicy:
             tensor = tensor.expand(-1, channels, -1, -1)
         return tensor
 
-    def _with_history(self, batch: dict[str, Any]) -> dict[str, Any]:
+    def _with_history(self, batch: dict[str, Any], history: collections.deque) -> dict[str, Any]:
         """Stack the last ``n_obs_steps`` preprocessed observations, as LeRobot's queues do."""
         tensors = {key: batch[key] for key in self._input_features}
-        if not self._history:
+        if not history:
             for _ in range(self.config.n_obs_steps - 1):
-                self._history.append(tensors)
-        self._history.append(tensors)
+                history.append(tensors)
+        history.append(tensors)
         stacked = dict(batch)
         for key in tensors:
-            stacked[key] = torch.stack([past[key] for past in self._history], dim=1)
+            stacked[key] = torch.stack([past[key] for past in history], dim=1)
         return stacked
 
-    @torch.no_grad()
     def infer(self, observation: Observation) -> np.ndarray:
-        batch = self.preprocessor(self._to_policy_inputs(observation))
-        self._last_normalized = {
-            key: batch[key].detach().to("cpu", torch.float32).numpy()
-            for key in self._input_features
-            if isinstance(batch.get(key), torch.Tensor)
-        }
-        if self.config.n_obs_steps > 1:
-            batch = self._with_history(batch)
-            if self._queued_actions is not None and len(self._queued_actions) > 0:
-                chunk, self._queued_actions = self._queued_actions, self._queued_actions[1:]
-                return chunk
-        actions = self.policy.predict_action_chunk(batch)
-        actions = self.postprocessor(actions)
-        chunk = actions.detach().to("cpu", torch.float32).numpy()[0]
-        if self.config.n_obs_steps > 1:
-            self._queued_actions = chunk[1:]
-        return np.ascontiguousarray(chunk, dtype=np.float32)
+        return self.infer_batch([observation], [self._episode])[0]
+
+    @torch.no_grad()
+    def infer_batch(self, observations: Sequence[Observation], episodes: Sequence[EpisodeState]) -> list[np.ndarray]:
+        """One ``predict_action_chunk`` for every observation that needs a new chunk. Sampling policies
+        (Diffusion, SmolVLA, Pi0) draw the batch's noise from torch's global generator, seeded by ``reset``."""
+        chunks: list[np.ndarray | None] = [None] * len(observations)
+        to_predict: list[tuple[int, dict[str, Any]]] = []
+        for index, (observation, episode) in enumerate(zip(observations, episodes, strict=True)):
+            assert isinstance(episode, LeRobotEpisode), "episodes come from this policy's new_episode"
+            batch = self.preprocessor(self._to_policy_inputs(observation))
+            episode.normalized_inputs = {
+                key: batch[key].detach().to("cpu", torch.float32).numpy()
+                for key in self._input_features
+                if isinstance(batch.get(key), torch.Tensor)
+            }
+            if self.config.n_obs_steps > 1:
+                batch = self._with_history(batch, episode.history)
+                if episode.queued_actions is not None and len(episode.queued_actions) > 0:
+                    chunks[index], episode.queued_actions = episode.queued_actions, episode.queued_actions[1:]
+                    continue
+            to_predict.append((index, batch))
+        if to_predict:
+            predicted = self._predict([batch for _, batch in to_predict])
+            for (index, _), chunk in zip(to_predict, predicted, strict=True):
+                if self.config.n_obs_steps > 1:
+                    episodes[index].queued_actions = chunk[1:]  # type: ignore[attr-defined]
+                chunks[index] = np.ascontiguousarray(chunk, dtype=np.float32)
+        return [chunk for chunk in chunks if chunk is not None]
+
+    def _predict(self, batches: Sequence[dict[str, Any]]) -> np.ndarray:
+        combined = batches[0] if len(batches) == 1 else _concatenate(batches)
+        if combined is None:  # inputs that cannot share a tensor: one pass each
+            return np.concatenate([self._predict([batch]) for batch in batches])
+        actions = self.postprocessor(self.policy.predict_action_chunk(combined))
+        return actions.detach().to("cpu", torch.float32).numpy()
+
+
+def _concatenate(batches: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
+    """Preprocessed single-observation batches as one batch (tensors along dim 0, texts as a list)."""
+    combined: dict[str, Any] = {}
+    for key, first in batches[0].items():
+        values = [batch.get(key) for batch in batches]
+        if isinstance(first, torch.Tensor):
+            if any(not isinstance(v, torch.Tensor) or v.shape[1:] != first.shape[1:] for v in values):
+                return None
+            combined[key] = torch.cat(values, dim=0)
+        elif isinstance(first, str):
+            combined[key] = list(values)
+        elif isinstance(first, list):
+            combined[key] = [item for value in values for item in (value or [])]
+        else:
+            combined[key] = first
+    return combined
 
 
 def load_policy(checkpoint: str | Path, device: str | None = None) -> LeRobotPolicy:

@@ -7,21 +7,37 @@ The wire format is openpi's msgpack-numpy: an ndarray travels as the map
 ``{b"__npgeneric__": True, b"data": value, b"dtype": dtype.str}``; object, void and complex arrays are
 refused (openpi never pickles). The protocol: on connect the server sends one metadata frame; each
 observation sent gets an action dict ``{"actions": (T, A), "server_timing": {...}}`` back, or a *text*
-frame carrying the error. This client also sends ``{"__so101lab_reset__": True}`` for ``reset()``.
+frame carrying the error.
+
+Against ``services/policy_server`` this client also sends ``{RESET_KEY: True, "seed": n}`` for ``reset()``
+(``n`` drawn from numpy's global RNG, which the harness seeds per episode, so a served episode is
+reproducible) and asks for the normalised state with ``NORMALIZED_INPUTS_KEY`` (opt-in: openpi-client's
+``ActionChunkBroker`` slices every array of a reply, so nothing extra is sent unless asked for).
+
+Against any other openpi server (openpi's own ``serve_policy``), whose metadata carries no spec, the spec
+comes from the address: ``remote:ws://host:port?cameras=base:224x224,wrist:224x224&chunk=50&steps=10``,
+and ``&keys=openpi`` sends openpi's example keys (``observation/state``, ``observation/image``,
+``observation/wrist_image``, ``prompt``) instead of LeRobot's. ``reset()`` then stays on this side, as
+openpi-client's does.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import msgpack
 import numpy as np
 
 from libs.policy_api.registry import PolicyLoadError, register_backend
-from libs.policy_api.types import Observation, PolicyMetadata, PolicySpec
+from libs.policy_api.types import STATE_KEY, TASK_KEY, CameraInput, Observation, PolicyMetadata, PolicySpec
 
+SERVER_NAME = "so101lab.policy_server"
 RESET_KEY = "__so101lab_reset__"
+NORMALIZED_INPUTS_KEY = "__so101lab_normalized_inputs__"
+#: openpi's example keys (LIBERO, DROID clients) for ``keys=openpi``: state, first camera, second camera, task
+OPENPI_KEYS = ("observation/state", "observation/image", "observation/wrist_image", "prompt")
 SERVE_COMMAND = "./pants run services/policy_server:serve -- --policy <policy> --port <port>"
 
 
@@ -69,7 +85,8 @@ class RemotePolicy:
         from websockets.exceptions import InvalidHandshake, InvalidURI
         from websockets.sync.client import connect
 
-        self.uri = uri if "://" in uri else f"ws://{uri}"
+        address, options = _split_options(uri if "://" in uri else f"ws://{uri}")
+        self.uri = address
         try:
             self._socket = connect(
                 self.uri, compression=None, max_size=None, open_timeout=open_timeout_s, legacy=True
@@ -81,15 +98,19 @@ class RemotePolicy:
             ) from error
         frame = self._socket.recv()
         server = unpackb(frame) if isinstance(frame, bytes) else None
-        if not isinstance(server, Mapping) or "spec" not in server:
+        if not isinstance(server, Mapping):
             self._socket.close()
-            raise RemotePolicyError(
-                f"the server at {self.uri} sent no so101lab policy spec in its metadata frame: serve the "
-                f"policy with `{SERVE_COMMAND}`"
-            )
+            raise RemotePolicyError(f"the server at {self.uri} sent no msgpack metadata frame: is it an openpi server?")
         self.server_metadata: dict[str, Any] = dict(server)
-        self._spec = PolicySpec.from_dict(server["spec"])
-        self._metadata = PolicyMetadata(**(server.get("metadata") or {}))
+        self.is_so101lab = server.get("server") == SERVER_NAME and "spec" in server
+        if "spec" in server:
+            self._spec = PolicySpec.from_dict(server["spec"])
+        else:
+            self._spec = _spec_from_options(self.uri, options)
+        self._openpi_keys = options.get("keys") == "openpi"
+        self._metadata = PolicyMetadata(**(server.get("metadata") or {})) if self.is_so101lab else PolicyMetadata(
+            checkpoint_id=self.uri
+        )
         self.last_server_timing: dict[str, float] = {}
         self._last_normalized: dict[str, np.ndarray] = {}
 
@@ -102,26 +123,92 @@ class RemotePolicy:
         return self._metadata
 
     def _round_trip(self, message: Mapping[str, Any]) -> dict[str, Any]:
-        self._socket.send(packb(dict(message)))
-        reply = self._socket.recv()
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            self._socket.send(packb(dict(message)))
+            reply = self._socket.recv()
+        except ConnectionClosed as error:
+            raise RemoteInferenceError(
+                f"policy server {self.uri} closed the connection ({error}): check the server's log, then "
+                "reconnect (restart the evaluation)"
+            ) from error
         if isinstance(reply, str):
-            raise RemoteInferenceError(f"policy server {self.uri}: {reply.strip()}")
+            line = reply.strip().splitlines()[-1] if reply.strip() else "(empty error frame)"
+            raise RemoteInferenceError(f"policy server {self.uri}: {line}")
         return unpackb(reply)
 
     def reset(self) -> None:
-        self._round_trip({RESET_KEY: True})
+        self._last_normalized = {}
+        if self.is_so101lab:
+            self._round_trip({RESET_KEY: True, "seed": int(np.random.randint(0, 2**31 - 1))})
 
     def infer(self, observation: Observation) -> np.ndarray:
-        reply = self._round_trip(observation)
+        if self._openpi_keys:
+            request = self._with_openpi_keys(observation)
+        else:
+            request = dict(observation)
+        if self.is_so101lab:
+            request[NORMALIZED_INPUTS_KEY] = True
+        reply = self._round_trip(request)
+        if not isinstance(reply, Mapping) or "actions" not in reply:
+            raise RemoteInferenceError(f"policy server {self.uri}: its reply has no 'actions'")
         self.last_server_timing = dict(reply.get("server_timing", {}))
         self._last_normalized = dict(reply.get("normalized_inputs", {}))
         return np.array(reply["actions"], dtype=np.float32)
+
+    def _with_openpi_keys(self, observation: Observation) -> dict[str, Any]:
+        state_key, *camera_keys, prompt_key = OPENPI_KEYS
+        request: dict[str, Any] = {state_key: observation[STATE_KEY]}
+        for openpi_key, camera in zip(camera_keys, self._spec.cameras, strict=False):
+            request[openpi_key] = observation[camera.key]
+        if TASK_KEY in observation:
+            request[prompt_key] = observation[TASK_KEY]
+        return request
 
     def last_normalized_inputs(self) -> Mapping[str, np.ndarray]:
         return self._last_normalized
 
     def close(self) -> None:
         self._socket.close()
+
+
+def _split_options(uri: str) -> tuple[str, dict[str, str]]:
+    parts = urlsplit(uri)
+    options = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+    return urlunsplit(parts._replace(query="")), options
+
+
+_SPEC_OPTIONS = "cameras=NAME:HxW,... chunk=T steps=N [state_dim=6 action_dim=6 keys=openpi]"
+
+
+def _spec_from_options(uri: str, options: Mapping[str, str]) -> PolicySpec:
+    """The spec of a policy served by a server that does not send one (openpi's own server)."""
+    unknown = sorted(set(options) - {"cameras", "chunk", "steps", "state_dim", "action_dim", "keys"})
+    if unknown or "chunk" not in options:
+        problem = f"unknown options {unknown}" if unknown else "no spec in its metadata and no ?chunk= option"
+        raise RemotePolicyError(
+            f"the server at {uri}: {problem}: describe the served policy in the address, "
+            f"remote:{uri}?{_SPEC_OPTIONS.replace(' ', '&')}"
+        )
+    try:
+        cameras = []
+        for item in filter(None, options.get("cameras", "").split(",")):
+            name, _, size = item.partition(":")
+            height, _, width = size.partition("x")
+            cameras.append(CameraInput(name, int(height), int(width)))
+        chunk = int(options["chunk"])
+        return PolicySpec(
+            cameras=tuple(cameras),
+            state_dim=int(options.get("state_dim", 6)),
+            action_dim=int(options.get("action_dim", 6)),
+            chunk_length=chunk,
+            n_action_steps=int(options.get("steps", chunk)),
+        )
+    except ValueError as error:
+        raise RemotePolicyError(
+            f"cannot read the policy spec from {uri}'s options ({error}): use ?{_SPEC_OPTIONS.replace(' ', '&')}"
+        ) from error
 
 
 def load_policy(argument: str) -> RemotePolicy:

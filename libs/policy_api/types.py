@@ -12,7 +12,7 @@ Observation keys follow LeRobot's convention:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -145,3 +145,32 @@ class NeedsEnv(Protocol):
     """
 
     def attach_env(self, env: Any) -> None: ...
+
+
+@dataclass
+class EpisodeState:
+    """One client's episode inside a ``BatchPolicy``: what ``reset`` clears, kept apart from the weights.
+
+    ``seed`` drives the episode's sampling noise; ``normalized_inputs`` are this episode's last normalised
+    inputs (what ``ReportsNormalizedInputs`` reports). Backends subclass it with their queues and histories.
+    """
+
+    seed: int
+    normalized_inputs: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+@runtime_checkable
+class BatchPolicy(Protocol):
+    """Optional: one forward pass for several clients, each with its own episode state.
+
+    The policy server keeps one ``EpisodeState`` per connection, so policies with observation history or
+    action queues never mix clients. ``reset()`` on the policy itself is ``new_episode`` on its own state.
+    """
+
+    def new_episode(self, seed: int) -> EpisodeState:
+        """A fresh episode whose sampling depends on ``seed`` only."""
+
+    def infer_batch(
+        self, observations: Sequence[Observation], episodes: Sequence[EpisodeState]
+    ) -> Sequence[ActionChunk]:
+        """One chunk per observation, as ``infer`` would return it for that episode; advances each episode."""

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from libs.policy_api.registry import PolicyLoadError, make_policy
-from services.policy_server.server import PolicyServer, UnservablePolicyError
+from services.policy_server.server import DEFAULT_MAX_BATCH, PolicyServer, UnservablePolicyError
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -25,10 +25,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--host", default="0.0.0.0")
     parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument(
+        "--max-batch",
+        type=int,
+        default=DEFAULT_MAX_BATCH,
+        help="most requests in one forward pass (1 serves one request at a time)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
-        server = PolicyServer(make_policy(args.policy), args.policy, args.host, args.port)
+        server = PolicyServer(
+            make_policy(args.policy),
+            args.policy,
+            args.host,
+            args.port,
+            # a policy that cannot batch gets one instance per client, so clients never share an episode
+            new_client_policy=lambda: make_policy(args.policy),
+            max_batch=args.max_batch,
+        )
     except (PolicyLoadError, UnservablePolicyError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -1,35 +1,54 @@
-"""Serve any ``Policy`` over openpi's websocket protocol, so ``openpi-client`` and ``remote:ws://...`` work.
+"""Serve any ``Policy`` over openpi's websocket protocol, to many clients at once.
 
 Per connection: one metadata frame (msgpack: the policy's spec, its checkpoint metadata, the policy string),
 then for every msgpack-numpy observation an action dict ``{"actions": (T, A) float32, "server_timing":
-{"infer_ms", "prev_total_ms"}}``. A request that cannot be served gets a *text* frame with one line naming
-the problem (what openpi's client raises on) and the connection stays open; other clients are unaffected.
-``GET /healthz`` answers ``OK``. Inference runs in a worker thread behind a lock, so the event loop keeps
-accepting connections and answering health checks while a chunk is computed.
+{"infer_ms", "prev_total_ms"}}`` — nothing else, because openpi-client's ``ActionChunkBroker`` slices every
+array of the reply by chunk step. A client that wants the normalised state back (``remote:`` does, for the
+contract checks) adds ``NORMALIZED_INPUTS_KEY: True`` to its observation. A request that cannot be served
+gets a *text* frame with one line naming the problem (what openpi's client raises on) and the connection
+stays open; other clients are unaffected. ``GET /healthz`` answers ``OK``.
+
+Many clients: every connection has its own episode (``{RESET_KEY: True, "seed": n}`` resets only that
+connection's), so a policy with observation history or an action queue never mixes clients. A ``BatchPolicy``
+(LeRobot, JAX) keeps one ``EpisodeState`` per connection and the requests waiting while a forward pass runs
+go into the next pass together; any other policy gets one instance per connection (``new_client_policy``)
+and its requests run one after another. Inference runs on one worker thread, never on the event loop, so
+connections are accepted and health checks answered while a batch is computed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import dataclasses
 import http
 import logging
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from websockets.asyncio.server import Request, Response, Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from libs.policy_api.remote import RESET_KEY, packb, unpackb
-from libs.policy_api.types import STATE_KEY, HasMetadata, NeedsEnv, Policy, ReportsNormalizedInputs
+from libs.policy_api.remote import NORMALIZED_INPUTS_KEY, RESET_KEY, SERVER_NAME, packb, unpackb
+from libs.policy_api.types import (
+    STATE_KEY,
+    BatchPolicy,
+    EpisodeState,
+    HasMetadata,
+    NeedsEnv,
+    Policy,
+    ReportsNormalizedInputs,
+)
 
 logger = logging.getLogger(__name__)
 
-#: normalised inputs up to this many values travel back with each reply (the state, not the images)
+#: normalised inputs up to this many values travel back to a client that asks (the state, not the images)
 SMALL_INPUT_SIZE = 64
+#: the most requests one forward pass takes (the rest wait for the next pass)
+DEFAULT_MAX_BATCH = 32
 
 
 class BadRequest(ValueError):
@@ -43,10 +62,11 @@ class UnservablePolicyError(ValueError):
 def server_metadata(policy: Policy, policy_uri: str) -> dict[str, Any]:
     metadata = dataclasses.asdict(policy.metadata) if isinstance(policy, HasMetadata) else None
     return {
-        "server": "so101lab.policy_server",
+        "server": SERVER_NAME,
         "policy": policy_uri,
         "spec": policy.spec.to_dict(),
         "metadata": metadata,
+        "batched": isinstance(policy, BatchPolicy),
     }
 
 
@@ -65,11 +85,204 @@ def validate_observation(request: Any, policy: Policy) -> dict[str, Any]:
         image = request[camera.key]
         if not isinstance(image, np.ndarray) or image.ndim not in (2, 3):
             raise BadRequest(f"{camera.key} must be an image array (HxWx3 uint8 or HxW depth)")
-    return dict(request)
+    return {key: value for key, value in request.items() if key != NORMALIZED_INPUTS_KEY}
+
+
+def _small(inputs: Mapping[str, Any] | None) -> dict[str, np.ndarray]:
+    small = {}
+    for key, value in (inputs or {}).items():
+        array = np.asarray(value)
+        if array.size <= SMALL_INPUT_SIZE:
+            small[key] = array
+    return small
+
+
+def _new_seed() -> int:
+    return int(np.random.default_rng().integers(0, 2**31 - 1))
+
+
+@dataclasses.dataclass
+class Served:
+    """What one request got: actions (or the error that stopped them), the small normalised inputs."""
+
+    actions: np.ndarray | None = None
+    normalized_inputs: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    infer_s: float = 0.0
+    batch_size: int = 1
+    error: Exception | None = None
+
+
+class ClientSession:
+    """One connection's episode: an ``EpisodeState`` in the shared ``BatchPolicy``, or its own policy."""
+
+    def __init__(self, shared: Policy, new_client_policy: Callable[[], Policy] | None) -> None:
+        self.batched = isinstance(shared, BatchPolicy)
+        self.shared = shared
+        self._new_client_policy = new_client_policy
+        self.episode: EpisodeState | None = None
+        self.policy: Policy | None = None
+
+    def reset(self, seed: int | None) -> None:
+        """Runs on the inference thread. ``seed`` keeps a remote episode reproducible; None draws one."""
+        seed = _new_seed() if seed is None else int(seed)
+        if self.batched:
+            self.episode = self.shared.new_episode(seed)  # type: ignore[attr-defined]
+            return
+        if self.policy is None:
+            self.policy = self._new_client_policy() if self._new_client_policy else self.shared
+        np.random.seed(seed)  # what the harness does before reset(): the policy seeds itself from it
+        self.policy.reset()
+
+    def ensure_started(self) -> None:
+        if (self.batched and self.episode is None) or (not self.batched and self.policy is None):
+            self.reset(None)
+
+
+@dataclasses.dataclass
+class _Pending:
+    session: ClientSession
+    observation: dict[str, Any] | None  # None: a reset
+    seed: int | None
+    future: asyncio.Future[Served]
+
+
+class BatchingExecutor:
+    """Takes every request waiting when the inference thread frees up into one forward pass."""
+
+    def __init__(self, policy: Policy, max_batch: int = DEFAULT_MAX_BATCH) -> None:
+        self.policy = policy
+        self.max_batch = max_batch
+        self._thread = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="inference")
+        self._queue: asyncio.Queue[_Pending] | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._queue = asyncio.Queue()
+        self._task = asyncio.get_running_loop().create_task(self._serve_queue())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+        self._thread.shutdown(wait=False, cancel_futures=True)
+
+    @property
+    def waiting(self) -> int:
+        """Requests queued for the next forward pass."""
+        return self._queue.qsize() if self._queue is not None else 0
+
+    async def submit(self, session: ClientSession, observation: dict[str, Any] | None, seed: int | None) -> Served:
+        assert self._queue is not None, "BatchingExecutor.start() first"
+        future: asyncio.Future[Served] = asyncio.get_running_loop().create_future()
+        await self._queue.put(_Pending(session, observation, seed, future))
+        return await future
+
+    async def _serve_queue(self) -> None:
+        assert self._queue is not None
+        loop = asyncio.get_running_loop()
+        while True:
+            pending = [await self._queue.get()]
+            while not self._queue.empty() and len(pending) < self.max_batch:
+                pending.append(self._queue.get_nowait())
+            try:
+                results = await loop.run_in_executor(self._thread, self._run, pending)
+            except Exception as error:  # the thread pool itself failed: every waiting client hears it
+                results = [Served(error=error) for _ in pending]
+            for request, result in zip(pending, results, strict=True):
+                if not request.future.done():
+                    request.future.set_result(result)
+
+    # -- on the inference thread ---------------------------------------------------------------------------
+    def _run(self, pending: Sequence[_Pending]) -> list[Served]:
+        results: list[Served | None] = [None] * len(pending)
+        inferences = []
+        for index, request in enumerate(pending):
+            if request.observation is None:
+                results[index] = self._guarded(lambda r=request: self._reset(r))
+            else:
+                inferences.append(index)
+        batched = [index for index in inferences if pending[index].session.batched]
+        for index in inferences:
+            if not pending[index].session.batched:
+                results[index] = self._guarded(lambda r=pending[index]: self._infer_one(r))
+        if batched:
+            for index, result in zip(batched, self._infer_batch([pending[i] for i in batched]), strict=True):
+                results[index] = result
+        return [result if result is not None else Served(error=RuntimeError("not served")) for result in results]
+
+    @staticmethod
+    def _guarded(work: Callable[[], Served]) -> Served:
+        try:
+            return work()
+        except Exception as error:
+            return Served(error=error)
+
+    @staticmethod
+    def _reset(request: _Pending) -> Served:
+        request.session.reset(request.seed)
+        return Served()
+
+    @staticmethod
+    def _checked(actions: np.ndarray) -> np.ndarray:
+        if not np.all(np.isfinite(actions)):
+            raise RuntimeError("the policy returned non-finite actions (NaN/inf) for this observation")
+        return actions
+
+    def _infer_one(self, request: _Pending) -> Served:
+        session = request.session
+        session.ensure_started()
+        assert session.policy is not None and request.observation is not None
+        started = time.monotonic()
+        actions = np.asarray(session.policy.infer(request.observation), dtype=np.float32)
+        elapsed = time.monotonic() - started
+        small = _small(session.policy.last_normalized_inputs()) if isinstance(
+            session.policy, ReportsNormalizedInputs
+        ) else {}
+        return Served(actions=self._checked(actions), normalized_inputs=small, infer_s=elapsed)
+
+    def _infer_batch(self, requests: Sequence[_Pending]) -> list[Served]:
+        policy: Any = self.policy
+        started = time.monotonic()
+        try:
+            for request in requests:
+                request.session.ensure_started()
+            chunks = [
+                np.asarray(chunk, dtype=np.float32)
+                for chunk in policy.infer_batch(
+                    [request.observation for request in requests],
+                    [request.session.episode for request in requests],
+                )
+            ]
+        except Exception as error:
+            if len(requests) == 1:
+                return [Served(error=error)]
+            # One bad request must not fail the others: serve them one by one to find it.
+            return [served for request in requests for served in self._infer_batch([request])]
+        elapsed = time.monotonic() - started
+        results = []
+        for request, chunk in zip(requests, chunks, strict=True):
+            episode = request.session.episode
+            try:
+                actions = self._checked(chunk)
+            except RuntimeError as error:
+                results.append(Served(error=error))
+                continue
+            small = _small(episode.normalized_inputs if episode is not None else None)
+            results.append(Served(actions, small, elapsed, batch_size=len(requests)))
+        return results
 
 
 class PolicyServer:
-    def __init__(self, policy: Policy, policy_uri: str, host: str = "0.0.0.0", port: int = 8000) -> None:
+    def __init__(
+        self,
+        policy: Policy,
+        policy_uri: str,
+        host: str = "0.0.0.0",
+        port: int = 8000,
+        new_client_policy: Callable[[], Policy] | None = None,
+        max_batch: int = DEFAULT_MAX_BATCH,
+    ) -> None:
+        """``new_client_policy`` builds one policy per connection for policies that cannot batch (each client
+        its own episode state); without it such a policy is shared, which suits stateless policies only."""
         if isinstance(policy, NeedsEnv):
             raise UnservablePolicyError(
                 f"policy {policy_uri!r} reads the simulator's state (NeedsEnv) and cannot be served over the "
@@ -77,35 +290,18 @@ class PolicyServer:
             )
         self.policy, self.policy_uri = policy, policy_uri
         self.host, self.port = host, port
+        self._new_client_policy = new_client_policy
         self._metadata_frame = packb(server_metadata(policy, policy_uri))
-        self._lock = threading.Lock()
+        self.executor = BatchingExecutor(policy, max_batch)
         self._server: Server | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
 
     # -- request handling ------------------------------------------------------------------------------
-    def _infer(self, observation: dict[str, Any]) -> tuple[np.ndarray, dict[str, np.ndarray], float]:
-        with self._lock:
-            started = time.monotonic()
-            actions = np.asarray(self.policy.infer(observation), dtype=np.float32)
-            elapsed = time.monotonic() - started
-            small: dict[str, np.ndarray] = {}
-            if isinstance(self.policy, ReportsNormalizedInputs):
-                for key, value in (self.policy.last_normalized_inputs() or {}).items():
-                    array = np.asarray(value)
-                    if array.size <= SMALL_INPUT_SIZE:
-                        small[key] = array
-        if not np.all(np.isfinite(actions)):
-            raise RuntimeError("the policy returned non-finite actions (NaN/inf) for this observation")
-        return actions, small, elapsed
-
-    def _reset(self) -> None:
-        with self._lock:
-            self.policy.reset()
-
     async def _handle(self, connection: ServerConnection) -> None:
         logger.info("connection from %s", connection.remote_address)
+        session = ClientSession(self.policy, self._new_client_policy)
         await connection.send(self._metadata_frame)
         previous_total_ms: float | None = None
         while True:
@@ -124,17 +320,21 @@ class PolicyServer:
                         f"the frame is not msgpack-numpy ({type(error).__name__}: {error})"
                     ) from error
                 if isinstance(request, Mapping) and request.get(RESET_KEY):
-                    await asyncio.to_thread(self._reset)
+                    served = await self.executor.submit(session, None, request.get("seed"))
+                    if served.error is not None:
+                        raise served.error
                     reply: dict[str, Any] = {"reset": True}
                 else:
                     observation = validate_observation(request, self.policy)
-                    actions, small, infer_s = await asyncio.to_thread(self._infer, observation)
-                    timing = {"infer_ms": infer_s * 1000.0}
+                    served = await self.executor.submit(session, observation, None)
+                    if served.error is not None:
+                        raise served.error
+                    timing = {"infer_ms": served.infer_s * 1000.0, "batch_size": served.batch_size}
                     if previous_total_ms is not None:
                         timing["prev_total_ms"] = previous_total_ms
-                    reply = {"actions": actions, "server_timing": timing}
-                    if small:
-                        reply["normalized_inputs"] = small
+                    reply = {"actions": served.actions, "server_timing": timing}
+                    if request.get(NORMALIZED_INPUTS_KEY) and served.normalized_inputs:
+                        reply["normalized_inputs"] = served.normalized_inputs
                 await connection.send(packb(reply))
             except ConnectionClosed:
                 break
@@ -161,6 +361,7 @@ class PolicyServer:
 
     # -- running ---------------------------------------------------------------------------------------
     async def _start(self) -> Server:
+        self.executor.start()
         self._server = await serve(
             self._handle,
             self.host,
@@ -175,7 +376,10 @@ class PolicyServer:
     async def serve_async(self) -> None:
         server = await self._start()
         self._ready.set()
-        await server.serve_forever()
+        try:
+            await server.serve_forever()
+        finally:
+            await self.executor.stop()
 
     def serve_forever(self) -> None:
         asyncio.run(self.serve_async())
@@ -203,6 +407,7 @@ class PolicyServer:
         async def close() -> None:
             server.close()
             await server.wait_closed()
+            await self.executor.stop()
 
         asyncio.run_coroutine_threadsafe(close(), loop).result(timeout=10)
         loop.call_soon_threadsafe(loop.stop)

@@ -1,4 +1,7 @@
+import dataclasses
+import threading
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 
 import msgpack
 import numpy as np
@@ -6,8 +9,15 @@ import pytest
 from websockets.sync.client import connect
 
 from libs.policy_api.registry import make_policy
-from libs.policy_api.remote import RemoteInferenceError, RemotePolicyError, packb, unpackb
-from libs.policy_api.types import CameraInput, PolicyMetadata, PolicySpec
+from libs.policy_api.remote import (
+    NORMALIZED_INPUTS_KEY,
+    RESET_KEY,
+    RemoteInferenceError,
+    RemotePolicyError,
+    packb,
+    unpackb,
+)
+from libs.policy_api.types import CameraInput, EpisodeState, PolicyMetadata, PolicySpec
 from services.policy_server.server import PolicyServer, UnservablePolicyError
 
 
@@ -71,7 +81,7 @@ def test_remote_client_round_trip_metadata_and_reset(server: PolicyServer) -> No
     np.testing.assert_array_equal(chunk, np.full((4, 6), 3.5, np.float32))
     assert chunk.flags.writeable
     assert policy.last_server_timing["infer_ms"] >= 0
-    assert set(policy.last_normalized_inputs()) == {"observation.state"}  # small inputs only
+    assert set(policy.last_normalized_inputs()) == {"observation.state"}  # asked for; small inputs only
     resets = server.policy.resets
     policy.reset()
     assert server.policy.resets == resets + 1
@@ -103,6 +113,16 @@ def test_remote_client_raises_the_servers_error_line(server: PolicyServer) -> No
     policy.close()
 
 
+def test_replies_carry_only_actions_and_timing_unless_normalized_inputs_are_asked_for(server) -> None:
+    """openpi-client's ActionChunkBroker slices every array of a reply by chunk step: nothing else may be in it."""
+    with connect(server.url, compression=None, max_size=None) as raw:
+        raw.recv()
+        raw.send(packb(observation(1.0)))
+        assert set(unpackb(raw.recv())) == {"actions", "server_timing"}
+        raw.send(packb({**observation(1.0), NORMALIZED_INPUTS_KEY: True}))
+        assert set(unpackb(raw.recv())["normalized_inputs"]) == {"observation.state"}
+
+
 def test_healthz(server: PolicyServer) -> None:
     url = server.url.replace("ws://", "http://") + "/healthz"
     with urllib.request.urlopen(url, timeout=5) as response:
@@ -128,3 +148,161 @@ def test_serve_cli_reports_a_bad_policy_string_in_one_line(capsys) -> None:
     assert main(["--policy", "nonsense:/x", "--port", "0"]) == 2
     error = capsys.readouterr().err.strip()
     assert error.startswith("error: unknown policy backend 'nonsense'") and "\n" not in error
+
+
+@dataclasses.dataclass
+class CountingEpisode(EpisodeState):
+    calls: int = 0
+
+
+class BatchCounter:
+    """A BatchPolicy whose chunk is ``state + calls so far in this episode + (seed % 1000) / 1000``: every number a
+    client gets says which episode produced it. ``gate`` holds a forward pass until the test releases it."""
+
+    spec = PolicySpec(cameras=(), chunk_length=3, n_action_steps=3)
+
+    def __init__(self) -> None:
+        self.batch_sizes: list[int] = []
+        self.gate: threading.Event | None = None
+        self.in_pass = threading.Event()
+        self._own = self.new_episode(0)
+
+    def reset(self) -> None:
+        self._own = self.new_episode(0)
+
+    def infer(self, observation):
+        return self.infer_batch([observation], [self._own])[0]
+
+    def new_episode(self, seed: int) -> CountingEpisode:
+        return CountingEpisode(seed=seed)
+
+    def infer_batch(self, observations, episodes):
+        self.in_pass.set()
+        if self.gate is not None:
+            assert self.gate.wait(timeout=30)
+        self.batch_sizes.append(len(observations))
+        chunks = []
+        for obs, episode in zip(observations, episodes, strict=True):
+            if obs.get("task") == "explode":
+                raise RuntimeError("this observation breaks the model")
+            chunks.append(np.tile(obs["observation.state"] + episode.calls + (episode.seed % 1000) / 1000, (3, 1)))
+            episode.calls += 1
+            episode.normalized_inputs = {"observation.state": obs["observation.state"] / 10}
+        return chunks
+
+
+def state_only(value: float, task: str = "t") -> dict:
+    return {"observation.state": np.full(6, value, np.float32), "task": task}
+
+
+def wait_until_waiting(server: PolicyServer, requests: int) -> None:
+    """Until ``requests`` requests wait for the next forward pass (the current one is held by the gate)."""
+    for _ in range(3000):
+        if server.executor.waiting >= requests:
+            return
+        threading.Event().wait(0.01)
+    raise AssertionError(f"{server.executor.waiting} requests waiting, expected {requests}")
+
+
+@pytest.fixture()
+def counter_server():
+    policy = BatchCounter()
+    running = PolicyServer(policy, "counter", host="127.0.0.1", port=0).start_in_thread()
+    yield running
+    running.stop()
+
+
+def test_concurrent_clients_share_forward_passes_and_each_gets_its_own_rows(counter_server) -> None:
+    policy: BatchCounter = counter_server.policy
+    policy.gate = threading.Event()
+    clients = [connect(counter_server.url, compression=None, max_size=None, legacy=True) for _ in range(8)]
+    for client in clients:
+        client.recv()
+
+    def ask(index: int) -> np.ndarray:
+        clients[index].send(packb(state_only(100.0 * index)))
+        return unpackb(clients[index].recv())["actions"]
+
+    with ThreadPoolExecutor(8) as pool:
+        first = pool.submit(ask, 0)
+        assert policy.in_pass.wait(timeout=30)  # client 0's pass is running: the other 7 queue behind it
+        rest = [pool.submit(ask, index) for index in range(1, 8)]
+        wait_until_waiting(counter_server, 7)
+        policy.gate.set()
+        replies = [first.result(timeout=30)] + [future.result(timeout=30) for future in rest]
+    assert policy.batch_sizes == [1, 7]
+    for index, actions in enumerate(replies):
+        assert actions.shape == (3, 6)
+        assert np.floor(actions[0, 0]) == 100.0 * index  # its own observation, first call of its episode
+    for client in clients:
+        client.close()
+
+
+def test_each_connection_has_its_own_episode_and_reset(counter_server) -> None:
+    with connect(counter_server.url) as a, connect(counter_server.url) as b:
+        a.recv(), b.recv()
+        for _ in range(3):
+            a.send(packb(state_only(0.0)))
+            a.recv()
+        b.send(packb(state_only(0.0)))
+        assert np.floor(unpackb(b.recv())["actions"][0, 0]) == 0  # b's episode has not seen a's calls
+        a.send(packb({RESET_KEY: True, "seed": 500}))
+        assert unpackb(a.recv()) == {"reset": True}
+        a.send(packb(state_only(0.0)))
+        assert unpackb(a.recv())["actions"][0, 0] == pytest.approx(0.5)  # fresh episode, seeded as asked
+        b.send(packb(state_only(0.0)))
+        assert np.floor(unpackb(b.recv())["actions"][0, 0]) == 1  # b's episode went on, unaffected
+
+
+def test_a_request_that_breaks_the_batch_fails_alone(counter_server) -> None:
+    policy: BatchCounter = counter_server.policy
+    policy.gate = threading.Event()
+    good, bad, blocker = (connect(counter_server.url, legacy=True) for _ in range(3))
+    for client in (good, bad, blocker):
+        client.recv()
+    blocker.send(packb(state_only(0.0)))
+    assert policy.in_pass.wait(timeout=30)
+    bad.send(packb(state_only(1.0, task="explode")))
+    good.send(packb(state_only(2.0)))
+    wait_until_waiting(counter_server, 2)
+    policy.gate.set()
+    assert bad.recv() == "inference failed: RuntimeError: this observation breaks the model"
+    assert np.floor(unpackb(good.recv())["actions"][0, 0]) == 2.0
+    blocker.recv()
+    for client in (good, bad, blocker):
+        client.close()
+
+
+def test_health_checks_are_answered_while_a_forward_pass_runs(counter_server) -> None:
+    policy: BatchCounter = counter_server.policy
+    policy.gate = threading.Event()
+    with connect(counter_server.url) as client:
+        client.recv()
+        client.send(packb(state_only(0.0)))
+        assert policy.in_pass.wait(timeout=30)  # inference is running, held by the gate
+        url = counter_server.url.replace("ws://", "http://") + "/healthz"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            assert response.read() == b"OK\n"
+        policy.gate.set()
+        assert unpackb(client.recv())["actions"].shape == (3, 6)
+
+
+def test_a_policy_that_cannot_batch_gets_one_instance_per_connection() -> None:
+    built: list[EchoPolicy] = []
+
+    def new_policy() -> EchoPolicy:
+        built.append(EchoPolicy())
+        return built[-1]
+
+    server = PolicyServer(EchoPolicy(), "echo", host="127.0.0.1", port=0, new_client_policy=new_policy)
+    server.start_in_thread()
+    try:
+        first, second = make_policy(f"remote:{server.url}"), make_policy(f"remote:{server.url}")
+        first.reset()
+        first.reset()
+        first.infer(observation(1.0))
+        second.infer(observation(2.0))
+        assert len(built) == 2 and [policy.resets for policy in built] == [2, 1]
+        first.close(), second.close()
+    finally:
+        server.stop()

@@ -26,6 +26,7 @@ from libs.evaluation.checkpoints import (
     expand_policy,
     file_safe_id,
 )
+from libs.evaluation.ray_auth import ClusterAuthError, join_with_token_auth
 from libs.evaluation.records import EpisodeRecord
 from libs.evaluation.report import GridSpec, Report, write_provenance, write_report
 from libs.evaluation.runner import EpisodeResult, InferenceEvent, StepEvent, run_episode
@@ -461,6 +462,10 @@ def connect_ray(address: str | None, workers: int | None = None) -> bool:
 
     if address and address not in ("local", "auto"):
         _check_reachable(address)
+        try:
+            join_with_token_auth(address)
+        except ClusterAuthError as error:
+            raise SweepError(str(error)) from None
     if ray.is_initialized():
         return False
     try:
@@ -483,8 +488,8 @@ def connect_ray(address: str | None, workers: int | None = None) -> bool:
     except (ConnectionError, RuntimeError, TimeoutError) as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise SweepError(
-            f"cannot join the Ray cluster at {address or 'local'} ({first_line}): start it with "
-            "`ray start --head`, check the address, or drop --ray-address to use local cores"
+            f"cannot join the Ray cluster at {address or 'local'} ({first_line}): check that it runs the "
+            "same Ray version (`ray status` on the head), or drop --ray-address to use local cores"
         ) from None
     return True
 

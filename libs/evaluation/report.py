@@ -87,6 +87,10 @@ def order_by_step(summaries: Sequence[CheckpointSummary]) -> list[CheckpointSumm
     )
 
 
+def _all_violations(summary: CheckpointSummary) -> bool:
+    return summary.outcome_counts.get("contract_violation", 0) >= summary.episodes
+
+
 def write_report(
     records: Sequence[EpisodeRecord],
     out_dir: str | Path,
@@ -101,7 +105,8 @@ def write_report(
     for record in records:
         by_checkpoint[record.checkpoint_id].append(record)
     summaries = order_by_step([summarize(group) for group in by_checkpoint.values()])
-    ranked = sorted(summaries, key=rank_key)
+    # A checkpoint whose every episode was stopped as a contract violation was never really scored.
+    ranked = sorted((s for s in summaries if not _all_violations(s)), key=rank_key)
     best = ranked[0] if ranked else None
     comparison = None
     if len(ranked) >= 2:
@@ -225,6 +230,12 @@ def _markdown(
         lines.append(
             f"**Best checkpoint: {best.checkpoint_id}** — {best.successes}/{best.episodes} successes "
             f"({_percent(best.success_rate)}, 95% interval {_percent(low)}–{_percent(high)})."
+        )
+        lines.append("")
+    elif summaries:
+        lines.append(
+            "**No best checkpoint:** every episode of every checkpoint was stopped as a contract violation "
+            "(see below); fix what the violations name, then rerun."
         )
         lines.append("")
     if comparison is not None:

@@ -27,6 +27,17 @@ def test_report_names_best_and_compares_on_shared_seeds(tmp_path: Path) -> None:
     assert (tmp_path / "plots" / "outcomes.png").stat().st_size > 0
 
 
+def test_a_checkpoint_stopped_on_every_episode_is_never_named_best(tmp_path: Path) -> None:
+    records = [record("000200", seed, "contract_violation", picked=False) for seed in range(4)]
+    records += [record("000100", seed, "never_picked_up", picked=False) for seed in range(4)]
+    report = write_report(records, tmp_path, {"policy": "x"})
+    assert report.best.checkpoint_id == "000100" and report.comparison is None
+    only_violations = write_report(records[:4], tmp_path / "only", {"policy": "x"})
+    assert only_violations.best is None
+    assert "**No best checkpoint:**" in (tmp_path / "only" / "report.md").read_text()
+    assert json.loads((tmp_path / "only" / "report.json").read_text())["best"] is None
+
+
 def test_grid_report_draws_a_spatial_map(tmp_path: Path) -> None:
     region = ((0.15, 0.25), (-0.12, 0.12))
     records = []

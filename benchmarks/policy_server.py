@@ -80,7 +80,7 @@ def run_clients(url: str, frame: bytes, clients: int, requests: int) -> tuple[fl
 
 
 def throwaway_act_checkpoint(workdir: Path) -> str:
-    """A 2-step ACT checkpoint (cpu preset, 96×128 cameras): the architecture is what costs time, not skill."""
+    """A 2-step ACT checkpoint (cpu preset, 96×128 cameras): its architecture is what costs time."""
     from backends.torch_lerobot.train import train_policy
     from libs.datasets.record import record_scripted_dataset
     from libs.sim.scene_config import SceneConfig
@@ -106,13 +106,25 @@ def main(argv: list[str] | None = None) -> int:
         frame = packb(observation(policy, np.random.default_rng(0)))
         for _ in range(3):  # warm-up: first calls allocate and (JAX) compile
             policy.infer(unpackb(frame))
-        table = Table(title=f"policy server, {uri} (closed-loop clients on loopback, {args.requests} requests each)")
-        for column in ("clients", "server", "requests/s", "p50 ms", "p95 ms", "mean batch", "vs one-at-a-time"):
+        table = Table(
+            title=f"policy server, {uri} (closed-loop clients on loopback, {args.requests} requests each)"
+        )
+        for column in (
+            "clients",
+            "server",
+            "requests/s",
+            "p50 ms",
+            "p95 ms",
+            "mean batch",
+            "vs one-at-a-time",
+        ):
             table.add_column(column, justify="right")
         for clients in (int(text) for text in args.clients.split(",")):
             baseline = None
             for label, max_batch in (("one at a time", 1), ("batched", args.max_batch)):
-                server = PolicyServer(policy, uri, host="127.0.0.1", port=0, max_batch=max_batch).start_in_thread()
+                server = PolicyServer(
+                    policy, uri, host="127.0.0.1", port=0, max_batch=max_batch
+                ).start_in_thread()
                 try:
                     run_clients(server.url, frame, clients, 2)  # warm the batch sizes this row will use
                     wall, latencies, batches = run_clients(server.url, frame, clients, args.requests)
@@ -132,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
                 console.print(f"{clients} clients, {label}: {throughput:.1f} requests/s")
         console.print(table)
         console.print(
-            f"targets: 20 clients batched ≥ {THROUGHPUT_TARGET:.0f}x one-at-a-time, p95 ≤ {P95_TARGET_MS:.0f} ms"
+            f"targets: 20 clients batched ≥ {THROUGHPUT_TARGET:.0f}x one-at-a-time, "
+            f"p95 ≤ {P95_TARGET_MS:.0f} ms"
         )
     return 0
 

@@ -120,7 +120,9 @@ def test_several_openpi_clients_at_once_each_get_their_own_chunks(served: Policy
     with ThreadPoolExecutor(4) as pool:
         results = list(
             pool.map(
-                lambda seed: run_broker_driver(served.url, "--calls", "200", "--horizon", "5", "--seed", str(seed)),
+                lambda seed: run_broker_driver(
+                    served.url, "--calls", "200", "--horizon", "5", "--seed", str(seed)
+                ),
                 range(4),
             )
         )
@@ -131,7 +133,9 @@ def test_several_openpi_clients_at_once_each_get_their_own_chunks(served: Policy
 def test_a_batched_chunk_equals_the_chunk_the_episode_gets_alone(served: PolicyServer) -> None:
     policy = served.policy
     observations = [observation(seed) for seed in range(3)]
-    alone = [policy.infer_batch([obs], [policy.new_episode(seed)])[0] for seed, obs in enumerate(observations)]
+    alone = [
+        policy.infer_batch([obs], [policy.new_episode(seed)])[0] for seed, obs in enumerate(observations)
+    ]
     together = policy.infer_batch(observations, [policy.new_episode(seed) for seed in range(3)])
     for single, batched in zip(alone, together, strict=True):
         np.testing.assert_allclose(batched, single, atol=1e-4)

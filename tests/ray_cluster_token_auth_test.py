@@ -53,11 +53,15 @@ def alive_nodes(address: str, environment: dict[str, str]) -> int:
         text=True,
         timeout=120,
     )
-    active = status.stdout.split("Active:", 1)[-1].split("Pending:", 1)[0] if "Active:" in status.stdout else ""
+    active = (
+        status.stdout.split("Active:", 1)[-1].split("Pending:", 1)[0] if "Active:" in status.stdout else ""
+    )
     return len(re.findall(r"^\s*1 node_", active, flags=re.MULTILINE))
 
 
-def wait_for_nodes(address: str, environment: dict[str, str], nodes: int, started: list[subprocess.Popen]) -> None:
+def wait_for_nodes(
+    address: str, environment: dict[str, str], nodes: int, started: list[subprocess.Popen]
+) -> None:
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         for process in started:
@@ -109,8 +113,12 @@ def cluster() -> Iterator[tuple[str, Path]]:
         processes.append(
             subprocess.Popen(
                 ray_cli(
-                    "start", "--head", f"--port={address.split(':')[1]}", "--node-ip-address=127.0.0.1",
-                    "--include-dashboard=false", *common,
+                    "start",
+                    "--head",
+                    f"--port={address.split(':')[1]}",
+                    "--node-ip-address=127.0.0.1",
+                    "--include-dashboard=false",
+                    *common,
                 ),
                 env=environment,
             )
@@ -132,15 +140,29 @@ def cluster() -> Iterator[tuple[str, Path]]:
 
 def stored_outcomes(out: Path) -> list[tuple]:
     with sqlite3.connect(out / STORE_FILE_NAME) as connection:
-        return sorted(connection.execute("SELECT checkpoint_id, seed, outcome, steps FROM episodes").fetchall())
+        return sorted(
+            connection.execute("SELECT checkpoint_id, seed, outcome, steps FROM episodes").fetchall()
+        )
 
 
 def test_sweep_on_a_token_auth_cluster_matches_a_local_run(cluster, tmp_path: Path) -> None:
     address, home = cluster
     sweep = subprocess.run(
         [
-            sys.executable, "-m", "services.eval.sweep", "--policy", "scripted", "--episodes", str(EPISODES),
-            "--ray-address", address, "--workers", "2", "--out", str(tmp_path / "cluster"), "--no-progress",
+            sys.executable,
+            "-m",
+            "services.eval.sweep",
+            "--policy",
+            "scripted",
+            "--episodes",
+            str(EPISODES),
+            "--ray-address",
+            address,
+            "--workers",
+            "2",
+            "--out",
+            str(tmp_path / "cluster"),
+            "--no-progress",
         ],
         env=machine_environment(home),
         capture_output=True,

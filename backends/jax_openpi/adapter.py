@@ -152,7 +152,9 @@ class JaxOpenpiPolicy:
     def infer(self, observation: EnvObservation) -> np.ndarray:
         return self.infer_batch([observation], [self._episode])[0]
 
-    def infer_batch(self, observations: Sequence[EnvObservation], episodes: Sequence[EpisodeState]) -> np.ndarray:
+    def infer_batch(
+        self, observations: Sequence[EnvObservation], episodes: Sequence[EpisodeState]
+    ) -> np.ndarray:
         """One sampler call for every observation; each row's noise comes from its own episode, drawn as a
         single ``infer`` draws it, so a batched chunk equals the chunk that episode would get alone."""
         samples = [self._inputs(_batch_of_one(observation)) for observation in observations]
@@ -170,7 +172,11 @@ class JaxOpenpiPolicy:
         state = np.concatenate([m.state for m in model] + [model[-1].state] * (padded - size))
         noise_array = jax.numpy.concatenate(noise + [noise[-1]] * (padded - size))
         actions = np.asarray(
-            self._sample(self.params, noise_array, Observation(images=jax.numpy.asarray(images), state=jax.numpy.asarray(state)))
+            self._sample(
+                self.params,
+                noise_array,
+                Observation(images=jax.numpy.asarray(images), state=jax.numpy.asarray(state)),
+            )
         )[:size]
         chunks = []
         for row, sample in enumerate(samples):

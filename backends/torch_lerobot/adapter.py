@@ -301,9 +301,12 @@ class LeRobotPolicy:
         return self.infer_batch([observation], [self._episode])[0]
 
     @torch.no_grad()
-    def infer_batch(self, observations: Sequence[Observation], episodes: Sequence[EpisodeState]) -> list[np.ndarray]:
+    def infer_batch(
+        self, observations: Sequence[Observation], episodes: Sequence[EpisodeState]
+    ) -> list[np.ndarray]:
         """One ``predict_action_chunk`` for every observation that needs a new chunk. Sampling policies
-        (Diffusion, SmolVLA, Pi0) draw the batch's noise from torch's global generator, seeded by ``reset``."""
+        (Diffusion, SmolVLA, Pi0) draw the batch's noise from torch's global generator, seeded by
+        ``reset``."""
         chunks: list[np.ndarray | None] = [None] * len(observations)
         to_predict: list[tuple[int, dict[str, Any]]] = []
         for index, (observation, episode) in enumerate(zip(observations, episodes, strict=True)):

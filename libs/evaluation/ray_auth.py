@@ -7,8 +7,8 @@ a cluster is refused (``InvalidAuthToken``, retried for a minute) unless ``RAY_A
 
 ``join_with_token_auth(address)`` asks the cluster's GCS (Ray's own GCS client, without and then with the
 token) whether it wants a token and whether ours is the right one, before ``ray.init`` runs, and leaves
-token mode on for this process the way ``ray start`` does when it finds a token. Every way it can fail is one line naming the
-variable or file to fix.
+token mode on for this process the way ``ray start`` does when it finds a token. Every way it can fail
+is one line naming the variable or file to fix.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ class Token:
 
 def find_token() -> Token | None:
     """The token Ray's loader would use: ``RAY_AUTH_TOKEN``, else ``RAY_AUTH_TOKEN_PATH``'s file, else
-    ``~/.ray/auth_token``. A ``RAY_AUTH_TOKEN_PATH`` that names a missing or empty file is an error, as in Ray."""
+    ``~/.ray/auth_token``. A ``RAY_AUTH_TOKEN_PATH`` naming a missing or empty file is an error, as in Ray."""
     value = os.environ.get(TOKEN_VARIABLE, "").strip()
     if value:
         return Token(value, TOKEN_VARIABLE)
@@ -54,7 +54,8 @@ def find_token() -> Token | None:
         except OSError as error:
             raise ClusterAuthError(
                 f"{TOKEN_PATH_VARIABLE}={named} but that file cannot be read ({error.strerror}): copy the "
-                f"head's token there (`{PRINT_TOKEN_COMMAND}` on the head prints it) or unset {TOKEN_PATH_VARIABLE}"
+                f"head's token there (`{PRINT_TOKEN_COMMAND}` on the head prints it) or unset "
+                f"{TOKEN_PATH_VARIABLE}"
             ) from None
         if not value:
             raise ClusterAuthError(
@@ -71,7 +72,8 @@ def find_token() -> Token | None:
 def _missing_token_line(address: str) -> str:
     return (
         f"the Ray cluster at {address} requires token authentication and this machine has no token: "
-        f"{TOKEN_VARIABLE} is unset, {TOKEN_PATH_VARIABLE} is unset and {default_token_path()} does not exist; "
+        f"{TOKEN_VARIABLE} is unset, {TOKEN_PATH_VARIABLE} is unset and {default_token_path()} does not "
+        "exist; "
         f"copy the head's token (`{PRINT_TOKEN_COMMAND}` on the head prints it) into {default_token_path()} "
         f"or export {TOKEN_VARIABLE}"
     )

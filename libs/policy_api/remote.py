@@ -100,7 +100,9 @@ class RemotePolicy:
         server = unpackb(frame) if isinstance(frame, bytes) else None
         if not isinstance(server, Mapping):
             self._socket.close()
-            raise RemotePolicyError(f"the server at {self.uri} sent no msgpack metadata frame: is it an openpi server?")
+            raise RemotePolicyError(
+                f"the server at {self.uri} sent no msgpack metadata frame: is it an openpi server?"
+            )
         self.server_metadata: dict[str, Any] = dict(server)
         self.is_so101lab = server.get("server") == SERVER_NAME and "spec" in server
         if "spec" in server:
@@ -108,8 +110,10 @@ class RemotePolicy:
         else:
             self._spec = _spec_from_options(self.uri, options)
         self._openpi_keys = options.get("keys") == "openpi"
-        self._metadata = PolicyMetadata(**(server.get("metadata") or {})) if self.is_so101lab else PolicyMetadata(
-            checkpoint_id=self.uri
+        self._metadata = (
+            PolicyMetadata(**(server.get("metadata") or {}))
+            if self.is_so101lab
+            else PolicyMetadata(checkpoint_id=self.uri)
         )
         self.last_server_timing: dict[str, float] = {}
         self._last_normalized: dict[str, np.ndarray] = {}
@@ -207,7 +211,8 @@ def _spec_from_options(uri: str, options: Mapping[str, str]) -> PolicySpec:
         )
     except ValueError as error:
         raise RemotePolicyError(
-            f"cannot read the policy spec from {uri}'s options ({error}): use ?{_SPEC_OPTIONS.replace(' ', '&')}"
+            f"cannot read the policy spec from {uri}'s options ({error}): "
+            f"use ?{_SPEC_OPTIONS.replace(' ', '&')}"
         ) from error
 
 

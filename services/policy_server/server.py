@@ -170,7 +170,9 @@ class BatchingExecutor:
         """Requests queued for the next forward pass."""
         return self._queue.qsize() if self._queue is not None else 0
 
-    async def submit(self, session: ClientSession, observation: dict[str, Any] | None, seed: int | None) -> Served:
+    async def submit(
+        self, session: ClientSession, observation: dict[str, Any] | None, seed: int | None
+    ) -> Served:
         assert self._queue is not None, "BatchingExecutor.start() first"
         future: asyncio.Future[Served] = asyncio.get_running_loop().create_future()
         await self._queue.put(_Pending(session, observation, seed, future))
@@ -207,7 +209,9 @@ class BatchingExecutor:
         if batched:
             for index, result in zip(batched, self._infer_batch([pending[i] for i in batched]), strict=True):
                 results[index] = result
-        return [result if result is not None else Served(error=RuntimeError("not served")) for result in results]
+        return [
+            result if result is not None else Served(error=RuntimeError("not served")) for result in results
+        ]
 
     @staticmethod
     def _guarded(work: Callable[[], Served]) -> Served:
@@ -234,9 +238,11 @@ class BatchingExecutor:
         started = time.monotonic()
         actions = np.asarray(session.policy.infer(request.observation), dtype=np.float32)
         elapsed = time.monotonic() - started
-        small = _small(session.policy.last_normalized_inputs()) if isinstance(
-            session.policy, ReportsNormalizedInputs
-        ) else {}
+        small = (
+            _small(session.policy.last_normalized_inputs())
+            if isinstance(session.policy, ReportsNormalizedInputs)
+            else {}
+        )
         return Served(actions=self._checked(actions), normalized_inputs=small, infer_s=elapsed)
 
     def _infer_batch(self, requests: Sequence[_Pending]) -> list[Served]:

@@ -114,7 +114,7 @@ def test_remote_client_raises_the_servers_error_line(server: PolicyServer) -> No
 
 
 def test_replies_carry_only_actions_and_timing_unless_normalized_inputs_are_asked_for(server) -> None:
-    """openpi-client's ActionChunkBroker slices every array of a reply by chunk step: nothing else may be in it."""
+    """openpi-client's ActionChunkBroker slices every array of a reply by chunk step: nothing else goes in."""
     with connect(server.url, compression=None, max_size=None) as raw:
         raw.recv()
         raw.send(packb(observation(1.0)))
@@ -156,8 +156,9 @@ class CountingEpisode(EpisodeState):
 
 
 class BatchCounter:
-    """A BatchPolicy whose chunk is ``state + calls so far in this episode + (seed % 1000) / 1000``: every number a
-    client gets says which episode produced it. ``gate`` holds a forward pass until the test releases it."""
+    """A BatchPolicy whose chunk is ``state + calls so far in this episode + (seed % 1000) / 1000``: every
+    number a client gets says which episode produced it. ``gate`` holds a forward pass until the test
+    releases it."""
 
     spec = PolicySpec(cameras=(), chunk_length=3, n_action_steps=3)
 
@@ -185,7 +186,9 @@ class BatchCounter:
         for obs, episode in zip(observations, episodes, strict=True):
             if obs.get("task") == "explode":
                 raise RuntimeError("this observation breaks the model")
-            chunks.append(np.tile(obs["observation.state"] + episode.calls + (episode.seed % 1000) / 1000, (3, 1)))
+            chunks.append(
+                np.tile(obs["observation.state"] + episode.calls + (episode.seed % 1000) / 1000, (3, 1))
+            )
             episode.calls += 1
             episode.normalized_inputs = {"observation.state": obs["observation.state"] / 10}
         return chunks

@@ -48,8 +48,10 @@ def observation(spec: dict, rng: np.random.Generator, task: str) -> dict:
         suffix = "_depth" if camera.get("modality") == "depth" else ""
         shape = (camera["height"], camera["width"]) + (() if suffix else (3,))
         key = f"observation.images.{camera['name']}{suffix}"
-        obs[key] = rng.integers(0, 256, shape, dtype=np.uint8) if not suffix else rng.uniform(0, 1, shape).astype(
-            np.float32
+        obs[key] = (
+            rng.integers(0, 256, shape, dtype=np.uint8)
+            if not suffix
+            else rng.uniform(0, 1, shape).astype(np.float32)
         )
     return obs
 
@@ -82,7 +84,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             result = broker.infer(obs)
         except Exception as error:  # counted and reported: the test asserts there are none
-            errors[f"{type(error).__name__}: {str(error).strip().splitlines()[-1] if str(error).strip() else ''}"] += 1
+            errors[
+                f"{type(error).__name__}: {str(error).strip().splitlines()[-1] if str(error).strip() else ''}"
+            ] += 1
             step_in_chunk = 0
             continue
         chunk = recorder.chunks[-1]

@@ -92,7 +92,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chunk", type=int, default=8)
     args = parser.parse_args(argv)
     try:
-        asyncio.run(serve(ArithmeticPolicy(args.chunk), args.port, {"policy": "arithmetic", "chunk": args.chunk}))
+        asyncio.run(
+            serve(ArithmeticPolicy(args.chunk), args.port, {"policy": "arithmetic", "chunk": args.chunk})
+        )
     except KeyboardInterrupt:
         pass
     return 0

@@ -95,7 +95,9 @@ def test_remote_client_matches_in_process_inference(served: PolicyServer) -> Non
 
 
 def run_broker_driver(url: str, *args: str) -> dict:
-    environment = {key: value for key, value in os.environ.items() if not key.startswith(("PEX_", "PYTHON"))}
+    environment = {
+        key: value for key, value in os.environ.items() if not key.startswith(("PEX_", "__PEX", "PYTHON"))
+    }
     done = subprocess.run(
         [sys.executable, str(BROKER_DRIVER), "--url", url, *args],
         capture_output=True,

@@ -23,7 +23,9 @@ CHUNK = 8
 
 def own_environment() -> dict[str, str]:
     """The pex runs with its own requirements only: nothing of this test's environment leaks into it."""
-    return {key: value for key, value in os.environ.items() if not key.startswith(("PEX_", "PYTHON"))}
+    return {
+        key: value for key, value in os.environ.items() if not key.startswith(("PEX_", "__PEX", "PYTHON"))
+    }
 
 
 @pytest.fixture(scope="module")

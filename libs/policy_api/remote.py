@@ -31,11 +31,20 @@ import msgpack
 import numpy as np
 
 from libs.policy_api.registry import PolicyLoadError, register_backend
-from libs.policy_api.types import STATE_KEY, TASK_KEY, CameraInput, Observation, PolicyMetadata, PolicySpec
+from libs.policy_api.types import (
+    ENV_STATE_KEY,
+    STATE_KEY,
+    TASK_KEY,
+    CameraInput,
+    Observation,
+    PolicyMetadata,
+    PolicySpec,
+)
 
 SERVER_NAME = "so101lab.policy_server"
 RESET_KEY = "__so101lab_reset__"
 NORMALIZED_INPUTS_KEY = "__so101lab_normalized_inputs__"
+ATTACH_KEY = "__so101lab_attach__"
 #: openpi's example keys (LIBERO, DROID clients) for ``keys=openpi``: state, first camera, second camera, task
 OPENPI_KEYS = ("observation/state", "observation/image", "observation/wrist_image", "prompt")
 SERVE_COMMAND = "./pants run services/policy_server:serve -- --policy <policy> --port <port>"
@@ -216,10 +225,58 @@ def _spec_from_options(uri: str, options: Mapping[str, str]) -> PolicySpec:
         ) from error
 
 
-def load_policy(argument: str) -> RemotePolicy:
+class RemoteEnvStatePolicy:
+    """``remote:`` of a served policy that plans from the simulator's state (the scripted expert): a
+    ``NeedsEnv`` policy here, sending the env's state after each reset and with every observation."""
+
+    def __init__(self, remote: RemotePolicy) -> None:
+        self.remote = remote
+        self._env: Any = None
+
+    @property
+    def spec(self) -> PolicySpec:
+        return self.remote.spec
+
+    @property
+    def metadata(self) -> PolicyMetadata:
+        return self.remote.metadata
+
+    def reset(self) -> None:
+        self.remote.reset()
+
+    def attach_env(self, env: Any) -> None:
+        self._env = env
+        self.remote._round_trip({ATTACH_KEY: True, "state": _env_state(env)})
+
+    def infer(self, observation: Observation) -> np.ndarray:
+        if self._env is None:
+            raise RemoteInferenceError(
+                f"policy server {self.remote.uri} serves a policy that plans from the simulator's state: "
+                "call attach_env(env) after every env.reset() (the evaluation harness does)"
+            )
+        return self.remote.infer({**observation, ENV_STATE_KEY: _env_state(self._env)})
+
+    def last_normalized_inputs(self) -> Mapping[str, np.ndarray]:
+        return self.remote.last_normalized_inputs()
+
+    def close(self) -> None:
+        self.remote.close()
+
+
+def _env_state(env: Any) -> dict[str, Any]:
+    # The scripted expert is the one served policy that reads the simulator; its snapshot is stack-free.
+    from libs.sim.scripted_policy import privileged_state
+
+    return privileged_state(env)
+
+
+def load_policy(argument: str) -> RemotePolicy | RemoteEnvStatePolicy:
     if not argument:
         raise RemotePolicyError("remote needs an address: use remote:ws://host:port")
-    return RemotePolicy(argument)
+    policy = RemotePolicy(argument)
+    if policy.is_so101lab and policy.server_metadata.get("needs_env_state"):
+        return RemoteEnvStatePolicy(policy)
+    return policy
 
 
 register_backend("remote", load_policy)

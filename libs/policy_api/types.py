@@ -147,6 +147,19 @@ class NeedsEnv(Protocol):
     def attach_env(self, env: Any) -> None: ...
 
 
+#: where a served observation carries the client's env state for a policy that ``AttachesEnvState``
+ENV_STATE_KEY = "__so101lab_env_state__"
+
+
+@runtime_checkable
+class AttachesEnvState(Protocol):
+    """Optional, for a ``NeedsEnv`` policy that can be served: it plans from a snapshot of the env's state
+    (plain numbers) instead of the env itself. The client sends the snapshot after every reset
+    (``attach_state``) and with every observation under ``ENV_STATE_KEY``."""
+
+    def attach_state(self, state: Mapping[str, Any]) -> None: ...
+
+
 @dataclass
 class EpisodeState:
     """One client's episode inside a ``BatchPolicy``: what ``reset`` clears, kept apart from the weights.

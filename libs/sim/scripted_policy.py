@@ -5,22 +5,43 @@ It reads the block and bowl from the attached env (``NeedsEnv.attach_env`` is ca
 ``chunk_length`` actions of the plan, indexed by the env's step counter, so it stays on plan however many
 actions of a chunk the harness executes. In ``ee`` mode the actions are the planned gripper poses; in
 ``joint`` mode each pose is solved to joint targets by IK, chained from the env's last joint targets.
+
+Everything it reads from the env is ``privileged_state(env)``, a small map of numbers, so it can also be
+served (``services/policy_server``): the client sends that map once after each reset (``attach_state``) and
+with every observation (under ``ENV_STATE_KEY``); ``remote:`` does both when the server asks for it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from libs.policy_api.registry import PolicyLoadError, register_backend
-from libs.policy_api.types import Observation, PolicySpec
+from libs.policy_api.types import ENV_STATE_KEY, Observation, PolicySpec
 from libs.sim.expert import ExpertPlan
 from libs.sim.layout import ARM_JOINT_NAMES, joints_rad_to_env
 from scenes.so101.scene import EE_SITE, bowl_floor_top_z, build_robot_spec
 
 DEFAULT_CHUNK_LENGTH = 10
 DEFAULT_N_ACTION_STEPS = 5
+
+
+def privileged_state(env: Any) -> dict[str, Any]:
+    """What the scripted expert reads from the simulator, as plain numbers (msgpack-able)."""
+    env = getattr(env, "unwrapped", env)
+    arm_ids = [env.model.actuator(name).id for name in ARM_JOINT_NAMES]
+    return {
+        "action_space": env.action_space_name,
+        "ee_position": np.asarray(env.ee_position, dtype=np.float64),
+        "block_position": np.asarray(env.block_position, dtype=np.float64),
+        "block_yaw": float(env.block_yaw),
+        "bowl_position": np.asarray(env.bowl_position, dtype=np.float64),
+        "block_size_m": float(env.scene.block_size_m),
+        "step": int(env.tracker.steps),
+        "arm_targets": np.asarray(env.data.ctrl[arm_ids], dtype=np.float64),
+    }
 
 
 class ScriptedPolicyError(RuntimeError):
@@ -57,21 +78,24 @@ class ScriptedPolicy:
 
     def attach_env(self, env: Any) -> None:
         """Plan the episode from the freshly reset env's privileged state."""
-        env = getattr(env, "unwrapped", env)
-        if env.action_space_name != self._spec.action_space:
+        self._env = env
+        self.attach_state(privileged_state(env))
+
+    def attach_state(self, state: Mapping[str, Any]) -> None:
+        """Plan the episode from ``privileged_state`` of a freshly reset env (the served form)."""
+        if state["action_space"] != self._spec.action_space:
             raise ScriptedPolicyError(
                 f"scripted policy plans {self._spec.action_space!r} actions but the env takes "
-                f"{env.action_space_name!r}: make it with ScriptedPolicy(action_space="
-                f"{env.action_space_name!r})"
+                f"{state['action_space']!r}: make it with ScriptedPolicy(action_space="
+                f"{state['action_space']!r})"
             )
-        self._env = env
         self._plan = ExpertPlan(
-            start_position=env.ee_position,
-            block_position=env.block_position,
-            block_yaw=env.block_yaw,
-            bowl_position=env.bowl_position,
+            start_position=np.asarray(state["ee_position"]),
+            block_position=np.asarray(state["block_position"]),
+            block_yaw=float(state["block_yaw"]),
+            bowl_position=np.asarray(state["bowl_position"]),
             bowl_floor_z=bowl_floor_top_z(),
-            block_size_m=env.scene.block_size_m,
+            block_size_m=float(state["block_size_m"]),
             # The ee action cannot set the wrist roll, so in ee mode the jaws keep the home roll.
             align_jaws=self._spec.action_space == "joint",
         )
@@ -81,24 +105,28 @@ class ScriptedPolicy:
         return self._plan
 
     def infer(self, observation: Observation) -> np.ndarray:
-        if self._plan is None or self._env is None:
+        if self._env is not None:
+            state = privileged_state(self._env)
+        else:
+            state = observation.get(ENV_STATE_KEY)
+        if self._plan is None or state is None:
             raise ScriptedPolicyError(
-                "scripted policy has no plan: call policy.attach_env(env) after every env.reset()"
+                "scripted policy has no plan: call policy.attach_env(env) after every env.reset() (served: "
+                f"send privileged_state(env) with attach and under {ENV_STATE_KEY!r} with each observation)"
             )
-        first_step = int(self._env.tracker.steps)
+        first_step = int(state["step"])
         steps = range(first_step, first_step + self._spec.chunk_length)
         targets = [self._plan.target(step) for step in steps]
         if self._spec.action_space == "ee":
             chunk = [np.concatenate([t.position, t.approach, [t.gripper]]) for t in targets]
             return np.asarray(chunk, dtype=np.float32)
-        return self._joint_chunk(targets)
+        return self._joint_chunk(targets, np.asarray(state["arm_targets"]))
 
-    def _joint_chunk(self, targets: list) -> np.ndarray:
+    def _joint_chunk(self, targets: list, arm_targets: np.ndarray) -> np.ndarray:
         ik = self._get_ik()
-        env = self._env
         qpos = np.zeros(ik.model.nq)
         # Chain from the joint targets the env holds now, like the env's own ee-mode IK does.
-        qpos[ik.arm_qpos] = env.data.ctrl[[env.model.actuator(n).id for n in ARM_JOINT_NAMES]]
+        qpos[ik.arm_qpos] = arm_targets
         chunk = np.empty((len(targets), 6), dtype=np.float32)
         for row, target in enumerate(targets):
             solution = ik.solve(qpos, target.position, target.approach, x_axis=target.x_axis)

@@ -32,9 +32,11 @@ import numpy as np
 from websockets.asyncio.server import Request, Response, Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-from libs.policy_api.remote import NORMALIZED_INPUTS_KEY, RESET_KEY, SERVER_NAME, packb, unpackb
+from libs.policy_api.remote import ATTACH_KEY, NORMALIZED_INPUTS_KEY, RESET_KEY, SERVER_NAME, packb, unpackb
 from libs.policy_api.types import (
+    ENV_STATE_KEY,
     STATE_KEY,
+    AttachesEnvState,
     BatchPolicy,
     EpisodeState,
     HasMetadata,
@@ -67,6 +69,9 @@ def server_metadata(policy: Policy, policy_uri: str) -> dict[str, Any]:
         "spec": policy.spec.to_dict(),
         "metadata": metadata,
         "batched": isinstance(policy, BatchPolicy),
+        # the client sends its env's state: after each reset ({ATTACH_KEY: True, "state": ...}) and with
+        # every observation (under ENV_STATE_KEY); remote: does both
+        "needs_env_state": isinstance(policy, NeedsEnv),
     }
 
 
@@ -85,6 +90,11 @@ def validate_observation(request: Any, policy: Policy) -> dict[str, Any]:
         image = request[camera.key]
         if not isinstance(image, np.ndarray) or image.ndim not in (2, 3):
             raise BadRequest(f"{camera.key} must be an image array (HxWx3 uint8 or HxW depth)")
+    if isinstance(policy, NeedsEnv) and not isinstance(request.get(ENV_STATE_KEY), Mapping):
+        raise BadRequest(
+            f"this policy plans from the simulator's state: send it under {ENV_STATE_KEY!r} with every "
+            "observation and attach it after each reset (remote: does both)"
+        )
     return {key: value for key, value in request.items() if key != NORMALIZED_INPUTS_KEY}
 
 
@@ -122,6 +132,13 @@ class ClientSession:
         self.episode: EpisodeState | None = None
         self.policy: Policy | None = None
 
+    def attach(self, state: Mapping[str, Any]) -> None:
+        """Runs on the inference thread: the client's env state after its reset (``AttachesEnvState``)."""
+        self.ensure_started()
+        if not isinstance(self.policy, AttachesEnvState):
+            raise BadRequest("this policy does not plan from the env's state: send no attach messages")
+        self.policy.attach_state(state)
+
     def reset(self, seed: int | None) -> None:
         """Runs on the inference thread. ``seed`` keeps a remote episode reproducible; None draws one."""
         seed = _new_seed() if seed is None else int(seed)
@@ -141,9 +158,10 @@ class ClientSession:
 @dataclasses.dataclass
 class _Pending:
     session: ClientSession
-    observation: dict[str, Any] | None  # None: a reset
+    observation: dict[str, Any] | None  # None: a reset, or an attach when ``attach`` is set
     seed: int | None
     future: asyncio.Future[Served]
+    attach: Mapping[str, Any] | None = None
 
 
 class BatchingExecutor:
@@ -171,11 +189,15 @@ class BatchingExecutor:
         return self._queue.qsize() if self._queue is not None else 0
 
     async def submit(
-        self, session: ClientSession, observation: dict[str, Any] | None, seed: int | None
+        self,
+        session: ClientSession,
+        observation: dict[str, Any] | None,
+        seed: int | None = None,
+        attach: Mapping[str, Any] | None = None,
     ) -> Served:
         assert self._queue is not None, "BatchingExecutor.start() first"
         future: asyncio.Future[Served] = asyncio.get_running_loop().create_future()
-        await self._queue.put(_Pending(session, observation, seed, future))
+        await self._queue.put(_Pending(session, observation, seed, future, attach))
         return await future
 
     async def _serve_queue(self) -> None:
@@ -198,7 +220,9 @@ class BatchingExecutor:
         results: list[Served | None] = [None] * len(pending)
         inferences = []
         for index, request in enumerate(pending):
-            if request.observation is None:
+            if request.attach is not None:
+                results[index] = self._guarded(lambda r=request: self._attach(r))
+            elif request.observation is None:
                 results[index] = self._guarded(lambda r=request: self._reset(r))
             else:
                 inferences.append(index)
@@ -219,6 +243,12 @@ class BatchingExecutor:
             return work()
         except Exception as error:
             return Served(error=error)
+
+    @staticmethod
+    def _attach(request: _Pending) -> Served:
+        assert request.attach is not None
+        request.session.attach(request.attach)
+        return Served()
 
     @staticmethod
     def _reset(request: _Pending) -> Served:
@@ -289,10 +319,10 @@ class PolicyServer:
     ) -> None:
         """``new_client_policy`` builds one policy per connection for policies that cannot batch (each client
         its own episode state); without it such a policy is shared, which suits stateless policies only."""
-        if isinstance(policy, NeedsEnv):
+        if isinstance(policy, NeedsEnv) and not isinstance(policy, AttachesEnvState):
             raise UnservablePolicyError(
-                f"policy {policy_uri!r} reads the simulator's state (NeedsEnv) and cannot be served over the "
-                "network: evaluate it in-process with services/eval:sweep"
+                f"policy {policy_uri!r} reads the simulator itself (NeedsEnv without attach_state) and "
+                "cannot be served over the network: evaluate it in-process with services/eval:sweep"
             )
         self.policy, self.policy_uri = policy, policy_uri
         self.host, self.port = host, port
@@ -330,6 +360,14 @@ class PolicyServer:
                     if served.error is not None:
                         raise served.error
                     reply: dict[str, Any] = {"reset": True}
+                elif isinstance(request, Mapping) and request.get(ATTACH_KEY):
+                    state = request.get("state")
+                    if not isinstance(state, Mapping):
+                        raise BadRequest("an attach message carries the env's state as a map under 'state'")
+                    served = await self.executor.submit(session, None, attach=state)
+                    if served.error is not None:
+                        raise served.error
+                    reply = {"attached": True}
                 else:
                     observation = validate_observation(request, self.policy)
                     served = await self.executor.submit(session, observation, None)

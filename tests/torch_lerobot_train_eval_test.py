@@ -201,3 +201,23 @@ def test_checkpoint_whose_local_backbone_moved_is_one_line(dataset: Path, workdi
     with pytest.raises(CheckpointError, match="no longer exists") as raised:
         make_policy(f"torch_lerobot:{run}")
     assert "\n" not in str(raised.value)
+
+
+def test_clients_batched_into_one_pass_get_their_own_chunks(trained_run: tuple[str, Path]) -> None:
+    """What the policy server does with concurrent clients: one forward pass, one episode state each."""
+    policy_type, run = trained_run
+    policy = LeRobotPolicy(run / "checkpoints" / "000002")
+    env = _env_for(policy)
+    try:
+        observations = [env.reset(seed=seed)[0] for seed in (5, 6, 7)]
+    finally:
+        env.close()
+    episodes = [policy.new_episode(seed) for seed in range(3)]
+    batched = policy.infer_batch(observations, episodes)
+    assert [chunk.shape for chunk in batched] == [(policy.spec.chunk_length, 6)] * 3
+    assert all(np.isfinite(chunk).all() for chunk in batched)
+    assert all("observation.state" in episode.normalized_inputs for episode in episodes)
+    if policy_type == "act":  # deterministic: a batched chunk is the chunk each observation gets alone
+        for observation, chunk in zip(observations, batched, strict=True):
+            alone = policy.infer_batch([observation], [policy.new_episode(0)])[0]
+            np.testing.assert_allclose(chunk, alone, atol=1e-4)

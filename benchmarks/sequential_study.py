@@ -27,11 +27,11 @@ import numpy as np
 
 from libs.evaluation.planner import (
     PairRates,
+    connor_pairs,
     mcnemar_power,
     simulate_paired,
     smallest_budget,
     smallest_n,
-    connor_pairs,
 )
 from libs.evaluation.sequential import MixtureSPRT
 
@@ -94,8 +94,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     worst = max(row["type_one_error"] for row in nulls)
     print(f"\nworst type-I error: {worst:.4f} (alpha {alpha})\n")
 
-    print(f"## Mean episodes per checkpoint vs the fixed-n exact McNemar design of equal power ({runs} runs)\n")
-    print("| rates | wanted power | budget | sequential power | sequential mean | fixed n (same power) | saving |")
+    print(
+        f"## Mean episodes per checkpoint vs the fixed-n exact McNemar design of equal power ({runs} runs)\n"
+    )
+    print(
+        "| rates | wanted power | budget | sequential power | sequential mean "
+        "| fixed n (same power) | saving |"
+    )
     print("|---|---|---|---|---|---|---|")
     alternatives = []
     for first, second in ALTERNATIVES:
@@ -103,10 +108,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         for power in arguments.powers:
             guess = max(4, int(connor_pairs(rates, power, alpha)))
             planned = smallest_budget(
-                lambda budget: simulate_paired(rates, budget, alpha, 2000, seed=1), power, guess
+                lambda budget, rates=rates: simulate_paired(rates, budget, alpha, 2000, seed=1), power, guess
             )
             measured = simulate_paired(rates, planned.budget, alpha, runs, seed=2)
-            fixed = smallest_n(lambda n: mcnemar_power(n, rates, alpha), measured.power, guess)
+            fixed = smallest_n(lambda n, rates=rates: mcnemar_power(n, rates, alpha), measured.power, guess)
             saving = 1 - measured.mean_episodes / fixed
             alternatives.append(
                 {
@@ -159,7 +164,9 @@ def plot(nulls: list[dict], alternatives: list[dict], alpha: float, runs: int, p
         label = f"budget {budget}" if budget else "no budget (Ville)"
         left.bar(x, [row["type_one_error"] for row in rows], width, label=label)
     left.axhline(alpha, color="black", linestyle="--", linewidth=1, label=f"alpha = {alpha}")
-    left.axhline(upper_bound(alpha, runs), color="gray", linestyle=":", linewidth=1, label="99.9% noise bound")
+    left.axhline(
+        upper_bound(alpha, runs), color="gray", linestyle=":", linewidth=1, label="99.9% noise bound"
+    )
     left.set_xticks(np.arange(len(NULL_RATES)), [f"{rate:.0%}" for rate in NULL_RATES])
     left.set_xlabel("success rate of both checkpoints (null)")
     left.set_ylabel(f"type-I error ({runs} runs, a look after every pair)")
@@ -173,10 +180,21 @@ def plot(nulls: list[dict], alternatives: list[dict], alpha: float, runs: int, p
     for index, power in enumerate(powers):
         rows = [row for row in alternatives if row["wanted_power"] == power]
         offset = (2 * index - len(powers) + 0.5) * width
-        right.bar(x + offset, [row["fixed_episodes"] for row in rows], width, color=f"C{index}", alpha=0.35,
-                  label=f"fixed n, power {power:.2f}")
-        right.bar(x + offset + width, [row["sequential_mean_episodes"] for row in rows], width, color=f"C{index}",
-                  label=f"sequential mean, power {power:.2f}")
+        right.bar(
+            x + offset,
+            [row["fixed_episodes"] for row in rows],
+            width,
+            color=f"C{index}",
+            alpha=0.35,
+            label=f"fixed n, power {power:.2f}",
+        )
+        right.bar(
+            x + offset + width,
+            [row["sequential_mean_episodes"] for row in rows],
+            width,
+            color=f"C{index}",
+            label=f"sequential mean, power {power:.2f}",
+        )
     right.set_xticks(x, labels, fontsize=8)
     right.set_ylabel("episodes per checkpoint")
     right.set_yscale("log")

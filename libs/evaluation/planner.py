@@ -72,8 +72,10 @@ def _log_binomial_pmf(n: int, p: float) -> np.ndarray:
     k = np.arange(n + 1)
     log_choose = np.array([math.lgamma(n + 1) - math.lgamma(i + 1) - math.lgamma(n - i + 1) for i in k])
     with np.errstate(divide="ignore"):
-        return log_choose + k * np.log(p) + (n - k) * np.log1p(-p) if 0 < p < 1 else np.where(
-            k == (0 if p <= 0 else n), 0.0, -np.inf
+        return (
+            log_choose + k * np.log(p) + (n - k) * np.log1p(-p)
+            if 0 < p < 1
+            else np.where(k == (0 if p <= 0 else n), 0.0, -np.inf)
         )
 
 
@@ -151,7 +153,8 @@ def smallest_n(power_at: Any, power: float, guess: float) -> int:
         if power_at(n) >= power:
             return n
     raise PlanError(
-        f"more than {MAX_PLANNED_EPISODES} episodes would be needed: the difference is too small to plan for; "
+        f"more than {MAX_PLANNED_EPISODES} episodes would be needed: the difference is too small to plan "
+        "for; "
         "plan for a larger difference or accept lower --power"
     )
 
@@ -200,7 +203,9 @@ def simulate_target(
     return _summarise(test, successes, failures, budget)
 
 
-def _summarise(test: MixtureSPRT, successes: np.ndarray, failures: np.ndarray, budget: int) -> SequentialSimulation:
+def _summarise(
+    test: MixtureSPRT, successes: np.ndarray, failures: np.ndarray, budget: int
+) -> SequentialSimulation:
     hit = test.log_e(successes, failures) >= test.log_threshold - 1e-12
     rejected = hit.any(axis=1)
     stopped = np.where(rejected, hit.argmax(axis=1) + 1, budget)
@@ -276,7 +281,9 @@ class Plan:
             ),
         ]
         widths = [max(len(row[i]) for row in rows) for i in range(4)]
-        lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in rows]
+        lines = [
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in rows
+        ]
         lines.insert(1, "  ".join("-" * width for width in widths))
         return "\n".join(lines)
 
@@ -305,7 +312,8 @@ def plan_paired(
         question="paired",
         description=(
             f"two checkpoints at {rates.first:.0%} and {rates.second:.0%} success on paired seeds "
-            f"(seeds going only to the first {rates.only_first:.3f}, only to the second {rates.only_second:.3f})"
+            f"(seeds going only to the first {rates.only_first:.3f}, "
+            f"only to the second {rates.only_second:.3f})"
         ),
         alpha=alpha,
         power=power,
@@ -383,7 +391,9 @@ def rates_from_pilot(
         )
     for name in (first, second):
         if name is not None and name not in by_checkpoint:
-            raise PlanError(f"checkpoint {name!r} is not in the pilot: it has {', '.join(sorted(by_checkpoint))}")
+            raise PlanError(
+                f"checkpoint {name!r} is not in the pilot: it has {', '.join(sorted(by_checkpoint))}"
+            )
     if first is None or second is None:
         ranked = sorted(by_checkpoint, key=lambda c: -sum(by_checkpoint[c].values()) / len(by_checkpoint[c]))
         first = first or next(c for c in ranked if c != second)

@@ -64,9 +64,9 @@ def test_sequential_plan_reaches_the_power_and_spends_less_when_the_difference_h
 
 
 def test_rates_from_a_pilot_sweep():
-    records = [
-        record("200", seed, "success" if seed < 8 else "never_picked_up") for seed in range(10)
-    ] + [record("100", seed, "success" if seed < 4 else "never_picked_up") for seed in range(10)]
+    records = [record("200", seed, "success" if seed < 8 else "never_picked_up") for seed in range(10)] + [
+        record("100", seed, "success" if seed < 4 else "never_picked_up") for seed in range(10)
+    ]
     first, second, rates, shared = rates_from_pilot(records)
     assert (first, second, shared) == ("200", "100", 10)
     assert rates.first == pytest.approx(0.8) and rates.second == pytest.approx(0.4)

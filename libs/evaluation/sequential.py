@@ -113,17 +113,13 @@ class MixtureSPRT:
         """Reject once log E reaches this: log(1/alpha), or the exact budget threshold (never above it)."""
         if self.max_trials is None:
             return math.log(1.0 / self.alpha)
-        return _calibrated_log_threshold(
-            self.null_rate, self.alpha, self.max_trials, self.prior_strength
-        )
+        return _calibrated_log_threshold(self.null_rate, self.alpha, self.max_trials, self.prior_strength)
 
     def crossing_probability(self, log_level: float) -> float:
         """Null probability that log E reaches ``log_level`` within the budget (Ville's bound without one)."""
         if self.max_trials is None:
             return min(1.0, math.exp(-log_level)) if log_level > 0 else 1.0
-        return _crossing_probability(
-            self.null_rate, self.max_trials, self.prior_strength, float(log_level)
-        )
+        return _crossing_probability(self.null_rate, self.max_trials, self.prior_strength, float(log_level))
 
     def run(self, outcomes: Sequence[bool]) -> StreamResult:
         """Walk the test along ``outcomes`` in order (the order the trials were fixed in, e.g. seed order)."""

@@ -32,7 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--rates", type=float, nargs=2, metavar=("FIRST", "SECOND"), help="e.g. 0.8 0.6")
-    source.add_argument("--pilot", type=Path, help="a sweep's --out folder: rates estimated from its episodes")
+    source.add_argument(
+        "--pilot", type=Path, help="a sweep's --out folder: rates estimated from its episodes"
+    )
     source.add_argument("--rate", type=float, help="one checkpoint's expected rate (with --target-rate)")
     parser.add_argument("--target-rate", type=float, default=None, help="the rate --rate is tested against")
     parser.add_argument("--first", default=None, help="with --pilot: the first checkpoint id")
@@ -58,7 +60,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             if arguments.pilot is not None:
                 store_path = arguments.pilot / STORE_FILE_NAME
                 if not store_path.is_file():
-                    raise PlanError(f"{arguments.pilot} holds no {STORE_FILE_NAME}: pass a sweep's --out folder")
+                    raise PlanError(
+                        f"{arguments.pilot} holds no {STORE_FILE_NAME}: pass a sweep's --out folder"
+                    )
                 with ResultsStore(store_path) as store:
                     records = store.records()
                 first, second, rates, shared = rates_from_pilot(records, arguments.first, arguments.second)
@@ -79,7 +83,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(plan.table())
     print(
         f"\nIf the rates hold, the sequential design spends {plan.saving:.0%} fewer episodes on average; "
-        f"run it with: sweep ... --until-decided --alpha {plan.alpha:g} --max-episodes {plan.sequential_budget}"
+        "run it with: sweep ... --until-decided "
+        f"--alpha {plan.alpha:g} --max-episodes {plan.sequential_budget}"
     )
     return 0
 

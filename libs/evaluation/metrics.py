@@ -22,6 +22,23 @@ OUTCOME_ORDER: tuple[str, ...] = (
     "contract_violation",
 )
 Z_95 = 1.959963984540054
+#: Progress milestones in order (libs.sim.outcome.PROGRESS_STAGES); progress = stage index / 5.
+PROGRESS_STAGES: tuple[str, ...] = ("none", "approached", "grasped", "lifted", "over_bowl", "placed")
+
+
+def mean_interval(values: Sequence[float], z: float = Z_95) -> tuple[float, float]:
+    """95% normal-approximation interval of the mean of scores in [0, 1], clipped to [0, 1]; (0, 1) for
+    fewer than two values."""
+    if len(values) < 2:
+        return (0.0, 1.0)
+    array = np.asarray(values, dtype=np.float64)
+    half = z * float(array.std(ddof=1)) / math.sqrt(array.size)
+    centre = float(array.mean())
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def progress_stage_name(progress: float) -> str:
+    return PROGRESS_STAGES[round(progress * (len(PROGRESS_STAGES) - 1))]
 
 
 def wilson_interval(successes: int, trials: int, z: float = Z_95) -> tuple[float, float]:
@@ -72,6 +89,11 @@ class CheckpointSummary:
     latency_p95_ms: float
     wall_time_s_mean: float
     seeds: list[int] = field(default_factory=list)
+    #: Mean progress score (None when no episode carries one) with its 95% interval, and episodes per
+    #: furthest milestone.
+    progress_mean: float | None = None
+    progress_ci95: tuple[float, float] | None = None
+    progress_stage_counts: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -96,6 +118,7 @@ def summarize(records: Sequence[EpisodeRecord]) -> CheckpointSummary:
     ee = first.action_space == "ee"
     total_steps = sum(record.steps for record in records)
     ik_errors = [record.ik_error_mm_mean for record in records if record.ik_error_mm_mean is not None]
+    progress = [record.progress for record in records if record.progress is not None]
     return CheckpointSummary(
         checkpoint_id=first.checkpoint_id,
         step=first.step,
@@ -122,6 +145,13 @@ def summarize(records: Sequence[EpisodeRecord]) -> CheckpointSummary:
         latency_p95_ms=float(np.median([record.latency_p95_ms for record in records])),
         wall_time_s_mean=float(np.mean([record.wall_time_s for record in records])),
         seeds=sorted(record.seed for record in records),
+        progress_mean=float(np.mean(progress)) if progress else None,
+        progress_ci95=mean_interval(progress) if progress else None,
+        progress_stage_counts={
+            name: sum(progress_stage_name(value) == name for value in progress) for name in PROGRESS_STAGES
+        }
+        if progress
+        else {},
     )
 
 

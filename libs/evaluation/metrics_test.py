@@ -76,3 +76,24 @@ def test_paired_comparison_says_100_vs_80_over_10_is_not_shown() -> None:
     assert comparison.p_value == pytest.approx(0.5)
     assert not comparison.significant
     assert "do not show that 045000 is better" in comparison.wording
+
+
+def test_progress_mean_interval_and_stage_counts() -> None:
+    records = [
+        record("100", seed, "never_picked_up", picked=False, progress=p)
+        for seed, p in enumerate([0.0, 0.2, 0.4, 0.4, 0.6, 0.8])
+    ]
+    summary = summarize(records)
+    assert summary.progress_mean == pytest.approx(0.4)
+    low, high = summary.progress_ci95
+    assert low < 0.4 < high and 0.0 <= low and high <= 1.0
+    assert summary.progress_stage_counts == {
+        "none": 1,
+        "approached": 1,
+        "grasped": 2,
+        "lifted": 1,
+        "over_bowl": 1,
+        "placed": 0,
+    }
+    old_store = summarize([record("100", 0, "success")])  # written before progress existed
+    assert old_store.progress_mean is None and old_store.progress_stage_counts == {}

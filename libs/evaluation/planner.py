@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from libs.evaluation.records import EpisodeRecord
-from libs.evaluation.sequential import DEFAULT_PRIOR_STRENGTH, MAX_CALIBRATED_TRIALS, MixtureSPRT
+from libs.evaluation.sequential import MAX_CALIBRATED_TRIALS, MixtureSPRT
 
 #: Fixed-n searches stop here: a difference that needs more is reported as too small to plan for.
 MAX_PLANNED_EPISODES = MAX_CALIBRATED_TRIALS
@@ -176,7 +176,7 @@ def simulate_paired(
     alpha: float = 0.05,
     runs: int = DEFAULT_SIMULATIONS,
     seed: int = 0,
-    prior_strength: float = DEFAULT_PRIOR_STRENGTH,
+    prior_strength: float | None = None,
 ) -> SequentialSimulation:
     """``runs`` simulated sequential comparisons looking after every pair (vectorised)."""
     rng = np.random.default_rng(seed)
@@ -194,7 +194,7 @@ def simulate_target(
     alpha: float = 0.05,
     runs: int = DEFAULT_SIMULATIONS,
     seed: int = 0,
-    prior_strength: float = DEFAULT_PRIOR_STRENGTH,
+    prior_strength: float | None = None,
 ) -> SequentialSimulation:
     rng = np.random.default_rng(seed)
     successes = np.cumsum(rng.random((runs, budget)) < rate, axis=1)

@@ -33,6 +33,9 @@ class EpisodeRecord:
     grid_row: int | None = None
     #: Why the harness stopped this episode (outcome ``contract_violation``), else None.
     violation: str | None = None
+    #: Progress score in [0, 1]: the furthest task milestone reached (libs.sim.outcome.PROGRESS_STAGES) over
+    #: the last; None in stores written before it existed.
+    progress: float | None = None
 
     @property
     def key(self) -> tuple[str, int]:

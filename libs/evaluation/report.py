@@ -18,6 +18,7 @@ from typing import Any
 from libs.evaluation.checkpoints import file_safe_id
 from libs.evaluation.metrics import (
     OUTCOME_ORDER,
+    PROGRESS_STAGES,
     CheckpointSummary,
     PairedComparison,
     paired_comparison,
@@ -26,6 +27,7 @@ from libs.evaluation.metrics import (
 )
 from libs.evaluation.plots import plot_outcome_bars, plot_spatial_map, plot_success_vs_step
 from libs.evaluation.records import EpisodeRecord
+from libs.evaluation.sequential import SequentialDecision, paired_progress_sequential
 
 #: Outcome-count columns of the table ("success" has its own column).
 FAILURE_OUTCOMES = tuple(name for name in OUTCOME_ORDER if name != "success")
@@ -79,6 +81,8 @@ class Report:
     json_path: Path
     plot_paths: list[Path]
     violations: int = 0
+    #: Best vs runner-up on progress scores, when success alone did not separate them.
+    progress_comparison: SequentialDecision | None = None
 
 
 def order_by_step(summaries: Sequence[CheckpointSummary]) -> list[CheckpointSummary]:
@@ -109,10 +113,15 @@ def write_report(
     ranked = sorted((s for s in summaries if not _all_violations(s)), key=rank_key)
     best = ranked[0] if ranked else None
     comparison = None
+    progress_comparison = None
     if len(ranked) >= 2:
         comparison = paired_comparison(
             by_checkpoint[ranked[0].checkpoint_id], by_checkpoint[ranked[1].checkpoint_id]
         )
+        if not comparison.significant:
+            progress_comparison = _progress_comparison(
+                by_checkpoint[ranked[0].checkpoint_id], by_checkpoint[ranked[1].checkpoint_id]
+            )
 
     plots: list[Path] = []
     if summaries:
@@ -138,6 +147,7 @@ def write_report(
                 "checkpoints": [summary.to_dict() for summary in summaries],
                 "best": best.checkpoint_id if best else None,
                 "comparison": comparison.to_dict() if comparison else None,
+                "progress_comparison": progress_comparison.to_dict() if progress_comparison else None,
                 "plots": [str(path.relative_to(out)) for path in plots],
                 **{section.key: section.data for section in sections},
             },
@@ -148,9 +158,58 @@ def write_report(
     markdown_path = out / REPORT_MD
     violations = [record for record in records if record.violation]
     markdown_path.write_text(
-        _markdown(summaries, best, comparison, settings, plots, out, grid, violations, sections)
+        _markdown(
+            summaries, best, comparison, settings, plots, out, grid, violations, sections, progress_comparison
+        )
     )
-    return Report(summaries, best, comparison, markdown_path, json_path, plots, len(violations))
+    return Report(
+        summaries, best, comparison, markdown_path, json_path, plots, len(violations), progress_comparison
+    )
+
+
+def _progress_comparison(
+    best: Sequence[EpisodeRecord], runner_up: Sequence[EpisodeRecord]
+) -> SequentialDecision | None:
+    """Progress scores of the two on their shared seeds (in seed order), when both carry them."""
+    best_by_seed = {r.seed: r.progress for r in best if r.progress is not None}
+    other_by_seed = {r.seed: r.progress for r in runner_up if r.progress is not None}
+    shared = sorted(best_by_seed.keys() & other_by_seed.keys())
+    if not shared:
+        return None
+    return paired_progress_sequential(
+        best[0].checkpoint_id,
+        [best_by_seed[s] for s in shared],
+        runner_up[0].checkpoint_id,
+        [other_by_seed[s] for s in shared],
+    )
+
+
+def _progress_cell(summary: CheckpointSummary) -> str:
+    if summary.progress_mean is None or summary.progress_ci95 is None:
+        return "–"
+    low, high = summary.progress_ci95
+    return f"{summary.progress_mean:.2f} ({low:.2f}–{high:.2f})"
+
+
+def _progress_section(summaries: Sequence[CheckpointSummary]) -> list[str]:
+    """Episodes per furthest milestone: where each checkpoint's episodes stop on the way to success."""
+    lines = [
+        "## Progress",
+        "",
+        "Furthest milestone per episode (approached: a jaw touched the block; grasped: both jaws; lifted; "
+        "over_bowl: carried above the bowl; placed: success). Progress = milestone / 5; its mean carries a "
+        "95% normal-approximation interval, so checkpoints that never succeed are still ordered.",
+        "",
+        "| checkpoint | " + " | ".join(PROGRESS_STAGES) + " | mean progress |",
+        "|" + "---|" * (len(PROGRESS_STAGES) + 2),
+    ]
+    for s in summaries:
+        if not s.progress_stage_counts:
+            continue
+        counts = " | ".join(str(s.progress_stage_counts.get(name, 0)) for name in PROGRESS_STAGES)
+        lines.append(f"| {s.checkpoint_id} | {counts} | {_progress_cell(s)} |")
+    lines.append("")
+    return lines
 
 
 def _percent(value: float | None) -> str:
@@ -167,6 +226,7 @@ def _markdown(
     grid: GridSpec | None,
     violations: Sequence[EpisodeRecord] = (),
     sections: Sequence[ReportSection] = (),
+    progress_comparison: SequentialDecision | None = None,
 ) -> str:
     lines = [f"# Evaluation of `{settings.get('policy', '?')}`", ""]
     mode = (
@@ -180,6 +240,7 @@ def _markdown(
     )
     lines.append("")
     ee = any(summary.action_space == "ee" for summary in summaries)
+    with_progress = any(summary.progress_mean is not None for summary in summaries)
     header = [
         "checkpoint",
         "step",
@@ -191,6 +252,8 @@ def _markdown(
         "mean steps (successes)",
         "max height mean / max (cm)",
     ]
+    if with_progress:
+        header += ["progress (95% interval)"]
     if ee:
         header += ["IK failures / step", "IK error (mm)"]
     header += ["latency mean / p95 (ms)"]
@@ -210,6 +273,8 @@ def _markdown(
             "–" if s.mean_steps_of_successes is None else f"{s.mean_steps_of_successes:.0f}",
             f"{100 * s.max_block_height_m_mean:.1f} / {100 * s.max_block_height_m_max:.1f}",
         ]
+        if with_progress:
+            row += [_progress_cell(s)]
         if ee:
             row += [
                 "–" if s.ik_failure_rate is None else f"{s.ik_failure_rate:.3f}",
@@ -241,6 +306,11 @@ def _markdown(
     if comparison is not None:
         lines.append(f"**Against the runner-up ({comparison.runner_up}):** {comparison.wording}")
         lines.append("")
+    if progress_comparison is not None:
+        lines.append(f"**On progress instead of success:** {progress_comparison.wording}")
+        lines.append("")
+    if with_progress:
+        lines.extend(_progress_section(summaries))
     if violations:
         lines.append("## Contract violations")
         lines.append("")

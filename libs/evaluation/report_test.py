@@ -68,3 +68,17 @@ def test_provenance_records_command_and_versions(tmp_path: Path) -> None:
     assert "sweep --policy scripted --out 'a b'" in (tmp_path / "command.txt").read_text()
     versions = json.loads((tmp_path / "versions.json").read_text())
     assert "numpy" in versions and "python" in versions
+
+
+def test_two_checkpoints_at_zero_percent_are_still_ordered_by_progress(tmp_path: Path) -> None:
+    records = [record("200", seed, "dropped_during_transport", progress=0.6) for seed in range(30)]
+    records += [record("100", seed, "never_picked_up", picked=False, progress=0.2) for seed in range(30)]
+    report = write_report(records, tmp_path, {"policy": "x", "episodes": 30})
+    assert not report.comparison.significant  # 0/30 vs 0/30
+    assert report.progress_comparison is not None and report.progress_comparison.verdict == "first_better"
+    markdown = (tmp_path / "report.md").read_text()
+    assert "## Progress" in markdown and "| 200 | 0 | 0 | 0 | 30 | 0 | 0 | 0.60" in markdown
+    assert "**On progress instead of success:**" in markdown
+    data = json.loads((tmp_path / "report.json").read_text())
+    assert data["progress_comparison"]["verdict"] == "first_better"
+    assert data["checkpoints"][1]["progress_stage_counts"]["lifted"] == 30

@@ -176,6 +176,6 @@ def run_episode(
         grid_col=None if grid_cell is None else int(grid_cell[0]),
         grid_row=None if grid_cell is None else int(grid_cell[1]),
         violation=violation,
+        progress=None if getattr(figures, "progress", None) is None else float(figures.progress),
     )
     return EpisodeResult(record=record, chunks=chunks)
-

@@ -17,8 +17,8 @@ likelihood averaged over a Beta(a, b) prior on the unknown rate, divided by its 
 Under the null each likelihood ratio (q/p0)^s ((1-q)/(1-p0))^f is a nonnegative martingale starting at 1,
 and so is their prior average E_n. Ville's inequality then gives P(sup_n E_n >= 1/alpha) <= alpha: rejecting
 the first time E_n reaches 1/alpha is valid however often, and whenever, one looks. E_n is the e-value the
-report shows; the prior is centred on the null with ``prior_strength`` pseudo-trials on each side, wide
-enough to detect large differences in a few trials and small ones given more.
+report shows. The prior is centred on the null; how wide it is follows the budget (``MixtureSPRT.strength``):
+a small budget is planned for a large difference, a large budget for a small one.
 
 **A budget tightens the threshold.** With at most N trials (``--max-episodes``), Ville's bound is loose:
 the null probability that E reaches c within N trials can be computed exactly (dynamic programming over the
@@ -47,10 +47,14 @@ from typing import Any
 
 import numpy as np
 
-#: Pseudo-trials of the Beta prior on each side of the null rate (a + b = 2 * this). Chosen with the
-#: simulation study (benchmarks/sequential_study.py): 2 keeps large differences decided within ~20 episodes
-#: while not giving up much on small ones.
+#: Pseudo-trials of the Beta prior on each side of the null rate (a + b = 2 * this) when there is no budget.
 DEFAULT_PRIOR_STRENGTH = 2.0
+#: With a budget, the prior follows it: a small budget was planned for a large difference (a wide prior,
+#: decided in a few trials), a large one for a small difference (a prior concentrated near the null). One
+#: pseudo-trial per this many budgeted trials, within PRIOR_STRENGTH_RANGE; chosen with the simulation study
+#: (benchmarks/sequential_study.py).
+BUDGET_PER_PRIOR_TRIAL = 50.0
+PRIOR_STRENGTH_RANGE = (0.5, 4.0)
 #: The largest budget the exact calibration accepts (its cost grows as the square of the budget).
 MAX_CALIBRATED_TRIALS = 5_000
 
@@ -69,7 +73,7 @@ class MixtureSPRT:
     null_rate: float
     alpha: float = 0.05
     max_trials: int | None = None
-    prior_strength: float = DEFAULT_PRIOR_STRENGTH
+    prior_strength: float | None = None
 
     def __post_init__(self) -> None:
         if not 0.0 < self.null_rate < 1.0:
@@ -83,12 +87,22 @@ class MixtureSPRT:
             raise SequentialTestError(
                 f"--max-episodes {self.max_trials} must be between 1 and {MAX_CALIBRATED_TRIALS}"
             )
-        if self.prior_strength <= 0:
+        if self.prior_strength is not None and self.prior_strength <= 0:
             raise SequentialTestError(f"prior strength {self.prior_strength} must be positive")
 
     @property
+    def strength(self) -> float:
+        """Pseudo-trials of the prior on each side: as given, else from the budget, else the default."""
+        if self.prior_strength is not None:
+            return self.prior_strength
+        if self.max_trials is None:
+            return DEFAULT_PRIOR_STRENGTH
+        low, high = PRIOR_STRENGTH_RANGE
+        return min(high, max(low, self.max_trials / BUDGET_PER_PRIOR_TRIAL))
+
+    @property
     def prior(self) -> tuple[float, float]:
-        return (2 * self.prior_strength * self.null_rate, 2 * self.prior_strength * (1 - self.null_rate))
+        return (2 * self.strength * self.null_rate, 2 * self.strength * (1 - self.null_rate))
 
     def log_e(self, successes: Any, failures: Any) -> Any:
         """log E for (arrays of) success and failure counts; numpy-vectorised."""
@@ -113,13 +127,13 @@ class MixtureSPRT:
         """Reject once log E reaches this: log(1/alpha), or the exact budget threshold (never above it)."""
         if self.max_trials is None:
             return math.log(1.0 / self.alpha)
-        return _calibrated_log_threshold(self.null_rate, self.alpha, self.max_trials, self.prior_strength)
+        return _calibrated_log_threshold(self.null_rate, self.alpha, self.max_trials, self.strength)
 
     def crossing_probability(self, log_level: float) -> float:
         """Null probability that log E reaches ``log_level`` within the budget (Ville's bound without one)."""
         if self.max_trials is None:
             return min(1.0, math.exp(-log_level)) if log_level > 0 else 1.0
-        return _crossing_probability(self.null_rate, self.max_trials, self.prior_strength, float(log_level))
+        return _crossing_probability(self.null_rate, self.max_trials, self.strength, float(log_level))
 
     def run(self, outcomes: Sequence[bool]) -> StreamResult:
         """Walk the test along ``outcomes`` in order (the order the trials were fixed in, e.g. seed order)."""
@@ -275,7 +289,7 @@ def paired_sequential(
     second: Sequence[bool],
     alpha: float = 0.05,
     max_pairs: int | None = None,
-    prior_strength: float = DEFAULT_PRIOR_STRENGTH,
+    prior_strength: float | None = None,
 ) -> SequentialDecision:
     """Sequential comparison of two checkpoints' successes on the same seeds, given in seed order."""
     if len(first) != len(second):
@@ -339,7 +353,7 @@ def target_sequential(
     target_rate: float,
     alpha: float = 0.05,
     max_episodes: int | None = None,
-    prior_strength: float = DEFAULT_PRIOR_STRENGTH,
+    prior_strength: float | None = None,
 ) -> SequentialDecision:
     """Sequential test of one checkpoint's success rate against ``target_rate``, episodes in seed order."""
     test = MixtureSPRT(target_rate, alpha, max_episodes, prior_strength)

@@ -35,6 +35,12 @@ class ResultsStore:
                 CREATE TABLE IF NOT EXISTS sweep_settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
                 """
             )
+            # A store written before a field existed gains its column (empty for the old rows).
+            present = {row[1] for row in self._connection.execute("PRAGMA table_info(episodes)")}
+            with self._connection:
+                for name in RECORD_FIELDS:
+                    if name not in present:
+                        self._connection.execute(f"ALTER TABLE episodes ADD COLUMN {name}")
         except sqlite3.DatabaseError as error:
             raise ResultsStoreError(
                 f"{self.path} is not a readable results store ({error}): pass a new --out folder"

@@ -34,3 +34,24 @@ def test_corrupt_store_gives_one_line(tmp_path: Path) -> None:
     path.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(ResultsStoreError, match="not a readable results store"):
         ResultsStore(path)
+
+
+def test_a_store_from_before_a_field_existed_resumes(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "episodes.sqlite"
+    with sqlite3.connect(path) as connection:  # an older store: no progress column
+        connection.execute(
+            "CREATE TABLE episodes (checkpoint_id, seed, step, outcome, steps, picked, pick_step, "
+            "max_block_height_m, ik_failures, ik_error_mm_mean, inferences, latency_mean_ms, latency_p95_ms, "
+            "wall_time_s, action_space, block_x, block_y, grid_col, grid_row, violation, "
+            "PRIMARY KEY (checkpoint_id, seed))"
+        )
+        connection.execute(
+            "INSERT INTO episodes VALUES ('000100', 0, 100, 'success', 100, 1, 40, 0.08, 0, NULL, 10, 2.0, "
+            "3.0, 1.0, 'joint', NULL, NULL, NULL, NULL, NULL)"
+        )
+    with ResultsStore(path) as store:
+        assert store.append(record("000100", 1, "success", progress=1.0))
+        old, new = store.records()
+        assert old.progress is None and new.progress == 1.0

@@ -12,6 +12,10 @@ Outcomes:
 - ``missed_goal``: the block was lifted and left the gripper near the bowl, but ended outside it: the
   placing was attempted and missed.
 - ``timeout``: the block was lifted and is still held (or still moving) when the episode ran out.
+
+Progress (``PROGRESS_STAGES``), from the same facts: the furthest of approached (a jaw touched the block) →
+grasped (both jaws) → lifted (picked) → carried over the bowl (held above the table inside the bowl's
+radius) → placed (success). ``progress`` = stage / 5, so two policies that never succeed are still ordered.
 """
 
 from __future__ import annotations
@@ -52,6 +56,10 @@ OFF_TABLE_HEIGHT_M = -0.05
 #: Block centre must be this much inside the bowl wall (m) to count as in the bowl, so a block balanced
 #: on the rim is not.
 IN_BOWL_MARGIN_M = 0.002
+
+
+#: Milestones of the task in order; an episode's progress stage is the furthest it reached.
+PROGRESS_STAGES: tuple[str, ...] = ("none", "approached", "grasped", "lifted", "over_bowl", "placed")
 
 
 @dataclass(frozen=True)
@@ -150,10 +158,18 @@ class EpisodeFigures:
     pick_step: int | None
     ik_failures: int
     ik_error_mm_mean: float
+    #: Index into PROGRESS_STAGES of the furthest milestone reached.
+    progress_stage: int = 0
+
+    @property
+    def progress(self) -> float:
+        """Progress score in [0, 1]: the furthest milestone reached over the last one."""
+        return self.progress_stage / (len(PROGRESS_STAGES) - 1)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["outcome"] = None if self.outcome is None else str(self.outcome)
+        data["progress"] = self.progress
         return data
 
 
@@ -162,6 +178,7 @@ class OutcomeTracker:
 
     def __init__(self, bowl_inner_radius_m: float = 0.055) -> None:
         self.near_goal_radius_m = bowl_inner_radius_m + NEAR_GOAL_MARGIN_M
+        self.bowl_inner_radius_m = bowl_inner_radius_m
         self.reset()
 
     def reset(self) -> None:
@@ -176,6 +193,7 @@ class OutcomeTracker:
         self.last_state: TaskState | None = None
         self.ik_failures = 0
         self._ik_errors_mm: list[float] = []
+        self.progress_stage = 0
 
     def record_ik(self, error_m: float, failed: bool) -> None:
         self._ik_errors_mm.append(1000.0 * error_m)
@@ -203,11 +221,26 @@ class OutcomeTracker:
             state.in_bowl and not state.touching_gripper and state.block_speed_m_s < REST_SPEED_M_S
         )
         self.success_streak = self.success_streak + 1 if resting_in_bowl else 0
+        self._advance_progress(state)
         if self.success_streak >= SUCCESS_HOLD_STEPS:
             self.decided = Outcome.SUCCESS
+            self.progress_stage = PROGRESS_STAGES.index("placed")
         elif state.block_height_m < OFF_TABLE_HEIGHT_M:
             self.decided = self._failure()
         return self.decided
+
+    def _advance_progress(self, state: TaskState) -> None:
+        reached = 0
+        if state.touching_gripper:
+            reached = 1
+        if state.grasped:
+            reached = 2
+        if self.picked:
+            reached = 3
+        lifted_now = state.grasped and state.block_height_m > PICK_HEIGHT_M
+        if lifted_now and state.bowl_distance_m < self.bowl_inner_radius_m:
+            reached = 4  # held above the table, inside the bowl's radius
+        self.progress_stage = max(self.progress_stage, reached)
 
     def provisional(self) -> Outcome:
         """The outcome if the episode ended now."""
@@ -233,6 +266,8 @@ class OutcomeTracker:
         """Decide at the end of the episode (time ran out or the episode was cut)."""
         if self.decided is None:
             self.decided = self.provisional()
+            if self.decided == Outcome.SUCCESS:
+                self.progress_stage = PROGRESS_STAGES.index("placed")
         return self.decided
 
     def figures(self) -> EpisodeFigures:
@@ -245,4 +280,5 @@ class OutcomeTracker:
             pick_step=self.pick_step,
             ik_failures=self.ik_failures,
             ik_error_mm_mean=float(np.mean(errors)) if errors else 0.0,
+            progress_stage=self.progress_stage,
         )

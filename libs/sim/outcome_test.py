@@ -9,6 +9,7 @@ from libs.sim.env import HOME_JOINTS, SO101PickPlaceEnv
 from libs.sim.expert import ExpertPlan
 from libs.sim.outcome import (
     PICK_HEIGHT_M,
+    PROGRESS_STAGES,
     SUCCESS_HOLD_STEPS,
     Outcome,
     OutcomeTracker,
@@ -104,6 +105,7 @@ def test_expert_sequence_succeeds(env):
     info, figures = _expert_until(env, ScriptedPolicy(), lambda info: False, None)
     assert info["outcome"] == "success" and figures.outcome == Outcome.SUCCESS
     assert figures.picked and figures.pick_step is not None and figures.max_block_height_m > 0.05
+    assert figures.progress == 1.0
 
 
 def test_holding_still_is_never_picked_up(env):
@@ -112,6 +114,7 @@ def test_holding_still_is_never_picked_up(env):
         env.step(HOME_JOINTS)
     assert env.episode_figures().picked is False
     assert env.tracker.finish() == Outcome.NEVER_PICKED_UP
+    assert env.episode_figures().progress == 0.0
 
 
 def test_holding_the_block_until_time_runs_out_is_a_timeout(env):
@@ -127,6 +130,7 @@ def test_loosening_the_grip_mid_air_is_a_drop(env):
 
     info, figures = _expert_until(env, ScriptedPolicy(), _lifted(env), loosen)
     assert info["outcome"] == "dropped_during_transport" and figures.picked
+    assert PROGRESS_STAGES[figures.progress_stage] == "lifted"  # lost before it was over the bowl
 
 
 def test_releasing_away_from_the_bowl_is_a_missed_goal(env):
@@ -145,3 +149,30 @@ def test_releasing_away_from_the_bowl_is_a_missed_goal(env):
         observation, _, terminated, truncated, info = env.step(policy.infer(observation)[0])
         done = terminated or truncated
     assert info["outcome"] == "missed_goal" and env.episode_figures().picked
+
+
+def test_progress_orders_episodes_that_all_fail():
+    def stage(states):
+        tracker, _ = _run(states)
+        tracker.finish()
+        return PROGRESS_STAGES[tracker.figures().progress_stage]
+
+    touched = replace(_RESTING, touching_fixed_jaw=True)
+    grasped = replace(_RESTING, touching_fixed_jaw=True, touching_moving_jaw=True)
+    over_bowl = replace(_HELD, bowl_distance_m=0.01)
+    assert stage([_RESTING] * 3) == "none"
+    assert stage([_RESTING, touched, _RESTING]) == "approached"
+    assert stage([touched, grasped, _RESTING]) == "grasped"
+    assert stage([grasped, _HELD, _RESTING]) == "lifted"
+    assert stage([_HELD, over_bowl, _RESTING]) == "over_bowl"
+    in_bowl = replace(_RESTING, in_bowl=True, block_height_m=0.004, bowl_distance_m=0.01)
+    tracker, _ = _run([_HELD, over_bowl, *[in_bowl] * SUCCESS_HOLD_STEPS])
+    assert tracker.figures().progress == 1.0
+    # Reached milestones are kept when the block is lost afterwards.
+    assert stage([_HELD, over_bowl, replace(_RESTING, block_height_m=-0.3)]) == "over_bowl"
+
+
+def test_the_report_names_the_same_progress_stages():
+    from libs.evaluation.metrics import PROGRESS_STAGES as REPORTED_STAGES
+
+    assert REPORTED_STAGES == PROGRESS_STAGES

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from libs.evaluation.metrics_test import record
+from libs.evaluation.fixtures import record
 from libs.evaluation.planner import (
     PairRates,
     PlanError,

@@ -4,7 +4,7 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from libs.evaluation.metrics_test import record
+from libs.evaluation.fixtures import record
 from libs.evaluation.report import GridSpec, write_provenance, write_report
 from libs.evaluation.sweep import grid_points
 

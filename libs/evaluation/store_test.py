@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from libs.evaluation.metrics_test import record
+from libs.evaluation.fixtures import record
 from libs.evaluation.store import ResultsStore, ResultsStoreError
 
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import json
 
-from libs.evaluation.metrics_test import record
+from libs.evaluation.fixtures import record
 from libs.evaluation.store import STORE_FILE_NAME, ResultsStore
 from services.eval.plan import main
 

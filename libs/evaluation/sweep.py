@@ -13,7 +13,7 @@ import json
 import os
 import socket
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
@@ -31,6 +31,7 @@ from libs.evaluation.records import EpisodeRecord
 from libs.evaluation.report import GridSpec, Report, write_provenance, write_report
 from libs.evaluation.runner import EpisodeResult, InferenceEvent, StepEvent, run_episode
 from libs.evaluation.store import STORE_FILE_NAME, ResultsStore
+from libs.evaluation.until_decided import UntilDecided, decision_section, fixed_design_episodes
 from libs.policy_api.contracts import (
     ContractViolation,
     EpisodeGuardedPolicy,
@@ -91,6 +92,10 @@ class SweepConfig:
     #: report), in this process after the sweep; 0 = none. ``whiskers_mode``: dynamic | kinematic.
     whiskers: int = 0
     whiskers_mode: str = "dynamic"
+    #: A second policy scored on the same seeds (its checkpoints follow ``policy``'s).
+    compare_to: str | None = None
+    #: Run in rounds until the sequential test decides (``episodes`` is then ignored: the budget rules).
+    until_decided: UntilDecided | None = None
 
     def settings(self) -> dict[str, Any]:
         """What decides the results; a resumed sweep must repeat these exactly."""
@@ -104,6 +109,9 @@ class SweepConfig:
             else "each checkpoint's own (else the bench default)",
             "max_steps": self.env.max_steps,
             "task": self.env.task,
+            # Only when set, so stores written before these options existed still resume.
+            **({"compare_to": self.compare_to} if self.compare_to else {}),
+            **({"until_decided": self.until_decided.settings()} if self.until_decided else {}),
         }
 
 
@@ -113,7 +121,7 @@ class SweepConfig:
 class EpisodeExecutor:
     """Runs episodes for one worker: caches one env per (action space, cameras) and the current policy."""
 
-    def __init__(self, env_settings: EnvSettings) -> None:
+    def __init__(self, env_settings: EnvSettings, keep_policies: int = 1) -> None:
         self.env_settings = env_settings
         self._policy_uri: str | None = None
         self._policy: EpisodeGuardedPolicy | None = None
@@ -121,6 +129,9 @@ class EpisodeExecutor:
         self._envs: dict[tuple[Any, ...], Any] = {}
         self._scene_override: dict[str, Any] | None = None
         self.policy_loads = 0
+        #: Policies kept loaded besides the current one (a paired --until-decided sweep alternates two).
+        self._keep_policies = max(1, keep_policies)
+        self._parked: dict[str, tuple[EpisodeGuardedPolicy, Any, dict[str, Any] | None]] = {}
 
     def run(self, task: EpisodeTask) -> EpisodeRecord:
         return self.run_with_chunks(task, keep_chunks=False).record
@@ -158,7 +169,15 @@ class EpisodeExecutor:
 
     def _prepare(self, target: CheckpointTarget) -> tuple[EpisodeGuardedPolicy, Any, Any]:
         if self._policy_uri != target.policy_uri or self._policy is None:
+            if self._policy is not None and self._policy_uri is not None and self._keep_policies > 1:
+                self._parked[self._policy_uri] = (self._policy, self._action_stats, self._scene_override)
+                while len(self._parked) >= self._keep_policies:
+                    self._parked.pop(next(iter(self._parked)))
             self._policy = None  # free the previous checkpoint before loading the next
+            if target.policy_uri in self._parked:
+                policy, self._action_stats, self._scene_override = self._parked.pop(target.policy_uri)
+                self._policy, self._policy_uri = policy, target.policy_uri
+                return policy, self._action_stats, self._env_for(policy.spec)
             policy = EpisodeGuardedPolicy(make_policy(target.policy_uri))
             self.policy_loads += 1
             metadata = policy.inner.metadata if isinstance(policy.inner, HasMetadata) else None
@@ -265,6 +284,8 @@ class SweepResult:
     ran: int
     skipped: int
     policy_loads: int | None = None
+    #: --until-decided: the report's "sequential" data (verdict, episodes run and saved).
+    decision: dict[str, Any] | None = None
 
 
 def evaluate(
@@ -280,6 +301,12 @@ def evaluate(
     if config.grid is None and config.episodes < 1:
         raise SweepError(f"--episodes {config.episodes} must be at least 1")
     targets = expand_policy(config.policy)
+    if config.compare_to:
+        targets += expand_policy(config.compare_to)
+    rule = config.until_decided
+    if rule is not None:
+        _check_until_decided(targets, config, rule)
+        config = replace(config, episodes=rule.max_episodes)
     region = _block_region(config) if config.grid is not None else None
     tasks = plan_tasks(targets, config, region)
     out.mkdir(parents=True, exist_ok=True)
@@ -292,7 +319,9 @@ def evaluate(
         # Ray starts before the progress bar so its start-up does not distort the rate and ETA.
         started_ray = connect_ray(config.ray_address, config.workers) if todo and not config.serial else False
         try:
-            if todo:
+            if rule is not None:
+                loads = _run_until_decided(targets, tasks, config, rule, store, on_record)
+            elif todo:
                 loads = _run_with_progress(todo, len(tasks), config, store, on_record)
         finally:
             if started_ray:
@@ -301,10 +330,21 @@ def evaluate(
                 ray.shutdown()
         wanted = {task.key for task in tasks}
         records = [record for record in store.records() if record.key in wanted]
+    sections = []
+    if rule is not None:
+        ids = [target.checkpoint_id for target in targets]
+        seeds = sorted({task.seed for task in tasks})
+        decision = rule.decide(records, ids, seeds)
+        spent = min(len({r.seed for r in records if r.checkpoint_id == i}) for i in ids)
+        sections.append(
+            decision_section(
+                decision, spent, fixed_design_episodes(rule, records, ids), _round_episodes(rule, config)
+            )
+        )
+        todo = [task for task in todo if task.key in {record.key for record in records}]
     _write_evaluated_scenes(targets, config, out)
     grid = GridSpec(config.grid[0], config.grid[1], region) if config.grid is not None else None
     training_xy = _training_block_positions(targets, config) if grid is not None else None
-    sections = []
     if config.whiskers > 0:
         from libs.viz.sweep_whiskers import record_sweep_whiskers
 
@@ -319,10 +359,107 @@ def evaluate(
             progress=config.progress,
         )
         sections.append(section)
+    episodes = spent if rule is not None else config.episodes
     report = write_report(
-        records, out, config.settings() | {"episodes": config.episodes}, grid, training_xy, sections
+        records, out, config.settings() | {"episodes": episodes}, grid, training_xy, sections
     )
-    return SweepResult(out, report, ran=len(todo), skipped=len(tasks) - len(todo), policy_loads=loads)
+    skipped = len(records) - len(todo) if rule is not None else len(tasks) - len(todo)
+    return SweepResult(
+        out,
+        report,
+        ran=len(todo),
+        skipped=skipped,
+        policy_loads=loads,
+        decision=sections[0].data if rule is not None else None,
+    )
+
+
+def _check_until_decided(
+    targets: Sequence[CheckpointTarget], config: SweepConfig, rule: UntilDecided
+) -> None:
+    if config.grid is not None:
+        raise SweepError("--until-decided runs random seeds in rounds: drop --grid (or --until-decided)")
+    if len(targets) != rule.checkpoints_needed:
+        what = (
+            "one checkpoint against --target-rate"
+            if rule.target_rate is not None
+            else "two checkpoints (--policy and --compare-to, or a run with exactly two checkpoints)"
+        )
+        named = ", ".join(target.checkpoint_id for target in targets)
+        raise SweepError(
+            f"--until-decided compares {what}, but the policies name {len(targets)}: {named}; "
+            "point --policy (and --compare-to) at single checkpoint folders"
+        )
+    if len({target.checkpoint_id for target in targets}) != len(targets):
+        raise SweepError(
+            f"--policy and --compare-to name the same checkpoint id {targets[0].checkpoint_id!r}: "
+            "compare two different checkpoints"
+        )
+
+
+def _round_episodes(rule: UntilDecided, config: SweepConfig) -> int:
+    if rule.round_episodes is not None:
+        return rule.round_episodes
+    if config.serial:
+        return 1
+    return max(1, config.workers or os.cpu_count() or 1)
+
+
+def _run_until_decided(
+    targets: Sequence[CheckpointTarget],
+    tasks: Sequence[EpisodeTask],
+    config: SweepConfig,
+    rule: UntilDecided,
+    store: ResultsStore,
+    on_record: Callable[[EpisodeRecord], None] | None,
+) -> int:
+    """Rounds of ``round_episodes`` seeds for every checkpoint until the test decides or the budget ends.
+
+    The workers (and the policies they hold) live across rounds."""
+    ids = [target.checkpoint_id for target in targets]
+    seeds = sorted({task.seed for task in tasks})
+    per_round = _round_episodes(rule, config)
+    executor = EpisodeExecutor(config.env, keep_policies=len(targets)) if config.serial else None
+    actors = None if config.serial else _start_workers(config, per_round * len(targets), len(targets))
+    loads = 0
+    with tqdm(
+        total=len(tasks),
+        unit="episode",
+        desc="until decided",
+        disable=not config.progress,
+        dynamic_ncols=True,
+    ) as bar:
+
+        def record_done(record: EpisodeRecord) -> None:
+            store.append(record)  # at once: a kill after this line loses nothing
+            bar.update(1)
+            if on_record is not None:
+                on_record(record)
+
+        try:
+            while True:
+                done = store.done_keys()
+                bar.n = sum(task.key in done for task in tasks)
+                bar.refresh()
+                decision = rule.decide(store.records(), ids, seeds)
+                missing = [s for s in seeds if any((checkpoint, s) not in done for checkpoint in ids)]
+                if decision.decided or not missing:
+                    break
+                chosen = set(missing[:per_round])
+                round_tasks = [task for task in tasks if task.seed in chosen and task.key not in done]
+                if executor is not None:
+                    for task in round_tasks:
+                        record_done(executor.run(task))
+                else:
+                    # Each call returns the workers' loads so far (they live across rounds).
+                    loads = _run_on_ray(round_tasks, config, record_done, actors)
+        finally:
+            if actors is not None:
+                import ray
+
+                for actor in actors:
+                    ray.kill(actor)
+    return executor.policy_loads if executor is not None else loads
 
 
 def _run_with_progress(
@@ -370,15 +507,28 @@ def _run_serial(
 EPISODES_QUEUED_PER_WORKER = 2
 
 
-def _run_on_ray(
-    tasks: Sequence[EpisodeTask], config: SweepConfig, record_done: Callable[[EpisodeRecord], None]
-) -> int:
+def _start_workers(config: SweepConfig, episodes: int, keep_policies: int = 1) -> list[Any]:
+    """One Ray actor per worker (no more than there are episodes to run)."""
     import ray
 
     available = int(ray.cluster_resources().get("CPU", 1))
-    workers = max(1, min(config.workers or available, available, len(tasks)))
+    workers = max(1, min(config.workers or available, available, episodes))
     worker_class = _episode_worker_class()
-    actors = [worker_class.remote(config.env) for _ in range(workers)]
+    return [worker_class.remote(config.env, keep_policies) for _ in range(workers)]
+
+
+def _run_on_ray(
+    tasks: Sequence[EpisodeTask],
+    config: SweepConfig,
+    record_done: Callable[[EpisodeRecord], None],
+    actors: list[Any] | None = None,
+) -> int:
+    """Runs ``tasks`` on ``actors`` (kept alive for the caller) or on workers started and stopped here."""
+    import ray
+
+    owned = actors is None
+    actors = _start_workers(config, len(tasks)) if actors is None else actors
+    workers = len(actors)
     try:
         # Each worker holds a second episode in its queue, so it starts the next one the moment it finishes
         # instead of idling through the round trip to this driver (result, store write, next submit).
@@ -402,7 +552,7 @@ def _run_on_ray(
         return sum(_get(actor.policy_loads.remote()) for actor in actors)
     finally:
         # Free the workers' CPUs now: a caller may keep Ray up for the next sweep.
-        for actor in actors:
+        for actor in actors if owned else ():
             ray.kill(actor)
 
 
@@ -443,8 +593,8 @@ def _episode_worker_class() -> Any:
         # A worker process that dies (OOM, segfault in a renderer) is restarted and its episode retried.
         @ray.remote(num_cpus=1, max_restarts=2, max_task_retries=2)
         class EpisodeWorker:
-            def __init__(self, env_settings: EnvSettings) -> None:
-                self.executor = EpisodeExecutor(env_settings)
+            def __init__(self, env_settings: EnvSettings, keep_policies: int = 1) -> None:
+                self.executor = EpisodeExecutor(env_settings, keep_policies)
 
             def run(self, task: EpisodeTask) -> dict[str, Any]:
                 return self.executor.run(task).to_dict()

@@ -9,6 +9,10 @@ actions of a chunk the harness executes. In ``ee`` mode the actions are the plan
 Everything it reads from the env is ``privileged_state(env)``, a small map of numbers, so it can also be
 served (``services/policy_server``): the client sends that map once after each reset (``attach_state``) and
 with every observation (under ``ENV_STATE_KEY``); ``remote:`` does both when the server asks for it.
+
+``scripted:noise=DEG`` is a deliberately degraded expert: Gaussian noise of DEG degrees is added to the arm
+joints of every action (drawn from numpy's global generator, which the harness seeds per episode, so each
+seed replays). It is a known-worse policy for checking evaluation tools against the expert.
 """
 
 from __future__ import annotations
@@ -57,7 +61,9 @@ class ScriptedPolicy:
         cameras: tuple = (),
         chunk_length: int = DEFAULT_CHUNK_LENGTH,
         n_action_steps: int = DEFAULT_N_ACTION_STEPS,
+        action_noise_deg: float = 0.0,
     ) -> None:
+        self.action_noise_deg = float(action_noise_deg)
         self._spec = PolicySpec(
             cameras=tuple(cameras),
             action_dim=6 if action_space == "joint" else 7,
@@ -120,7 +126,10 @@ class ScriptedPolicy:
         if self._spec.action_space == "ee":
             chunk = [np.concatenate([t.position, t.approach, [t.gripper]]) for t in targets]
             return np.asarray(chunk, dtype=np.float32)
-        return self._joint_chunk(targets, np.asarray(state["arm_targets"]))
+        chunk = self._joint_chunk(targets, np.asarray(state["arm_targets"]))
+        if self.action_noise_deg > 0:
+            chunk[:, :5] += np.random.normal(0.0, self.action_noise_deg, size=(len(chunk), 5))
+        return chunk
 
     def _joint_chunk(self, targets: list, arm_targets: np.ndarray) -> np.ndarray:
         ik = self._get_ik()
@@ -146,11 +155,27 @@ class ScriptedPolicy:
 
 
 def _scripted_factory(argument: str) -> ScriptedPolicy:
-    """``scripted`` or ``scripted:ee`` / ``scripted:joint``."""
-    action_space = argument or "joint"
-    if action_space not in ("joint", "ee"):
-        raise PolicyLoadError(f"scripted policy takes 'joint' or 'ee' after 'scripted:', got {argument!r}")
-    return ScriptedPolicy(action_space=action_space)
+    """``scripted``, ``scripted:ee`` / ``scripted:joint``, ``scripted:noise=DEG`` (joint, degraded)."""
+    action_space, noise = "joint", 0.0
+    for token in filter(None, (part.strip() for part in argument.split(","))):
+        if token in ("joint", "ee"):
+            action_space = token
+        elif token.startswith("noise="):
+            try:
+                noise = float(token.removeprefix("noise="))
+            except ValueError:
+                noise = -1.0
+            if not noise >= 0:
+                raise PolicyLoadError(
+                    f"scripted:{argument}: noise must be degrees >= 0, e.g. scripted:noise=8"
+                )
+        else:
+            raise PolicyLoadError(
+                f"scripted policy takes 'joint' or 'ee' (and noise=DEG) after 'scripted:', got {argument!r}"
+            )
+    if noise and action_space == "ee":
+        raise PolicyLoadError("scripted: noise=DEG applies to joint actions: drop 'ee' or the noise")
+    return ScriptedPolicy(action_space=action_space, action_noise_deg=noise)
 
 
 register_backend("scripted", _scripted_factory)

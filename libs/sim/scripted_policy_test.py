@@ -22,6 +22,9 @@ def test_registered_as_the_scripted_backend():
     assert 1 < ee.spec.n_action_steps < ee.spec.chunk_length  # exercises chunking
     with pytest.raises(PolicyLoadError, match="'joint' or 'ee'"):
         make_policy("scripted:cartesian")
+    assert make_policy("scripted:noise=4").action_noise_deg == 4.0  # the deliberately degraded expert
+    with pytest.raises(PolicyLoadError, match="noise must be degrees"):
+        make_policy("scripted:noise=lots")
 
 
 def test_infer_needs_an_attached_env_of_its_action_space():

@@ -15,9 +15,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from libs.evaluation.planner import PlanError
 from libs.evaluation.report import REPORT_MD
+from libs.evaluation.sequential import SequentialTestError
 from libs.evaluation.store import ResultsStoreError
 from libs.evaluation.sweep import EnvSettings, SweepConfig, SweepError, evaluate
+from libs.evaluation.until_decided import UntilDecided
 from libs.policy_api.contracts import ContractViolation
 from libs.policy_api.registry import PolicyLoadError
 from libs.sim.gl import GLBackendError
@@ -99,12 +102,65 @@ def build_parser() -> argparse.ArgumentParser:
         help="dynamic: chunks forward-simulated with physics and contacts (default); kinematic: joints "
         "placed at targets, no contacts (faster)",
     )
+    parser.add_argument(
+        "--compare-to",
+        default=None,
+        metavar="POLICY",
+        help="a second policy (same forms as --policy) scored on the same seeds, e.g. with --until-decided",
+    )
+    sequential = parser.add_argument_group(
+        "sequential decision", "stop as soon as the episodes decide (plan the budget with services/eval:plan)"
+    )
+    sequential.add_argument(
+        "--until-decided",
+        action="store_true",
+        help="run rounds of episodes until an anytime-valid test decides which of two checkpoints is "
+        "better (or whether one is above --target-rate), or --max-episodes runs out",
+    )
+    sequential.add_argument("--alpha", type=float, default=0.05, help="error rate of the decision (0.05)")
+    sequential.add_argument("--max-episodes", type=int, default=None, help="budget per checkpoint")
+    sequential.add_argument(
+        "--target-rate", type=float, default=None, help="test one checkpoint against this success rate"
+    )
+    sequential.add_argument(
+        "--round",
+        type=int,
+        default=None,
+        metavar="N",
+        help="episodes per checkpoint per round (default: workers)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
 
+def until_decided_rule(arguments: argparse.Namespace) -> UntilDecided | None:
+    """The stopping rule the arguments ask for (None without --until-decided)."""
+    sequential_only = {"--max-episodes": arguments.max_episodes, "--target-rate": arguments.target_rate}
+    if not arguments.until_decided:
+        given = [name for name, value in sequential_only.items() if value is not None]
+        if given:
+            raise PlanError(f"{', '.join(given)} only applies with --until-decided: add it, or drop them")
+        return None
+    if arguments.max_episodes is None:
+        raise PlanError(
+            "--until-decided needs --max-episodes (the budget per checkpoint): "
+            "`./pants run services/eval:plan -- --rates 0.8 0.6` suggests one"
+        )
+    return UntilDecided(
+        max_episodes=arguments.max_episodes,
+        alpha=arguments.alpha,
+        target_rate=arguments.target_rate,
+        round_episodes=arguments.round,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
+    try:
+        rule = until_decided_rule(arguments)
+    except (PlanError, SequentialTestError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     config = SweepConfig(
         policy=arguments.policy,
         episodes=arguments.episodes,
@@ -124,6 +180,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         progress=not arguments.no_progress,
         whiskers=max(0, arguments.whiskers),
         whiskers_mode=arguments.whiskers_mode,
+        compare_to=arguments.compare_to,
+        until_decided=rule,
     )
     command = [sys.argv[0], *(sys.argv[1:] if argv is None else argv)]
     try:
@@ -144,6 +202,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     best = result.report.best
     print(f"ran {result.ran} episodes, {result.skipped} already done")
+    if result.decision is not None:
+        decision = result.decision
+        print(
+            f"decision: {decision['verdict']} (e-value {decision['e_value']:.3g}, anytime p "
+            f"{decision['p_value']:.3g}); {decision['episodes_run']} of {decision['budget']} episodes per "
+            f"checkpoint run, {decision['saved_against_budget']} saved"
+        )
     if best is not None:
         low, high = best.success_ci95
         print(

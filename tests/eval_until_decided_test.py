@@ -1,0 +1,64 @@
+"""``sweep --until-decided``: the scripted expert against a deliberately degraded copy of itself stops as soon
+as the paired seeds decide, says which is better, and resumes to the same decision; bad combinations of
+options are one line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from libs.evaluation.sweep import EnvSettings, SweepConfig, SweepError, evaluate
+from libs.evaluation.until_decided import UntilDecided
+from services.eval import sweep as sweep_cli
+
+BUDGET = 30
+#: Short episodes keep the test quick: the expert places the block in ~150 control steps.
+MAX_STEPS = 200
+DEGRADED = "scripted:noise=6"
+
+
+def config(**changes) -> SweepConfig:
+    values = dict(
+        policy="scripted",
+        compare_to=DEGRADED,
+        env=EnvSettings(max_steps=MAX_STEPS),
+        serial=True,
+        progress=False,
+        until_decided=UntilDecided(max_episodes=BUDGET, round_episodes=2),
+    )
+    values.update(changes)
+    return SweepConfig(**values)
+
+
+def test_expert_vs_degraded_expert_stops_early_and_resumes_to_the_same_decision(tmp_path: Path) -> None:
+    result = evaluate(config(), tmp_path, argv=["test"])
+    decision = result.decision
+    assert decision["verdict"] == "first_better" and decision["first"] == "scripted"
+    assert decision["episodes_run"] < BUDGET
+    assert decision["episodes_run"] - decision["decided_at_episode"] < 2  # at most the rest of one round
+    assert decision["saved_against_budget"] == BUDGET - decision["episodes_run"]
+    assert result.ran == 2 * decision["episodes_run"]
+    markdown = (tmp_path / "report.md").read_text()
+    assert "## Sequential decision" in markdown and "scripted is better than scripted:noise=6" in markdown
+    assert "## Progress" in markdown
+    data = json.loads((tmp_path / "report.json").read_text())
+    assert data["sequential"]["verdict"] == "first_better"
+    again = evaluate(config(), tmp_path, argv=["test"])
+    assert again.ran == 0 and again.decision["decided_at_episode"] == decision["decided_at_episode"]
+
+
+def test_until_decided_options_are_checked_in_one_line(tmp_path: Path, capsys) -> None:
+    with pytest.raises(SweepError, match="two checkpoints"):
+        evaluate(config(compare_to=None), tmp_path / "a")
+    with pytest.raises(SweepError, match="drop --grid"):
+        evaluate(config(grid=(2, 2)), tmp_path / "b")
+    out = str(tmp_path / "c")
+    assert sweep_cli.main(["--policy", "scripted", "--out", out, "--until-decided"]) == 2
+    assert "needs --max-episodes" in capsys.readouterr().err
+    assert sweep_cli.main(["--policy", "scripted", "--out", out, "--max-episodes", "5"]) == 2
+    assert "only applies with --until-decided" in capsys.readouterr().err
+    args = ["--policy", "scripted", "--out", out, "--until-decided", "--max-episodes", "5", "--alpha", "2"]
+    assert sweep_cli.main(args) == 2
+    assert "--alpha" in capsys.readouterr().err

@@ -197,7 +197,6 @@ def plot(nulls: list[dict], alternatives: list[dict], alpha: float, runs: int, p
         )
     right.set_xticks(x, labels, fontsize=8)
     right.set_ylabel("episodes per checkpoint")
-    right.set_yscale("log")
     right.set_title("Episodes at equal power: fixed-n exact McNemar vs sequential")
     right.legend(fontsize=7, ncol=len(powers))
     figure.tight_layout()

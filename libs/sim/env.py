@@ -50,6 +50,7 @@ from libs.sim.layout import (
 )
 from libs.sim.layout import environment_state as environment_state_vector
 from libs.sim.outcome import EpisodeFigures, Outcome, OutcomeTracker, TaskProbe
+from libs.sim.perturbations import Perturbation, PerturbedLoop
 from libs.sim.scene_config import SceneConfig
 from scenes.so101.scene import (
     BLOCK_BODY,
@@ -103,6 +104,7 @@ class SO101PickPlaceEnv(gym.Env):
         cameras: Sequence[str] | None = None,
         terminate_on_success: bool = True,
         render_mode: str | None = None,
+        perturbation: str | Perturbation | None = None,
     ) -> None:
         if action_space not in ACTION_DIMS:
             raise SimInputError(f"action_space {action_space!r} is unknown: use 'joint' or 'ee'")
@@ -117,6 +119,11 @@ class SO101PickPlaceEnv(gym.Env):
                     "(or add it to the SceneConfig)"
                 )
             scene = scene.with_cameras(cameras)
+        # A perturbation arm (declared in the scene, or given) changes the scene, the model and the loop.
+        if isinstance(perturbation, str):
+            perturbation = scene.perturbation(perturbation)
+        if perturbation is not None:
+            scene = perturbation.scene(scene)
         self.scene = scene
         self.action_space_name = action_space
         self.max_steps = int(max_steps)
@@ -126,6 +133,7 @@ class SO101PickPlaceEnv(gym.Env):
         self.render_mode = render_mode
 
         self.model = build_scene_spec(scene).compile()
+        self.perturbed = PerturbedLoop(perturbation, self.model, BLOCK_BODY)
         self.data = mujoco.MjData(self.model)
         self._arm_qpos = np.array([self.model.joint(name).qposadr[0] for name in JOINT_NAMES])
         self._actuators = np.array([self.model.actuator(name).id for name in JOINT_NAMES])
@@ -253,6 +261,7 @@ class SO101PickPlaceEnv(gym.Env):
         if seed is None:
             seed = int(self.np_random.integers(0, 2**31 - 1))
         self._episode_seed = int(seed)
+        self.perturbed.on_reset(int(seed))
         layout = sample_layout(self.scene, int(seed), block_xy=_block_xy_option(options))
         data = self.data
         mujoco.mj_resetData(self.model, data)
@@ -276,11 +285,13 @@ class SO101PickPlaceEnv(gym.Env):
             self._physics_substeps(data)
         self.tracker.reset()
         self._needs_reset = False
-        return self._observation(), self._info(None, None)
+        return self.perturbed.observation(self._observation()), self._info(None, None)
 
     def step(self, action: np.ndarray) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
         if self._needs_reset:
             raise SimInputError("step() called before reset(): call env.reset(seed=...) first")
+        if self.perturbed.active:
+            action = self.perturbed.action(self.validate_action(action), self.action_space_name)
         result = self.control_step(self.data, action)
         if self.action_space_name == "ee":
             self.tracker.record_ik(result.ik_error_m, result.ik_failed)
@@ -292,7 +303,8 @@ class SO101PickPlaceEnv(gym.Env):
         if terminated or truncated:
             self._needs_reset = True
         reward = 1.0 if outcome == Outcome.SUCCESS else 0.0
-        return self._observation(), reward, terminated, truncated, self._info(outcome, result)
+        observation = self.perturbed.observation(self._observation())
+        return observation, reward, terminated, truncated, self._info(outcome, result)
 
     def control_step(self, data: mujoco.MjData, action: np.ndarray) -> ControlStepResult:
         """Advance ``data`` (the env's or any copy) by one control step; no episode bookkeeping."""

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from libs.policy_api.types import DEPTH_SUFFIX, IMAGE_KEY_PREFIX, CameraInput
+from libs.sim.perturbations import Perturbation, PerturbationError
 
 SCENE_CONFIG_FORMAT_VERSION = 1
 #: Parent of a camera fixed in the world rather than on a robot body.
@@ -222,6 +223,8 @@ class SceneConfig:
     #: observation: privileged object state for state-based policies. A policy trained with it needs it.
     environment_state: bool = False
     format_version: int = SCENE_CONFIG_FORMAT_VERSION
+    #: Named perturbation arms a sweep may run against this scene as the control (libs.sim.perturbations).
+    perturbations: tuple[Perturbation, ...] = ()
 
     def __post_init__(self) -> None:
         cameras = tuple(
@@ -233,6 +236,27 @@ class SceneConfig:
             raise SceneConfigError(f"camera names must be unique, got {names}")
         if self.block_size_m <= 0 or self.bowl_inner_radius_m <= self.block_size_m:
             raise SceneConfigError("the bowl's inner radius must be larger than the block")
+        try:
+            arms = tuple(
+                arm if isinstance(arm, Perturbation) else Perturbation.from_dict(arm)
+                for arm in self.perturbations
+            )
+        except PerturbationError as error:
+            raise SceneConfigError(str(error)) from None
+        arm_names = [arm.name for arm in arms]
+        if len(set(arm_names)) != len(arm_names):
+            raise SceneConfigError(f"perturbation names must be unique, got {arm_names}")
+        object.__setattr__(self, "perturbations", arms)
+
+    def perturbation(self, name: str) -> Perturbation:
+        for arm in self.perturbations:
+            if arm.name == name:
+                return arm
+        declared = ", ".join(arm.name for arm in self.perturbations) or "none"
+        raise SceneConfigError(
+            f"unknown perturbation {name!r}: this scene declares {declared}; add it to the scene's "
+            "'perturbations' list"
+        )
 
     # ---- cameras -----------------------------------------------------------------------------------
     @property
@@ -265,6 +289,7 @@ class SceneConfig:
     # ---- serialisation -----------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
+        data["perturbations"] = [arm.to_dict() for arm in self.perturbations]
         return json.loads(json.dumps(data))  # tuples -> lists, so the dict equals its json round trip
 
     @classmethod
@@ -303,6 +328,8 @@ class SceneConfig:
                         )
                     )
                 kwargs[name] = tuple(cameras)
+            elif name == "perturbations":
+                kwargs[name] = tuple(value)  # each checked by Perturbation.from_dict in __post_init__
             elif isinstance(value, list):
                 kwargs[name] = _to_tuple(value)
             else:

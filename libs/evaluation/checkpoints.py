@@ -33,6 +33,8 @@ class CheckpointTarget:
     policy_uri: str
     step: int | None
     path: Path | None = None
+    #: A perturbation arm of the scene (libs.sim.perturbations) this target runs under; None = the control.
+    perturbation: str | None = None
 
 
 def file_safe_id(checkpoint_id: str) -> str:

@@ -20,6 +20,7 @@ from urllib.parse import urlparse
 
 from tqdm import tqdm
 
+from libs.evaluation.arms import arm_checkpoint_id, arm_differences, arms_section
 from libs.evaluation.checkpoints import (
     PRETRAINED_DIR_NAME,
     CheckpointTarget,
@@ -96,6 +97,8 @@ class SweepConfig:
     compare_to: str | None = None
     #: Run in rounds until the sequential test decides (``episodes`` is then ignored: the budget rules).
     until_decided: UntilDecided | None = None
+    #: Perturbation arms of the --scene to run on the same seeds as each checkpoint (("all",) = every one).
+    perturbations: tuple[str, ...] = ()
 
     def settings(self) -> dict[str, Any]:
         """What decides the results; a resumed sweep must repeat these exactly."""
@@ -112,6 +115,7 @@ class SweepConfig:
             # Only when set, so stores written before these options existed still resume.
             **({"compare_to": self.compare_to} if self.compare_to else {}),
             **({"until_decided": self.until_decided.settings()} if self.until_decided else {}),
+            **({"perturbations": list(self.perturbations)} if self.perturbations else {}),
         }
 
 
@@ -177,7 +181,7 @@ class EpisodeExecutor:
             if target.policy_uri in self._parked:
                 policy, self._action_stats, self._scene_override = self._parked.pop(target.policy_uri)
                 self._policy, self._policy_uri = policy, target.policy_uri
-                return policy, self._action_stats, self._env_for(policy.spec)
+                return policy, self._action_stats, self._env_for(policy.spec, target.perturbation)
             policy = EpisodeGuardedPolicy(make_policy(target.policy_uri))
             self.policy_loads += 1
             metadata = policy.inner.metadata if isinstance(policy.inner, HasMetadata) else None
@@ -185,7 +189,7 @@ class EpisodeExecutor:
             # Without --scene a checkpoint is evaluated in the scene it was trained in; with --scene the
             # cameras it reads must match that training scene.
             self._scene_override = saved_scene if self.env_settings.scene_path is None else None
-            env = self._env_for(policy.spec)
+            env = self._env_for(policy.spec, target.perturbation)
             if self.env_settings.check_scene and saved_scene is not None:
                 from libs.sim.scene_config import SceneConfig
 
@@ -197,16 +201,16 @@ class EpisodeExecutor:
                 )
             self._action_stats = action_stats_from(metadata.dataset_stats) if metadata is not None else None
             self._policy, self._policy_uri = policy, target.policy_uri
-        return self._policy, self._action_stats, self._env_for(self._policy.spec)
+        return self._policy, self._action_stats, self._env_for(self._policy.spec, target.perturbation)
 
-    def _env_for(self, spec: PolicySpec) -> Any:
+    def _env_for(self, spec: PolicySpec, perturbation: str | None = None) -> Any:
         camera_names = tuple(dict.fromkeys(camera.name for camera in spec.cameras))
         scene_key = json.dumps(self._scene_override, sort_keys=True) if self._scene_override else None
-        key = (spec.action_space, camera_names, scene_key)
+        key = (spec.action_space, camera_names, scene_key, perturbation)
         if key not in self._envs:
             self._envs.clear()  # one env at a time: renderers hold GL contexts and memory
             self._envs[key] = make_env(
-                self.env_settings, spec.action_space, camera_names, self._scene_override
+                self.env_settings, spec.action_space, camera_names, self._scene_override, perturbation
             )
         return self._envs[key]
 
@@ -222,6 +226,7 @@ def make_env(
     action_space: str,
     camera_names: Sequence[str],
     scene_dict: dict[str, Any] | None = None,
+    perturbation: str | None = None,
 ) -> Any:
     """The env for a policy: ``scene_dict`` (a checkpoint's saved scene) or the sweep's scene, rendering only
     the cameras the policy reads.
@@ -233,7 +238,7 @@ def make_env(
 
     scene = SceneConfig.from_dict(scene_dict) if scene_dict is not None else load_scene(settings.scene_path)
     scene = scene.with_cameras([name for name in camera_names if name in scene.camera_names])
-    kwargs: dict[str, Any] = {"scene": scene, "action_space": action_space}
+    kwargs: dict[str, Any] = {"scene": scene, "action_space": action_space, "perturbation": perturbation}
     if settings.max_steps is not None:
         kwargs["max_steps"] = settings.max_steps
     if settings.task is not None:
@@ -307,6 +312,20 @@ def evaluate(
     if rule is not None:
         _check_until_decided(targets, config, rule)
         config = replace(config, episodes=rule.max_episodes)
+    controls = [target.checkpoint_id for target in targets]
+    arms = _perturbation_arms(config, rule)
+    # Each checkpoint's arms right after it, so a worker loads each policy once (an arm only changes the env).
+    targets = [
+        variant
+        for target in targets
+        for variant in [
+            target,
+            *(
+                replace(target, checkpoint_id=arm_checkpoint_id(target.checkpoint_id, arm), perturbation=arm)
+                for arm in arms
+            ),
+        ]
+    ]
     region = _block_region(config) if config.grid is not None else None
     tasks = plan_tasks(targets, config, region)
     out.mkdir(parents=True, exist_ok=True)
@@ -331,6 +350,10 @@ def evaluate(
         wanted = {task.key for task in tasks}
         records = [record for record in store.records() if record.key in wanted]
     sections = []
+    if arms:
+        sections.append(arms_section(arm_differences(records, controls, arms)))
+        # The main table ranks and compares the checkpoints themselves; the arms have their own section.
+        records = [record for record in records if record.checkpoint_id in controls]
     if rule is not None:
         ids = [target.checkpoint_id for target in targets]
         seeds = sorted({task.seed for task in tasks})
@@ -372,6 +395,28 @@ def evaluate(
         policy_loads=loads,
         decision=sections[0].data if rule is not None else None,
     )
+
+
+def _perturbation_arms(config: SweepConfig, rule: UntilDecided | None) -> list[str]:
+    """The arm names to run: declared in the --scene, all of them for ``all``."""
+    if not config.perturbations:
+        return []
+    if rule is not None:
+        raise SweepError("--perturbations and --until-decided do not combine: run the arms as a fixed sweep")
+    if not config.env.scene_path:
+        raise SweepError(
+            "--perturbations needs --scene: a scene.json whose 'perturbations' list declares the arms "
+            "(start from the checkpoint's own scene.json so the cameras match)"
+        )
+    scene = load_scene(config.env.scene_path)
+    declared = [arm.name for arm in scene.perturbations]
+    if tuple(config.perturbations) == ("all",):
+        if not declared:
+            raise SweepError(f"--perturbations all: {config.env.scene_path} declares no perturbations")
+        return declared
+    for name in config.perturbations:
+        scene.perturbation(name)  # one line naming the declared arms when it is not one of them
+    return list(dict.fromkeys(config.perturbations))
 
 
 def _check_until_decided(

@@ -108,6 +108,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="POLICY",
         help="a second policy (same forms as --policy) scored on the same seeds, e.g. with --until-decided",
     )
+    parser.add_argument(
+        "--perturbations",
+        default=None,
+        metavar="all|NAME,NAME",
+        help="also run these perturbation arms declared in the --scene's 'perturbations' list on the same "
+        "seeds, and report each arm's paired difference from the unperturbed control",
+    )
     sequential = parser.add_argument_group(
         "sequential decision", "stop as soon as the episodes decide (plan the budget with services/eval:plan)"
     )
@@ -182,6 +189,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         whiskers_mode=arguments.whiskers_mode,
         compare_to=arguments.compare_to,
         until_decided=rule,
+        perturbations=tuple(
+            name.strip() for name in (arguments.perturbations or "").split(",") if name.strip()
+        ),
     )
     command = [sys.argv[0], *(sys.argv[1:] if argv is None else argv)]
     try:

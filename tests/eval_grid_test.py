@@ -43,16 +43,8 @@ def test_grid_sweep_places_blocks_on_the_grid_and_maps_outcomes(tmp_path: Path) 
 def test_grid_cli_prints_the_report(tmp_path: Path, capsys) -> None:
     code = sweep_cli.main(
         [
-            "--policy",
-            "scripted",
-            "--grid",
-            "1x2",
-            "--max-steps",
-            "20",
-            "--serial",
-            "--no-progress",
-            "--out",
-            str(tmp_path),
+            "--policy", "scripted", "--grid", "1x2", "--max-steps", "20", "--serial", "--no-progress",
+            "--out", str(tmp_path),
         ]
     )
     assert code == 0

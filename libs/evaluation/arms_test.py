@@ -5,7 +5,7 @@ import math
 import pytest
 
 from libs.evaluation.arms import arm_checkpoint_id, arm_differences, arms_section, paired_difference_interval
-from libs.evaluation.metrics_test import record
+from libs.evaluation.fixtures import record
 
 
 def test_agresti_min_interval_by_hand() -> None:

@@ -10,8 +10,11 @@ Torch and JAX policies run in-process through their own targets (``services/eval
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,6 +29,7 @@ from libs.policy_api.registry import PolicyLoadError
 from libs.sim.gl import GLBackendError
 from libs.sim.scene_config import SceneConfigError
 from libs.viz.whiskers import WHISKER_MODES, WhiskerError
+from services.eval.stopping import stop_like_ctrl_c
 
 
 def parse_grid(text: str) -> tuple[int, int]:
@@ -194,22 +198,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         ),
     )
     command = [sys.argv[0], *(sys.argv[1:] if argv is None else argv)]
-    try:
-        result = evaluate(config, arguments.out, argv=command)
-    except (
-        ContractViolation,
-        PolicyLoadError,
-        SweepError,
-        ResultsStoreError,
-        SceneConfigError,
-        WhiskerError,
-        GLBackendError,
-    ) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"interrupted: finished episodes are kept in {arguments.out}; run the same command to resume")
-        return 130
+    # SIGTERM, SIGHUP and `./pants run` going away stop the sweep as Ctrl-C does (signal handlers need the
+    # main thread: a caller on another thread keeps its own).
+    stopping = stop_like_ctrl_c() if threading.current_thread() is threading.main_thread() else None
+    with stopping or contextlib.nullcontext() as stop:
+        try:
+            result = evaluate(config, arguments.out, argv=command)
+        except (
+            ContractViolation,
+            PolicyLoadError,
+            SweepError,
+            ResultsStoreError,
+            SceneConfigError,
+            WhiskerError,
+            GLBackendError,
+        ) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            name = signal.Signals(stop.signal).name if stop and stop.signal else "SIGINT"
+            print(
+                f"interrupted ({name}): the workers are stopped and finished episodes are kept in "
+                f"{arguments.out}; run the same command to resume"
+            )
+            return stop.exit_status if stop else 130
     best = result.report.best
     print(f"ran {result.ran} episodes, {result.skipped} already done")
     if result.decision is not None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import json
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -27,6 +26,7 @@ import torch
 from lerobot.configs.policies import PreTrainedConfig
 from lerobot.configs.types import FeatureType
 from lerobot.policies.factory import get_policy_class, make_pre_post_processors
+from safetensors import SafetensorError
 
 from backends.torch_lerobot import tiny_backbones
 from backends.torch_lerobot.checkpoints import (
@@ -37,6 +37,7 @@ from backends.torch_lerobot.checkpoints import (
     CheckpointError,
     check_processor_files,
     read_json_beside,
+    read_json_file,
     resolve_pretrained_dir,
     step_from_dir,
 )
@@ -61,6 +62,14 @@ _SYNTHETIC_CAMERA_PREFIX = f"{IMAGE_KEY_PREFIX}empty_camera_"
 
 class ObservationMismatchError(ValueError):
     """The observation does not carry what the checkpoint was trained on; the message names the keys."""
+
+
+def _root_reason(error: BaseException) -> str:
+    """The innermost exception of a chain, as ``Type: first line``."""
+    while error.__cause__ is not None or error.__context__ is not None:
+        error = error.__cause__ or error.__context__  # type: ignore[assignment]
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
 
 
 def _default_device() -> str:
@@ -127,7 +136,13 @@ class LeRobotPolicy:
         check_processor_files(self.pretrained_dir)
         self.device = device or _default_device()
 
-        config = PreTrainedConfig.from_pretrained(self.pretrained_dir)
+        try:
+            config = PreTrainedConfig.from_pretrained(self.pretrained_dir)
+        except Exception as error:  # draccus wraps the reason in tens of lines; the root names it
+            raise CheckpointError(
+                f"{self.pretrained_dir / 'config.json'} is not a valid policy config "
+                f"({_root_reason(error)}): fix that field, or use the config.json the training run wrote"
+            ) from None
         if hasattr(config, "pretrained_backbone_weights"):
             # The trained weights replace the ResNet's anyway; asking torchvision for ImageNet weights would
             # only try to download them.
@@ -144,9 +159,13 @@ class LeRobotPolicy:
                 pretrained_path=str(self.pretrained_dir),
                 preprocessor_overrides={"device_processor": {"device": self.device}},
             )
+        except SafetensorError as error:
+            raise CheckpointError(
+                f"{self.pretrained_dir / 'model.safetensors'} cannot be read ({_root_reason(error)}): the "
+                "weights file is truncated or corrupt; copy it again from the training run"
+            ) from None
         except (OSError, RuntimeError, KeyError, ValueError) as error:
-            first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise CheckpointError(f"cannot load {self.pretrained_dir}: {first_line}") from error
+            raise CheckpointError(f"cannot load {self.pretrained_dir}: {_root_reason(error)}") from None
         self.policy.eval()
 
         self._metadata = self._read_metadata()
@@ -166,7 +185,7 @@ class LeRobotPolicy:
         def beside_or_dataset(name: str) -> Any | None:
             value = read_json_beside(self.pretrained_dir, name)
             if value is None and meta is not None and (meta / name).is_file():
-                value = json.loads((meta / name).read_text())
+                value = read_json_file(meta / name)
             return value
 
         extra: dict[str, Any] = {"policy_type": self.config.type}

@@ -82,10 +82,15 @@ def check_processor_files(pretrained_dir: Path) -> None:
         name for name in (PREPROCESSOR_FILE, POSTPROCESSOR_FILE) if not (pretrained_dir / name).is_file()
     ]
     if missing:
+        effects = []
+        if PREPROCESSOR_FILE in missing:
+            effects.append("its inputs would not be normalised")
+        if POSTPROCESSOR_FILE in missing:
+            effects.append("its actions would never be de-normalised")
         raise CheckpointError(
-            f"checkpoint {pretrained_dir} lacks {', '.join(missing)}: without the saved processors its "
-            "inputs are not normalised and its actions never de-normalised; use a checkpoint written by "
-            "lerobot-train (>= 0.4) or copy the processor files from the training run's pretrained_model/"
+            f"checkpoint {pretrained_dir} lacks {', '.join(missing)}: without it {' and '.join(effects)}; "
+            "use a checkpoint written by lerobot-train (>= 0.4) or copy the file from the training run's "
+            "pretrained_model/"
         )
 
 
@@ -105,4 +110,15 @@ def copy_dataset_meta(dataset_root: Path, pretrained_dir: Path) -> None:
 def read_json_beside(pretrained_dir: Path, name: str) -> Any | None:
     """A JSON file kept beside the checkpoint, or None."""
     path = pretrained_dir / name
-    return json.loads(path.read_text()) if path.is_file() else None
+    return read_json_file(path) if path.is_file() else None
+
+
+def read_json_file(path: Path) -> Any:
+    """A JSON file of a checkpoint or its dataset; a truncated or corrupt one is named in one line."""
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise CheckpointError(
+            f"{path} is not valid JSON ({error}): the file is truncated or corrupt; copy it again from the "
+            "training run (or the dataset's meta/)"
+        ) from None

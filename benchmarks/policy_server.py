@@ -14,6 +14,7 @@ openpi-client's ``ActionChunkBroker`` is when it fetches a chunk. Latency is mea
 from __future__ import annotations
 
 import argparse
+import logging
 import tempfile
 import threading
 import time
@@ -97,7 +98,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clients", default="1,4,20", help="client counts, comma-separated")
     parser.add_argument("--requests", type=int, default=40, help="requests per client per row")
     parser.add_argument("--max-batch", type=int, default=DEFAULT_MAX_BATCH)
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch CPU threads (1: busy cores make more threads spin)"
+    )
     args = parser.parse_args(argv)
+    logging.getLogger("services.policy_server.server").setLevel(logging.WARNING)  # no line per connection
+    logging.getLogger("websockets").setLevel(logging.WARNING)
+    if args.threads > 0:
+        import torch
+
+        torch.set_num_threads(args.threads)
     console = Console(width=140)
 
     with tempfile.TemporaryDirectory(prefix="policy_server_bench_") as workdir:

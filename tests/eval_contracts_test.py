@@ -264,3 +264,14 @@ def test_scene_camera_differs_from_checkpoint_scene(tmp_path) -> None:
     # Without --scene the checkpoint is evaluated in its own training scene.
     record = EpisodeExecutor(EnvSettings(max_steps=MAX_STEPS)).run(task)
     assert record.steps == MAX_STEPS
+
+
+def test_a_camera_the_scene_lacks_names_the_scenes_cameras(tmp_path) -> None:
+    from libs.evaluation.sweep import make_env as make_sweep_env
+
+    scene = SceneConfig().with_cameras(["wrist"]).save(tmp_path / "wrist_only.json")
+    with pytest.raises(ContractViolation) as raised:
+        make_sweep_env(EnvSettings(scene_path=str(scene)), "joint", ("overhead", "wrist"))
+    message = str(raised.value)
+    assert message.startswith(f"the policy reads camera(s) overhead but the scene {scene} has wrist")
+    assert "\n" not in message

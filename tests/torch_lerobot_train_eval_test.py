@@ -134,6 +134,7 @@ def test_checkpoint_without_processors_is_refused_in_one_line(dataset: Path, wor
     assert isinstance(raised.value, CheckpointError)
     message = str(raised.value)
     assert "\n" not in message and "policy_postprocessor.json" in message and "de-normalised" in message
+    assert "not be normalised" not in message  # only the outputs are affected
 
 
 def test_probe_loader_times_lerobots_loader_against_a_train_step(dataset: Path, workdir: Path) -> None:
@@ -221,3 +222,54 @@ def test_clients_batched_into_one_pass_get_their_own_chunks(trained_run: tuple[s
         for observation, chunk in zip(observations, batched, strict=True):
             alone = policy.infer_batch([observation], [policy.new_episode(0)])[0]
             np.testing.assert_allclose(chunk, alone, atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def act_checkpoint(dataset: Path, workdir: Path) -> Path:
+    return train_policy("act", dataset, workdir / "run_act_bad_inputs", steps=1, batch_size=2)[-1]
+
+
+def sweep_error_line(checkpoint: Path, out: Path, capsys) -> str:
+    """What a user sees from ``services/eval:sweep-torch_lerobot`` on this checkpoint: exit 2, one line."""
+    from services.eval import sweep as sweep_cli
+
+    code = sweep_cli.main(
+        ["--policy", f"torch_lerobot:{checkpoint}", "--episodes", "1", "--serial", "--out", str(out)]
+    )
+    error = capsys.readouterr().err.strip()
+    assert code == 2 and error.startswith("error: ") and "\n" not in error, error
+    return error
+
+
+def broken_copy(act_checkpoint: Path, workdir: Path, name: str) -> Path:
+    copy = workdir / "broken" / name
+    shutil.copytree(act_checkpoint, copy / act_checkpoint.name)
+    return copy / act_checkpoint.name
+
+
+@pytest.mark.parametrize("damage", ["truncated", "garbage"])
+def test_corrupt_weights_are_one_line(act_checkpoint, workdir, tmp_path, capsys, damage) -> None:
+    checkpoint = broken_copy(act_checkpoint, workdir, f"weights_{damage}")
+    weights = checkpoint / "pretrained_model" / "model.safetensors"
+    data = weights.read_bytes()
+    weights.write_bytes(data[: len(data) // 2] if damage == "truncated" else b"\x00" * 64 + data[64:])
+    error = sweep_error_line(checkpoint, tmp_path, capsys)
+    assert f"{weights} cannot be read" in error and "truncated or corrupt" in error
+
+
+def test_n_action_steps_above_chunk_size_is_one_line(act_checkpoint, workdir, tmp_path, capsys) -> None:
+    checkpoint = broken_copy(act_checkpoint, workdir, "config")
+    config_path = checkpoint / "pretrained_model" / "config.json"
+    config = json.loads(config_path.read_text())
+    config["n_action_steps"] = config["chunk_size"] + 5
+    config_path.write_text(json.dumps(config))
+    error = sweep_error_line(checkpoint, tmp_path, capsys)
+    assert f"{config_path} is not a valid policy config" in error and "n_action_steps" in error
+
+
+def test_truncated_stats_json_names_the_file(act_checkpoint, workdir, tmp_path, capsys) -> None:
+    checkpoint = broken_copy(act_checkpoint, workdir, "stats")
+    stats = checkpoint / "pretrained_model" / "stats.json"
+    stats.write_text(stats.read_text()[:40])
+    error = sweep_error_line(checkpoint, tmp_path, capsys)
+    assert f"{stats} is not valid JSON" in error and "truncated or corrupt" in error

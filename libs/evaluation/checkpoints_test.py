@@ -45,3 +45,12 @@ def test_pathless_backends_and_missing_paths(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(CheckpointNotFoundError, match="no checkpoints under"):
         expand_policy(f"torch_lerobot:{tmp_path / 'empty'}")
+
+
+def test_an_unknown_backend_is_named_before_its_path(tmp_path: Path) -> None:
+    from libs.policy_api.registry import PolicyLoadError
+
+    with pytest.raises(PolicyLoadError) as raised:
+        expand_policy(f"frobnicate:{tmp_path / 'nowhere'}")
+    assert str(raised.value).startswith("unknown policy backend 'frobnicate'")
+    assert "does not exist" not in str(raised.value)

@@ -229,14 +229,24 @@ def make_env(
     perturbation: str | None = None,
 ) -> Any:
     """The env for a policy: ``scene_dict`` (a checkpoint's saved scene) or the sweep's scene, rendering only
-    the cameras the policy reads.
-
-    A camera the scene lacks is left out here, so the observation check names it with the keys provided.
+    the cameras the policy reads. A camera the scene lacks is one line naming the scene's cameras.
     """
     from libs.sim.env import SO101PickPlaceEnv
     from libs.sim.scene_config import SceneConfig
 
     scene = SceneConfig.from_dict(scene_dict) if scene_dict is not None else load_scene(settings.scene_path)
+    missing = [name for name in camera_names if name not in scene.camera_names]
+    if missing:
+        source = (
+            "the checkpoint's training scene"
+            if scene_dict is not None
+            else (f"the scene {settings.scene_path}" if settings.scene_path else "the default scene")
+        )
+        raise ContractViolation(
+            f"the policy reads camera(s) {', '.join(missing)} but {source} has "
+            f"{', '.join(scene.camera_names) or 'no cameras'}: evaluate in the scene the checkpoint was "
+            "trained in, or give --scene a scene with those cameras"
+        )
     scene = scene.with_cameras([name for name in camera_names if name in scene.camera_names])
     kwargs: dict[str, Any] = {"scene": scene, "action_space": action_space, "perturbation": perturbation}
     if settings.max_steps is not None:

@@ -77,11 +77,17 @@ class ResultsStore:
         """Insert one finished episode; False when (checkpoint, seed) was already stored."""
         values = record.to_dict()
         placeholders = ", ".join("?" for _ in RECORD_FIELDS)
-        with self._connection:
-            cursor = self._connection.execute(
-                f"INSERT OR IGNORE INTO episodes ({', '.join(RECORD_FIELDS)}) VALUES ({placeholders})",
-                [values[name] for name in RECORD_FIELDS],
-            )
+        try:
+            with self._connection:  # one transaction: a failed write leaves the stored episodes as they were
+                cursor = self._connection.execute(
+                    f"INSERT OR IGNORE INTO episodes ({', '.join(RECORD_FIELDS)}) VALUES ({placeholders})",
+                    [values[name] for name in RECORD_FIELDS],
+                )
+        except sqlite3.OperationalError as error:
+            raise ResultsStoreError(
+                f"cannot store an episode in {self.path} ({error}): free space on the disk holding it, then "
+                f"run the same command to resume (the {self.count()} episodes stored are kept)"
+            ) from None
         return cursor.rowcount == 1
 
     def extend(self, records: Iterable[EpisodeRecord]) -> int:

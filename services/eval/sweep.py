@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import re
 import signal
 import sys
@@ -21,7 +22,7 @@ from pathlib import Path
 from libs.evaluation.planner import PlanError
 from libs.evaluation.report import REPORT_MD
 from libs.evaluation.sequential import SequentialTestError
-from libs.evaluation.store import ResultsStoreError
+from libs.evaluation.store import STORE_FILE_NAME, ResultsStoreError
 from libs.evaluation.sweep import EnvSettings, SweepConfig, SweepError, evaluate
 from libs.evaluation.until_decided import UntilDecided
 from libs.policy_api.contracts import ContractViolation
@@ -30,6 +31,9 @@ from libs.sim.gl import GLBackendError
 from libs.sim.scene_config import SceneConfigError
 from libs.viz.whiskers import WHISKER_MODES, WhiskerError
 from services.eval.stopping import stop_like_ctrl_c
+
+#: errors of the folder being written (full disk, quota, read-only, permissions): one line, results kept
+DISK_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EFBIG})
 
 
 def parse_grid(text: str) -> tuple[int, int]:
@@ -214,6 +218,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             GLBackendError,
         ) as error:
             print(f"error: {error}", file=sys.stderr)
+            return 2
+        except OSError as error:
+            if error.errno not in DISK_ERRORS:
+                raise
+            print(
+                f"error: cannot write {error.filename or arguments.out} ({error.strerror}): free space (or "
+                f"pick another --out), then run the same command; the episodes stored in "
+                f"{arguments.out / STORE_FILE_NAME} are kept and will not be run again",
+                file=sys.stderr,
+            )
             return 2
         except KeyboardInterrupt:
             name = signal.Signals(stop.signal).name if stop and stop.signal else "SIGINT"

@@ -40,7 +40,8 @@ def stored(out: Path) -> list[tuple]:
         return []
     with sqlite3.connect(out / STORE_FILE_NAME) as connection:
         assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        return sorted(connection.execute("SELECT checkpoint_id, seed, outcome, steps FROM episodes").fetchall())
+        rows = connection.execute("SELECT checkpoint_id, seed, outcome, steps FROM episodes").fetchall()
+    return sorted(rows)
 
 
 def wait_for_rows(out: Path, process: subprocess.Popen, rows: int) -> None:

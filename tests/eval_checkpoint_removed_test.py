@@ -1,0 +1,70 @@
+"""Fault injection: a checkpoint directory removed while the sweep runs. The sweep stops in one line naming
+it, the episodes already stored are kept, and once the directory is back the same command finishes the
+sweep without running a stored episode again."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from backends.jax_openpi import train as train_lib
+from backends.jax_openpi.compute_norm_stats import main as compute_norm_stats_main
+from backends.jax_openpi.config import get_config
+from backends.jax_openpi.fixtures import write_tiny_dataset
+from libs.evaluation.store import STORE_FILE_NAME
+
+EPISODES = 3
+
+
+def stored(out: Path) -> list[tuple]:
+    if not (out / STORE_FILE_NAME).exists():
+        return []
+    with sqlite3.connect(out / STORE_FILE_NAME) as connection:
+        return sorted(connection.execute("SELECT checkpoint_id, seed, outcome FROM episodes").fetchall())
+
+
+def test_a_checkpoint_removed_mid_sweep_is_one_line_and_resumes(tmp_path: Path) -> None:
+    dataset = write_tiny_dataset(tmp_path / "data", episodes=2, length=10)
+    run = tmp_path / "run"
+    assert (
+        compute_norm_stats_main(["--config", "so101_test", "--dataset", str(dataset), "--out", str(run)]) == 0
+    )
+    config = dataclasses.replace(get_config("so101_test"), save_interval=1, keep_last=5)
+    train_lib.train(config, dataset, run, steps=2, progress=False)
+    second = run / "checkpoints" / "000002"
+    assert second.is_dir()
+
+    out = tmp_path / "out"
+    command = [
+        sys.executable, "-m", "services.eval.sweep", "--policy", f"jax_openpi:{run}", "--episodes",
+        str(EPISODES), "--serial", "--max-steps", "20", "--out", str(out), "--no-progress",
+    ]  # fmt: skip
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    process = subprocess.Popen(
+        command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 900
+    while not stored(out):
+        assert process.poll() is None, process.communicate()[1][-2000:]
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    aside = tmp_path / "aside"
+    second.rename(aside)  # removed while the sweep runs the first checkpoint
+    stdout, stderr = process.communicate(timeout=900)
+    kept = stored(out)
+    assert process.returncode == 2, stderr[-2000:]
+    line = stderr.strip().splitlines()[-1]
+    assert line.startswith("error: ") and "000002" in line and "Traceback" not in stderr, stderr[-2000:]
+    assert kept and all(checkpoint == "000001" for checkpoint, _, _ in kept)
+
+    aside.rename(second)  # back again: the same command resumes
+    finished = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=900)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert f"{2 * EPISODES - len(kept)} episodes, {len(kept)} already done" in finished.stdout
+    rows = stored(out)
+    assert len(rows) == 2 * EPISODES and set(kept) <= set(rows)

@@ -22,10 +22,18 @@ EPISODES = 3
 
 
 def stored(out: Path) -> list[tuple]:
-    if not (out / STORE_FILE_NAME).exists():
+    """The stored episodes, read as another process would while the sweep writes (read-only)."""
+    path = out / STORE_FILE_NAME
+    if not path.exists():
         return []
-    with sqlite3.connect(out / STORE_FILE_NAME) as connection:
-        return sorted(connection.execute("SELECT checkpoint_id, seed, outcome FROM episodes").fetchall())
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=120) as connection:
+            rows = connection.execute("SELECT checkpoint_id, seed, outcome FROM episodes").fetchall()
+    except sqlite3.OperationalError as error:
+        if "no such table" in str(error):  # the sweep has only just created the file
+            return []
+        raise
+    return sorted(rows)
 
 
 def test_a_checkpoint_removed_mid_sweep_is_one_line_and_resumes(tmp_path: Path) -> None:
@@ -52,7 +60,7 @@ def test_a_checkpoint_removed_mid_sweep_is_one_line_and_resumes(tmp_path: Path) 
     while not stored(out):
         assert process.poll() is None, process.communicate()[1][-2000:]
         assert time.monotonic() < deadline
-        time.sleep(0.05)
+        time.sleep(0.2)
     aside = tmp_path / "aside"
     second.rename(aside)  # removed while the sweep runs the first checkpoint
     stdout, stderr = process.communicate(timeout=900)

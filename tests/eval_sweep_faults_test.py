@@ -36,11 +36,18 @@ def sweep_command(out: Path, *extra: str) -> list[str]:
 
 
 def stored(out: Path) -> list[tuple]:
-    if not (out / STORE_FILE_NAME).exists():
+    """The stored episodes, read as another process would while the sweep writes (read-only)."""
+    path = out / STORE_FILE_NAME
+    if not path.exists():
         return []
-    with sqlite3.connect(out / STORE_FILE_NAME) as connection:
-        assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        rows = connection.execute("SELECT checkpoint_id, seed, outcome, steps FROM episodes").fetchall()
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=120) as connection:
+            assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+            rows = connection.execute("SELECT checkpoint_id, seed, outcome, steps FROM episodes").fetchall()
+    except sqlite3.OperationalError as error:
+        if "no such table" in str(error):  # the sweep has only just created the file
+            return []
+        raise
     return sorted(rows)
 
 
@@ -51,7 +58,7 @@ def wait_for_rows(out: Path, process: subprocess.Popen, rows: int) -> None:
             _, stderr = process.communicate()
             raise AssertionError(f"the sweep ended early ({process.returncode}): {stderr[-2000:]}")
         assert time.monotonic() < deadline, "no episode was stored in time"
-        time.sleep(0.05)
+        time.sleep(0.2)
 
 
 def finish(out: Path, *extra: str) -> subprocess.CompletedProcess:

@@ -34,20 +34,28 @@ def sweep_command(out: Path, *extra: str) -> list[str]:
 
 
 def stored(out: Path) -> list[tuple]:
-    if not (out / STORE_FILE_NAME).exists():
+    """The stored episodes, read as another process would while the sweep writes (read-only)."""
+    path = out / STORE_FILE_NAME
+    if not path.exists():
         return []
-    with sqlite3.connect(out / STORE_FILE_NAME) as connection:
-        return sorted(
-            connection.execute("SELECT checkpoint_id, seed, outcome, steps FROM episodes").fetchall()
-        )
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=120) as connection:
+            rows = connection.execute("SELECT checkpoint_id, seed, outcome, steps FROM episodes").fetchall()
+    except sqlite3.OperationalError as error:
+        if "no such table" in str(error):  # the sweep has only just created the file
+            return []
+        raise
+    return sorted(rows)
 
 
 def wait_for_rows(out: Path, process: subprocess.Popen, rows: int = 1) -> None:
     deadline = time.monotonic() + 600
     while len(stored(out)) < rows:
-        assert process.poll() is None, "the sweep ended before it could be interrupted"
+        if process.poll() is not None:
+            _, stderr = process.communicate()
+            raise AssertionError(f"the sweep ended before it could be interrupted: {stderr[-3000:]}")
         assert time.monotonic() < deadline, "no episode was stored in time"
-        time.sleep(0.1)
+        time.sleep(0.2)
 
 
 def children_of(pid: int) -> list[int]:

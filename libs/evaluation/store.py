@@ -27,7 +27,8 @@ class ResultsStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self._connection = sqlite3.connect(self.path)
+            # Readers (a report, a dashboard, `sqlite3`) may hold the file briefly: wait for them.
+            self._connection = sqlite3.connect(self.path, timeout=60)
             columns = ", ".join(RECORD_FIELDS)
             self._connection.executescript(
                 f"""

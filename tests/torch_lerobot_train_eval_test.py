@@ -234,7 +234,16 @@ def sweep_error_line(checkpoint: Path, out: Path, capsys) -> str:
     from services.eval import sweep as sweep_cli
 
     code = sweep_cli.main(
-        ["--policy", f"torch_lerobot:{checkpoint}", "--episodes", "1", "--serial", "--out", str(out)]
+        [
+            "--policy",
+            f"torch_lerobot:{checkpoint}",
+            "--episodes",
+            "1",
+            "--serial",
+            "--no-progress",
+            "--out",
+            str(out),
+        ]
     )
     error = capsys.readouterr().err.strip()
     assert code == 2 and error.startswith("error: ") and "\n" not in error, error

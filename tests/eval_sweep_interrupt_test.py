@@ -129,7 +129,7 @@ def test_killing_the_launcher_stops_the_sweep_and_its_ray_processes(tmp_path: Pa
     launcher.kill()  # what killing `./pants run` does to the sweep: its launcher is gone
     launcher.wait()
     assert wait_until_gone(started) == set(), "processes the sweep started are still running"
-    resume_and_compare(tmp_path, reference, "--workers", "1")
+    resume_and_compare(tmp_path, reference, "--serial")  # the store resumes however the rest runs
 
 
 @pytest.mark.parametrize(("stop_with", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])

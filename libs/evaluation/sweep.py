@@ -690,8 +690,13 @@ def connect_ray(address: str | None, workers: int | None = None) -> bool:
                 log_to_driver=False,
                 logging_level="ERROR",
             )
-    except (ConnectionError, RuntimeError, TimeoutError) as error:
+    except Exception as error:  # Ray raises a bare Exception when its node does not come up in time
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        if not address or address == "local":
+            raise SweepError(
+                f"Ray could not start on this machine's cores ({first_line}): on a busy machine its "
+                "processes can miss their start-up deadline; rerun, or pass --serial to run without Ray"
+            ) from None
         raise SweepError(
             f"cannot join the Ray cluster at {address or 'local'} ({first_line}): check that it runs the "
             "same Ray version (`ray status` on the head), or drop --ray-address to use local cores"

@@ -17,6 +17,7 @@ from backends.jax_openpi.compute_norm_stats import main as compute_norm_stats_ma
 from backends.jax_openpi.config import get_config
 from backends.jax_openpi.fixtures import write_tiny_dataset
 from libs.evaluation.store import STORE_FILE_NAME
+from libs.sim.scene_config import SceneConfig
 
 EPISODES = 3
 
@@ -46,6 +47,8 @@ def test_a_checkpoint_removed_mid_sweep_is_one_line_and_resumes(tmp_path: Path) 
     train_lib.train(config, dataset, run, steps=2, progress=False)
     second = run / "checkpoints" / "000002"
     assert second.is_dir()
+    for checkpoint in (run / "checkpoints").glob("0*"):  # the tiny fixture's scene lacks camera poses
+        SceneConfig().with_image_size(24, 32).save(checkpoint / "scene.json")
 
     out = tmp_path / "out"
     command = [

@@ -318,6 +318,12 @@ class SceneConfig:
                     extra = sorted(set(camera) - camera_fields)
                     if extra:
                         raise SceneConfigError(f"unknown camera fields {extra} in scene config: remove them")
+                    missing = [name for name in ("name", "position", "quat") if name not in camera]
+                    if missing:
+                        raise SceneConfigError(
+                            f"camera {camera.get('name', '?')!r} in the scene config lacks {missing}: record "
+                            "the scene with libs/datasets:record, or copy a complete scene.json"
+                        )
                     cameras.append(
                         CameraConfig(
                             **{

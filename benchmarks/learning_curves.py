@@ -1,0 +1,374 @@
+"""SO-101 learning curves: success (95% Wilson) against the number of scripted demonstrations.
+
+    ./pants run benchmarks:learning_curves -- --out results/learning_curves
+    ./pants run benchmarks:learning_curves -- --policies act-state --demos 50,200
+    ./pants run benchmarks:learning_curves -- --out results/learning_curves --dry-run   # print the commands
+
+For each policy recipe (``RECIPES``: ACT-state, Diffusion-state, JAX-state, ACT-vision, JAX-vision) and each
+demonstration count N, one *cell*: the first N episodes of a pool of scripted demonstrations (recorded once
+per observation kind, on seeds the evaluation never uses) → train with the recipe's command → evaluate the
+last checkpoint on the same ``--eval-seeds`` seeds (0..K-1) with the lab's sweep → success, Wilson
+interval, outcome counts, and the training wall time. Every step is the user's own ``./pants run`` command
+(the torch and JAX stacks live in different resolves), printed before it runs.
+
+Resumable: a finished cell is stored in ``OUT/cells/<policy>-<N>.json`` and never redone; a step whose
+output exists is skipped, and an interrupted training run is moved aside and started again. After every
+cell ``OUT/learning_curves.md`` and ``OUT/learning_curves.png`` are rewritten from all finished cells.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from services.quickstart.quickstart import QuickstartError, Stage, find_buildroot, run_stages
+
+#: Seed of the first pooled demonstration; evaluation seeds are 0..K-1, far below it.
+DEMO_FIRST_SEED = 200_000
+DEMO_COUNTS = (25, 50, 100, 200)
+CELLS_DIR = "cells"
+
+
+@dataclass(frozen=True)
+class DemoPool:
+    """How one kind of demonstration pool is recorded (``libs/datasets:record`` arguments)."""
+
+    name: str
+    record_args: tuple[str, ...]
+
+
+POOLS: dict[str, DemoPool] = {
+    # Privileged object state, no cameras; DART-style noise on the executed actions (labels stay clean)
+    # so the demonstrations show corrections.
+    "state": DemoPool("state", ("--environment-state", "--no-cameras", "--noise", "0.7")),
+    "vision": DemoPool("vision", ("--image-size", "96x128", "--noise", "0.7")),
+}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How one policy is trained: the Pants target, its arguments (``{data}``, ``{out}`` filled in), the
+    sweep target that evaluates it, and the demonstration pool it learns from."""
+
+    name: str
+    pool: str
+    train_target: str
+    train_args: tuple[str, ...]
+    sweep_target: str
+    policy_prefix: str
+    #: checkpoint folder name of the last step (the train command's own layout)
+    last_checkpoint: str
+
+
+RECIPES: dict[str, Recipe] = {
+    "act-state": Recipe(
+        "act-state",
+        "state",
+        "backends/torch_lerobot:train",
+        ("--policy", "act", "--preset", "state", "--steps", "6000", "--batch-size", "64"),
+        "services/eval:sweep-torch_lerobot",
+        "torch_lerobot",
+        "006000",
+    ),
+    "diffusion-state": Recipe(
+        "diffusion-state",
+        "state",
+        "backends/torch_lerobot:train",
+        ("--policy", "diffusion", "--preset", "state", "--steps", "6000", "--batch-size", "64"),
+        "services/eval:sweep-torch_lerobot",
+        "torch_lerobot",
+        "006000",
+    ),
+    "jax-state": Recipe(
+        "jax-state",
+        "state",
+        "backends/jax_openpi:train",
+        ("--config", "so101_state", "--steps", "6000", "--compute-norm-stats"),
+        "services/eval:sweep-jax_openpi",
+        "jax_openpi",
+        "006000",
+    ),
+    "act-vision": Recipe(
+        "act-vision",
+        "vision",
+        "backends/torch_lerobot:train",
+        ("--policy", "act", "--preset", "cpu", "--steps", "6000", "--batch-size", "16"),
+        "services/eval:sweep-torch_lerobot",
+        "torch_lerobot",
+        "006000",
+    ),
+    "jax-vision": Recipe(
+        "jax-vision",
+        "vision",
+        "backends/jax_openpi:train",
+        ("--config", "so101_cpu", "--steps", "6000", "--compute-norm-stats"),
+        "services/eval:sweep-jax_openpi",
+        "jax_openpi",
+        "006000",
+    ),
+}
+
+
+def wilson_interval(successes: int, trials: int, z: float = 1.959964) -> tuple[float, float]:
+    """95% Wilson score interval of a binomial rate."""
+    if trials == 0:
+        return 0.0, 1.0
+    rate = successes / trials
+    denominator = 1 + z * z / trials
+    centre = (rate + z * z / (2 * trials)) / denominator
+    half = z * math.sqrt(rate * (1 - rate) / trials + z * z / (4 * trials * trials)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def _pool_dir(out: Path, pool: str) -> Path:
+    return out / "data" / f"{pool}-pool"
+
+
+def _subset_dir(out: Path, pool: str, demos: int) -> Path:
+    return out / "data" / f"{pool}-{demos}"
+
+
+def _run_dir(out: Path, recipe: str, demos: int) -> Path:
+    return out / "runs" / f"{recipe}-{demos}"
+
+
+def _eval_dir(out: Path, recipe: str, demos: int) -> Path:
+    return out / "eval" / f"{recipe}-{demos}"
+
+
+def _cell_path(out: Path, recipe: str, demos: int) -> Path:
+    return out / CELLS_DIR / f"{recipe}-{demos}.json"
+
+
+def pool_stage(out: Path, pool: DemoPool, episodes: int) -> Stage:
+    return Stage(
+        f"record-{pool.name}",
+        f"record a pool of {episodes} scripted {pool.name} demonstrations",
+        "libs/datasets:record",
+        "libs.datasets.record",
+        (
+            "--out",
+            str(_pool_dir(out, pool.name)),
+            "--episodes",
+            str(episodes),
+            "--seed",
+            str(DEMO_FIRST_SEED),
+            "--keep",
+            "success",
+            *pool.record_args,
+        ),
+        _pool_dir(out, pool.name) / "meta" / "info.json",
+        fresh_dir=_pool_dir(out, pool.name),
+    )
+
+
+def cell_stages(out: Path, recipe: Recipe, demos: int, eval_seeds: int, workers: int | None) -> list[Stage]:
+    """Subset the pool, train, evaluate the last checkpoint: the stages of one cell."""
+    subset = _subset_dir(out, recipe.pool, demos)
+    run = _run_dir(out, recipe.name, demos)
+    evaluation = _eval_dir(out, recipe.name, demos)
+    checkpoint = run / "checkpoints" / recipe.last_checkpoint
+    worker_args = ("--workers", str(workers)) if workers else ()
+    return [
+        Stage(
+            f"subset-{recipe.pool}-{demos}",
+            f"the first {demos} demonstrations of the {recipe.pool} pool",
+            "libs/datasets:convert",
+            "libs.datasets.convert",
+            (
+                "filter",
+                str(_pool_dir(out, recipe.pool)),
+                str(subset),
+                "--episodes",
+                ",".join(str(index) for index in range(demos)),
+            ),
+            subset / "meta" / "info.json",
+            fresh_dir=subset,
+        ),
+        Stage(
+            f"train-{recipe.name}-{demos}",
+            f"train {recipe.name} on {demos} demonstrations",
+            recipe.train_target,
+            recipe.train_target.replace("/", ".").replace(":", "."),
+            ("--dataset", str(subset), "--out", str(run), *recipe.train_args),
+            checkpoint,
+            fresh_dir=run,
+        ),
+        Stage(
+            f"eval-{recipe.name}-{demos}",
+            f"evaluate {recipe.name}-{demos} on {eval_seeds} shared seeds",
+            recipe.sweep_target,
+            "services.eval.sweep",
+            (
+                "--policy",
+                f"{recipe.policy_prefix}:{checkpoint}",
+                "--episodes",
+                str(eval_seeds),
+                "--out",
+                str(evaluation),
+                *worker_args,
+            ),
+            evaluation / "report.json",
+        ),
+    ]
+
+
+def read_cell(out: Path, recipe: Recipe, demos: int, train_seconds: float | None) -> dict:
+    """The cell's figures from its sweep report."""
+    report = json.loads((_eval_dir(out, recipe.name, demos) / "report.json").read_text())
+    summary = report["checkpoints"][0]
+    episodes = int(summary["episodes"])
+    successes = round(float(summary["success_rate"]) * episodes)
+    low, high = wilson_interval(successes, episodes)
+    return {
+        "policy": recipe.name,
+        "demos": demos,
+        "episodes": episodes,
+        "successes": successes,
+        "success_rate": successes / episodes if episodes else 0.0,
+        "wilson95": [low, high],
+        "outcomes": summary.get("outcome_counts", {}),
+        "train_seconds": train_seconds,
+        "train_args": list(recipe.train_args),
+        "record_args": list(POOLS[recipe.pool].record_args),
+    }
+
+
+def write_outputs(out: Path) -> tuple[Path, Path]:
+    """``learning_curves.md`` (a table per cell) and ``learning_curves.png`` from every finished cell."""
+    cells = [json.loads(path.read_text()) for path in sorted((out / CELLS_DIR).glob("*.json"))]
+    cells.sort(key=lambda cell: (cell["policy"], cell["demos"]))
+    lines = [
+        "# Learning curves: success vs scripted demonstrations",
+        "",
+        "Each cell: the first N scripted demos of one pool, trained with the recipe's command, the last "
+        "checkpoint evaluated on the same shared seeds. Interval: 95% Wilson.",
+        "",
+        "| policy | demos | success | 95% CI | outcomes | train wall time |",
+        "|---|---:|---:|---|---|---:|",
+    ]
+    for cell in cells:
+        low, high = cell["wilson95"]
+        outcomes = ", ".join(f"{name} {count}" for name, count in sorted(cell["outcomes"].items()) if count)
+        minutes = "–" if cell["train_seconds"] is None else f"{cell['train_seconds'] / 60:.1f} min"
+        lines.append(
+            f"| {cell['policy']} | {cell['demos']} | {cell['successes']}/{cell['episodes']} "
+            f"({100 * cell['success_rate']:.0f}%) | {100 * low:.0f}–{100 * high:.0f}% | {outcomes} "
+            f"| {minutes} |"
+        )
+    markdown = out / "learning_curves.md"
+    markdown.write_text("\n".join(lines) + "\n")
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for policy in sorted({cell["policy"] for cell in cells}):
+        mine = [cell for cell in cells if cell["policy"] == policy]
+        demos = [cell["demos"] for cell in mine]
+        rates = [cell["success_rate"] for cell in mine]
+        below = [cell["success_rate"] - cell["wilson95"][0] for cell in mine]
+        above = [cell["wilson95"][1] - cell["success_rate"] for cell in mine]
+        axes.errorbar(demos, rates, yerr=[below, above], marker="o", capsize=3, label=policy)
+    axes.set_xscale("log", base=2)
+    axes.set_xticks(DEMO_COUNTS, [str(count) for count in DEMO_COUNTS])
+    axes.set_ylim(-0.02, 1.02)
+    axes.set_xlabel("scripted demonstrations")
+    axes.set_ylabel("success (95% Wilson)")
+    axes.set_title("SO-101 block → bowl: success vs demonstrations")
+    axes.grid(alpha=0.3)
+    axes.legend(loc="lower right")
+    figure.tight_layout()
+    picture = out / "learning_curves.png"
+    figure.savefig(picture, dpi=120)
+    plt.close(figure)
+    return markdown, picture
+
+
+def _comma_list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="learning_curves", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--out", type=Path, default=Path("results/learning_curves"))
+    parser.add_argument("--policies", default=",".join(RECIPES), help=f"comma list of {', '.join(RECIPES)}")
+    parser.add_argument("--demos", default=",".join(str(n) for n in DEMO_COUNTS), help="comma list of N")
+    parser.add_argument("--eval-seeds", type=int, default=100, help="shared evaluation seeds 0..K-1")
+    parser.add_argument("--workers", type=int, default=None, help="parallel evaluation episodes")
+    parser.add_argument("--dry-run", action="store_true", help="print every command and exit")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        policies = _comma_list(args.policies)
+        unknown = [name for name in policies if name not in RECIPES]
+        if unknown:
+            raise QuickstartError(f"unknown policy recipe {unknown[0]!r}: choose from {', '.join(RECIPES)}")
+        try:
+            demo_counts = sorted({int(part) for part in _comma_list(args.demos)})
+        except ValueError as error:
+            raise QuickstartError(f"--demos {args.demos!r} must be a comma list of integers") from error
+        if not demo_counts or demo_counts[0] < 1:
+            raise QuickstartError(f"--demos {args.demos!r} must name positive counts")
+        buildroot = find_buildroot(Path.cwd())
+        out = args.out if args.out.is_absolute() else buildroot / args.out
+        pants = os.environ.get("SO101LAB_PANTS", str(buildroot / "pants"))
+        pools = sorted({RECIPES[name].pool for name in policies})
+        pool_stages = [pool_stage(out, POOLS[pool], max(demo_counts)) for pool in pools]
+        cells = [(RECIPES[name], demos) for name in policies for demos in demo_counts]
+        if args.dry_run:
+            planned = list(pool_stages)
+            for recipe, demos in cells:
+                planned += cell_stages(out, recipe, demos, args.eval_seeds, args.workers)
+            for stage in planned:
+                print(f"# {stage.name}: {stage.description}\n{stage.shell_command()}")
+            return 0
+        run_stages(pool_stages, buildroot, pants)
+        for number, (recipe, demos) in enumerate(cells, start=1):
+            cell_file = _cell_path(out, recipe.name, demos)
+            if cell_file.exists():
+                print(f"cell {number}/{len(cells)} {recipe.name}-{demos}: done ({cell_file}), skipping")
+                continue
+            title = f"cell {number}/{len(cells)}: {recipe.name} on {demos} demonstrations"
+            print(f"\n=== {title} ===", flush=True)
+            stages = cell_stages(out, recipe, demos, args.eval_seeds, args.workers)
+            timings = run_stages(stages, buildroot, pants)
+            trained = [sec for name, sec, how in timings if name.startswith("train-") and how == "ran"]
+            train_seconds = trained[0] if trained else None
+            cell = read_cell(out, recipe, demos, train_seconds)
+            cell_file.parent.mkdir(parents=True, exist_ok=True)
+            cell_file.write_text(json.dumps(cell, indent=2) + "\n")
+            low, high = cell["wilson95"]
+            print(
+                f"cell {recipe.name}-{demos}: {cell['successes']}/{cell['episodes']} "
+                f"({100 * low:.0f}–{100 * high:.0f}%)",
+                flush=True,
+            )
+            write_outputs(out)
+        if any((out / CELLS_DIR).glob("*.json")):
+            markdown, picture = write_outputs(out)
+            print(f"\nlearning curves: {markdown} and {picture}")
+    except QuickstartError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: rerun the same command to resume; finished cells are skipped", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

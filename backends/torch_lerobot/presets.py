@@ -1,8 +1,10 @@
 """Policy configurations per policy type and machine size.
 
 ``cpu`` presets are small enough to train a few hundred steps on a 2-core laptop-class CPU (ACT with a
-narrow transformer, Diffusion with a small U-Net sampled by DDIM in a few steps); ``gpu`` presets are
-LeRobot's own defaults. Both are plain LeRobot config objects: nothing here changes how LeRobot trains.
+narrow transformer, Diffusion with a small U-Net sampled by DDIM in a few steps); ``state`` presets are for
+datasets without images (joint state + ``observation.environment_state``), sized to learn the task in
+minutes on 2 CPU cores; ``gpu`` presets are LeRobot's own defaults. All are plain LeRobot config objects:
+nothing here changes how LeRobot trains.
 """
 
 from __future__ import annotations
@@ -16,9 +18,9 @@ from lerobot.policies.pi0.configuration_pi0 import PI0Config
 from lerobot.policies.smolvla.configuration_smolvla import SmolVLAConfig
 
 PolicyType = Literal["act", "diffusion", "smolvla", "pi0"]
-Preset = Literal["cpu", "gpu"]
+Preset = Literal["cpu", "state", "gpu"]
 POLICY_TYPES: tuple[str, ...] = ("act", "diffusion", "smolvla", "pi0")
-PRESETS: tuple[str, ...] = ("cpu", "gpu")
+PRESETS: tuple[str, ...] = ("cpu", "state", "gpu")
 
 # Overrides on top of LeRobot's defaults. The control loop runs at 30 Hz, so a chunk of 30 covers one second.
 _CPU_OVERRIDES: dict[str, dict[str, Any]] = {
@@ -69,6 +71,37 @@ _CPU_OVERRIDES: dict[str, dict[str, Any]] = {
     },
 }
 
+# State-based policies (no images): the inputs are two short vectors, so the model can be wider and deeper
+# than the cpu preset's at a fraction of its step time.
+_STATE_OVERRIDES: dict[str, dict[str, Any]] = {
+    "act": {
+        "chunk_size": 30,
+        "n_action_steps": 10,
+        "dim_model": 256,
+        "n_heads": 8,
+        "dim_feedforward": 1024,
+        "n_encoder_layers": 4,
+        "n_decoder_layers": 1,
+        "n_vae_encoder_layers": 2,
+        "latent_dim": 32,
+        "optimizer_lr": 3e-4,
+    },
+    "diffusion": {
+        "n_obs_steps": 2,
+        "horizon": 16,
+        "n_action_steps": 8,
+        "drop_n_last_frames": 7,
+        "down_dims": (128, 256, 512),
+        "diffusion_step_embed_dim": 128,
+        "use_group_norm": True,
+        "noise_scheduler_type": "DDIM",
+        "num_train_timesteps": 100,
+        "num_inference_steps": 10,
+        "optimizer_lr": 3e-4,
+        "scheduler_warmup_steps": 200,
+    },
+}
+
 _CONFIG_CLASSES: dict[str, type[PreTrainedConfig]] = {
     "act": ACTConfig,
     "diffusion": DiffusionConfig,
@@ -96,7 +129,14 @@ def make_policy_config(
     fields: dict[str, Any] = {"device": device, "push_to_hub": False}
     if policy in ("act", "diffusion"):
         fields["pretrained_backbone_weights"] = None
+    if preset == "state" and policy not in _STATE_OVERRIDES:
+        raise ValueError(
+            f"preset 'state' has no {policy} size: {policy} needs images (use --preset cpu or gpu); "
+            f"state-based policies are {', '.join(_STATE_OVERRIDES)}"
+        )
     if preset == "cpu":
         fields.update(_CPU_OVERRIDES[policy])
+    elif preset == "state":
+        fields.update(_STATE_OVERRIDES[policy])
     fields.update(overrides or {})
     return _CONFIG_CLASSES[policy](**fields)

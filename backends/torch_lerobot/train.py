@@ -27,6 +27,7 @@ from lerobot.scripts import lerobot_train
 
 from backends.torch_lerobot.backbones import BackboneError, configure_backbone
 from backends.torch_lerobot.checkpoints import PRETRAINED_DIR_NAME, copy_dataset_meta, list_checkpoints
+from backends.torch_lerobot.frame_cache import InMemoryFrames, is_vector_only
 from backends.torch_lerobot.presets import POLICY_TYPES, PRESETS, make_policy_config
 from backends.torch_lerobot.tiny_backbones import TINY_BACKBONE_FILE, building_context
 from libs.datasets import preflight
@@ -85,9 +86,13 @@ def _lerobot_hooks(
     seen: dict[str, Any] = {}
 
     def make_datasets_and_keep(cfg: Any, *args: Any, **kwargs: Any) -> Any:
-        datasets = original_datasets(cfg, *args, **kwargs)
-        seen["dataset"], seen["batch_size"] = datasets[0], cfg.batch_size
-        return datasets
+        train_set, *rest = original_datasets(cfg, *args, **kwargs)
+        if is_vector_only(train_set):
+            # State-based datasets: every sample gathered once (LeRobot's per-sample reads would cost
+            # more than the model's step).
+            train_set = InMemoryFrames(train_set)
+        seen["dataset"], seen["batch_size"] = train_set, cfg.batch_size
+        return (train_set, *rest)
 
     def make_processors_then_probe(*args: Any, **kwargs: Any) -> Any:
         processors = original_processors(*args, **kwargs)

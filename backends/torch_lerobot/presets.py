@@ -137,6 +137,14 @@ def make_policy_config(
             f"preset 'state' has no {policy} size: {policy} needs images (use --preset cpu or gpu); "
             f"state-based policies are {', '.join(_STATE_OVERRIDES)}"
         )
+    if policy in ("act", "diffusion"):
+        # LeRobot's ACT and Diffusion leave ``observation.environment_state`` (FeatureType.ENV) out of their
+        # normalisation mappings, so it would enter raw: block coordinates that vary by a few centimetres
+        # around 0.2 m look constant to the network, which then cannot aim (ACT trained that way picked the
+        # block in 6 of 100 episodes). Normalise it as each policy normalises the joint state.
+        mapping = dict(_CONFIG_CLASSES[policy]().normalization_mapping)
+        mapping.setdefault("ENV", mapping["STATE"])
+        fields["normalization_mapping"] = mapping
     if preset == "cpu":
         fields.update(_CPU_OVERRIDES[policy])
     elif preset == "state":

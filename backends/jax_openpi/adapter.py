@@ -33,7 +33,15 @@ from backends.jax_openpi.model import Observation, Pi0Policy
 from backends.jax_openpi.model_io import model_observation, model_pipeline
 from backends.jax_openpi.norm_stats import MissingNormStatsError, load_norm_stats
 from libs.policy_api.registry import register_backend
-from libs.policy_api.types import CameraInput, EpisodeState, PolicyMetadata, PolicySpec
+from libs.policy_api.types import (
+    ENVIRONMENT_STATE_KEY,
+    IMAGE_KEY_PREFIX,
+    STATE_KEY,
+    CameraInput,
+    EpisodeState,
+    PolicyMetadata,
+    PolicySpec,
+)
 from libs.policy_api.types import Observation as EnvObservation
 
 BACKEND_NAME = "jax_openpi"
@@ -88,6 +96,10 @@ class JaxOpenpiPolicy:
             )
         except MissingNormStatsError as error:
             raise CheckpointError(str(error)) from error
+        try:
+            self._inputs = model_pipeline(config, self.norm_stats, resize=True)
+        except T.TransformError as error:
+            raise CheckpointError(f"checkpoint {directory}: {error}") from error
         enable_compilation_cache()
 
         abstract_model = nnx.eval_shape(lambda: Pi0Policy(config.model, rngs=nnx.Rngs(0)))
@@ -100,7 +112,6 @@ class JaxOpenpiPolicy:
             return model.sample_actions(None, observation, num_steps=num_steps, noise=noise)
 
         self._sample = jax.jit(sample)
-        self._inputs = model_pipeline(config, self.norm_stats, resize=True)
         self._outputs = self._inputs.inverse()
         self._seed = seed
         self._episode = self.new_episode(0)
@@ -108,11 +119,9 @@ class JaxOpenpiPolicy:
         extra = _read_json(directory / CONFIG_FILE) or {}
         height, width = extra.get("source_image_size") or config.model.image_size
         self._spec = PolicySpec(
-            cameras=(
-                CameraInput(config.base_camera, int(height), int(width)),
-                CameraInput(config.wrist_camera, int(height), int(width)),
-            ),
+            cameras=tuple(CameraInput(name, int(height), int(width)) for name in config.cameras),
             state_dim=config.env_action_dim,
+            environment_state_dim=config.model.environment_state_dim,
             action_dim=config.env_action_dim,
             action_space="joint",
             chunk_length=config.model.action_horizon,
@@ -161,23 +170,23 @@ class JaxOpenpiPolicy:
         model = [model_observation(sample) for sample in samples]
         shape = (1, self.config.model.action_horizon, self.config.model.action_dim)
         noise = []
+        scale = self.config.sample_noise_scale
         for episode, sample in zip(episodes, samples, strict=True):
             assert isinstance(episode, JaxEpisode), "episodes come from this policy's new_episode"
-            noise.append(jax.random.normal(jax.random.fold_in(episode.rng, episode.calls), shape))
+            noise.append(scale * jax.random.normal(jax.random.fold_in(episode.rng, episode.calls), shape))
             episode.calls += 1
             episode.normalized_inputs = self._normalized_inputs(sample)
         size = len(samples)
         padded = next((bucket for bucket in _BATCH_BUCKETS if bucket >= size), size)
-        images = np.concatenate([m.images for m in model] + [model[-1].images] * (padded - size))
-        state = np.concatenate([m.state for m in model] + [model[-1].state] * (padded - size))
+        def stacked(field: str) -> jax.Array | None:
+            rows = [getattr(m, field) for m in model]
+            if rows[0] is None:  # no cameras, or no environment state, in this config
+                return None
+            return jax.numpy.asarray(np.concatenate(rows + [rows[-1]] * (padded - size)))
+
         noise_array = jax.numpy.concatenate(noise + [noise[-1]] * (padded - size))
-        actions = np.asarray(
-            self._sample(
-                self.params,
-                noise_array,
-                Observation(images=jax.numpy.asarray(images), state=jax.numpy.asarray(state)),
-            )
-        )[:size]
+        batch = Observation(stacked("images"), stacked("state"), stacked("environment_state"))
+        actions = np.asarray(self._sample(self.params, noise_array, batch))[:size]
         chunks = []
         for row, sample in enumerate(samples):
             env_units = self._outputs({T.STATE: sample[T.STATE], T.ACTIONS: actions[row : row + 1]})
@@ -188,12 +197,12 @@ class JaxOpenpiPolicy:
         return self._episode.normalized_inputs
 
     def _normalized_inputs(self, sample: Mapping[str, Any]) -> dict[str, np.ndarray]:
-        state = np.asarray(sample[T.STATE])[0, : self.config.env_action_dim]
-        return {
-            "observation.state": state,
-            f"observation.images.{self.config.base_camera}": _unit_pixels(sample[T.BASE_IMAGE][0]),
-            f"observation.images.{self.config.wrist_camera}": _unit_pixels(sample[T.WRIST_IMAGE][0]),
-        }
+        inputs = {STATE_KEY: np.asarray(sample[T.STATE])[0, : self.config.env_action_dim]}
+        if T.ENVIRONMENT_STATE in sample:
+            inputs[ENVIRONMENT_STATE_KEY] = np.asarray(sample[T.ENVIRONMENT_STATE])[0]
+        for name, key in zip(self.config.cameras, (T.BASE_IMAGE, T.WRIST_IMAGE), strict=False):
+            inputs[f"{IMAGE_KEY_PREFIX}{name}"] = _unit_pixels(sample[key][0])
+        return inputs
 
 
 def _batch_of_one(observation: EnvObservation) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from backends.jax_openpi.checkpoints import ASSETS_DIR
-from backends.jax_openpi.config import get_config
+from backends.jax_openpi.config import CONFIGS, get_config
 from backends.jax_openpi.data import compute_norm_stats, load_training_arrays
 from backends.jax_openpi.norm_stats import save_norm_stats
 from backends.jax_openpi.train import KNOWN_ERRORS
@@ -19,7 +19,7 @@ from backends.jax_openpi.train import KNOWN_ERRORS
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Compute norm stats (mean, std, q01, q99) for training.")
-    parser.add_argument("--config", required=True, help="so101_test | so101_cpu | so101_gpu")
+    parser.add_argument("--config", required=True, help=" | ".join(CONFIGS))
     parser.add_argument("--dataset", required=True, type=Path, help="LeRobot v3 dataset folder")
     parser.add_argument("--out", required=True, type=Path, help="run folder; writes assets/norm_stats.json")
     args = parser.parse_args(argv)

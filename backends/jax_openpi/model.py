@@ -1,7 +1,9 @@
 """A Pi0-style flow-matching policy in Flax NNX, following openpi's conventions.
 
 Tokens: each camera image is cut into patches (shared ViT, a learned camera embedding tells the views
-apart) → the *prefix*; a state token and ``action_horizon`` noisy-action tokens mixed with the flow time
+apart) and the privileged environment state (block pose, bowl position), when the config takes it, is
+projected to ``environment_state_tokens`` tokens → the *prefix*; a state-based config has no image tokens
+at all. A state token and ``action_horizon`` noisy-action tokens mixed with the flow time
 → the *suffix*. Every joint layer holds two experts (separate weights for prefix and suffix tokens) that
 attend together under a block mask: the prefix sees only itself, the state token sees the prefix and
 itself, the action tokens see everything. Sampling runs the prefix once, keeps its keys/values per layer
@@ -23,11 +25,13 @@ from backends.jax_openpi.config import ModelConfig
 
 
 class Observation(NamedTuple):
-    """Model inputs: ``images`` uint8 (B, num_cameras, H, W, 3) and ``state`` float32 (B, action_dim),
-    both after the data transforms (normalised, padded, resized)."""
+    """Model inputs after the data transforms (normalised, padded, resized): ``images`` uint8
+    (B, num_cameras, H, W, 3) or None without cameras, ``state`` float32 (B, action_dim), and
+    ``environment_state`` float32 (B, environment_state_dim) or None when the config does not take it."""
 
-    images: jax.Array
+    images: jax.Array | None
     state: jax.Array
+    environment_state: jax.Array | None = None
 
 
 def sincos_time_embedding(time: jax.Array, dim: int, min_period: float = 4e-3, max_period: float = 4.0):
@@ -127,13 +131,20 @@ class Pi0Policy(nnx.Module):
         self.config = config
         width, expert_width = config.width, config.expert_width
         p = config.patch_size
-        self.patch_embed = nnx.Conv(3, width, kernel_size=(p, p), strides=(p, p), padding="VALID", rngs=rngs)
         init = nnx.initializers.normal(0.02)
-        self.patch_position = nnx.Param(init(rngs.params(), (config.tokens_per_camera, width)))
-        self.camera_embedding = nnx.Param(init(rngs.params(), (config.num_cameras, width)))
-        self.vision_layers = nnx.List(
-            [JointLayer((width,), config, rngs=rngs) for _ in range(config.vision_depth)]
-        )
+        if config.num_cameras:
+            self.patch_embed = nnx.Conv(
+                3, width, kernel_size=(p, p), strides=(p, p), padding="VALID", rngs=rngs
+            )
+            self.patch_position = nnx.Param(init(rngs.params(), (config.tokens_per_camera, width)))
+            self.camera_embedding = nnx.Param(init(rngs.params(), (config.num_cameras, width)))
+            self.vision_layers = nnx.List(
+                [JointLayer((width,), config, rngs=rngs) for _ in range(config.vision_depth)]
+            )
+        if config.environment_state_dim:
+            tokens = config.environment_state_tokens
+            self.environment_state_proj = nnx.Linear(config.environment_state_dim, tokens * width, rngs=rngs)
+            self.environment_state_position = nnx.Param(init(rngs.params(), (tokens, width)))
         self.layers = nnx.List(
             [JointLayer((width, expert_width), config, rngs=rngs) for _ in range(config.depth)]
         )
@@ -147,7 +158,18 @@ class Pi0Policy(nnx.Module):
         self.action_out_proj = nnx.Linear(expert_width, config.action_dim, rngs=rngs)
 
     # -- token embedding -------------------------------------------------------------------------
-    def embed_prefix(self, images: jax.Array) -> jax.Array:
+    def embed_prefix(self, observation: Observation) -> jax.Array:
+        """Image tokens (through the ViT layers), then environment-state tokens: (B, prefix, width)."""
+        parts = []
+        if self.config.num_cameras:
+            parts.append(self.embed_images(observation.images))
+        if self.config.environment_state_dim:
+            environment = self.environment_state_proj(observation.environment_state)
+            environment = environment.reshape(environment.shape[0], -1, self.config.width)
+            parts.append(environment + self.environment_state_position[None])
+        return jnp.concatenate(parts, axis=1)
+
+    def embed_images(self, images: jax.Array) -> jax.Array:
         """uint8 (B, C, H, W, 3) → image tokens (B, C·patches, width), through the ViT layers."""
         batch, cameras = images.shape[:2]
         pixels = images.astype(jnp.float32) / 127.5 - 1.0  # openpi feeds images in [-1, 1]
@@ -174,7 +196,7 @@ class Pi0Policy(nnx.Module):
         horizon = self.config.action_horizon
         block_starts = jnp.concatenate(
             [
-                jnp.zeros(prefix_length, dtype=bool),  # image tokens: one bidirectional block
+                jnp.zeros(prefix_length, dtype=bool),  # prefix tokens: one bidirectional block
                 jnp.ones(2, dtype=bool),  # the state token, then the first action token start blocks
                 jnp.zeros(horizon - 1, dtype=bool),  # the action tokens attend to each other
             ]
@@ -194,7 +216,7 @@ class Pi0Policy(nnx.Module):
         x_t = time[:, None, None] * noise + (1.0 - time[:, None, None]) * actions
         target = noise - actions
 
-        prefix = self.embed_prefix(observation.images)
+        prefix = self.embed_prefix(observation)
         suffix = self.embed_suffix(observation.state, x_t, time)
         mask = self.attention_mask(prefix.shape[1])
         groups: list[jax.Array | None] = [prefix, suffix]
@@ -212,7 +234,7 @@ class Pi0Policy(nnx.Module):
         shape = (batch, self.config.action_horizon, self.config.action_dim)
         if noise is None:
             noise = jax.random.normal(rng, shape)
-        prefix = self.embed_prefix(observation.images)
+        prefix = self.embed_prefix(observation)
         prefix_length = prefix.shape[1]
         mask = self.attention_mask(prefix_length)
 

@@ -20,17 +20,22 @@ def model_pipeline(config: TrainConfig, norm_stats: Mapping[str, NormStats], res
         norm_stats=norm_stats,
         use_quantiles=config.use_quantile_norm,
         model_action_dim=config.model.action_dim,
-        image_size=config.model.image_size if resize else None,
+        image_size=config.model.image_size if resize and config.cameras else None,
         env_dim=config.env_action_dim,
+        environment_state=config.uses_environment_state,
     )
 
 
 def model_observation(model_sample: Mapping[str, object]) -> Observation:
-    """A transformed (batched) sample → the model's Observation (uint8 images stacked per camera)."""
-    images = np.stack(
-        [np.asarray(model_sample[T.BASE_IMAGE]), np.asarray(model_sample[T.WRIST_IMAGE])], axis=-4
+    """A transformed (batched) sample → the model's Observation (uint8 images stacked per camera, None
+    without cameras; the environment state when the sample has it)."""
+    cameras = [np.asarray(model_sample[key]) for key in (T.BASE_IMAGE, T.WRIST_IMAGE) if key in model_sample]
+    environment = model_sample.get(T.ENVIRONMENT_STATE)
+    return Observation(
+        images=np.stack(cameras, axis=-4) if cameras else None,
+        state=np.asarray(model_sample[T.STATE], dtype=np.float32),
+        environment_state=None if environment is None else np.asarray(environment, dtype=np.float32),
     )
-    return Observation(images=images, state=np.asarray(model_sample[T.STATE], dtype=np.float32))
 
 
 def model_actions(model_sample: Mapping[str, object]) -> np.ndarray:

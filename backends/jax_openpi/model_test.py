@@ -78,3 +78,40 @@ def test_every_named_config_builds_with_whole_patches(name: str) -> None:
     model = nnx.eval_shape(lambda: Pi0Policy(config, rngs=nnx.Rngs(0)))
     assert model.patch_position.value.shape == (config.tokens_per_camera, config.width)
     assert len(model.layers) == config.depth and len(model.vision_layers) == config.vision_depth
+
+
+def test_state_based_config_has_no_image_weights_and_learns_from_the_environment_state() -> None:
+    from flax import nnx
+
+    from backends.jax_openpi.model import Pi0Policy
+
+    config = get_config("so101_state_test")
+    model = nnx.eval_shape(lambda: Pi0Policy(config.model, rngs=nnx.Rngs(0)))
+    assert not hasattr(model, "patch_embed") and not hasattr(model, "vision_layers")
+    rng = np.random.default_rng(0)
+    batch, horizon, dim = config.batch_size, config.model.action_horizon, config.model.action_dim
+    environment = rng.normal(size=(batch, config.model.environment_state_dim)).astype(np.float32)
+    state = np.zeros((batch, dim), np.float32)
+    actions = np.zeros((batch, horizon, dim), np.float32)
+    actions[..., :6] = environment[:, None, :6]  # only the environment state tells the actions apart
+    observation = Observation(None, jnp.asarray(state), jnp.asarray(environment))
+    graphdef, params = init_model(config, seed=0)
+    train_state = new_train_state(config, params)
+    train_step = make_train_step(graphdef, config)
+    losses = []
+    state = train_state
+    for _ in range(12):
+        state.params, state.opt_state, state.ema, info = train_step(
+            state.params, state.opt_state, state.ema, jax.random.key(1), observation, actions
+        )
+        losses.append(float(info["loss"]))
+    assert losses[-1] < 0.7 * losses[0], losses
+    sampled = nnx.merge(graphdef, state.params).sample_actions(jax.random.key(0), observation, 2)
+    assert sampled.shape == (batch, horizon, dim) and np.isfinite(np.asarray(sampled)).all()
+
+
+def test_a_model_with_neither_cameras_nor_environment_state_is_refused() -> None:
+    from backends.jax_openpi.config import ModelConfig
+
+    with pytest.raises(ValueError, match="needs a prefix"):
+        ModelConfig(num_cameras=0)

@@ -8,7 +8,7 @@ actions relative to the state), exactly what the normaliser sees.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +20,22 @@ REQUIRED_KEYS = ("state", "actions")
 #: dimension that never moves in the data would otherwise be divided by ~0, and the smallest deviation at
 #: evaluation would reach ±thousands (the tiny-std bug).
 MIN_SPREAD = 0.05
+#: The floors for ``environment_state``: 1 cm for positions (metres; the block's spread over a dataset is a
+#: few cm, which must stay resolved) and 0.1 for quaternion components, which demonstrations barely move
+#: (a block lies flat: x, y ≈ 0) but a policy that knocks the block over swings across [-1, 1]; with a
+#: 0.01 floor a tumbled block reads as ±20 normalised and trips the harness's broken-stats check.
+MIN_SPREAD_POSITION_M = 0.01
+MIN_SPREAD_QUATERNION = 0.1
+
+
+def environment_state_min_spread(names: Sequence[str] | None, dim: int) -> np.ndarray:
+    """Per-dimension floors for ``environment_state`` from its feature names (``block_q*`` are quaternion
+    components); without names every dimension gets the position floor."""
+    if names is None or len(names) != dim:
+        return np.full(dim, MIN_SPREAD_POSITION_M)
+    return np.array(
+        [MIN_SPREAD_QUATERNION if name.startswith("block_q") else MIN_SPREAD_POSITION_M for name in names]
+    )
 
 
 class MissingNormStatsError(FileNotFoundError):
@@ -53,8 +69,9 @@ class NormStats:
         )
 
 
-def stats_of(values: np.ndarray, min_spread: float = MIN_SPREAD) -> NormStats:
-    """Statistics over every axis but the last (the feature axis), spreads floored at ``min_spread``."""
+def stats_of(values: np.ndarray, min_spread: float | np.ndarray = MIN_SPREAD) -> NormStats:
+    """Statistics over every axis but the last (the feature axis), spreads floored at ``min_spread`` (one
+    floor, or one per feature)."""
     flat = np.asarray(values, dtype=np.float64).reshape(-1, np.shape(values)[-1])
     if flat.shape[0] < 2:
         raise ValueError(f"norm stats need at least 2 vectors, got {flat.shape[0]}")

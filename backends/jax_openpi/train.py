@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from backends.jax_openpi import checkpoints
 from backends.jax_openpi.compilation_cache import enable_compilation_cache
-from backends.jax_openpi.config import TrainConfig, UnknownConfigError, get_config
+from backends.jax_openpi.config import CONFIGS, TrainConfig, UnknownConfigError, get_config
 from backends.jax_openpi.data import (
     DatasetInputError,
     TrainingArrays,
@@ -52,6 +52,7 @@ from backends.jax_openpi.train_state import (
     new_train_state,
     restore_train_state,
 )
+from backends.jax_openpi.transforms import TransformError
 from libs.datasets import preflight
 from libs.datasets.lerobot_v3 import DatasetError
 
@@ -134,12 +135,14 @@ def train(
     norm_stats = load_norm_stats(
         out / checkpoints.ASSETS_DIR, how_to_make=norm_stats_command(config, dataset, out)
     )
+    model_pipeline(config, norm_stats, resize=False)  # stats that cannot feed this config stop us here
     enable_compilation_cache()
     graphdef, params = init_model(config, config.seed)
     _preflight_disk(out, config, params, steps, report=progress)
     arrays = arrays if arrays is not None else load_training_arrays(dataset, config, progress=progress)
     sampler = BatchSampler(arrays, config, norm_stats)
-    extra_config = {"source_image_size": list(arrays.source_image_size), "prompt": arrays.prompt}
+    source_size = arrays.source_image_size
+    extra_config = {"source_image_size": list(source_size) if source_size else None, "prompt": arrays.prompt}
 
     state = new_train_state(config, params)
     manager = checkpoints.checkpoint_manager(out, config)
@@ -212,7 +215,15 @@ def _config_with_overrides(args: argparse.Namespace) -> TrainConfig:
     config = get_config(args.config)
     overrides = {
         name: getattr(args, name)
-        for name in ("batch_size", "peak_lr", "save_interval", "keep_last", "keep_period", "seed")
+        for name in (
+            "batch_size",
+            "peak_lr",
+            "decay_steps",
+            "save_interval",
+            "keep_last",
+            "keep_period",
+            "seed",
+        )
         if getattr(args, name, None) is not None
     }
     if args.no_ema:
@@ -221,7 +232,9 @@ def _config_with_overrides(args: argparse.Namespace) -> TrainConfig:
 
 
 def _common_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", required=True, help="so101_test | so101_cpu | so101_gpu")
+    parser.add_argument(
+        "--config", required=True, help=" | ".join(CONFIGS)
+    )
     parser.add_argument("--dataset", required=True, type=Path, help="LeRobot v3 dataset folder")
     parser.add_argument(
         "--out", required=True, type=Path, help="run folder (checkpoints/, assets/, metrics.csv)"
@@ -230,6 +243,7 @@ def _common_arguments(parser: argparse.ArgumentParser) -> None:
 
 KNOWN_ERRORS = (
     TrainError,
+    TransformError,
     MissingNormStatsError,
     DatasetInputError,
     DatasetError,
@@ -267,6 +281,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--steps", required=True, type=int, help="total optimiser steps")
     parser.add_argument("--batch-size", dest="batch_size", type=int)
     parser.add_argument("--peak-lr", dest="peak_lr", type=float)
+    parser.add_argument(
+        "--decay-steps", dest="decay_steps", type=int, help="steps of the cosine decay to end_lr"
+    )
     parser.add_argument("--save-interval", dest="save_interval", type=int)
     parser.add_argument("--keep-last", dest="keep_last", type=int)
     parser.add_argument("--keep-period", dest="keep_period", type=int)

@@ -1,8 +1,9 @@
 """SO-101 data transforms in openpi's conventions, each with an exact inverse.
 
 A sample is a flat dict. Dataset and env samples use LeRobot keys (``observation.state``,
-``observation.images.<camera>``, ``action``, ``task``); the model side uses openpi's keys
-(``observation/image``, ``observation/wrist_image``, ``observation/state``, ``actions``, ``prompt``).
+``observation.environment_state``, ``observation.images.<camera>``, ``action``, ``task``); the model side
+uses openpi's keys (``observation/image``, ``observation/wrist_image``, ``observation/state``,
+``observation/environment_state``, ``actions``, ``prompt``).
 
 Every transform works on one sample or on a batch (leading dimensions broadcast) and has ``inverse()``.
 The output path of a policy is literally the inverse of its input path applied to ``{state, actions}``,
@@ -28,6 +29,7 @@ Sample = dict[str, Any]
 BASE_IMAGE = "observation/image"
 WRIST_IMAGE = "observation/wrist_image"
 STATE = "observation/state"
+ENVIRONMENT_STATE = "observation/environment_state"
 ACTIONS = "actions"
 PROMPT = "prompt"
 
@@ -94,17 +96,22 @@ class RepackKeys:
         return RepackKeys(inverted, frozenset(inverted))
 
 
-def so101_repack(base_camera: str, wrist_camera: str) -> RepackKeys:
-    """LeRobot/env keys → openpi's keys. ``actions`` and ``prompt`` are optional (absent at inference)."""
+def so101_repack(
+    base_camera: str | None, wrist_camera: str | None, environment_state: bool = False
+) -> RepackKeys:
+    """LeRobot/env keys → openpi's keys. ``actions`` and ``prompt`` are optional (absent at inference); a
+    camera given as None is not read (a state-based config has none); ``environment_state`` reads
+    ``observation.environment_state``."""
+    mapping = {
+        BASE_IMAGE: f"observation.images.{base_camera}" if base_camera else None,
+        WRIST_IMAGE: f"observation.images.{wrist_camera}" if wrist_camera else None,
+        STATE: "observation.state",
+        ENVIRONMENT_STATE: "observation.environment_state" if environment_state else None,
+        ACTIONS: "action",
+        PROMPT: "task",
+    }
     return RepackKeys(
-        {
-            BASE_IMAGE: f"observation.images.{base_camera}",
-            WRIST_IMAGE: f"observation.images.{wrist_camera}",
-            STATE: "observation.state",
-            ACTIONS: "action",
-            PROMPT: "task",
-        },
-        optional=frozenset({ACTIONS, PROMPT}),
+        {new: old for new, old in mapping.items() if old is not None}, optional=frozenset({ACTIONS, PROMPT})
     )
 
 
@@ -267,24 +274,38 @@ class Identity:
 
 def so101_input_pipeline(
     *,
-    base_camera: str,
-    wrist_camera: str,
+    base_camera: str | None,
+    wrist_camera: str | None,
     norm_stats: Mapping[str, NormStats] | None,
     use_quantiles: bool,
     model_action_dim: int,
     image_size: tuple[int, int] | None,
     delta_mask: Sequence[bool] = SO101_DELTA_MASK,
     env_dim: int = 6,
+    environment_state: bool = False,
 ) -> Pipeline:
-    """Env/dataset sample → model sample. ``norm_stats`` uses openpi's keys (``state``, ``actions``);
-    ``norm_stats=None`` builds the pipeline that norm stats are
-    computed on (everything up to normalisation); ``image_size=None`` leaves images as they are."""
-    steps: list[Transform] = [so101_repack(base_camera, wrist_camera), gripper_to_unit()]
+    """Env/dataset sample → model sample. ``norm_stats`` uses openpi's keys (``state``, ``actions`` and,
+    with ``environment_state``, ``environment_state``); ``norm_stats=None`` builds the pipeline that norm
+    stats are computed on (everything up to normalisation); ``image_size=None`` leaves images as they are.
+    The environment state is normalised like the state and otherwise left as it is."""
+    steps: list[Transform] = [
+        so101_repack(base_camera, wrist_camera, environment_state),
+        gripper_to_unit(),
+    ]
     if any(delta_mask):
         steps.append(DeltaActions(tuple(delta_mask)))
     if norm_stats is None:
         return Pipeline(tuple(steps))
-    steps.append(Normalize({STATE: norm_stats["state"], ACTIONS: norm_stats["actions"]}, use_quantiles))
+    normalised = {STATE: norm_stats["state"], ACTIONS: norm_stats["actions"]}
+    if environment_state:
+        if "environment_state" not in norm_stats:
+            raise TransformError(
+                "norm stats have no 'environment_state' entry but this config reads the environment "
+                "state: recompute them with compute_norm_stats on a dataset recorded with "
+                "--environment-state"
+            )
+        normalised[ENVIRONMENT_STATE] = norm_stats["environment_state"]
+    steps.append(Normalize(normalised, use_quantiles))
     steps.append(PadDimension(model_action_dim, env_dim))
     if image_size is not None:
         steps.append(ResizeImagesWithPad(*image_size))

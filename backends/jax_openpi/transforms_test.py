@@ -126,3 +126,60 @@ def test_resize_with_pad_keeps_aspect_ratio() -> None:
     assert resized[16, 16, 0] == 200
     with pytest.raises(T.TransformError, match="uint8"):
         T.ResizeImagesWithPad(32, 32)({T.BASE_IMAGE: image.astype(np.float32)})
+
+
+def state_based_sample(batch: tuple[int, ...] = ()) -> dict:
+    sample = env_sample(batch)
+    for key in [key for key in sample if key.startswith("observation.images.")]:
+        del sample[key]
+    sample["observation.environment_state"] = RNG.normal(0, 0.05, (*batch, 9)).astype(np.float32)
+    return sample
+
+
+def test_state_based_pipeline_reads_no_camera_normalises_the_environment_state_and_round_trips() -> None:
+    before = T.so101_input_pipeline(
+        base_camera=None,
+        wrist_camera=None,
+        norm_stats=None,
+        use_quantiles=False,
+        model_action_dim=32,
+        image_size=None,
+        environment_state=True,
+    )(state_based_sample((64,)))
+    stats = {
+        "state": stats_of(before[T.STATE]),
+        "actions": stats_of(before[T.ACTIONS]),
+        "environment_state": stats_of(before[T.ENVIRONMENT_STATE], 0.01),
+    }
+    pipeline = T.so101_input_pipeline(
+        base_camera=None,
+        wrist_camera=None,
+        norm_stats=stats,
+        use_quantiles=False,
+        model_action_dim=32,
+        image_size=(32, 32),
+        environment_state=True,
+    )
+    sample = state_based_sample((3,))
+    model_sample = pipeline(sample)
+    assert set(model_sample) == {T.STATE, T.ENVIRONMENT_STATE, T.ACTIONS, T.PROMPT}
+    environment = stats["environment_state"]
+    np.testing.assert_allclose(
+        model_sample[T.ENVIRONMENT_STATE],
+        (sample["observation.environment_state"] - environment.mean) / (environment.std + 1e-6),
+        rtol=1e-5,
+    )
+    restored = pipeline.inverse()({T.STATE: model_sample[T.STATE], T.ACTIONS: model_sample[T.ACTIONS]})
+    np.testing.assert_array_equal(restored["action"].astype(np.float32), sample["action"])
+    # stats without the environment state cannot feed a config that reads it: one line naming the fix
+    del stats["environment_state"]
+    with pytest.raises(T.TransformError, match="compute_norm_stats"):
+        T.so101_input_pipeline(
+            base_camera=None,
+            wrist_camera=None,
+            norm_stats=stats,
+            use_quantiles=False,
+            model_action_dim=32,
+            image_size=None,
+            environment_state=True,
+        )

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from libs.policy_api.registry import KNOWN_BACKENDS, PolicyLoadError, split_policy_uri
+from libs.policy_api.registry import KNOWN_BACKENDS, PolicyLoadError, registered_backends, split_policy_uri
 
 PRETRAINED_DIR_NAME = "pretrained_model"
 CHECKPOINTS_DIR_NAME = "checkpoints"
@@ -58,9 +58,10 @@ def checkpoint_id_of(path: Path) -> str:
 def expand_policy(uri: str) -> list[CheckpointTarget]:
     """Every checkpoint named by ``uri``, in step order (a single target for ``scripted``/``remote:``)."""
     backend, argument = split_policy_uri(uri)
-    if backend not in KNOWN_BACKENDS:  # the backend is the first thing wrong with `frobnicate:PATH`
+    known = set(KNOWN_BACKENDS) | registered_backends()
+    if backend not in known:  # the backend is the first thing wrong with `frobnicate:PATH`
         raise PolicyLoadError(
-            f"unknown policy backend {backend!r} in {uri!r}: use one of {', '.join(sorted(KNOWN_BACKENDS))}"
+            f"unknown policy backend {backend!r} in {uri!r}: use one of {', '.join(sorted(known))}"
         )
     if backend in PATHLESS_BACKENDS or not argument:
         return [CheckpointTarget(checkpoint_id=uri, policy_uri=uri, step=None)]

@@ -35,6 +35,11 @@ def register_backend(name: str, factory: PolicyFactory) -> None:
     _FACTORIES[name] = factory
 
 
+def registered_backends() -> set[str]:
+    """Backends registered in this process so far (the built-in ones register when first imported)."""
+    return set(_FACTORIES)
+
+
 def split_policy_uri(uri: str) -> tuple[str, str]:
     name, _, argument = uri.partition(":")
     return name.strip(), argument.strip()

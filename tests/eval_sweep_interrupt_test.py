@@ -17,7 +17,9 @@ import pytest
 from libs.evaluation.store import STORE_FILE_NAME
 from libs.evaluation.sweep import EnvSettings, SweepConfig, evaluate
 
-EPISODES = 5
+# Enough that a sweep interrupted after its first stored episode still has episodes left to run, even with
+# each of two Ray workers holding two episodes in flight on a fast machine.
+EPISODES = 12
 #: stands in for ``./pants run``: it starts the sweep as its child and waits for it
 LAUNCHER = "import subprocess, sys; sys.exit(subprocess.Popen(sys.argv[1:]).wait())"
 

@@ -25,11 +25,11 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from backends.torch_lerobot.checkpoints import PRETRAINED_DIR_NAME, SCENE_FILE
 from backends.torch_lerobot.train import TrainError, train_policy
 from libs.datasets.record import record_scripted_dataset
+from libs.evaluation.executor import EnvSettings
 from libs.evaluation.metrics import CheckpointSummary
-from libs.evaluation.sweep import EnvSettings, SweepConfig, SweepError, evaluate
+from libs.evaluation.sweep import SweepConfig, SweepError, evaluate
 from libs.policy_api.contracts import ContractViolation
 from libs.sim.scene_config import SceneConfig
 
@@ -78,12 +78,11 @@ class CheckpointRow:
 def evaluate_checkpoint(checkpoint: Path, out: Path, args: argparse.Namespace) -> CheckpointRow:
     """One sweep per checkpoint: the harness stops a sweep at the first contract violation (an undertrained
     ACT can ask for a gripper below 0), which must not hide the later checkpoints."""
-    scene_path = checkpoint / PRETRAINED_DIR_NAME / SCENE_FILE
     config = SweepConfig(
         policy=f"torch_lerobot:{checkpoint}",
         episodes=args.eval_seeds,
         base_seed=0,
-        env=EnvSettings(scene_path=str(scene_path), max_steps=args.max_steps),
+        env=EnvSettings(max_steps=args.max_steps),  # the scene: the checkpoint card's training scene
         workers=args.workers,
         serial=args.serial,
     )

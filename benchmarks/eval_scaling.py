@@ -22,9 +22,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from libs.evaluation.executor import EnvSettings, make_env
+from libs.evaluation.ray_pool import connect_ray
 from libs.evaluation.runner import run_episode
-from libs.evaluation.sweep import EnvSettings, SweepConfig, connect_ray, evaluate, make_env
+from libs.evaluation.sweep import SweepConfig, evaluate
 from libs.policy_api.registry import make_policy
+from libs.sim.scene_config import SceneConfig
 
 OVERHEAD_TARGET = 0.05
 SPEEDUP_TARGET = 0.85
@@ -84,7 +87,7 @@ def main() -> None:
     arguments = parser.parse_args()
     seeds = range(arguments.overhead_episodes)
     policy = make_policy("scripted")
-    env = make_env(EnvSettings(max_steps=arguments.max_steps), policy.spec.action_space, ())
+    env = make_env(EnvSettings(max_steps=arguments.max_steps), policy.spec.action_space, (), SceneConfig())
     bare_loop_seconds(policy, env, range(1))  # warm caches (IK model, renderer-free env)
     bare, harness = [], []
     for _ in range(arguments.repeats):  # interleaved, so drifting machine load hits both alike

@@ -8,12 +8,13 @@ import dataclasses
 import numpy as np
 import pytest
 
-from libs.evaluation.checkpoints import CheckpointTarget
+from libs.evaluation.checkpoints import checkpoints_to_evaluate
+from libs.evaluation.executor import EnvSettings, EpisodeExecutor, EpisodeTask
 from libs.evaluation.runner import run_episode
-from libs.evaluation.sweep import EnvSettings, EpisodeExecutor, EpisodeTask
+from libs.policy_api.card import CheckpointCard
 from libs.policy_api.contracts import ContractViolation, EpisodeGuardedPolicy
 from libs.policy_api.registry import register_backend
-from libs.policy_api.types import CameraInput, PolicyMetadata, PolicySpec
+from libs.policy_api.types import CameraInput, PolicySpec
 from libs.sim.env import HOME_JOINTS, SO101PickPlaceEnv
 from libs.sim.scene_config import SceneConfig
 
@@ -204,8 +205,8 @@ class NeverDenormalizedPolicy(HoldPolicy):
     """Returns the model's raw output: normalised values in about ±2."""
 
     @property
-    def metadata(self) -> PolicyMetadata:
-        return PolicyMetadata(checkpoint_id="x", dataset_stats={"action": ACTION_STATS})
+    def card(self) -> CheckpointCard:
+        return CheckpointCard(stats={"action": ACTION_STATS})
 
     def infer(self, observation) -> np.ndarray:
         rng = np.random.default_rng(0)
@@ -249,18 +250,24 @@ class TrainedWithOtherFovPolicy(HoldPolicy):
         self._scene = dataclasses.replace(SceneConfig(), cameras=(overhead,)).to_dict()
 
     @property
-    def metadata(self) -> PolicyMetadata:
-        return PolicyMetadata(checkpoint_id="fov", scene_config=self._scene)
+    def card(self) -> CheckpointCard:
+        return CheckpointCard(scene=self._scene)
 
 
 def test_scene_camera_differs_from_checkpoint_scene(tmp_path) -> None:
-    register_backend("test_fov_mismatch", lambda argument: TrainedWithOtherFovPolicy())
-    task = EpisodeTask(CheckpointTarget("fov", "test_fov_mismatch", None), seed=0)
+    register_backend(
+        "test_fov_mismatch",
+        lambda argument: TrainedWithOtherFovPolicy(),
+        read_card=lambda argument: TrainedWithOtherFovPolicy().card,
+    )
     # Evaluating in the bench scene (52°) a policy trained with a 58° overhead camera:
     bench_scene = SceneConfig().save(tmp_path / "scene.json")
+    (target,) = checkpoints_to_evaluate("test_fov_mismatch", bench_scene)
     executor = EpisodeExecutor(EnvSettings(scene_path=str(bench_scene), max_steps=MAX_STEPS))
     with pytest.raises(ContractViolation, match=r"camera 'overhead' fovy_deg: 52 vs 58.*--scene"):
-        executor.run(task)
-    # Without --scene the checkpoint is evaluated in its own training scene.
-    record = EpisodeExecutor(EnvSettings(max_steps=MAX_STEPS)).run(task)
+        executor.run(EpisodeTask(target, seed=0))
+    # Without --scene the checkpoint is evaluated in its own training scene, decided once from its card.
+    (target,) = checkpoints_to_evaluate("test_fov_mismatch")
+    assert target.scene is not None and target.scene.camera("overhead").fovy_deg == 58.0
+    record = EpisodeExecutor(EnvSettings(max_steps=MAX_STEPS)).run(EpisodeTask(target, seed=0))
     assert record.steps == MAX_STEPS

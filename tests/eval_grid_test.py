@@ -8,8 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
+from libs.evaluation.executor import EnvSettings
 from libs.evaluation.store import STORE_FILE_NAME, ResultsStore
-from libs.evaluation.sweep import EnvSettings, SweepConfig, evaluate, grid_points
+from libs.evaluation.sweep import SweepConfig, evaluate, grid_points
 from libs.sim.scene_config import SceneConfig
 from services.eval import sweep as sweep_cli
 

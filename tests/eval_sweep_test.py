@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from libs.evaluation.executor import EnvSettings
 from libs.evaluation.records import EpisodeRecord
 from libs.evaluation.store import STORE_FILE_NAME
-from libs.evaluation.sweep import EnvSettings, SweepConfig, evaluate
+from libs.evaluation.sweep import SweepConfig, evaluate
 from services.eval import sweep as sweep_cli
 
 EPISODES = 4

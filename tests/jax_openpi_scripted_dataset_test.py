@@ -8,6 +8,7 @@ import pytest
 
 from backends.jax_openpi import train as train_lib
 from libs.datasets.record import record_scripted_dataset
+from libs.policy_api.card import CheckpointCard
 from libs.policy_api.registry import make_policy
 from libs.sim.env import SO101PickPlaceEnv
 
@@ -26,8 +27,10 @@ def run(tmp_path_factory) -> Path:
 
 def test_checkpoint_carries_the_datasets_scene_and_stats(run: Path) -> None:
     step = run / "checkpoints" / "000002"
-    for name in ("config.json", "assets/norm_stats.json", "scene.json", "stats.json"):
+    for name in ("config.json", "assets/norm_stats.json", "card.json"):
         assert (step / name).is_file(), name
+    card = CheckpointCard.read(step)
+    assert card is not None and card.scene is not None and card.stats is not None and card.step == 2
 
 
 def test_trained_checkpoint_acts_in_the_env(run: Path) -> None:
@@ -42,6 +45,6 @@ def test_trained_checkpoint_acts_in_the_env(run: Path) -> None:
         # de-normalised into env units: joints in degrees around the current state, gripper in 0–100 units
         assert np.abs(chunk[:, :5] - observation["observation.state"][:5]).max() < 1000
         env.step(chunk[0])
-        assert policy.metadata.scene_config == env.scene.to_dict()
+        assert policy.card.scene == env.scene.to_dict()
     finally:
         env.close()

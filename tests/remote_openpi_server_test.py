@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from libs.evaluation.sweep import EnvSettings, SweepConfig, evaluate
+from libs.evaluation.executor import EnvSettings
+from libs.evaluation.sweep import SweepConfig, evaluate
 from libs.policy_api.registry import make_policy
 from libs.policy_api.remote import RemoteInferenceError, RemotePolicyError
 

@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from libs.evaluation.executor import EnvSettings
 from libs.evaluation.store import STORE_FILE_NAME
-from libs.evaluation.sweep import EnvSettings, SweepConfig, evaluate
+from libs.evaluation.sweep import SweepConfig, evaluate
 from libs.policy_api.registry import make_policy
 from libs.policy_api.remote import RemoteInferenceError, packb, unpackb
 from services.policy_server.server import PolicyServer

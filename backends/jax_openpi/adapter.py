@@ -32,11 +32,9 @@ from backends.jax_openpi.config import TrainConfig
 from backends.jax_openpi.model import Observation, Pi0Policy
 from backends.jax_openpi.model_io import model_observation, model_pipeline
 from backends.jax_openpi.norm_stats import MissingNormStatsError, load_norm_stats
-from libs.policy_api.registry import register_backend
-from libs.policy_api.types import CameraInput, EpisodeState, PolicyMetadata, PolicySpec
+from libs.policy_api.card import CheckpointCard
+from libs.policy_api.types import CameraInput, EpisodeState, PolicySpec
 from libs.policy_api.types import Observation as EnvObservation
-
-BACKEND_NAME = "jax_openpi"
 
 
 def _read_json(path: Path) -> Any | None:
@@ -76,7 +74,7 @@ _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 
 
 class JaxOpenpiPolicy:
-    """A Pi0-style checkpoint as a Policy (+ HasMetadata, ReportsNormalizedInputs, BatchPolicy)."""
+    """A Pi0-style checkpoint as a Policy (+ HasCard, ReportsNormalizedInputs, BatchPolicy)."""
 
     def __init__(self, checkpoint: Path | str, seed: int = 0) -> None:
         directory = resolve_checkpoint_dir(checkpoint)
@@ -118,26 +116,12 @@ class JaxOpenpiPolicy:
             chunk_length=config.model.action_horizon,
             n_action_steps=config.n_action_steps,
         )
-        extras: dict[str, Any] = {"config": config.name}
-        positions = _read_json(directory / "block_positions.json")
-        if positions is not None:
-            extras["block_positions"] = positions
-        self._metadata = PolicyMetadata(
-            checkpoint_id=str(directory),
-            step=int(directory.name) if directory.name.isdigit() else None,
-            dataset_stats=_read_json(directory / "stats.json"),
-            scene_config=_read_json(directory / "scene.json"),
-            task=extra.get("prompt"),
-            extra=extras,
-        )
+        #: What the checkpoint carries from its dataset and training (``libs.policy_api.card``).
+        self.card = CheckpointCard.read(directory)
 
     @property
     def spec(self) -> PolicySpec:
         return self._spec
-
-    @property
-    def metadata(self) -> PolicyMetadata:
-        return self._metadata
 
     def reset(self) -> None:
         # Each call samples a whole chunk from fresh noise; the harness executes and re-plans, so there is
@@ -214,5 +198,3 @@ def load_policy(argument: str) -> JaxOpenpiPolicy:
         raise CheckpointError("jax_openpi needs a checkpoint: use jax_openpi:<run>/checkpoints/NNNNNN")
     return JaxOpenpiPolicy(argument)
 
-
-register_backend(BACKEND_NAME, load_policy)

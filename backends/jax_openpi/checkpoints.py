@@ -4,26 +4,31 @@
 - ``train_state/``            optimiser state (and the raw weights when EMA is on), orbax, for resuming
 - ``config.json``             the TrainConfig the model and transforms are rebuilt from
 - ``assets/norm_stats.json``  openpi-format normalisation stats
-- ``scene.json``, ``stats.json`` (and ``block_positions.json``) copied from the training dataset's meta/
+- ``card.json``               the checkpoint's card (``libs.policy_api.card``): the training dataset's scene,
+                              stats and block positions, the observation features the model reads
 
 Orbax's CheckpointManager owns the step folders and the retention rule (keep the last ``keep_last`` plus
-every ``keep_period``-th step), so a long run cannot fill the disk.
+every ``keep_period``-th step), so a long run cannot fill the disk. jax and orbax are imported only by the
+functions that write or read weights, so finding checkpoints and reading cards (a sweep's planning) stays
+cheap.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
-
-import jax
-import orbax.checkpoint as ocp
+from typing import TYPE_CHECKING, Any
 
 from backends.jax_openpi.config import TrainConfig
 from backends.jax_openpi.norm_stats import NormStats, save_norm_stats
-from libs.policy_api.registry import PolicyLoadError
+from libs.policy_api.card import CheckpointCard
+from libs.policy_api.checkpoint_folders import find_step_folders
+from libs.policy_api.registry import FoundCheckpoint, PolicyLoadError
+
+if TYPE_CHECKING:
+    import orbax.checkpoint as ocp
 
 CHECKPOINTS_DIR = "checkpoints"
 STEP_DIGITS = 6
@@ -31,7 +36,6 @@ CONFIG_FILE = "config.json"
 ASSETS_DIR = "assets"
 PARAMS_ITEM = "params"
 TRAIN_STATE_ITEM = "train_state"
-DATASET_META_FILES = ("scene.json", "stats.json", "block_positions.json")
 
 
 class CheckpointError(PolicyLoadError):
@@ -39,6 +43,8 @@ class CheckpointError(PolicyLoadError):
 
 
 def checkpoint_manager(run_dir: Path, config: TrainConfig) -> ocp.CheckpointManager:
+    import orbax.checkpoint as ocp
+
     options = ocp.CheckpointManagerOptions(
         max_to_keep=config.keep_last,
         keep_period=config.keep_period,
@@ -65,10 +71,12 @@ def save_checkpoint(
     train_state: Any,
     config: TrainConfig,
     norm_stats: Mapping[str, NormStats],
-    dataset_root: Path | None,
+    card: CheckpointCard | None,
     extra_config: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Write one checkpoint and the files beside it; the retention rule then prunes old ones."""
+    """Write one checkpoint, its card and the files beside it; the retention rule then prunes old ones."""
+    import orbax.checkpoint as ocp
+
     manager.save(
         step,
         args=ocp.args.Composite(
@@ -84,16 +92,16 @@ def save_checkpoint(
     payload = {**config.to_dict(), **(dict(extra_config) if extra_config else {})}
     (directory / CONFIG_FILE).write_text(json.dumps(payload, indent=2))
     save_norm_stats(directory / ASSETS_DIR, norm_stats)
-    if dataset_root is not None:
-        for name in DATASET_META_FILES:
-            source = Path(dataset_root) / "meta" / name
-            if source.is_file():
-                shutil.copy2(source, directory / name)
+    if card is not None:
+        replace(card, step=step).write(directory)
     return directory
 
 
 def restore_items(directory: Path, targets: Mapping[str, Any]) -> dict[str, Any]:
     """Restore the named orbax items of one step folder onto the shapes/dtypes of ``targets``."""
+    import jax
+    import orbax.checkpoint as ocp
+
     restored = {}
     with ocp.StandardCheckpointer() as checkpointer:
         for name, target in targets.items():
@@ -125,3 +133,17 @@ def resolve_checkpoint_dir(path: Path | str) -> Path:
             "backends/jax_openpi:train"
         )
     return steps[-1]
+
+
+def is_checkpoint_dir(path: Path) -> bool:
+    return (path / CONFIG_FILE).is_file()
+
+
+def find_checkpoints(path: Path) -> list[FoundCheckpoint]:
+    """A run, its ``checkpoints/`` folder or one step folder → its checkpoints in step order."""
+    return find_step_folders(path, is_checkpoint_dir, f"{CHECKPOINTS_DIR}/NNNNNN/{CONFIG_FILE} (jax_openpi)")
+
+
+def read_card(argument: str) -> CheckpointCard | None:
+    """The card training wrote into the step folder (``libs.policy_api.registry``)."""
+    return CheckpointCard.read(resolve_checkpoint_dir(argument))

@@ -17,6 +17,7 @@ import itertools
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,9 @@ from backends.jax_openpi.train_state import (
     restore_train_state,
 )
 from libs.datasets import preflight
-from libs.datasets.lerobot_v3 import DatasetError
+from libs.datasets.lerobot_v3 import DatasetError, LeRobotV3Dataset
+from libs.policy_api.card import CheckpointCard
+from libs.policy_api.types import IMAGE_KEY_PREFIX, STATE_KEY
 
 METRICS_FILE = "metrics.csv"
 METRICS_COLUMNS = ("step", "loss", "grad_norm", "learning_rate", "steps_per_s", "elapsed_s")
@@ -140,6 +143,7 @@ def train(
     arrays = arrays if arrays is not None else load_training_arrays(dataset, config, progress=progress)
     sampler = BatchSampler(arrays, config, norm_stats)
     extra_config = {"source_image_size": list(arrays.source_image_size), "prompt": arrays.prompt}
+    card = _card(dataset, config, arrays.prompt)
 
     state = new_train_state(config, params)
     manager = checkpoints.checkpoint_manager(out, config)
@@ -199,12 +203,20 @@ def train(
                 train_state=train_state,
                 config=config,
                 norm_stats=norm_stats,
-                dataset_root=dataset,
+                card=card,
                 extra_config=extra_config,
             )
     bar.close()
     manager.close()
     return state
+
+
+def _card(dataset: Path, config: TrainConfig, prompt: str | None) -> CheckpointCard:
+    """The dataset's card, narrowed to what this model reads: the state and its two cameras."""
+    cameras = (config.base_camera, config.wrist_camera)
+    inputs = [STATE_KEY, *(f"{IMAGE_KEY_PREFIX}{camera}" for camera in cameras)]
+    card = LeRobotV3Dataset(dataset).checkpoint_card().with_observation_features(inputs)
+    return replace(card, task=prompt, extra={"config": config.name})
 
 
 # -- command line ----------------------------------------------------------------------------------------

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import json
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -30,17 +29,13 @@ from lerobot.policies.factory import get_policy_class, make_pre_post_processors
 
 from backends.torch_lerobot import tiny_backbones
 from backends.torch_lerobot.checkpoints import (
-    BLOCK_POSITIONS_FILE,
     PREPROCESSOR_FILE,
-    SCENE_FILE,
-    STATS_FILE,
     CheckpointError,
     check_processor_files,
     read_json_beside,
     resolve_pretrained_dir,
-    step_from_dir,
 )
-from libs.policy_api.registry import register_backend
+from libs.policy_api.card import CARD_FILE, LEGACY_FILES, CheckpointCard
 from libs.policy_api.types import (
     ENVIRONMENT_STATE_KEY,
     IMAGE_KEY_PREFIX,
@@ -49,12 +44,12 @@ from libs.policy_api.types import (
     CameraInput,
     EpisodeState,
     Observation,
-    PolicyMetadata,
     PolicySpec,
 )
 
 ACTION_FEATURE = "action"
-SIDECAR_FILES = (SCENE_FILE, STATS_FILE, BLOCK_POSITIONS_FILE, tiny_backbones.TINY_BACKBONE_FILE)
+#: Files this lab keeps beside LeRobot's (pre-card checkpoints kept scene, stats, block positions).
+SIDECAR_FILES = (CARD_FILE, *LEGACY_FILES.values(), tiny_backbones.TINY_BACKBONE_FILE)
 #: Cameras SmolVLA / Pi0 synthesise themselves (blank images padding the camera count); never env inputs.
 _SYNTHETIC_CAMERA_PREFIX = f"{IMAGE_KEY_PREFIX}empty_camera_"
 
@@ -65,15 +60,6 @@ class ObservationMismatchError(ValueError):
 
 def _default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def _training_dataset_meta(pretrained_dir: Path) -> Path | None:
-    """The training dataset's ``meta/`` folder, if train_config.json names one that still exists."""
-    train_config = read_json_beside(pretrained_dir, "train_config.json")
-    root = ((train_config or {}).get("dataset") or {}).get("root")
-    if root and (Path(root) / "meta").is_dir():
-        return Path(root) / "meta"
-    return None
 
 
 def _cameras_by_key(scene_config: Mapping[str, Any] | None) -> dict[str, CameraInput]:
@@ -120,7 +106,7 @@ class LeRobotEpisode(EpisodeState):
 
 
 class LeRobotPolicy:
-    """Policy + HasMetadata + ReportsNormalizedInputs + BatchPolicy over a LeRobot checkpoint."""
+    """Policy + HasCard + ReportsNormalizedInputs + BatchPolicy over a LeRobot checkpoint."""
 
     def __init__(self, checkpoint: str | Path, device: str | None = None) -> None:
         self.pretrained_dir = resolve_pretrained_dir(checkpoint)
@@ -149,7 +135,8 @@ class LeRobotPolicy:
             raise CheckpointError(f"cannot load {self.pretrained_dir}: {first_line}") from error
         self.policy.eval()
 
-        self._metadata = self._read_metadata()
+        #: What the checkpoint carries from its dataset and training (``libs.policy_api.card``).
+        self.card = CheckpointCard.read(self.pretrained_dir)
         self._input_features = {
             key: feature
             for key, feature in config.input_features.items()
@@ -160,29 +147,8 @@ class LeRobotPolicy:
 
     # --- what the checkpoint says about itself -------------------------------------------------------------
 
-    def _read_metadata(self) -> PolicyMetadata:
-        meta = _training_dataset_meta(self.pretrained_dir)
-
-        def beside_or_dataset(name: str) -> Any | None:
-            value = read_json_beside(self.pretrained_dir, name)
-            if value is None and meta is not None and (meta / name).is_file():
-                value = json.loads((meta / name).read_text())
-            return value
-
-        extra: dict[str, Any] = {"policy_type": self.config.type}
-        block_positions = beside_or_dataset(BLOCK_POSITIONS_FILE)
-        if block_positions is not None:
-            extra["block_positions"] = block_positions
-        return PolicyMetadata(
-            checkpoint_id=str(self.pretrained_dir),
-            step=step_from_dir(self.pretrained_dir),
-            dataset_stats=beside_or_dataset(STATS_FILE),
-            scene_config=beside_or_dataset(SCENE_FILE),
-            extra=extra,
-        )
-
     def _make_spec(self) -> PolicySpec:
-        declared = _cameras_by_key(self._metadata.scene_config)
+        declared = _cameras_by_key(self.card.scene if self.card is not None else None)
         cameras = []
         for key, feature in self._input_features.items():
             if feature.type is not FeatureType.VISUAL:
@@ -216,10 +182,6 @@ class LeRobotPolicy:
     @property
     def spec(self) -> PolicySpec:
         return self._spec
-
-    @property
-    def metadata(self) -> PolicyMetadata:
-        return self._metadata
 
     def last_normalized_inputs(self) -> Mapping[str, np.ndarray]:
         return self._episode.normalized_inputs
@@ -360,5 +322,3 @@ def _concatenate(batches: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
 def load_policy(checkpoint: str | Path, device: str | None = None) -> LeRobotPolicy:
     return LeRobotPolicy(checkpoint, device=device)
 
-
-register_backend("torch_lerobot", load_policy)

@@ -1,30 +1,27 @@
-"""Where things live in a LeRobot training run, and the files this lab adds beside each checkpoint.
+"""Where things live in a LeRobot training run, and the card this lab adds beside each checkpoint.
 
 LeRobot's layout: ``<run>/checkpoints/<NNNNNN>/pretrained_model/`` holds ``config.json``,
 ``model.safetensors``, ``train_config.json`` and the processor pipelines (``policy_preprocessor.json``,
 ``policy_postprocessor.json`` and their ``*.safetensors`` state, which carries the normalisation stats).
-Beside those this lab keeps copies of the training dataset's ``meta/scene.json`` and ``meta/stats.json``
-so an evaluation can compare scenes and stats without finding the dataset again.
+Beside those training writes the checkpoint's card (``card.json``, ``libs.policy_api.card``), so an
+evaluation knows the training scene, stats and block positions without finding the dataset again.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
-from libs.policy_api.registry import PolicyLoadError
+from libs.policy_api.card import CheckpointCard
+from libs.policy_api.checkpoint_folders import CHECKPOINTS_DIR_NAME, find_step_folders
+from libs.policy_api.registry import FoundCheckpoint, PolicyLoadError
 
 PRETRAINED_DIR_NAME = "pretrained_model"
-CHECKPOINTS_DIR_NAME = "checkpoints"
+CONFIG_FILE = "config.json"
 LAST_CHECKPOINT_LINK = "last"
 PREPROCESSOR_FILE = "policy_preprocessor.json"
 POSTPROCESSOR_FILE = "policy_postprocessor.json"
-SCENE_FILE = "scene.json"
-STATS_FILE = "stats.json"
-#: Initial block positions of the training episodes (for the evaluation's spatial map), when recorded.
-BLOCK_POSITIONS_FILE = "block_positions.json"
 
 
 class CheckpointError(PolicyLoadError):
@@ -36,6 +33,24 @@ def _numeric_step_dirs(checkpoints_dir: Path) -> list[Path]:
         (child for child in checkpoints_dir.iterdir() if child.is_dir() and child.name.isdigit()),
         key=lambda child: int(child.name),
     )
+
+
+def is_checkpoint_dir(path: Path) -> bool:
+    return (path / CONFIG_FILE).is_file() or (path / PRETRAINED_DIR_NAME / CONFIG_FILE).is_file()
+
+
+def find_checkpoints(path: Path) -> list[FoundCheckpoint]:
+    """A run, its ``checkpoints/`` folder, one ``checkpoints/NNNNNN`` or its ``pretrained_model`` →
+    its checkpoints in step order (``libs.policy_api.registry``)."""
+    if path.name == PRETRAINED_DIR_NAME and is_checkpoint_dir(path):
+        return [FoundCheckpoint(path.parent.name, path, step_from_dir(path))]
+    layout = f"{CHECKPOINTS_DIR_NAME}/NNNNNN/{PRETRAINED_DIR_NAME}/{CONFIG_FILE} (LeRobot's layout)"
+    return find_step_folders(path, is_checkpoint_dir, layout)
+
+
+def read_card(argument: str) -> CheckpointCard | None:
+    """The card training wrote into the checkpoint's ``pretrained_model`` (``libs.policy_api.registry``)."""
+    return CheckpointCard.read(resolve_pretrained_dir(argument))
 
 
 def list_checkpoints(run_dir: str | Path) -> list[Path]:
@@ -53,16 +68,16 @@ def resolve_pretrained_dir(path: str | Path) -> Path:
     path = Path(path).expanduser()
     if not path.exists():
         raise CheckpointError(f"checkpoint {path} does not exist: pass a LeRobot run or checkpoint directory")
-    if (path / "config.json").is_file():
+    if (path / CONFIG_FILE).is_file():
         return path
-    if (path / PRETRAINED_DIR_NAME / "config.json").is_file():
+    if (path / PRETRAINED_DIR_NAME / CONFIG_FILE).is_file():
         return path / PRETRAINED_DIR_NAME
     checkpoints_dir = path / CHECKPOINTS_DIR_NAME
     if checkpoints_dir.is_dir():
         last = checkpoints_dir / LAST_CHECKPOINT_LINK
         steps = _numeric_step_dirs(checkpoints_dir)
         candidate = last.resolve() if last.exists() else (steps[-1] if steps else None)
-        if candidate is not None and (candidate / PRETRAINED_DIR_NAME / "config.json").is_file():
+        if candidate is not None and (candidate / PRETRAINED_DIR_NAME / CONFIG_FILE).is_file():
             return candidate / PRETRAINED_DIR_NAME
     raise CheckpointError(
         f"{path} is not a LeRobot checkpoint: expected config.json in it, in {PRETRAINED_DIR_NAME}/, "
@@ -87,19 +102,6 @@ def check_processor_files(pretrained_dir: Path) -> None:
             "inputs are not normalised and its actions never de-normalised; use a checkpoint written by "
             "lerobot-train (>= 0.4) or copy the processor files from the training run's pretrained_model/"
         )
-
-
-def copy_dataset_meta(dataset_root: Path, pretrained_dir: Path) -> None:
-    """Copy the training dataset's scene, stats and block positions next to the checkpoint's weights."""
-    meta = dataset_root / "meta"
-    for name in (SCENE_FILE, STATS_FILE, BLOCK_POSITIONS_FILE):
-        if (meta / name).is_file():
-            shutil.copy2(meta / name, pretrained_dir / name)
-    info_path = meta / "info.json"
-    if not (pretrained_dir / BLOCK_POSITIONS_FILE).exists() and info_path.is_file():
-        positions = json.loads(info_path.read_text()).get("block_positions")
-        if positions is not None:
-            (pretrained_dir / BLOCK_POSITIONS_FILE).write_text(json.dumps(positions))
 
 
 def read_json_beside(pretrained_dir: Path, name: str) -> Any | None:

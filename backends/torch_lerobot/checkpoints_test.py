@@ -10,11 +10,13 @@ import pytest
 from backends.torch_lerobot.checkpoints import (
     CheckpointError,
     check_processor_files,
-    copy_dataset_meta,
     list_checkpoints,
     resolve_pretrained_dir,
     step_from_dir,
 )
+from libs.evaluation.checkpoints import expand_policy
+from libs.policy_api.card import CheckpointCard
+from libs.policy_api.registry import read_card
 
 
 def _fake_run(root: Path, steps: list[int]) -> Path:
@@ -56,15 +58,27 @@ def test_missing_postprocessor_is_refused(tmp_path: Path) -> None:
         check_processor_files(pretrained)
 
 
-def test_dataset_meta_and_block_positions_are_copied_beside_the_weights(tmp_path: Path) -> None:
-    meta = tmp_path / "data" / "meta"
-    meta.mkdir(parents=True)
-    (meta / "scene.json").write_text(json.dumps({"cameras": []}))
-    (meta / "stats.json").write_text(json.dumps({"action": {"mean": [0.0]}}))
-    (meta / "info.json").write_text(json.dumps({"block_positions": [[0.2, 0.0]]}))
-    pretrained = tmp_path / "pretrained_model"
-    pretrained.mkdir()
-    copy_dataset_meta(tmp_path / "data", pretrained)
-    assert json.loads((pretrained / "scene.json").read_text()) == {"cameras": []}
-    assert json.loads((pretrained / "stats.json").read_text()) == {"action": {"mean": [0.0]}}
-    assert json.loads((pretrained / "block_positions.json").read_text()) == [[0.2, 0.0]]
+def test_a_sweep_expands_a_run_to_each_checkpoint_once(tmp_path: Path) -> None:
+    run = _fake_run(tmp_path / "act", [20000, 5000, 10000])
+    (run / "checkpoints" / "last").symlink_to(run / "checkpoints" / "020000")
+    targets = expand_policy(f"torch_lerobot:{run}")
+    assert [t.step for t in targets] == [5000, 10000, 20000]  # `last` is not counted twice
+    assert [t.checkpoint_id for t in targets] == ["005000", "010000", "020000"]
+    assert targets[0].policy_uri == f"torch_lerobot:{run}/checkpoints/005000"
+    assert expand_policy(f"torch_lerobot:{run}/checkpoints") == targets
+    (only,) = expand_policy(f"torch_lerobot:{run}/checkpoints/010000/pretrained_model")
+    assert (only.checkpoint_id, only.step) == ("010000", 10000)
+
+
+def test_the_card_is_read_from_the_pretrained_model_and_a_pre_card_checkpoint_still_has_one(
+    tmp_path: Path,
+) -> None:
+    run = _fake_run(tmp_path / "act", [100, 200])
+    card = CheckpointCard(scene={"cameras": []}, stats={"action": {"mean": [0.0]}}, step=200)
+    card.write(run / "checkpoints" / "000200" / "pretrained_model")
+    assert read_card(f"torch_lerobot:{run}/checkpoints/000200") == card
+    legacy = run / "checkpoints" / "000100" / "pretrained_model"
+    (legacy / "scene.json").write_text(json.dumps({"cameras": []}))
+    (legacy / "block_positions.json").write_text(json.dumps([[0.2, 0.0]]))
+    old = read_card(f"torch_lerobot:{legacy}")
+    assert old is not None and old.scene == {"cameras": []} and old.block_positions == [[0.2, 0.0]]

@@ -17,6 +17,7 @@ import os
 import shutil
 import sys
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +27,11 @@ from lerobot.configs.train import TrainPipelineConfig
 from lerobot.scripts import lerobot_train
 
 from backends.torch_lerobot.backbones import BackboneError, configure_backbone
-from backends.torch_lerobot.checkpoints import PRETRAINED_DIR_NAME, copy_dataset_meta, list_checkpoints
+from backends.torch_lerobot.checkpoints import PRETRAINED_DIR_NAME, list_checkpoints, step_from_dir
 from backends.torch_lerobot.presets import POLICY_TYPES, PRESETS, make_policy_config
 from backends.torch_lerobot.tiny_backbones import TINY_BACKBONE_FILE, building_context
 from libs.datasets import preflight
+from libs.datasets.lerobot_v3 import LeRobotV3Dataset
 
 logger = logging.getLogger(__name__)
 #: ``RUN/preflight.txt``: the data-loader probe's table and recommendation (with --probe-loader).
@@ -75,8 +77,9 @@ def _lerobot_hooks(
     - after ``make_pre_post_processors`` (still before step 0), when ``probe_workers`` is given: the
       preflight's data-loader probe — LeRobot's own dataset in a DataLoader for each ``num_workers``,
       against one forward + backward pass of the policy — with its recommendation;
-    - after ``save_checkpoint``: every checkpoint, even of an interrupted run, gets the dataset's scene and
-      stats (LeRobot saves the processors; the scene is ours) and, for a tiny backbone, its sizes.
+    - after ``save_checkpoint``: every checkpoint, even of an interrupted run, gets its card (the
+      dataset's scene, stats and block positions, the observation features the policy reads; LeRobot
+      saves the processors) and, for a tiny backbone, its sizes.
     """
     original_save, original_make_policy = lerobot_train.save_checkpoint, lerobot_train.make_policy
     original_datasets = lerobot_train.make_train_eval_datasets
@@ -113,15 +116,18 @@ def _lerobot_hooks(
             raise TrainError(str(error)) from error
         return policy
 
-    def save_checkpoint_with_dataset_meta(checkpoint_dir: Path, *args: Any, **kwargs: Any) -> None:
+    def save_checkpoint_with_card(checkpoint_dir: Path, *args: Any, **kwargs: Any) -> None:
         original_save(checkpoint_dir, *args, **kwargs)
         pretrained_dir = Path(checkpoint_dir) / PRETRAINED_DIR_NAME
-        copy_dataset_meta(dataset, pretrained_dir)
+        card = LeRobotV3Dataset(dataset).checkpoint_card(step_from_dir(pretrained_dir))
+        policy_config = seen["policy"].config
+        card = card.with_observation_features(list(policy_config.input_features))
+        replace(card, extra={"policy_type": policy_config.type}).write(pretrained_dir)
         if tiny_sizes is not None and tiny_sizes.is_file():
             shutil.copy2(tiny_sizes, pretrained_dir / TINY_BACKBONE_FILE)
 
     lerobot_train.make_policy = make_policy_then_preflight
-    lerobot_train.save_checkpoint = save_checkpoint_with_dataset_meta
+    lerobot_train.save_checkpoint = save_checkpoint_with_card
     lerobot_train.make_train_eval_datasets = make_datasets_and_keep
     lerobot_train.make_pre_post_processors = make_processors_then_probe
     try:

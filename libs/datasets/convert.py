@@ -287,34 +287,6 @@ def _rename_and_scale(
 
 
 # ----------------------------------------------------------------------------------------- joint -> ee
-class ForwardKinematics:
-    """SO-101 forward kinematics on the robot model alone (the scene adds nothing to the arm's chain)."""
-
-    def __init__(self) -> None:
-        import mujoco
-
-        from libs.sim.layout import JOINT_NAMES
-        from scenes.so101.scene import EE_SITE, build_robot_spec
-
-        self._mujoco = mujoco
-        self.model = build_robot_spec().compile()
-        self.data = mujoco.MjData(self.model)
-        self._qpos = np.array([self.model.joint(name).qposadr[0] for name in JOINT_NAMES])
-        self._site = self.model.site(EE_SITE).id
-
-    def ee_pose(self, joints_env: np.ndarray) -> np.ndarray:
-        """(N, 6) joints in env units → (N, 6) ``[x, y, z, approach_x, approach_y, approach_z]``."""
-        from libs.sim.layout import joints_env_to_rad
-
-        result = np.empty((len(joints_env), 6), dtype=np.float64)
-        for row, joints in enumerate(joints_env):
-            self.data.qpos[self._qpos] = joints_env_to_rad(joints)
-            self._mujoco.mj_kinematics(self.model, self.data)
-            result[row, :3] = self.data.site_xpos[self._site]
-            result[row, 3:] = self.data.site_xmat[self._site].reshape(3, 3)[:, 2]
-        return result
-
-
 def convert_joint_to_ee(src: str | Path, out: str | Path, progress: bool = True) -> Path:
     """Joint actions → ee actions by forward kinematics (the gripper opening is copied)."""
     from libs.sim.layout import EE_ACTION_NAMES, STATE_FEATURE_NAMES
@@ -330,7 +302,9 @@ def convert_joint_to_ee(src: str | Path, out: str | Path, progress: bool = True)
     features["action"] = vector_feature(EE_ACTION_NAMES)
     if gripper_range(action) != "0-100":
         features["action"]["info"] = {"gripper_range": gripper_range(action)}
-    kinematics = ForwardKinematics()
+    from libs.sim.physics import ArmKinematics
+
+    kinematics = ArmKinematics()  # forward kinematics of the arm alone (the scene adds nothing to it)
 
     def transform(episode: Episode) -> Episode:
         joints = episode["columns"]["action"].astype(np.float64)
@@ -338,7 +312,7 @@ def convert_joint_to_ee(src: str | Path, out: str | Path, progress: bool = True)
             joints = joints.copy()
             joints[:, 5] *= 100.0
         ee = np.empty((len(joints), 7), dtype=np.float32)
-        ee[:, :6] = kinematics.ee_pose(joints)
+        ee[:, :6] = kinematics.ee_poses(joints)
         ee[:, 6] = episode["columns"]["action"][:, 5]
         episode["columns"]["action"] = ee
         return episode
@@ -506,23 +480,19 @@ def filter_episodes(
     if exclude:
         chosen = [index for index in chosen if index not in set(exclude)]
     if keep and keep != "all":
-        if keep.startswith("classifier:") or ":" in keep:
-            from libs.datasets.judges import make_judge
+        from libs.datasets.judges import keep_filter
 
-            judge = make_judge(keep)
-            chosen = [
-                index
-                for index in chosen
-                if judge(extra_metadata(dataset, index), read_episode(dataset, index)["columns"])
-            ]
-        else:
-            wanted = {name.strip() for name in keep.split(",")}
-            outcomes = dataset.outcomes
-            if all(value is None for value in outcomes.values()):
-                raise DatasetError(
-                    f"{src} records no outcomes: filter with an episode list or `--keep classifier:DIR`"
-                )
-            chosen = [index for index in chosen if outcomes.get(index) in wanted]
+        judge = keep_filter(keep)
+        reads_frames = ":" in keep  # a judge such as the classifier; outcomes need only the metadata
+        if not reads_frames and all(value is None for value in dataset.outcomes.values()):
+            raise DatasetError(
+                f"{src} records no outcomes: filter with an episode list or `--keep classifier:DIR`"
+            )
+
+        def frames(index: int) -> dict[str, Any]:
+            return read_episode(dataset, index)["columns"] if reads_frames else {}
+
+        chosen = [index for index in chosen if judge(extra_metadata(dataset, index), frames(index))]
     if not chosen:
         raise DatasetError(f"no episode of {src} passes the filter: nothing to write")
     return convert(src, out, episodes=chosen, progress=progress)

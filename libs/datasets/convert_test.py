@@ -104,10 +104,11 @@ def test_cli(source: Path, tmp_path: Path) -> None:
 
 def test_forward_kinematics_matches_the_env() -> None:
     from libs.sim.env import SO101PickPlaceEnv
+    from libs.sim.physics import ArmKinematics
 
     env = SO101PickPlaceEnv(render=False)
     env.reset(seed=3)
-    pose = convert.ForwardKinematics().ee_pose(env.joint_state()[None])[0]
+    pose = ArmKinematics().ee_poses(env.joint_state()[None])[0]
     np.testing.assert_allclose(pose[:3], env.ee_position, atol=1e-4)
     np.testing.assert_allclose(pose[3:], env.ee_approach, atol=1e-3)
     env.close()

@@ -27,6 +27,24 @@ KNOWN_JUDGES: dict[str, tuple[str, str]] = {
 }
 
 
+def keep_filter(keep: str | None) -> EpisodeJudge:
+    """The judge a ``--keep`` option names: ``None``/``all`` keeps everything; ``success`` or
+    ``success,missed_goal`` keeps those recorded outcomes; ``classifier:DIR`` keeps what the visual success
+    classifier at DIR calls a success (torch resolve)."""
+    if keep in (None, "", "all"):
+        return lambda metadata, frames: True
+    if ":" in keep:
+        return make_judge(keep)
+    from libs.sim.outcome import Outcome
+
+    wanted = {name.strip() for name in keep.split(",") if name.strip()}
+    unknown = wanted - {str(outcome) for outcome in Outcome}
+    if unknown:
+        names = ", ".join(str(outcome) for outcome in Outcome)
+        raise DatasetError(f"--keep {keep!r}: unknown outcome {sorted(unknown)}; use one of {names}")
+    return lambda metadata, frames: metadata.get("outcome") in wanted
+
+
 def register_judge(name: str, factory: JudgeFactory) -> None:
     _FACTORIES[name] = factory
 

@@ -43,6 +43,9 @@ from libs.datasets.video import (
     encode_png,
     video_info,
 )
+from libs.policy_api.card import CheckpointCard, ObservationFeature
+from libs.policy_api.types import ACTION_KEY
+from libs.sim.layout import EE_ACTION_DIM
 
 CODEBASE_VERSION = "v3.0"
 DEFAULT_CHUNK_SIZE = 1000
@@ -54,6 +57,7 @@ TASKS_PATH = "meta/tasks.parquet"
 SCENE_PATH = "meta/scene.json"
 #: Each episode's initial block xy (written by the recorder; drawn over the sweep's --grid success map).
 BLOCK_POSITIONS_PATH = "meta/block_positions.json"
+OBSERVATION_PREFIX = "observation."
 EPISODES_DIR = "meta/episodes"
 CHUNK_FILE = "chunk-{chunk_index:03d}/file-{file_index:03d}"
 DATA_PATH = "data/" + CHUNK_FILE + ".parquet"
@@ -241,14 +245,6 @@ def compute_episode_stats(
         else:
             result[key] = stats_lib.vector_stats(columns[key])
     return result
-
-
-def episode_outcome_filter(keep: str | None) -> Any:
-    """A predicate over episode metadata for ``--keep`` (``None``/``all`` keeps everything)."""
-    if keep in (None, "", "all"):
-        return lambda metadata: True
-    wanted = {name.strip() for name in keep.split(",")}
-    return lambda metadata: metadata.get("outcome") in wanted
 
 
 # -------------------------------------------------------------------------------------------------- writer
@@ -586,6 +582,12 @@ def _stats_list_type(values: Sequence[Any], integer: bool) -> pa.DataType:
 
 
 # -------------------------------------------------------------------------------------------------- reader
+def read_block_positions(root: str | Path) -> list[list[float]] | None:
+    """Each episode's initial block xy, as the recorder wrote them (``meta/block_positions.json``)."""
+    path = Path(root) / BLOCK_POSITIONS_PATH
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 class LeRobotV3Dataset:
     """Reads a LeRobot v3.0 dataset from disk (ours or LeRobot's) with pyarrow and av."""
 
@@ -653,6 +655,31 @@ class LeRobotV3Dataset:
     def scene_config(self) -> dict[str, Any] | None:
         path = self.root / SCENE_PATH
         return json.loads(path.read_text()) if path.is_file() else None
+
+    @property
+    def block_positions(self) -> list[list[float]] | None:
+        return read_block_positions(self.root)
+
+    def checkpoint_card(self, step: int | None = None) -> CheckpointCard:
+        """What a checkpoint trained on this dataset carries from it (``libs.policy_api.card``): scene,
+        stats, block positions, every observation feature with its stored shape, the action space."""
+        raw_stats = (self.root / STATS_PATH).read_text() if (self.root / STATS_PATH).is_file() else None
+        action = self.features.get(ACTION_KEY, {})
+        tasks = self.tasks if (self.root / TASKS_PATH).is_file() else []
+        return CheckpointCard(
+            scene=self.scene_config,
+            stats=json.loads(raw_stats) if raw_stats is not None else None,
+            block_positions=self.block_positions,
+            observation_features=tuple(
+                ObservationFeature(key, tuple(int(size) for size in feature["shape"]))
+                for key, feature in self.features.items()
+                if key.startswith(OBSERVATION_PREFIX)
+            ),
+            action_space="ee" if list(action.get("shape", [])) == [EE_ACTION_DIM] else "joint",
+            step=step,
+            dataset=str(self.root.resolve()),
+            task=tasks[0] if len(tasks) == 1 else None,
+        )
 
     @property
     def tasks(self) -> list[str]:

@@ -1,28 +1,20 @@
-"""Expands a policy string into the checkpoints a sweep scores.
+"""The checkpoints a policy string names, each with its card and the scene it is evaluated in.
 
-``torch_lerobot:runs/act`` (a run), ``torch_lerobot:runs/act/checkpoints`` or a single checkpoint directory
-all work. Both layouts are recognised: LeRobot's ``checkpoints/NNNNNN/pretrained_model/config.json`` and this
-project's jax layout ``checkpoints/NNNNNN/config.json`` (+ params). The step comes from the ``NNNNNN``
-folder name; the ``last`` symlink LeRobot writes is skipped (and any other alias is de-duplicated by its real
-path) so no checkpoint is scored twice.
+``torch_lerobot:runs/act`` (a run), its ``checkpoints/`` folder or one checkpoint all work: the backend
+registered for the name finds its checkpoints in its own layout (``libs.policy_api.registry``). Each
+checkpoint's card is read once, here, and its scene decided once, here: ``--scene`` if given, else the
+training scene its card carries, else the bench default. Every later step (episodes, the ``--grid``
+region, the saved scenes, whiskers) uses that decision.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from libs.policy_api.registry import PolicyLoadError, split_policy_uri
-
-PRETRAINED_DIR_NAME = "pretrained_model"
-CHECKPOINTS_DIR_NAME = "checkpoints"
-CONFIG_FILE_NAME = "config.json"
-#: Backends whose argument is not a checkpoint path.
-PATHLESS_BACKENDS = frozenset({"scripted", "remote"})
-
-
-class CheckpointNotFoundError(PolicyLoadError):
-    """The policy string names no checkpoint; the message names the layouts that are understood."""
+from libs.policy_api.card import CheckpointCard
+from libs.policy_api.registry import backend, read_card, split_policy_uri
+from libs.sim.scene_config import SceneConfig
 
 
 @dataclass(frozen=True)
@@ -33,6 +25,9 @@ class CheckpointTarget:
     policy_uri: str
     step: int | None
     path: Path | None = None
+    card: CheckpointCard | None = None
+    #: The scene this checkpoint is evaluated in (see the module docstring); None until decided.
+    scene: SceneConfig | None = None
 
 
 def file_safe_id(checkpoint_id: str) -> str:
@@ -40,47 +35,32 @@ def file_safe_id(checkpoint_id: str) -> str:
     return "".join(char if char.isalnum() or char in "-_." else "_" for char in checkpoint_id) or "policy"
 
 
-def is_checkpoint_dir(path: Path) -> bool:
-    return (path / CONFIG_FILE_NAME).is_file() or (path / PRETRAINED_DIR_NAME / CONFIG_FILE_NAME).is_file()
-
-
-def step_of(path: Path) -> int | None:
-    folder = path.parent.name if path.name == PRETRAINED_DIR_NAME else path.name
-    return int(folder) if folder.isdigit() else None
-
-
-def checkpoint_id_of(path: Path) -> str:
-    return path.parent.name if path.name == PRETRAINED_DIR_NAME else path.name
-
-
 def expand_policy(uri: str) -> list[CheckpointTarget]:
     """Every checkpoint named by ``uri``, in step order (a single target for ``scripted``/``remote:``)."""
-    backend, argument = split_policy_uri(uri)
-    if backend in PATHLESS_BACKENDS or not argument:
+    name, argument = split_policy_uri(uri)
+    find = backend(name, uri).find_checkpoints
+    if find is None or not argument:
         return [CheckpointTarget(checkpoint_id=uri, policy_uri=uri, step=None)]
     path = Path(argument).expanduser()
-    if not path.exists():
-        raise CheckpointNotFoundError(
-            f"checkpoint path {path} does not exist: pass a run dir, its checkpoints/ dir or one "
-            "checkpoints/NNNNNN dir"
-        )
-    if is_checkpoint_dir(path):
-        return [CheckpointTarget(checkpoint_id_of(path), uri, step_of(path), path)]
-    checkpoints_dir = path / CHECKPOINTS_DIR_NAME if (path / CHECKPOINTS_DIR_NAME).is_dir() else path
-    targets: list[CheckpointTarget] = []
-    seen: set[Path] = set()
-    for child in sorted(checkpoints_dir.iterdir(), key=lambda p: (len(p.name), p.name)):
-        # `last` (and any alias) points at a checkpoint listed under its own NNNNNN name.
-        if child.is_symlink() or not child.name.isdigit() or not is_checkpoint_dir(child):
-            continue
-        real = child.resolve()
-        if real in seen:
-            continue
-        seen.add(real)
-        targets.append(CheckpointTarget(child.name, f"{backend}:{child}", int(child.name), child))
-    if not targets:
-        raise CheckpointNotFoundError(
-            f"no checkpoints under {path}: expected {CHECKPOINTS_DIR_NAME}/NNNNNN/{PRETRAINED_DIR_NAME}/"
-            f"{CONFIG_FILE_NAME} (LeRobot) or {CHECKPOINTS_DIR_NAME}/NNNNNN/{CONFIG_FILE_NAME} (jax)"
-        )
-    return sorted(targets, key=lambda target: (target.step is None, target.step))
+    found = find(path)
+    if len(found) == 1 and found[0].path == path:  # the string named one checkpoint: keep it as written
+        return [CheckpointTarget(found[0].checkpoint_id, uri, found[0].step, path)]
+    return [CheckpointTarget(f.checkpoint_id, f"{name}:{f.path}", f.step, f.path) for f in found]
+
+
+def decide_scene(target: CheckpointTarget, scene_path: str | Path | None) -> CheckpointTarget:
+    """``target`` with its card read and its scene decided: ``scene_path``, else the card's, else default."""
+    card = read_card(target.policy_uri)
+    if scene_path:
+        scene = SceneConfig.load(scene_path)
+    elif card is not None and card.scene is not None:
+        scene = SceneConfig.from_dict(card.scene)
+    else:
+        scene = SceneConfig()
+    step = target.step if target.step is not None else (card.step if card is not None else None)
+    return replace(target, card=card, scene=scene, step=step)
+
+
+def checkpoints_to_evaluate(uri: str, scene_path: str | Path | None = None) -> list[CheckpointTarget]:
+    """``expand_policy`` with every checkpoint's card read and scene decided, once."""
+    return [decide_scene(target, scene_path) for target in expand_policy(uri)]

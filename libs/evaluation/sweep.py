@@ -1,74 +1,33 @@
-"""Scores every checkpoint of a run on the same seeds, in parallel on Ray, resumably.
+"""Plans a sweep, keeps its results, and writes its report: every checkpoint of a run on the same seeds.
 
-One Ray actor per worker keeps one env and the policy of the checkpoint it is working on, so a policy is
-loaded once per worker per checkpoint (tasks are dispatched checkpoint by checkpoint). Every finished
-episode is written to the results store before the next is handed out, so killing the sweep loses at most
-the episodes in flight, and running the same command again only runs what is missing. ``serial=True``
-runs the same code in this process without Ray (debuggers, benchmarks' baseline).
+Planning: the policy string becomes checkpoints, each with its card and its decided scene
+(``libs.evaluation.checkpoints``), then checkpoint-major episode tasks on shared seeds (or a ``--grid`` of
+block positions over the first checkpoint's decided scene). Playing: the tasks not yet in the results
+store go to this process's ``EpisodeExecutor`` (``serial``) or to the Ray pool (``libs.evaluation.ray_pool``)
+in one call of ``play``, which stores each record the moment it arrives, so killing the sweep loses at most
+the episodes in flight and running the same command again only runs what is missing. Then whiskers
+(``libs.evaluation.whiskers``) and the report.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import socket
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from tqdm import tqdm
 
-from libs.evaluation.checkpoints import (
-    PRETRAINED_DIR_NAME,
-    CheckpointTarget,
-    expand_policy,
-    file_safe_id,
-)
-from libs.evaluation.ray_auth import ClusterAuthError, join_with_token_auth
+from libs.datasets.lerobot_v3 import read_block_positions
+from libs.evaluation.checkpoints import CheckpointTarget, checkpoints_to_evaluate, file_safe_id
+from libs.evaluation.executor import EnvSettings, EpisodeExecutor, EpisodeTask
+from libs.evaluation.ray_pool import SweepError, connect_ray, run_on_ray
 from libs.evaluation.records import EpisodeRecord
 from libs.evaluation.report import GridSpec, Report, write_provenance, write_report
-from libs.evaluation.runner import EpisodeResult, InferenceEvent, StepEvent, run_episode
 from libs.evaluation.store import STORE_FILE_NAME, ResultsStore
-from libs.policy_api.contracts import (
-    ContractViolation,
-    EpisodeGuardedPolicy,
-    action_stats_from,
-    check_scene_matches,
-)
-from libs.policy_api.registry import PolicyLoadError, make_policy, split_policy_uri
-from libs.policy_api.types import HasMetadata, PolicySpec
 
-#: Ray's object store is only used for small records; a cap keeps a laptop's /dev/shm free.
-OBJECT_STORE_BYTES = 200 * 1024 * 1024
-BLOCK_POSITIONS_FILE = "block_positions.json"
-
-
-class SweepError(RuntimeError):
-    """The sweep cannot go on; the message is one line naming the problem and the fix."""
-
-
-@dataclass(frozen=True)
-class EnvSettings:
-    """How each worker builds its env (the action space and cameras come from the policy's spec)."""
-
-    scene_path: str | None = None
-    max_steps: int | None = None
-    task: str | None = None
-    check_scene: bool = True
-
-
-@dataclass(frozen=True)
-class EpisodeTask:
-    target: CheckpointTarget
-    seed: int
-    block_xy: tuple[float, float] | None = None
-    grid_cell: tuple[int, int] | None = None
-
-    @property
-    def key(self) -> tuple[str, int]:
-        return (self.target.checkpoint_id, self.seed)
+Region = tuple[tuple[float, float], tuple[float, float]]
 
 
 @dataclass
@@ -84,7 +43,7 @@ class SweepConfig:
     serial: bool = False
     #: No episode finishing for this long means a worker hangs.
     episode_timeout_s: float = 600.0
-    #: Dataset whose recorded block positions are drawn on the --grid map (else read beside the checkpoint).
+    #: Dataset whose recorded block positions are drawn on the --grid map (else each checkpoint card's).
     training_data: str | None = None
     progress: bool = True
     #: Episodes per checkpoint played again with whiskers (libs.viz: videos, plots, likely causes in the
@@ -107,122 +66,29 @@ class SweepConfig:
         }
 
 
-# --------------------------------------------------------------------------- worker side
-
-
-class EpisodeExecutor:
-    """Runs episodes for one worker: caches one env per (action space, cameras) and the current policy."""
-
-    def __init__(self, env_settings: EnvSettings) -> None:
-        self.env_settings = env_settings
-        self._policy_uri: str | None = None
-        self._policy: EpisodeGuardedPolicy | None = None
-        self._action_stats: Any = None
-        self._envs: dict[tuple[Any, ...], Any] = {}
-        self._scene_override: dict[str, Any] | None = None
-        self.policy_loads = 0
-
-    def run(self, task: EpisodeTask) -> EpisodeRecord:
-        return self.run_with_chunks(task, keep_chunks=False).record
-
-    def run_with_chunks(
-        self,
-        task: EpisodeTask,
-        on_inference: Callable[[InferenceEvent], None] | None = None,
-        keep_chunks: bool = True,
-        on_step: Callable[[StepEvent], None] | None = None,
-    ) -> EpisodeResult:
-        """The episode with every predicted chunk (and ``on_inference`` called with the live env at each
-        inference), for whiskers and other per-chunk analyses."""
-        policy, action_stats, env = self._prepare(task.target)
-        step = task.target.step
-        if step is None and policy.metadata is not None:
-            step = policy.metadata.step
-        return run_episode(
-            policy,
-            env,
-            task.seed,
-            checkpoint_id=task.target.checkpoint_id,
-            step=step,
-            action_stats=action_stats,
-            block_xy=task.block_xy,
-            grid_cell=task.grid_cell,
-            on_inference=on_inference,
-            keep_chunks=keep_chunks,
-            on_step=on_step,
-        )
-
-    def prepared(self, target: CheckpointTarget) -> tuple[EpisodeGuardedPolicy, Any, Any]:
-        """(policy, its dataset's ``action`` stats or None, env) for ``target``, loading it if needed."""
-        return self._prepare(target)
-
-    def _prepare(self, target: CheckpointTarget) -> tuple[EpisodeGuardedPolicy, Any, Any]:
-        if self._policy_uri != target.policy_uri or self._policy is None:
-            self._policy = None  # free the previous checkpoint before loading the next
-            policy = EpisodeGuardedPolicy(make_policy(target.policy_uri))
-            self.policy_loads += 1
-            metadata = policy.inner.metadata if isinstance(policy.inner, HasMetadata) else None
-            saved_scene = metadata.scene_config if metadata is not None else None
-            # Without --scene a checkpoint is evaluated in the scene it was trained in; with --scene the
-            # cameras it reads must match that training scene.
-            self._scene_override = saved_scene if self.env_settings.scene_path is None else None
-            env = self._env_for(policy.spec)
-            if self.env_settings.check_scene and saved_scene is not None:
-                from libs.sim.scene_config import SceneConfig
-
-                check_scene_matches(
-                    env.scene,
-                    saved_scene,
-                    SceneConfig.from_dict,
-                    [camera.name for camera in policy.spec.cameras],
-                )
-            self._action_stats = action_stats_from(metadata.dataset_stats) if metadata is not None else None
-            self._policy, self._policy_uri = policy, target.policy_uri
-        return self._policy, self._action_stats, self._env_for(self._policy.spec)
-
-    def _env_for(self, spec: PolicySpec) -> Any:
-        camera_names = tuple(dict.fromkeys(camera.name for camera in spec.cameras))
-        scene_key = json.dumps(self._scene_override, sort_keys=True) if self._scene_override else None
-        key = (spec.action_space, camera_names, scene_key)
-        if key not in self._envs:
-            self._envs.clear()  # one env at a time: renderers hold GL contexts and memory
-            self._envs[key] = make_env(
-                self.env_settings, spec.action_space, camera_names, self._scene_override
-            )
-        return self._envs[key]
-
-
-def load_scene(scene_path: str | None) -> Any:
-    from libs.sim.scene_config import SceneConfig
-
-    return SceneConfig.load(scene_path) if scene_path else SceneConfig()
-
-
-def make_env(
-    settings: EnvSettings,
-    action_space: str,
-    camera_names: Sequence[str],
-    scene_dict: dict[str, Any] | None = None,
-) -> Any:
-    """The env for a policy: ``scene_dict`` (a checkpoint's saved scene) or the sweep's scene, rendering only
-    the cameras the policy reads.
-
-    A camera the scene lacks is left out here, so the observation check names it with the keys provided.
-    """
-    from libs.sim.env import SO101PickPlaceEnv
-    from libs.sim.scene_config import SceneConfig
-
-    scene = SceneConfig.from_dict(scene_dict) if scene_dict is not None else load_scene(settings.scene_path)
-    scene = scene.with_cameras([name for name in camera_names if name in scene.camera_names])
-    kwargs: dict[str, Any] = {"scene": scene, "action_space": action_space}
-    if settings.max_steps is not None:
-        kwargs["max_steps"] = settings.max_steps
-    if settings.task is not None:
-        kwargs["task"] = settings.task
-    return SO101PickPlaceEnv(**kwargs)
-
-
 # --------------------------------------------------------------------------- planning
+
+
+@dataclass
+class SweepPlan:
+    """What a sweep evaluates: checkpoints (card read, scene decided), their tasks and the grid region."""
+
+    targets: list[CheckpointTarget]
+    tasks: list[EpisodeTask]
+    region: Region | None = None
+
+    def missing(self, done: set[tuple[str, int]]) -> list[EpisodeTask]:
+        return [task for task in self.tasks if task.key not in done]
+
+
+def plan_sweep(config: SweepConfig) -> SweepPlan:
+    if config.grid is not None and min(config.grid) < 1:
+        raise SweepError(f"--grid {config.grid} needs at least 1×1 cells: e.g. --grid 5x5")
+    if config.grid is None and config.episodes < 1:
+        raise SweepError(f"--episodes {config.episodes} must be at least 1")
+    targets = checkpoints_to_evaluate(config.policy, config.env.scene_path)
+    region = _block_region(targets[0]) if config.grid is not None else None
+    return SweepPlan(targets, plan_tasks(targets, config, region), region)
 
 
 def grid_points(
@@ -241,13 +107,14 @@ def grid_points(
 
 
 def plan_tasks(
-    targets: Sequence[CheckpointTarget], config: SweepConfig, region_xy: Any | None = None
+    targets: Sequence[CheckpointTarget], config: SweepConfig, region_xy: Region | None = None
 ) -> list[EpisodeTask]:
     """Checkpoint-major, so each worker moves through checkpoints in order (one load each); every
     checkpoint gets the same seeds (and, with a grid, the same block positions)."""
     tasks = []
     for target in targets:
         if config.grid is not None:
+            assert region_xy is not None
             for index, (cell, xy) in enumerate(grid_points(config.grid, region_xy)):
                 tasks.append(EpisodeTask(target, config.base_seed + index, xy, cell))
         else:
@@ -255,7 +122,13 @@ def plan_tasks(
     return tasks
 
 
-# --------------------------------------------------------------------------- driver
+def _block_region(target: CheckpointTarget) -> Region:
+    assert target.scene is not None
+    (x_min, x_max), (y_min, y_max) = target.scene.block_region_xy
+    return ((float(x_min), float(x_max)), (float(y_min), float(y_max)))
+
+
+# --------------------------------------------------------------------------- playing and storing
 
 
 @dataclass
@@ -275,42 +148,25 @@ def evaluate(
 ) -> SweepResult:
     """Run what is missing of the sweep into ``out_dir`` and (re)write its report."""
     out = Path(out_dir)
-    if config.grid is not None and min(config.grid) < 1:
-        raise SweepError(f"--grid {config.grid} needs at least 1×1 cells: e.g. --grid 5x5")
-    if config.grid is None and config.episodes < 1:
-        raise SweepError(f"--episodes {config.episodes} must be at least 1")
-    targets = expand_policy(config.policy)
-    region = _block_region(config) if config.grid is not None else None
-    tasks = plan_tasks(targets, config, region)
+    plan = plan_sweep(config)
     out.mkdir(parents=True, exist_ok=True)
     write_provenance(out, argv)
     with ResultsStore(out / STORE_FILE_NAME) as store:
         store.bind_settings(config.settings())
-        done = store.done_keys()
-        todo = [task for task in tasks if task.key not in done]
-        loads = None
-        # Ray starts before the progress bar so its start-up does not distort the rate and ETA.
-        started_ray = connect_ray(config.ray_address, config.workers) if todo and not config.serial else False
-        try:
-            if todo:
-                loads = _run_with_progress(todo, len(tasks), config, store, on_record)
-        finally:
-            if started_ray:
-                import ray
-
-                ray.shutdown()
-        wanted = {task.key for task in tasks}
+        todo = plan.missing(store.done_keys())
+        loads = play(todo, len(plan.tasks), config, store, on_record) if todo else None
+        wanted = {task.key for task in plan.tasks}
         records = [record for record in store.records() if record.key in wanted]
-    _write_evaluated_scenes(targets, config, out)
-    grid = GridSpec(config.grid[0], config.grid[1], region) if config.grid is not None else None
-    training_xy = _training_block_positions(targets, config) if grid is not None else None
+    write_evaluated_scenes(plan.targets, out)
+    grid = GridSpec(config.grid[0], config.grid[1], plan.region) if config.grid is not None else None
+    training_xy = training_block_positions(plan.targets, config.training_data) if grid is not None else None
     sections = []
     if config.whiskers > 0:
-        from libs.viz.sweep_whiskers import record_sweep_whiskers
+        from libs.evaluation.whiskers import record_sweep_whiskers
 
         outcomes = {record.key: record.outcome for record in records}
         _, section = record_sweep_whiskers(
-            tasks,
+            plan.tasks,
             config.whiskers,
             EpisodeExecutor(config.env),
             out,
@@ -322,280 +178,86 @@ def evaluate(
     report = write_report(
         records, out, config.settings() | {"episodes": config.episodes}, grid, training_xy, sections
     )
-    return SweepResult(out, report, ran=len(todo), skipped=len(tasks) - len(todo), policy_loads=loads)
+    return SweepResult(out, report, ran=len(todo), skipped=len(plan.tasks) - len(todo), policy_loads=loads)
 
 
-def _run_with_progress(
+def play(
     todo: Sequence[EpisodeTask],
     total: int,
     config: SweepConfig,
     store: ResultsStore,
-    on_record: Callable[[EpisodeRecord], None] | None,
+    on_record: Callable[[EpisodeRecord], None] | None = None,
 ) -> int:
-    with tqdm(
-        total=total,
-        initial=total - len(todo),
-        unit="episode",
-        desc="evaluating",
-        disable=not config.progress,
-        dynamic_ncols=True,
-    ) as bar:
+    """Plays ``todo`` (in this process or on Ray), storing each record as it arrives; returns policy loads.
 
-        def record_done(record: EpisodeRecord) -> None:
-            store.append(record)  # at once: a kill after this line loses nothing
-            bar.update(1)
-            if on_record is not None:
-                on_record(record)
-
-        if config.serial:
-            return _run_serial(todo, config, record_done)
-        return _run_on_ray(todo, config, record_done)
-
-
-def _block_region(config: SweepConfig) -> tuple[tuple[float, float], tuple[float, float]]:
-    scene = load_scene(config.env.scene_path)
-    (x_min, x_max), (y_min, y_max) = scene.block_region_xy
-    return ((float(x_min), float(x_max)), (float(y_min), float(y_max)))
-
-
-def _run_serial(
-    tasks: Iterable[EpisodeTask], config: SweepConfig, record_done: Callable[[EpisodeRecord], None]
-) -> int:
-    executor = EpisodeExecutor(config.env)
-    for task in tasks:
-        record_done(executor.run(task))
-    return executor.policy_loads
-
-
-EPISODES_QUEUED_PER_WORKER = 2
-
-
-def _run_on_ray(
-    tasks: Sequence[EpisodeTask], config: SweepConfig, record_done: Callable[[EpisodeRecord], None]
-) -> int:
-    import ray
-
-    available = int(ray.cluster_resources().get("CPU", 1))
-    workers = max(1, min(config.workers or available, available, len(tasks)))
-    worker_class = _episode_worker_class()
-    actors = [worker_class.remote(config.env) for _ in range(workers)]
+    ``total`` is the plan's size, for the progress bar (the stored episodes count as done)."""
+    # Ray starts before the progress bar so its start-up does not distort the rate and ETA.
+    started_ray = False if config.serial else connect_ray(config.ray_address, config.workers)
     try:
-        # Each worker holds a second episode in its queue, so it starts the next one the moment it finishes
-        # instead of idling through the round trip to this driver (result, store write, next submit).
-        idle = [actor for actor in actors for _ in range(EPISODES_QUEUED_PER_WORKER)]
-        pending: dict[Any, Any] = {}
-        queue = list(reversed(tasks))
-        while queue or pending:
-            while idle and queue:
-                actor = idle.pop()
-                pending[actor.run.remote(queue.pop())] = actor
-            ready, _ = ray.wait(list(pending), num_returns=1, timeout=config.episode_timeout_s)
-            if not ready:
-                raise SweepError(
-                    f"no episode finished within {config.episode_timeout_s:.0f} s on {workers} Ray workers: "
-                    "a worker hangs (check the policy) or episodes are slower; raise --episode-timeout"
-                )
-            for ref in ready:
-                actor = pending.pop(ref)
-                record_done(EpisodeRecord.from_dict(_get(ref)))
-                idle.append(actor)
-        return sum(_get(actor.policy_loads.remote()) for actor in actors)
+        with tqdm(
+            total=total,
+            initial=total - len(todo),
+            unit="episode",
+            desc="evaluating",
+            disable=not config.progress,
+            dynamic_ncols=True,
+        ) as bar:
+
+            def record_done(record: EpisodeRecord) -> None:
+                store.append(record)  # at once: a kill after this line loses nothing
+                bar.update(1)
+                if on_record is not None:
+                    on_record(record)
+
+            if config.serial:
+                executor = EpisodeExecutor(config.env)
+                for task in todo:
+                    record_done(executor.run(task))
+                return executor.policy_loads
+            return run_on_ray(
+                todo,
+                config.env,
+                record_done,
+                workers=config.workers,
+                episode_timeout_s=config.episode_timeout_s,
+            )
     finally:
-        # Free the workers' CPUs now: a caller may keep Ray up for the next sweep.
-        for actor in actors:
-            ray.kill(actor)
+        if started_ray:
+            import ray
+
+            ray.shutdown()
 
 
-def _get(ref: Any, timeout_s: float = 120.0) -> Any:
-    """ray.get that surfaces the worker's own one-line error instead of a remote traceback."""
-    import ray
-    from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
-
-    try:
-        return ray.get(ref, timeout=timeout_s)
-    except RayTaskError as error:
-        cause = getattr(error, "cause", None)
-        if isinstance(cause, ContractViolation | PolicyLoadError | SweepError | ValueError):
-            raise cause from None
-        raise
-    except RayActorError as error:
-        # The worker died more often than its restarts allow (each death is retried first).
-        raise SweepError(
-            "a Ray worker process died repeatedly (out of memory, or a crash in the renderer or the "
-            "policy): the episodes stored so far are kept; rerun the same command to resume, with fewer "
-            f"--workers if memory is short ({type(error).__name__})"
-        ) from error
-    except GetTimeoutError as error:
-        raise SweepError(
-            f"a Ray worker did not answer within {timeout_s:.0f} s: check the cluster's health"
-        ) from error
-
-
-_WORKER_CLASS: Any = None
-
-
-def _episode_worker_class() -> Any:
-    """The Ray actor class, built lazily so importing this module does not import Ray."""
-    global _WORKER_CLASS
-    if _WORKER_CLASS is None:
-        import ray
-
-        # A worker process that dies (OOM, segfault in a renderer) is restarted and its episode retried.
-        @ray.remote(num_cpus=1, max_restarts=2, max_task_retries=2)
-        class EpisodeWorker:
-            def __init__(self, env_settings: EnvSettings) -> None:
-                self.executor = EpisodeExecutor(env_settings)
-
-            def run(self, task: EpisodeTask) -> dict[str, Any]:
-                return self.executor.run(task).to_dict()
-
-            def policy_loads(self) -> int:
-                return self.executor.policy_loads
-
-        _WORKER_CLASS = EpisodeWorker
-    return _WORKER_CLASS
-
-
-def connect_ray(address: str | None, workers: int | None = None) -> bool:
-    """Join ``address`` or start Ray on local cores. Returns True when this call started Ray."""
-    import ray
-
-    if address and address not in ("local", "auto"):
-        _check_reachable(address)
-        try:
-            join_with_token_auth(address)
-        except ClusterAuthError as error:
-            raise SweepError(str(error)) from None
-    if ray.is_initialized():
-        return False
-    try:
-        if address and address != "local":
-            ray.init(
-                address=address,
-                include_dashboard=False,
-                log_to_driver=False,
-                logging_level="ERROR",
-                runtime_env={"py_modules": _code_packages()},
-            )
-        else:
-            ray.init(
-                num_cpus=workers or os.cpu_count() or 1,
-                object_store_memory=OBJECT_STORE_BYTES,
-                include_dashboard=False,
-                log_to_driver=False,
-                logging_level="ERROR",
-            )
-    except (ConnectionError, RuntimeError, TimeoutError) as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise SweepError(
-            f"cannot join the Ray cluster at {address or 'local'} ({first_line}): check that it runs the "
-            "same Ray version (`ray status` on the head), or drop --ray-address to use local cores"
-        ) from None
-    return True
-
-
-def _code_packages() -> list[Any]:
-    """This repo's packages, shipped to a remote cluster's workers (its nodes have the third-party stack
-    but not this checkout)."""
-    import importlib
-
-    packages = []
-    for name in ("libs", "scenes", "backends"):
-        try:
-            packages.append(importlib.import_module(name))
-        except ImportError:
-            continue
-    return packages
-
-
-def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
-    parsed = urlparse(address if "://" in address else f"tcp://{address}")
-    host, port = parsed.hostname, parsed.port or (10001 if parsed.scheme == "ray" else 6379)
-    try:
-        with socket.create_connection((host, port), timeout=timeout_s):
-            return
-    except (OSError, ValueError) as error:
-        raise SweepError(
-            f"cannot reach a Ray cluster at {address} ({error.__class__.__name__}: {error}): start it with "
-            "`ray start --head` there, check host and port, or drop --ray-address to use local cores"
-        ) from None
-
-
-def _beside_checkpoint(target: CheckpointTarget, name: str) -> Path | None:
-    """A file the backend saved with the checkpoint: in its folder (jax) or its pretrained_model (LeRobot)."""
-    if target.path is None:
-        return None
-    for folder in (target.path, target.path / PRETRAINED_DIR_NAME):
-        if (folder / name).is_file():
-            return folder / name
-    return None
-
-
-# --------------------------------------------------------------------------- scenes evaluated in
+# --------------------------------------------------------------------------- what the report draws on
 
 #: ``OUT/scenes/<checkpoint>.json``: the scene (cameras, FOV, image size, objects) each checkpoint ran in.
 SCENES_DIR = "scenes"
-CHECKPOINT_SCENE_FILE = "scene.json"
 
 
-def _write_evaluated_scenes(targets: Sequence[CheckpointTarget], config: SweepConfig, out: Path) -> None:
-    """Saves the scene config every checkpoint was evaluated in beside the results: --scene if given, else
-    the checkpoint's own training scene (what the executor runs it in), else the bench default (not for a
-    ``remote:`` policy, whose training scene only the server knows)."""
-    from libs.sim.scene_config import SceneConfig
-
+def write_evaluated_scenes(targets: Sequence[CheckpointTarget], out: Path) -> None:
+    """Saves the scene every checkpoint was evaluated in (its decided scene) beside the results."""
     folder = out / SCENES_DIR
     folder.mkdir(exist_ok=True)
     for target in targets:
-        scene: dict[str, Any] | None = None
-        if config.env.scene_path:
-            scene = json.loads(Path(config.env.scene_path).read_text())
-        elif (saved := _beside_checkpoint(target, CHECKPOINT_SCENE_FILE)) is not None:
-            scene = json.loads(saved.read_text())
-        if scene is None and split_policy_uri(target.policy_uri)[0] == "remote":
-            continue  # a served policy's training scene is known only to the server's process
-        if scene is None:
-            scene = SceneConfig().to_dict()
-        text = json.dumps(scene, indent=2, sort_keys=True) + "\n"
+        assert target.scene is not None
+        text = json.dumps(target.scene.to_dict(), indent=2, sort_keys=True) + "\n"
         (folder / f"{file_safe_id(target.checkpoint_id)}.json").write_text(text)
 
 
-# --------------------------------------------------------------------------- training data positions
-
-
-def _training_block_positions(targets: Sequence[CheckpointTarget], config: SweepConfig) -> dict[str, Any]:
-    """checkpoint id → the training episodes' initial block xy, where the checkpoint or dataset has them."""
-    shared = _read_block_positions_from_dataset(Path(config.training_data)) if config.training_data else None
-    positions: dict[str, Any] = {}
+def training_block_positions(
+    targets: Sequence[CheckpointTarget], training_data: str | None
+) -> dict[str, list[list[float]]]:
+    """checkpoint id → the training episodes' initial block xy: ``--training-data``'s, else each card's."""
+    shared = None
+    if training_data:
+        if not Path(training_data).exists():
+            raise SweepError(
+                f"--training-data {training_data} does not exist: pass a recorded dataset's root folder"
+            )
+        shared = read_block_positions(training_data)
+    positions = {}
     for target in targets:
-        found = shared
-        if found is None and (saved := _beside_checkpoint(target, BLOCK_POSITIONS_FILE)) is not None:
-            found = _read_block_positions_file(saved)
+        found = shared if shared is not None else (target.card.block_positions if target.card else None)
         if found is not None:
-            positions[target.checkpoint_id] = found
+            positions[target.checkpoint_id] = [[float(x), float(y)] for x, y, *_ in found]
     return positions
-
-
-def _read_block_positions_file(path: Path) -> list[list[float]] | None:
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError:
-        return None
-    if isinstance(data, dict):
-        data = data.get("block_positions")
-    if not isinstance(data, list):
-        return None
-    return [
-        [float(item[0]), float(item[1])] for item in data if isinstance(item, list | tuple) and len(item) >= 2
-    ]
-
-
-def _read_block_positions_from_dataset(root: Path) -> list[list[float]] | None:
-    if not root.exists():
-        raise SweepError(f"--training-data {root} does not exist: pass a recorded dataset's root folder")
-    found = _read_block_positions_file(root / "meta" / BLOCK_POSITIONS_FILE)
-    if found is None:
-        found = _read_block_positions_file(root / "meta" / "info.json")
-    return found

@@ -1,9 +1,9 @@
 """Contract checks between a policy and the env, each failing with one line that names the fix.
 
-These catch the evaluation bugs that silently score 0%: camera keys that do not match the
-policy's inputs, depth and RGB confused by a naming rule, a missing ``reset()`` between episodes, actions that
-were never de-normalised, tiny image stds that blow normalised pixels up to ±300, and a scene whose cameras
-differ from the training scene. The harness runs them before an episode (scene, metadata) and during it
+These catch the evaluation bugs that silently score 0%: camera keys that do not match the policy's inputs,
+depth and RGB confused by a naming rule, a missing ``reset()`` between episodes, actions that were never
+de-normalised, tiny image stds that blow normalised pixels up to ±300, and a scene whose cameras differ from
+the training scene. The harness runs them before an episode (scene, the checkpoint's card) and during it
 (every observation and every predicted chunk).
 """
 
@@ -15,13 +15,12 @@ from typing import Any
 import numpy as np
 
 from libs.policy_api.types import (
-    ACTION_KEY,
     DEPTH_SUFFIX,
     ENVIRONMENT_STATE_KEY,
     IMAGE_KEY_PREFIX,
     STATE_KEY,
     ActionChunk,
-    HasMetadata,
+    HasCard,
     NeedsEnv,
     Observation,
     PolicySpec,
@@ -99,8 +98,8 @@ def check_observation(observation: Observation, spec: PolicySpec) -> None:
             raise ContractViolation(
                 f"{key} is {_size(image.shape)} but the policy was trained on "
                 f"{camera.height}×{camera.width}: "
-                "set the scene camera's width/height to the training size (or evaluate with the checkpoint's "
-                "scene.json)"
+                "set the scene camera's width/height to the training size (or evaluate in the training scene "
+                "its card carries)"
             )
 
 
@@ -203,13 +202,6 @@ def check_action_chunk(
     return array.astype(np.float32, copy=False)
 
 
-def action_stats_from(dataset_stats: Mapping[str, Mapping[str, Any]] | None) -> Mapping[str, Any] | None:
-    """The ``action`` entry of LeRobot-layout stats, or None when the checkpoint carries none."""
-    if not dataset_stats:
-        return None
-    return dataset_stats.get(ACTION_KEY)
-
-
 def chunk_looks_normalized(
     chunk: ActionChunk, action_stats: Mapping[str, Any] | None, bound: float = NORMALIZED_ACTION_BOUND
 ) -> bool:
@@ -289,8 +281,8 @@ def check_scene_matches(
     if bool(getattr(env_scene, "environment_state", False)) != trained_with:
         raise ContractViolation(
             f"the checkpoint was trained {'with' if trained_with else 'without'} {ENVIRONMENT_STATE_KEY} but "
-            f"the evaluation scene {'does not emit' if trained_with else 'emits'} it: evaluate with the "
-            "checkpoint's scene.json (--scene <checkpoint>/scene.json)"
+            f"the evaluation scene {'does not emit' if trained_with else 'emits'} it: drop --scene to "
+            "evaluate in the training scene its card carries"
         )
     prefixes = tuple(f"camera {name!r}" for name in camera_names)
     differences = [line for line in env_scene.differences(saved) if line.startswith(prefixes)]
@@ -298,8 +290,8 @@ def check_scene_matches(
         shown = "; ".join(differences[:4]) + ("; …" if len(differences) > 4 else "")
         raise ContractViolation(
             f"the evaluation scene's cameras differ from the checkpoint's training scene (this vs training: "
-            f"{shown}): evaluate with the checkpoint's scene.json (--scene <checkpoint>/scene.json) or "
-            "retrain in this scene"
+            f"{shown}): drop --scene to evaluate in the training scene its card carries, or retrain in this "
+            "scene"
         )
 
 
@@ -357,5 +349,5 @@ class EpisodeGuardedPolicy:
         return None
 
     @property
-    def metadata(self) -> Any | None:
-        return self.inner.metadata if isinstance(self.inner, HasMetadata) else None
+    def card(self) -> Any | None:
+        return self.inner.card if isinstance(self.inner, HasCard) else None

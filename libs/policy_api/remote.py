@@ -30,6 +30,7 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 import msgpack
 import numpy as np
 
+from libs.policy_api.card import CheckpointCard
 from libs.policy_api.registry import PolicyLoadError, register_backend
 from libs.policy_api.types import (
     ENV_STATE_KEY,
@@ -37,7 +38,6 @@ from libs.policy_api.types import (
     TASK_KEY,
     CameraInput,
     Observation,
-    PolicyMetadata,
     PolicySpec,
 )
 
@@ -88,7 +88,7 @@ def unpackb(data: bytes) -> Any:
 
 # -- the client ------------------------------------------------------------------------------------------
 class RemotePolicy:
-    """A Policy (+ HasMetadata, ReportsNormalizedInputs) whose ``infer`` is a websocket round trip."""
+    """A Policy (+ HasCard, ReportsNormalizedInputs) whose ``infer`` is a websocket round trip."""
 
     def __init__(self, uri: str, open_timeout_s: float = 10.0) -> None:
         from websockets.exceptions import InvalidHandshake, InvalidURI
@@ -119,21 +119,15 @@ class RemotePolicy:
         else:
             self._spec = _spec_from_options(self.uri, options)
         self._openpi_keys = options.get("keys") == "openpi"
-        self._metadata = (
-            PolicyMetadata(**(server.get("metadata") or {}))
-            if self.is_so101lab
-            else PolicyMetadata(checkpoint_id=self.uri)
-        )
+        card = server.get("card") if self.is_so101lab else None
+        #: The served checkpoint's card, as the server sent it (its training scene is known only there).
+        self.card = CheckpointCard.from_dict(card) if card else None
         self.last_server_timing: dict[str, float] = {}
         self._last_normalized: dict[str, np.ndarray] = {}
 
     @property
     def spec(self) -> PolicySpec:
         return self._spec
-
-    @property
-    def metadata(self) -> PolicyMetadata:
-        return self._metadata
 
     def _round_trip(self, message: Mapping[str, Any]) -> dict[str, Any]:
         from websockets.exceptions import ConnectionClosed
@@ -238,8 +232,8 @@ class RemoteEnvStatePolicy:
         return self.remote.spec
 
     @property
-    def metadata(self) -> PolicyMetadata:
-        return self.remote.metadata
+    def card(self) -> CheckpointCard | None:
+        return self.remote.card
 
     def reset(self) -> None:
         self.remote.reset()
@@ -279,4 +273,13 @@ def load_policy(argument: str) -> RemotePolicy | RemoteEnvStatePolicy:
     return policy
 
 
-register_backend("remote", load_policy)
+def read_card(argument: str) -> CheckpointCard | None:
+    """The served checkpoint's card: one connection for its metadata frame, closed at once."""
+    policy = load_policy(argument)
+    try:
+        return policy.card
+    finally:
+        policy.close()
+
+
+register_backend("remote", load_policy, read_card=read_card)

@@ -14,9 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from libs.policy_api.card import CheckpointCard
 
 STATE_KEY = "observation.state"
 #: LeRobot's key for privileged object state (its ACT and Diffusion take it as an input token / condition).
@@ -86,22 +89,6 @@ class PolicySpec:
         return cls(**{**data, "cameras": cameras})
 
 
-@dataclass
-class PolicyMetadata:
-    """What a checkpoint knows about its training, used by the contract checks and reports.
-
-    ``dataset_stats`` uses LeRobot's ``meta/stats.json`` layout ({feature: {mean, std, min, max, ...}});
-    ``scene_config`` is the training dataset's ``scene.json`` as a dict.
-    """
-
-    checkpoint_id: str = ""
-    step: int | None = None
-    dataset_stats: dict[str, dict[str, Any]] | None = None
-    scene_config: dict[str, Any] | None = None
-    task: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
 @runtime_checkable
 class Policy(Protocol):
     """Nothing else is required of a backend."""
@@ -122,11 +109,11 @@ class Policy(Protocol):
 
 
 @runtime_checkable
-class HasMetadata(Protocol):
-    """Optional: a policy loaded from a checkpoint exposes what it was trained with."""
+class HasCard(Protocol):
+    """Optional: a policy loaded from a checkpoint exposes its card (``libs.policy_api.card``)."""
 
     @property
-    def metadata(self) -> PolicyMetadata: ...
+    def card(self) -> CheckpointCard | None: ...
 
 
 @runtime_checkable

@@ -15,9 +15,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from libs.evaluation.executor import EnvSettings
 from libs.evaluation.report import REPORT_MD
 from libs.evaluation.store import ResultsStoreError
-from libs.evaluation.sweep import EnvSettings, SweepConfig, SweepError, evaluate
+from libs.evaluation.sweep import SweepConfig, SweepError, evaluate
 from libs.policy_api.contracts import ContractViolation
 from libs.policy_api.registry import PolicyLoadError
 from libs.sim.gl import GLBackendError

@@ -21,6 +21,7 @@ their RGB image only here.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -77,15 +78,28 @@ def make_lerobot_env(
     render_mode: str | None = "rgb_array",
     **env_kwargs: Any,
 ) -> gym.Env:
-    """The gym entry point: our env, optionally in a saved scene (e.g. a checkpoint's ``scene.json``)."""
+    """The gym entry point: our env, optionally in a saved scene (a ``scene.json`` or a checkpoint's
+    ``card.json``)."""
     from libs.sim.env import SO101PickPlaceEnv
-    from libs.sim.scene_config import SceneConfig
 
-    scene = SceneConfig.load(scene_path) if scene_path else None
+    scene = load_scene(scene_path) if scene_path else None
     if prompt is not None:
         env_kwargs[TASK_KEY] = prompt
     env = SO101PickPlaceEnv(scene=scene, action_space=action_space, render_mode=render_mode, **env_kwargs)
     return LeRobotObservations(env)
+
+
+def load_scene(path: str) -> Any:
+    """A ``scene.json``, or the training scene in a checkpoint's ``card.json`` (``libs.policy_api.card``)."""
+    from libs.policy_api.card import CARD_FILE, CheckpointCard
+    from libs.sim.scene_config import SceneConfig
+
+    if Path(path).name != CARD_FILE:
+        return SceneConfig.load(path)
+    card = CheckpointCard.read(Path(path).parent)
+    if card is None or card.scene is None:
+        raise ValueError(f"{path} carries no training scene: pass a scene.json as --env.scene_path")
+    return SceneConfig.from_dict(card.scene)
 
 
 if GYM_ID not in gym.registry:
@@ -95,7 +109,8 @@ if GYM_ID not in gym.registry:
 @EnvConfig.register_subclass(ENV_TYPE)
 @dataclass
 class SO101PickPlaceEnvConfig(EnvConfig):
-    """``--env.type=so101_pick_place``; ``--env.scene_path`` picks a scene.json (default: the bench's)."""
+    """``--env.type=so101_pick_place``; ``--env.scene_path`` picks a scene.json or a checkpoint's card.json
+    (default: the bench's scene)."""
 
     task: str | None = GYM_TASK
     fps: int = 30
@@ -111,7 +126,7 @@ class SO101PickPlaceEnvConfig(EnvConfig):
 
         if self.action_space not in ACTION_DIMS:
             raise ValueError(f"env.action_space must be 'joint' or 'ee', got {self.action_space!r}")
-        scene = SceneConfig.load(self.scene_path) if self.scene_path else SceneConfig()
+        scene = load_scene(self.scene_path) if self.scene_path else SceneConfig()
         self.features = {
             ACTION_KEY: PolicyFeature(type=FeatureType.ACTION, shape=(ACTION_DIMS[self.action_space],)),
             "agent_pos": PolicyFeature(type=FeatureType.STATE, shape=(6,)),

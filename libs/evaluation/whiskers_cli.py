@@ -1,10 +1,11 @@
-"""``./pants run libs/viz:whiskers -- --policy scripted --seed 0 --out results/whiskers``
+"""``./pants run libs/evaluation:whiskers -- --policy scripted --seed 0 --out results/whiskers``
 
-Plays episodes of a policy through the evaluation runner (every contract check included), forward-
-simulates each predicted chunk from a copy of the state, and writes per seed: the whisker MP4 (overhead +
-free 3-D view), a summary PNG, the recording (``.npz``), the diagnostics (``diagnostics.json``, also
-printed: the likely causes of failure) and optionally a rerun ``.rrd``. Torch and JAX checkpoints run
-through ``libs/viz:whiskers-torch_lerobot`` and ``libs/viz:whiskers-jax_openpi``.
+Plays episodes of a policy through the sweep's executor and the evaluation runner (every contract check,
+the checkpoint's card, its training scene unless ``--scene``), forward-simulates each predicted chunk from
+a copy of the state, and writes per seed: the whisker MP4 (overhead + free 3-D view), a summary PNG, the
+recording (``.npz``), the diagnostics (``diagnostics.json``, also printed: the likely causes of failure)
+and optionally a rerun ``.rrd``. Torch and JAX checkpoints run through
+``libs/evaluation:whiskers-torch_lerobot`` and ``libs/evaluation:whiskers-jax_openpi``.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from tqdm import tqdm
 
@@ -75,70 +76,53 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def load_action_stats(policy: Any, dataset: str | None) -> Mapping[str, Any] | None:
-    """The ``action`` stats from ``--dataset`` if given, else from the checkpoint's metadata."""
-    from libs.policy_api.contracts import action_stats_from
-    from libs.policy_api.types import HasMetadata
-
-    if dataset:
-        from libs.datasets.lerobot_v3 import LeRobotV3Dataset
-
-        stats = LeRobotV3Dataset(dataset).stats
-        if not stats or "action" not in stats:
-            raise WhiskerError(
-                f"dataset {dataset} has no action stats in meta/stats.json: run the dataset doctor with --fix"
-            )
-        return stats["action"]
-    inner = getattr(policy, "inner", policy)
-    if isinstance(inner, HasMetadata):
-        return action_stats_from(inner.metadata.dataset_stats)
-    return None
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
-    from libs.datasets.lerobot_v3 import DatasetError
-    from libs.evaluation.sweep import EnvSettings, make_env
-    from libs.policy_api.contracts import ContractViolation, EpisodeGuardedPolicy, check_scene_matches
-    from libs.policy_api.registry import PolicyLoadError, make_policy
-    from libs.policy_api.types import HasMetadata
+    from libs.datasets.lerobot_v3 import DatasetError, LeRobotV3Dataset
+    from libs.evaluation.checkpoints import CheckpointTarget, decide_scene
+    from libs.evaluation.executor import EnvSettings, EpisodeExecutor, EpisodeTask
+    from libs.evaluation.whiskers import play_with_whiskers
+    from libs.policy_api.card import CheckpointCard
+    from libs.policy_api.contracts import ContractViolation
+    from libs.policy_api.registry import PolicyLoadError
     from libs.sim.env import SimInputError
     from libs.sim.gl import GLBackendError
-    from libs.sim.scene_config import SceneConfig, SceneConfigError
+    from libs.sim.scene_config import SceneConfigError
     from libs.viz.diagnostics import findings_lines
     from libs.viz.episode_outputs import write_episode_outputs
-    from libs.viz.whiskers import record_whisker_episode
 
     if arguments.episodes < 1:
         print("error: --episodes must be at least 1", file=sys.stderr)
         return 2
     try:
         video = None if arguments.no_video else VideoSettings(*arguments.size, past_chunks=arguments.past)
-        policy = EpisodeGuardedPolicy(make_policy(arguments.policy))
-        spec = policy.spec
-        action_stats = load_action_stats(policy, arguments.dataset)
-        settings = EnvSettings(scene_path=arguments.scene, max_steps=arguments.max_steps, task=arguments.task)
-        cameras = tuple(dict.fromkeys(camera.name for camera in spec.cameras))
-        metadata = policy.inner.metadata if isinstance(policy.inner, HasMetadata) else None
-        # As the sweep does: without --scene a checkpoint plays in the scene it was trained in.
-        training_scene = metadata.scene_config if metadata is not None and arguments.scene is None else None
-        env = make_env(settings, spec.action_space, cameras, training_scene)
-        if metadata is not None and not arguments.no_scene_check:
-            check_scene_matches(env.scene, metadata.scene_config, SceneConfig.from_dict, list(cameras))
-        step = metadata.step if metadata is not None else None
-        checkpoint_id = metadata.checkpoint_id if metadata is not None and metadata.checkpoint_id else ""
+        # One checkpoint, as the policy string names it (a run dir means its last checkpoint here).
+        target = decide_scene(CheckpointTarget(arguments.policy, arguments.policy, None), arguments.scene)
+        if arguments.dataset:
+            stats = LeRobotV3Dataset(arguments.dataset).stats
+            if not stats or "action" not in stats:
+                raise WhiskerError(
+                    f"dataset {arguments.dataset} has no action stats in meta/stats.json: run the dataset "
+                    "doctor with --fix"
+                )
+            target = replace(target, card=replace(target.card or CheckpointCard(), stats=stats))
+        action_stats = target.card.action_stats if target.card is not None else None
+        settings = EnvSettings(
+            scene_path=arguments.scene,
+            max_steps=arguments.max_steps,
+            task=arguments.task,
+            check_scene=not arguments.no_scene_check,
+        )
+        executor = EpisodeExecutor(settings)
         seeds = [arguments.seed + i for i in range(arguments.episodes)]
         for seed in tqdm(seeds, desc="whisker episodes", unit="episode", disable=len(seeds) == 1):
-            result, episode = record_whisker_episode(
-                policy,
-                env,
-                seed,
-                mode=arguments.mode,
-                policy_name=arguments.policy,
-                checkpoint_id=checkpoint_id,
-                step=step,
-                action_stats=action_stats,
-            )
+            result, episode = play_with_whiskers(executor, EpisodeTask(target, seed), arguments.mode)
+            if episode is None:
+                raise WhiskerError(
+                    f"seed {seed} ended ({result.record.outcome}) before any chunk could be simulated: "
+                    f"{result.record.violation or 'no inference'}"
+                )
+            _policy, env = executor.prepared(target)
             folder = arguments.out / f"seed_{seed}"
             with tqdm(
                 total=len(episode.actual_qpos),

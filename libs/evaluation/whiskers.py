@@ -1,4 +1,6 @@
-"""``--whiskers N`` on the sweep: N episodes per checkpoint replayed with whiskers, and the diagnostics.
+"""Whisker episodes played by the evaluation runner: the sweep's ``--whiskers N`` and the whiskers command.
+
+``--whiskers N`` on the sweep: N episodes per checkpoint replayed with whiskers, and the diagnostics.
 
 After the sweep's episodes are stored, N of each checkpoint's episodes (its failures first, then in seed
 order, so the whiskers go where there is something to explain) are played again in this process with the
@@ -18,6 +20,9 @@ from typing import Any
 from tqdm import tqdm
 
 from libs.evaluation.checkpoints import file_safe_id
+from libs.evaluation.executor import EpisodeExecutor, EpisodeTask
+from libs.evaluation.report import ReportSection
+from libs.evaluation.runner import EpisodeResult, run_episode
 from libs.viz.diagnostics import (
     CHECK_NAMES,
     CHUNKS_DISAGREE_M,
@@ -53,9 +58,54 @@ class WhiskerRun:
     outputs: EpisodeOutputs | None
 
 
+def record_whisker_episode(
+    policy: Any,
+    env: Any,
+    seed: int,
+    *,
+    mode: str = "dynamic",
+    policy_name: str = "",
+    checkpoint_id: str = "",
+    **run_options: Any,
+) -> tuple[EpisodeResult, WhiskerEpisode | None]:
+    """One episode of ``policy`` in ``env`` through the runner with whiskers recording (``run_options``:
+    ``run_episode``'s step, action_stats, block_xy, ...)."""
+    recorder = WhiskerRecorder(mode, policy=policy_name, checkpoint_id=checkpoint_id)
+    result = run_episode(
+        policy,
+        env,
+        seed,
+        checkpoint_id=checkpoint_id,
+        on_inference=recorder.on_inference,
+        on_step=recorder.on_step,
+        keep_chunks=False,
+        **run_options,
+    )
+    return result, _finish(recorder, result, policy)
+
+
+def play_with_whiskers(
+    executor: EpisodeExecutor, task: EpisodeTask, mode: str
+) -> tuple[EpisodeResult, WhiskerEpisode | None]:
+    """One planned episode through the executor (its card, decided scene, contract checks) with whiskers."""
+    recorder = WhiskerRecorder(mode, policy=task.target.policy_uri, checkpoint_id=task.target.checkpoint_id)
+    result = executor.run_with_chunks(
+        task, on_inference=recorder.on_inference, on_step=recorder.on_step, keep_chunks=False
+    )
+    return result, _finish(recorder, result, executor.prepared(task.target)[0])
+
+
+def _finish(recorder: WhiskerRecorder, result: EpisodeResult, policy: Any) -> WhiskerEpisode | None:
+    """The recorded whiskers, or None when the episode ended before any chunk could be simulated."""
+    try:
+        return recorder.finish(result.record.outcome, policy.spec.n_action_steps)
+    except WhiskerError:
+        return None
+
+
 def choose_tasks(
-    tasks: Sequence[Any], per_checkpoint: int, outcomes: Mapping[tuple[str, int], str]
-) -> list[Any]:
+    tasks: Sequence[EpisodeTask], per_checkpoint: int, outcomes: Mapping[tuple[str, int], str]
+) -> list[EpisodeTask]:
     """Per checkpoint, ``per_checkpoint`` of its tasks: stored failures first, then the rest, by seed."""
     by_checkpoint: dict[str, list[Any]] = {}
     for task in tasks:
@@ -68,18 +118,18 @@ def choose_tasks(
 
 
 def record_sweep_whiskers(
-    tasks: Sequence[Any],
+    tasks: Sequence[EpisodeTask],
     per_checkpoint: int,
-    executor: Any,
+    executor: EpisodeExecutor,
     out_dir: str | Path,
     *,
     outcomes: Mapping[tuple[str, int], str] | None = None,
     mode: str = "dynamic",
     video: VideoSettings | None = None,
     progress: bool = True,
-) -> tuple[list[WhiskerRun], Any]:
+) -> tuple[list[WhiskerRun], ReportSection]:
     """Records the whisker episodes of a sweep into ``out_dir/whiskers`` and returns them with the report
-    section (a ``libs.evaluation.report.ReportSection``)."""
+    section."""
     mode = check_mode(mode)
     video = video or VideoSettings()
     outcomes = outcomes or {}
@@ -89,28 +139,24 @@ def record_sweep_whiskers(
     for task in tqdm(chosen, desc="whiskers", unit="episode", disable=not progress, dynamic_ncols=True):
         checkpoint_id = task.target.checkpoint_id
         folder = root / file_safe_id(checkpoint_id) / f"seed_{task.seed}"
-        _policy, action_stats, env = executor.prepared(task.target)
+        _policy, env = executor.prepared(task.target)
         saved = whiskers_path(folder, mode)
         if saved.is_file():
-            episode = WhiskerEpisode.load(saved)
+            episode: WhiskerEpisode | None = WhiskerEpisode.load(saved)
         else:
-            recorder = WhiskerRecorder(mode, policy=task.target.policy_uri, checkpoint_id=checkpoint_id)
-            result = executor.run_with_chunks(
-                task, on_inference=recorder.on_inference, on_step=recorder.on_step, keep_chunks=False
-            )
-            try:
-                episode = recorder.finish(result.record.outcome, _policy.spec.n_action_steps)
-            except WhiskerError:
+            result, episode = play_with_whiskers(executor, task, mode)
+            if episode is None:
                 runs.append(
                     WhiskerRun(checkpoint_id, task.seed, outcomes.get(task.key), result.record.outcome, None)
                 )
                 continue
+        assert episode is not None
         has_video = (folder / f"whiskers_{mode}.mp4").is_file()
         outputs = write_episode_outputs(
             episode,
             env.model,
             folder,
-            action_stats=action_stats,
+            action_stats=task.target.card.action_stats if task.target.card is not None else None,
             action_names=env.action_names,
             video=None if has_video else video,
             bowl_radius_m=env.scene.bowl_inner_radius_m,
@@ -121,9 +167,7 @@ def record_sweep_whiskers(
     return runs, report_section(runs, mode, Path(out_dir))
 
 
-def report_section(runs: Sequence[WhiskerRun], mode: str, out_dir: Path) -> Any:
-    from libs.evaluation.report import ReportSection
-
+def report_section(runs: Sequence[WhiskerRun], mode: str, out_dir: Path) -> ReportSection:
     by_checkpoint: dict[str, list[WhiskerRun]] = {}
     for run in runs:
         by_checkpoint.setdefault(run.checkpoint_id, []).append(run)

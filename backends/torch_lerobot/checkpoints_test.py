@@ -52,7 +52,7 @@ def test_missing_postprocessor_is_refused(tmp_path: Path) -> None:
     pretrained = _fake_run(tmp_path / "run", [10]) / "checkpoints" / "000010" / "pretrained_model"
     check_processor_files(pretrained)
     (pretrained / "policy_postprocessor.json").unlink()
-    with pytest.raises(CheckpointError, match="never de-normalised"):
+    with pytest.raises(CheckpointError, match="would never be de-normalised"):
         check_processor_files(pretrained)
 
 

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from libs.evaluation.metrics import wilson_interval
 from services.quickstart.quickstart import QuickstartError, Stage, find_buildroot, run_stages
 
 #: Seed of the first pooled demonstration; evaluation seeds are 0..K-1, far below it.
@@ -115,17 +115,6 @@ RECIPES: dict[str, Recipe] = {
         "006000",
     ),
 }
-
-
-def wilson_interval(successes: int, trials: int, z: float = 1.959964) -> tuple[float, float]:
-    """95% Wilson score interval of a binomial rate."""
-    if trials == 0:
-        return 0.0, 1.0
-    rate = successes / trials
-    denominator = 1 + z * z / trials
-    centre = (rate + z * z / (2 * trials)) / denominator
-    half = z * math.sqrt(rate * (1 - rate) / trials + z * z / (4 * trials * trials)) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def _pool_dir(out: Path, pool: str) -> Path:

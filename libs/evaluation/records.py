@@ -36,6 +36,12 @@ class EpisodeRecord:
     #: Progress score in [0, 1]: the furthest task milestone reached (libs.sim.outcome.PROGRESS_STAGES) over
     #: the last; None in stores written before it existed.
     progress: float | None = None
+    #: The first decisive failure of a failed episode (``libs.sim.failures.FAILURE_KINDS``), its headline
+    #: number (metres, or seconds for a stall) and the sentence naming it and the failures after it; None
+    #: for successes, contract violations, and episodes no failure pattern matched.
+    failure: str | None = None
+    failure_value: float | None = None
+    failure_detail: str | None = None
 
     @property
     def key(self) -> tuple[str, int]:

@@ -104,7 +104,12 @@ def write_report(
     sections: Sequence[ReportSection] = (),
 ) -> Report:
     """Writes the report of every stored episode. ``training_block_xy`` maps checkpoint id → block xy list."""
+    # Imported here: the section module builds a ReportSection, defined above.
+    from libs.evaluation.failure_report import failure_section
+
     out = Path(out_dir)
+    causes = failure_section(records)
+    sections = ([causes] if causes is not None else []) + list(sections)
     by_checkpoint: dict[str, list[EpisodeRecord]] = defaultdict(list)
     for record in records:
         by_checkpoint[record.checkpoint_id].append(record)

@@ -28,6 +28,8 @@ from libs.policy_api.contracts import (
     check_observation,
 )
 from libs.policy_api.types import ActionChunk, Observation
+from libs.sim.episode_signals import EpisodeSignals
+from libs.sim.failures import diagnose_failures, failure_summary
 from libs.sim.layout import JOINT_LOWER, JOINT_UPPER
 
 #: Outcome of an episode stopped by an UnsafeActionViolation (NaN or far out-of-range actions).
@@ -106,6 +108,8 @@ def run_episode(
             "update libs/sim or run without --grid"
         )
     guarded.start_episode(env)
+    # What the simulator saw at every step, for naming the failure (envs without a task probe get none).
+    signals = EpisodeSignals.start(env) if hasattr(getattr(env, "unwrapped", env), "probe") else None
 
     latencies: list[float] = []
     chunks: list[tuple[int, ActionChunk]] = []
@@ -144,6 +148,8 @@ def run_episode(
             action = queue.pop(0)
             observation, _reward, terminated, truncated, info = env.step(action)
             env_step += 1
+            if signals is not None:
+                signals.record(env)
             if on_step is not None:
                 on_step(StepEvent(env, env_step, action))
             if terminated or truncated:
@@ -153,13 +159,19 @@ def run_episode(
     wall_time = time.perf_counter() - started
 
     figures = env.episode_figures()
+    outcome = CONTRACT_VIOLATION if violation else str(figures.outcome or info.get("outcome"))
+    failures = (
+        diagnose_failures(signals)
+        if signals is not None and outcome not in ("success", CONTRACT_VIOLATION)
+        else []
+    )
     latency_ms = np.asarray(latencies) * 1000.0
     ik_error = getattr(figures, "ik_error_mm_mean", None)
     record = EpisodeRecord(
         checkpoint_id=checkpoint_id,
         seed=int(seed),
         step=step,
-        outcome=CONTRACT_VIOLATION if violation else str(figures.outcome or info.get("outcome")),
+        outcome=outcome,
         steps=int(figures.steps),
         picked=bool(figures.picked),
         pick_step=None if figures.pick_step is None else int(figures.pick_step),
@@ -177,5 +189,8 @@ def run_episode(
         grid_row=None if grid_cell is None else int(grid_cell[1]),
         violation=violation,
         progress=None if getattr(figures, "progress", None) is None else float(figures.progress),
+        failure=failures[0].kind if failures else None,
+        failure_value=failures[0].value if failures else None,
+        failure_detail=failure_summary(failures, signals.control_hz) if signals and failures else None,
     )
     return EpisodeResult(record=record, chunks=chunks)

@@ -155,11 +155,14 @@ class ScriptedPolicy:
 
 
 def _scripted_factory(argument: str) -> ScriptedPolicy:
-    """``scripted``, ``scripted:ee`` / ``scripted:joint``, ``scripted:noise=DEG`` (joint, degraded)."""
-    action_space, noise = "joint", 0.0
+    """``scripted``, ``scripted:ee`` / ``scripted:joint``, ``scripted:noise=DEG`` (joint, degraded),
+    ``scripted:fault=NAME`` (joint, commits one failure: ``libs.sim.faulty_expert``)."""
+    action_space, noise, fault = "joint", 0.0, None
     for token in filter(None, (part.strip() for part in argument.split(","))):
         if token in ("joint", "ee"):
             action_space = token
+        elif token.startswith("fault="):
+            fault = token.removeprefix("fault=")
         elif token.startswith("noise="):
             try:
                 noise = float(token.removeprefix("noise="))
@@ -175,6 +178,14 @@ def _scripted_factory(argument: str) -> ScriptedPolicy:
             )
     if noise and action_space == "ee":
         raise PolicyLoadError("scripted: noise=DEG applies to joint actions: drop 'ee' or the noise")
+    if fault is not None:
+        from libs.sim.faulty_expert import FAULTS, FaultyExpert
+
+        if fault not in FAULTS or action_space == "ee" or noise:
+            raise PolicyLoadError(
+                f"scripted:{argument}: fault= takes one of {', '.join(FAULTS)}, joint actions, no noise"
+            )
+        return FaultyExpert(fault)
     return ScriptedPolicy(action_space=action_space, action_noise_deg=noise)
 
 

@@ -45,10 +45,12 @@ def write_episode_outputs(
     rrd: bool = False,
     bowl_radius_m: float | None = None,
     progress: Any = None,
+    failure: str | None = None,
 ) -> EpisodeOutputs:
     """Saves the recording, runs the diagnostics and writes the plots/video/rrd asked for.
 
-    ``video=None`` skips the MP4 (the costly part: a CPU render per step and view).
+    ``video=None`` skips the MP4 (the costly part: a CPU render per step and view). ``failure`` is the
+    episode's failure line (``EpisodeRecord.failure_detail``), shown in the summary and diagnostics.json.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -64,6 +66,7 @@ def write_episode_outputs(
                 "seed": episode.seed,
                 "outcome": episode.outcome,
                 "whisker_mode": episode.mode_label,
+                "failure": failure,
                 "likely_causes": [f.name for f in findings if f.flagged],
                 "checks": [f.to_dict() for f in findings],
             },
@@ -77,6 +80,7 @@ def write_episode_outputs(
         action_stats=action_stats,
         findings=findings,
         bowl_radius_m=bowl_radius_m,
+        failure=failure,
     )
     if video is not None:
         files["video"] = render_whisker_video(

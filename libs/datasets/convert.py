@@ -6,6 +6,8 @@
   and back (``from-openpi``), the original key of every renamed feature kept in its ``info.source_key``.
 - ``ee``: joint actions → end-effector actions ``[x, y, z, approach_x, approach_y, approach_z, gripper]`` by
   forward kinematics of the SO-101 model (the env's ``gripperframe`` site: position and its z axis).
+- ``depth``: depth kept as float32 (H, W) arrays (this lab's layout before LeRobot 0.6.1's depth maps) →
+  LeRobot depth images (16-bit PNG millimetres, ``is_depth_map``; see ``libs.datasets.lerobot_v3``).
 - ``rerecord``: replay each episode's actions from its recorded seed in another scene or camera config
   (depth, FOV, resolution) — the physics does not depend on the cameras, so the motions are identical.
 - ``merge``, ``split``, ``filter`` (by outcome, by an episode list, or by an episode judge such as the visual
@@ -16,6 +18,7 @@ Frames are re-encoded by the writer, so every output is a complete, consistent d
     ./pants run libs/datasets:convert -- gripper SRC OUT --to 0-1
     ./pants run libs/datasets:convert -- openpi SRC OUT          (from-openpi SRC OUT to go back)
     ./pants run libs/datasets:convert -- ee SRC OUT
+    ./pants run libs/datasets:convert -- depth SRC OUT
     ./pants run libs/datasets:convert -- rerecord SRC OUT --image-size 240x320 --depth --fovy overhead=58
     ./pants run libs/datasets:convert -- merge OUT SRC1 SRC2 ...
     ./pants run libs/datasets:convert -- split SRC OUT_DIR --fractions train=0.9,val=0.1
@@ -38,6 +41,8 @@ from libs.datasets.lerobot_v3 import (
     DatasetError,
     LeRobotV3Dataset,
     LeRobotV3Writer,
+    depth_feature,
+    is_legacy_depth_feature,
     vector_feature,
 )
 
@@ -209,7 +214,7 @@ def convert_to_openpi(
 ) -> Path:  # fmt: skip
     """openpi's LeRobot keys (image, wrist_image, state, actions) with the gripper in 0–1."""
     dataset = LeRobotV3Dataset(src)
-    cameras = list(dataset.camera_keys)
+    cameras = list(dataset.rgb_keys)  # openpi's image keys are colour cameras
     image_key = _camera_key(dataset, image_camera) if image_camera else (cameras[0] if cameras else None)
     wrist_key = (
         _camera_key(dataset, wrist_camera)
@@ -344,6 +349,20 @@ def convert_joint_to_ee(src: str | Path, out: str | Path, progress: bool = True)
         return episode
 
     return convert(src, out, transform, features, progress=progress)
+
+
+# ----------------------------------------------------------------------------------------- legacy depth
+def convert_depth(src: str | Path, out: str | Path, progress: bool = True) -> Path:
+    """Depth stored as float32 (H, W) arrays → LeRobot depth maps (the frames are already metres)."""
+    dataset = LeRobotV3Dataset(src)
+    features = user_features(dataset)
+    legacy = [key for key, feature in features.items() if is_legacy_depth_feature(feature)]
+    if not legacy:
+        raise DatasetError(f"{src} has no depth stored as float arrays: nothing to convert")
+    for key in legacy:
+        height, width = (int(size) for size in features[key]["shape"])
+        features[key] = depth_feature(height, width)
+    return convert(src, out, features=features, progress=progress)
 
 
 # -------------------------------------------------------------------------------------------------- rerecord
@@ -594,6 +613,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ee = commands.add_parser("ee", help="joint actions → end-effector actions (forward kinematics)")
     ee.add_argument("src", type=Path)
     ee.add_argument("out", type=Path)
+    depth = commands.add_parser("depth", help="float-array depth → LeRobot depth maps (16-bit PNG, mm)")
+    depth.add_argument("src", type=Path)
+    depth.add_argument("out", type=Path)
     again = commands.add_parser("rerecord", help="replay the episodes in another scene/camera config")
     again.add_argument("src", type=Path)
     again.add_argument("out", type=Path)
@@ -626,6 +648,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             written = convert_from_openpi(args.src, args.out)
         elif args.command == "ee":
             written = convert_joint_to_ee(args.src, args.out)
+        elif args.command == "depth":
+            written = convert_depth(args.src, args.out)
         elif args.command == "rerecord":
             written = rerecord(
                 args.src, args.out, _scene_for_rerecord(args.src, args), _int_list(args.episodes)

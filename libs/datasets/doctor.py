@@ -8,7 +8,9 @@ Checks (each finding has a severity, where it is, what is wrong and how to fix i
 - frames: NaN/inf in state or actions, gripper range (our convention is 0–100; 0–1 data is flagged),
   episodes of zero length, frozen actions, duplicate episodes, totals that disagree with ``info.json``;
 - videos: files missing or unreadable, episodes whose decoded frame count differs from their length;
-- scene: ``meta/scene.json`` (the camera config) missing or unreadable.
+- scene: ``meta/scene.json`` (the camera config) missing or unreadable;
+- depth: depth stored as float arrays (LeRobot takes them for a state: ``convert depth``), a depth map
+  without its ``depth_unit`` (LeRobot cannot convert it to metres), depth stats not of shape (1, 1, 1).
 
 ``--fix`` recomputes every statistic from the stored frames and writes ``meta/stats.json`` and the episodes'
 stats atomically, after copying the old files to ``meta/backup-<UTC time>/``. Only statistics are repaired:
@@ -43,6 +45,8 @@ from libs.datasets.lerobot_v3 import (
     DatasetError,
     LeRobotV3Dataset,
     compute_episode_stats,
+    is_depth_feature,
+    is_legacy_depth_feature,
     episode_stats_columns,
     recompute_stats,
     write_episodes_table,
@@ -123,6 +127,7 @@ def diagnose(root: str | Path, sample_episodes: int = 8, seed: int = 0) -> Docto
         found.add("error", "layout", str(root), str(error), "point at a LeRobot v3.0 dataset root")
         return DoctorReport(Path(root), found.findings)
     _check_scene(dataset, found)
+    _check_depth_layout(dataset, found)
     _check_stats_present(dataset, found)
     frames = _check_frames(dataset, found)
     _check_videos(dataset, found)
@@ -155,6 +160,39 @@ def _check_scene(dataset: LeRobotV3Dataset, found: _Collector) -> None:
         found.add("error", "camera config", SCENE_PATH, f"not valid JSON ({error})", "restore or rewrite it")
 
 
+def _check_depth_layout(dataset: LeRobotV3Dataset, found: _Collector) -> None:
+    for key, feature in dataset.features.items():
+        if is_legacy_depth_feature(feature):
+            found.add(
+                "error",
+                "depth layout",
+                key,
+                "depth stored as a float array: LeRobot lists no depth key and types it as a state, so no "
+                "policy sees it as an image",
+                f"rewrite it as a LeRobot depth map: ./pants run libs/datasets:convert -- depth {dataset.root} "
+                "NEW_DIR",
+            )
+        elif is_depth_feature(feature):
+            unit = (feature.get("info") or {}).get("depth_unit")
+            if unit not in ("m", "mm"):
+                found.add(
+                    "error",
+                    "depth layout",
+                    key,
+                    f"depth_unit is {unit!r}: LeRobot returns this depth unconverted, metres are not "
+                    "recoverable",
+                    'set info.depth_unit in meta/info.json to the stored unit ("mm" for 16-bit maps)',
+                )
+            if list(feature["shape"])[-1:] != [1]:
+                found.add(
+                    "error",
+                    "depth layout",
+                    key,
+                    f"depth map shape {feature['shape']}: LeRobot needs (H, W, 1)",
+                    "re-record the dataset",
+                )
+
+
 def _check_stats_present(dataset: LeRobotV3Dataset, found: _Collector) -> None:
     path = dataset.root / STATS_PATH
     if not path.is_file():
@@ -182,7 +220,14 @@ def _check_stats_present(dataset: LeRobotV3Dataset, found: _Collector) -> None:
             found.add("error", "stats non-finite", key, f"{', '.join(bad)} contain NaN or inf", FIX_STATS)
             continue
         std = np.asarray(stats[key]["std"], dtype=float)
-        if feature["dtype"] in VISUAL_DTYPES:
+        if is_depth_feature(feature):
+            shape = np.asarray(stats[key]["mean"]).shape
+            if shape != (1, 1, 1):
+                found.add(
+                    "error", "stats shape", key, f"depth stats have shape {shape}, LeRobot needs (1, 1, 1)",
+                    FIX_STATS,
+                )  # fmt: skip
+        elif feature["dtype"] in VISUAL_DTYPES:
             shape = np.asarray(stats[key]["mean"]).shape
             if shape != (3, 1, 1):
                 found.add(
@@ -391,6 +436,11 @@ def _check_videos(dataset: LeRobotV3Dataset, found: _Collector) -> None:
                 )
 
 
+def _lossy(feature: dict[str, Any]) -> bool:
+    """Colour cameras are compared with a tolerance (video is lossy); depth maps are stored losslessly."""
+    return feature.get("dtype") in VISUAL_DTYPES and not is_depth_feature(feature)
+
+
 def _close(a: np.ndarray, b: np.ndarray, visual: bool) -> bool:
     a, b = np.asarray(a, float), np.asarray(b, float)
     if a.shape != b.shape:
@@ -438,7 +488,7 @@ def _check_stats_match(
         for key, values in fresh.items():
             if key not in stored or "mean" not in stored[key]:
                 continue
-            visual_key = dataset.features[key]["dtype"] in VISUAL_DTYPES
+            visual_key = _lossy(dataset.features[key])
             if not (
                 _close(stored[key]["mean"], values["mean"], visual_key)
                 and _close(stored[key]["std"], values["std"], visual_key)
@@ -468,7 +518,7 @@ def _check_stats_match(
     for key, values in stats.items():
         if key not in reference or key in mismatched or "mean" not in values or "std" not in values:
             continue
-        visual_key = dataset.features.get(key, {}).get("dtype") in VISUAL_DTYPES
+        visual_key = _lossy(dataset.features.get(key, {}))
         mean, std = np.asarray(values["mean"], float), np.asarray(values["std"], float)
         ref_mean, ref_std = reference[key]["mean"], reference[key]["std"]
         if have_episode_stats:

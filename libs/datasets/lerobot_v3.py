@@ -13,11 +13,17 @@ what this module writes:
     data/chunk-000/file-000.parquet                one row per frame, several episodes per file
     videos/<key>/chunk-000/file-000.mp4            one stream per camera, episodes back to back
 
-Depth cameras are stored as their own float32 feature of shape (H, W) in metres, inside the parquet (HF
-``Array2D``), with ``info: {"modality": "depth", "unit": "m"}`` and stats of shape (1, 1, 1). We do not use
-LeRobot's 12-bit depth video (lossy, pyav-only); we also do not set ``is_depth_map``, which would make LeRobot
-look for that video. LeRobot loads the feature as a float tensor (H, W) and classifies it as a state-type
-input, so a backend that feeds depth to a vision encoder must select it explicitly.
+Depth cameras are stored as LeRobot 0.6.1 declares depth maps, so ``LeRobotDatasetMetadata.depth_keys`` lists
+them and ``dataset_to_policy_features`` types them VISUAL: an ``image`` feature of shape (H, W, 1) with
+``info: {"is_depth_map": true, "depth_unit": "mm"}``, each frame a lossless 16-bit greyscale PNG in the parquet
+holding the depth in whole millimetres (metres = value / 1000; 0–65.535 m, 1 mm steps; depth is rounded to
+the nearest millimetre when written). LeRobot reads it as a float32 (1, H, W) tensor and converts it to its
+``depth_output_unit`` (millimetres by default; the torch backend trains with metres, the env's unit). Its
+stats are in the stored unit (mm) with shape (1, 1, 1), as LeRobot computes them; LeRobot rescales them with
+the frames. This reader returns depth as float32 (N, H, W) metres and the writer takes metres (H, W).
+LeRobot's other depth storage, 12-bit quantised HEVC video, is lossy and needs a 12-bit HEVC encoder; the PNG
+costs about as much disk here (96×128 maps). Datasets written before this layout kept depth as float32
+(H, W) arrays (``info.modality == "depth"``), which LeRobot types as a state: ``convert depth`` rewrites them.
 """
 
 from __future__ import annotations
@@ -40,7 +46,9 @@ from libs.datasets.video import (
     choose_codec,
     decode_frames,
     decode_png,
+    decode_png16,
     encode_png,
+    encode_png16,
     video_info,
 )
 
@@ -69,6 +77,10 @@ DEFAULT_FEATURES: dict[str, dict[str, Any]] = {
     "task_index": {"dtype": "int64", "shape": [1], "names": None},
 }
 VISUAL_DTYPES = ("video", "image")
+#: How depth maps are stored (see the module docstring): whole millimetres in 16-bit PNG images.
+DEPTH_UNIT = "mm"
+MM_PER_METRE = 1000.0
+_DEPTH_MAX_MM = 65535
 
 
 class DatasetError(ValueError):
@@ -89,17 +101,37 @@ def rgb_feature(height: int, width: int, use_video: bool = True) -> dict[str, An
 
 
 def depth_feature(height: int, width: int) -> dict[str, Any]:
-    """Depth in metres as a float32 (H, W) array feature (see the module docstring for why)."""
+    """A depth camera as LeRobot 0.6.1 declares one (see the module docstring for the encoding)."""
     return {
-        "dtype": "float32",
-        "shape": [height, width],
-        "names": ["height", "width"],
-        "info": {"modality": "depth", "unit": "m"},
+        "dtype": "image",
+        "shape": [height, width, 1],
+        "names": ["height", "width", "channels"],
+        "info": {"is_depth_map": True, "depth_unit": DEPTH_UNIT},
     }
 
 
 def is_depth_feature(feature: Mapping[str, Any]) -> bool:
-    return (feature.get("info") or {}).get("modality") == "depth"
+    """A depth map as LeRobot recognises one (``is_depth_map``, or its legacy ``video.is_depth_map``)."""
+    info = feature.get("info") or {}
+    return feature.get("dtype") in VISUAL_DTYPES and bool(
+        info.get("is_depth_map") or info.get("video.is_depth_map")
+    )
+
+
+def is_legacy_depth_feature(feature: Mapping[str, Any]) -> bool:
+    """Depth as this lab stored it before: a float32 (H, W) array LeRobot takes for a state."""
+    return feature.get("dtype") not in VISUAL_DTYPES and (feature.get("info") or {}).get("modality") == "depth"
+
+
+def depth_to_mm(metres: np.ndarray) -> np.ndarray:
+    """Depth in metres → the stored uint16 millimetres (rounded; clipped to 0–65.535 m, NaN → 0)."""
+    millimetres = np.rint(np.nan_to_num(np.asarray(metres, dtype=np.float64)) * MM_PER_METRE)
+    return np.clip(millimetres, 0, _DEPTH_MAX_MM).astype(np.uint16)
+
+
+def depth_from_mm(millimetres: np.ndarray) -> np.ndarray:
+    """Stored millimetres → float32 metres."""
+    return (np.asarray(millimetres, dtype=np.float32) / np.float32(MM_PER_METRE)).astype(np.float32)
 
 
 def _arrow_type(feature: Mapping[str, Any]) -> pa.DataType:
@@ -162,6 +194,8 @@ def _innermost(arrow_type: pa.DataType) -> pa.DataType:
 def _column_to_numpy(column: pa.ChunkedArray | pa.Array, feature: Mapping[str, Any] | None) -> np.ndarray:
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
+    if feature is not None and is_depth_feature(feature):
+        return depth_from_mm(np.stack([decode_png16(item["bytes"]) for item in column.to_pylist()]))
     if feature is not None and feature["dtype"] == "image":
         return np.stack([decode_png(item["bytes"]) for item in column.to_pylist()])
     depth = 0
@@ -232,11 +266,14 @@ def compute_episode_stats(
 ) -> dict[str, dict[str, np.ndarray]]:
     result: dict[str, dict[str, np.ndarray]] = {}
     for key, feature in features.items():
-        if feature["dtype"] in VISUAL_DTYPES:
+        if is_depth_feature(feature):
+            # In the stored unit, as LeRobot computes and rescales them (module docstring).
+            result[key] = stats_lib.depth_stats(depth_to_mm(visual_frames[key]))
+        elif feature["dtype"] in VISUAL_DTYPES:
             result[key] = stats_lib.rgb_stats(visual_frames[key])
         elif feature["dtype"] == "string":
             continue
-        elif is_depth_feature(feature):
+        elif is_legacy_depth_feature(feature):
             result[key] = stats_lib.depth_stats(columns[key])
         else:
             result[key] = stats_lib.vector_stats(columns[key])
@@ -347,12 +384,25 @@ class LeRobotV3Writer:
             expected = tuple(feature["shape"])
             if feature["dtype"] not in VISUAL_DTYPES and expected == (1,):
                 value = value.reshape(1)
-            if value.shape != expected:
+            if is_depth_feature(feature):
+                value = self._depth_frame(key, value, expected)
+            elif value.shape != expected:
                 raise DatasetError(f"feature {key!r} has shape {value.shape}, expected {expected}")
-            if feature["dtype"] in VISUAL_DTYPES and value.dtype != np.uint8:
+            elif feature["dtype"] in VISUAL_DTYPES and value.dtype != np.uint8:
                 raise DatasetError(f"image {key!r} is {value.dtype}: images must be uint8 RGB")
             self._buffer.columns.setdefault(key, []).append(value)
         self._buffer.tasks.append(str(frame["task"]))
+
+    @staticmethod
+    def _depth_frame(key: str, value: np.ndarray, expected: tuple[int, ...]) -> np.ndarray:
+        """A depth frame as float32 (H, W) metres (the env's (H, W) or LeRobot's (H, W, 1))."""
+        if value.shape == expected:
+            value = value[..., 0]
+        if value.shape != expected[:2]:
+            raise DatasetError(f"depth {key!r} has shape {value.shape}, expected {expected[:2]} (metres)")
+        if not np.issubdtype(value.dtype, np.floating):
+            raise DatasetError(f"depth {key!r} is {value.dtype}: pass depth as float metres")
+        return value.astype(np.float32, copy=False)
 
     def buffered_episode(self) -> dict[str, np.ndarray]:
         """The frames added since the last save/clear, stacked per feature (e.g. for a keep filter)."""
@@ -421,7 +471,15 @@ class LeRobotV3Writer:
         arrays = []
         for schema_field in self._schema:
             feature = self.features[schema_field.name]
-            if feature["dtype"] == "image":
+            if is_depth_feature(feature):
+                millimetres = depth_to_mm(visual[schema_field.name])
+                arrays.append(
+                    pa.array(
+                        [{"bytes": encode_png16(image), "path": None} for image in millimetres],
+                        schema_field.type,
+                    )
+                )
+            elif feature["dtype"] == "image":
                 images = visual[schema_field.name]
                 arrays.append(
                     pa.array(
@@ -754,8 +812,14 @@ class LeRobotV3Dataset:
             file_index=metadata[f"videos/{key}/file_index"],
         )
 
+    @property
+    def rgb_keys(self) -> list[str]:
+        """Camera keys that hold colour images (``camera_keys`` without depth maps)."""
+        return [key for key in self.camera_keys if not is_depth_feature(self.features[key])]
+
     def video_frames(self, episode_index: int, key: str) -> np.ndarray:
-        """uint8 (N, H, W, 3) frames of one camera for one episode (video or image features)."""
+        """uint8 (N, H, W, 3) frames of one camera for one episode (video or image features); float32
+        (N, H, W) metres for a depth camera."""
         feature = self.features.get(key)
         if feature is None or feature["dtype"] not in VISUAL_DTYPES:
             raise DatasetError(f"{key!r} is not a camera of {self.root}: use one of {self.camera_keys}")

@@ -6,8 +6,8 @@ The layout matches what LeRobot 0.6.1 writes and validates (``lerobot.datasets.c
 - RGB images/videos have one value per channel with shape (3, 1, 1), scaled to [0, 1] (pixels / 255), computed
   on up to 100 evenly spaced frames per episode (downsampled by striding when a side is >= 300 px), and
   ``count`` is the number of frames sampled;
-- depth maps (our float32 H×W feature, metres) have one value with shape (1, 1, 1): LeRobot rejects any
-  other shape for a key containing "image".
+- depth maps have one value with shape (1, 1, 1) (LeRobot rejects any other shape for a key containing
+  "image"), in the stored unit (millimetres, see ``libs.datasets.lerobot_v3``), not scaled by 1/255.
 Episode statistics are merged like LeRobot does: count-weighted means, pooled variance, min of mins, max of
 maxes and count-weighted quantiles. Quantiles are exact per episode (LeRobot estimates them from histograms).
 """
@@ -77,7 +77,7 @@ def rgb_stats(frames: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def depth_stats(frames: np.ndarray) -> dict[str, np.ndarray]:
-    """Statistics of float (N, H, W) depth maps in metres, each of shape (1, 1, 1)."""
+    """Statistics of (N, H, W) depth maps in their stored unit, each of shape (1, 1, 1)."""
     chosen = frames[sample_frame_indices(len(frames))]
     stride = _stride_for(chosen.shape[1], chosen.shape[2])
     pixels = chosen[:, ::stride, ::stride].reshape(-1, 1).astype(np.float64)

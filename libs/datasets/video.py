@@ -166,3 +166,24 @@ def decode_png(data: bytes) -> np.ndarray:
     with av.open(io.BytesIO(data), format="png_pipe") as container:
         frame = next(container.decode(video=0))
         return frame.to_ndarray(format="rgb24")
+
+
+def encode_png16(image: np.ndarray) -> bytes:
+    """PNG bytes of a uint16 H×W single-channel image (16-bit greyscale, lossless).
+
+    PIL opens it as mode ``I;16``, which LeRobot 0.6.1 turns into a float32 (1, H, W) tensor in the stored
+    units (``lerobot.datasets.io_utils.pil_to_chw_tensor``): how it reads depth maps stored as images."""
+    codec = av.CodecContext.create("png", "w")
+    codec.width = image.shape[1]
+    codec.height = image.shape[0]
+    codec.pix_fmt = "gray16be"
+    frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image, dtype=np.uint16), format="gray16le")
+    frame = frame.reformat(format="gray16be")
+    return b"".join(bytes(packet) for packet in [*codec.encode(frame), *codec.encode(None)])
+
+
+def decode_png16(data: bytes) -> np.ndarray:
+    """uint16 H×W values of a 16-bit greyscale PNG (``encode_png16``)."""
+    with av.open(io.BytesIO(data), format="png_pipe") as container:
+        frame = next(container.decode(video=0))
+        return frame.to_ndarray(format="gray16le")

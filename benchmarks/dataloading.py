@@ -30,7 +30,10 @@ def _lerobot_loader(root: Path, chunk: int, fps: int, batch_size: int, workers: 
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
     dataset = LeRobotDataset(
-        "local/bench", root=root, delta_timestamps={"action": [i / fps for i in range(chunk)]}
+        "local/bench",
+        root=root,
+        delta_timestamps={"action": [i / fps for i in range(chunk)]},
+        video_backend="pyav",  # as training does: torchcodec needs a system FFmpeg
     )
     return torch.utils.data.DataLoader(
         dataset, batch_size=batch_size, shuffle=True, num_workers=workers, persistent_workers=False

@@ -31,7 +31,9 @@ def test_fix_then_lerobot_loads(tmp_path: Path) -> None:
     assert not diagnose(root).ok
     assert main([str(root), "--fix"]) == 0
 
-    dataset = LeRobotDataset("local/fixed", root=root, delta_timestamps={"action": [0.0, 1 / 30]})
+    dataset = LeRobotDataset(
+        "local/fixed", root=root, delta_timestamps={"action": [0.0, 1 / 30]}, video_backend="pyav"
+    )
     image_std = dataset.meta.stats["observation.images.top"]["std"]
     np.testing.assert_allclose(image_std, good_std, atol=0.03)
     assert "action" in dataset.meta.stats and dataset.meta.stats["action"]["mean"].shape == (6,)

@@ -24,7 +24,10 @@ def _load(root: Path, fps: int):
     from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
     delta = {"action": [i / fps for i in range(CHUNK)], "observation.state": [-1 / fps, 0.0]}
-    return LeRobotDataset(repo_id="local/so101lab", root=root, delta_timestamps=delta)
+    # PyAV, as everywhere this lab lets LeRobot decode (torchcodec needs a system FFmpeg); depth in metres.
+    return LeRobotDataset(
+        repo_id="local/so101lab", root=root, delta_timestamps=delta, video_backend="pyav", depth_output_unit="m"
+    )
 
 
 def _check_against_reader(root: Path) -> None:
@@ -33,6 +36,7 @@ def _check_against_reader(root: Path) -> None:
     assert len(theirs) == ours.num_frames
     assert theirs.meta.total_episodes == ours.num_episodes
     assert sorted(theirs.meta.camera_keys) == sorted(ours.camera_keys)
+    assert theirs.meta.depth_keys == ours.depth_keys
     for episode_index in ours.episode_indices:
         episode = ours.episode(episode_index)
         frames = {key: ours.video_frames(episode_index, key) for key in ours.camera_keys}
@@ -50,17 +54,18 @@ def _check_against_reader(root: Path) -> None:
                 atol=1e-6,
             )
             assert int(sample["episode_index"]) == episode_index
-            for key in ours.camera_keys:
+            for key in ours.rgb_keys:
                 image = sample[key].numpy()  # C, H, W float in [0, 1]
                 assert image.shape == (3, *frames[key].shape[1:3])
                 ours_image = frames[key][frame_index].transpose(2, 0, 1) / 255.0
                 assert np.abs(image - ours_image).max() < 1.5 / 255
-            for key in ours.depth_keys:
-                np.testing.assert_allclose(sample[key].numpy(), episode[key][frame_index], atol=1e-6)
+            for key in ours.depth_keys:  # (1, H, W) metres, to the stored millimetre
+                assert sample[key].shape == (1, *frames[key].shape[1:3])
+                np.testing.assert_allclose(sample[key].numpy()[0], frames[key][frame_index], atol=1e-6)
         assert sample["task"] == ours.tasks[0]
     stats = theirs.meta.stats
     for key in ours.camera_keys:
-        assert stats[key]["mean"].shape == (3, 1, 1)
+        assert stats[key]["mean"].shape == ((1, 1, 1) if key in ours.depth_keys else (3, 1, 1))
 
 
 @pytest.mark.parametrize("use_video", [True, False], ids=["video", "image"])

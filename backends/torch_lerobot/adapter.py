@@ -28,7 +28,7 @@ from lerobot.configs.types import FeatureType
 from lerobot.policies.factory import get_policy_class, make_pre_post_processors
 from safetensors import SafetensorError
 
-from backends.torch_lerobot import tiny_backbones
+from backends.torch_lerobot import depth_channels, tiny_backbones
 from backends.torch_lerobot.checkpoints import (
     BLOCK_POSITIONS_FILE,
     PREPROCESSOR_FILE,
@@ -167,6 +167,8 @@ class LeRobotPolicy:
         except (OSError, RuntimeError, KeyError, ValueError) as error:
             raise CheckpointError(f"cannot load {self.pretrained_dir}: {_root_reason(error)}") from None
         self.policy.eval()
+        # Depth checkpoints name depth_channels' step in their preprocessor (imported above, so it loads).
+        assert depth_channels.RepeatDepthChannelsStep
 
         self._metadata = self._read_metadata()
         self._input_features = {
@@ -291,7 +293,7 @@ class LeRobotPolicy:
 
     def _image_tensor(self, key: str, image: np.ndarray, shape: tuple[int, ...]) -> torch.Tensor:
         channels, height, width = shape
-        if image.ndim == 2:  # depth, H x W metres
+        if image.ndim == 2:  # depth, H x W metres (training read the dataset's depth in metres too)
             image = image[..., None]
         if image.shape[:2] != (height, width):
             raise ObservationMismatchError(

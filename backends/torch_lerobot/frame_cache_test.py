@@ -25,7 +25,9 @@ def test_samples_equal_lerobots_for_act_and_diffusion_windows(tmp_path: Path) ->
         },
     }
     for delta_timestamps in windows.values():
-        dataset = LeRobotDataset("local/state", root=root, delta_timestamps=delta_timestamps)
+        dataset = LeRobotDataset(
+            "local/state", root=root, delta_timestamps=delta_timestamps, video_backend="pyav"
+        )
         assert is_vector_only(dataset)
         cached = InMemoryFrames(dataset)
         assert len(cached) == len(dataset) == 50 and cached.meta is dataset.meta

@@ -27,6 +27,7 @@ from lerobot.scripts import lerobot_train
 
 from backends.torch_lerobot.backbones import BackboneError, configure_backbone
 from backends.torch_lerobot.checkpoints import PRETRAINED_DIR_NAME, copy_dataset_meta, list_checkpoints
+from backends.torch_lerobot.depth_channels import add_depth_step
 from backends.torch_lerobot.frame_cache import InMemoryFrames, is_vector_only
 from backends.torch_lerobot.presets import POLICY_TYPES, PRESETS, make_policy_config
 from backends.torch_lerobot.tiny_backbones import TINY_BACKBONE_FILE, building_context
@@ -73,6 +74,8 @@ def _lerobot_hooks(
     """Hooks into LeRobot's loop, each a thin wrapper around its own function:
 
     - after ``make_policy`` (before step 0): the disk preflight, sized from the real parameter count;
+    - after ``make_pre_post_processors``: depth maps (one-channel images) are repeated to the three
+      channels the image encoders take (``depth_channels``), a step saved with the preprocessor;
     - after ``make_pre_post_processors`` (still before step 0), when ``probe_workers`` is given: the
       preflight's data-loader probe — LeRobot's own dataset in a DataLoader for each ``num_workers``,
       against one forward + backward pass of the policy — with its recommendation;
@@ -96,6 +99,9 @@ def _lerobot_hooks(
 
     def make_processors_then_probe(*args: Any, **kwargs: Any) -> Any:
         processors = original_processors(*args, **kwargs)
+        policy_config = kwargs.get("policy_cfg", args[0] if args else None)
+        if policy_config is not None:
+            add_depth_step(processors[0], policy_config.input_features)
         if probe_workers and "dataset" in seen and "policy" in seen:
             probe = _probe_loader(
                 seen["dataset"], seen["batch_size"], seen["policy"], processors[0], probe_workers
@@ -213,7 +219,11 @@ def train_policy(
     policy_config.repo_id = repo_id
 
     config = TrainPipelineConfig(
-        dataset=DatasetConfig(repo_id=f"local/{dataset.name}", root=str(dataset), video_backend="pyav"),
+        # PyAV decodes (torchcodec needs a system FFmpeg, and LeRobot's probe for it prints its load
+        # failure); depth maps in metres, the env's unit, so the adapter feeds the env's depth as is.
+        dataset=DatasetConfig(
+            repo_id=f"local/{dataset.name}", root=str(dataset), video_backend="pyav", depth_output_unit="m"
+        ),
         policy=policy_config,
         output_dir=out,
         job_name=f"so101_{policy}",

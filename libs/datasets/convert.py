@@ -4,8 +4,10 @@
   (openpi); the feature's ``info.gripper_range`` records which one a dataset uses.
 - ``openpi``: openpi's LeRobot layout (keys ``image``, ``wrist_image``, ``state``, ``actions``; gripper 0–1),
   and back (``from-openpi``), the original key of every renamed feature kept in its ``info.source_key``.
-- ``ee``: joint actions → end-effector actions ``[x, y, z, approach_x, approach_y, approach_z, gripper]`` by
-  forward kinematics of the SO-101 model (the env's ``gripperframe`` site: position and its z axis).
+- ``ee``: joint actions → end-effector actions ``[x, y, z, tail_x, tail_y, tail_z, gripper]`` (layout and
+  why in ``libs.sim.layout``) by forward kinematics of the SO-101 model (the env's ``gripperframe`` site: its
+  position, and its z axis for the tail); ee actions of the old unit-vector layout (``approach_x/y/z``) are
+  rewritten to the tail layout.
 - ``depth``: depth kept as float32 (H, W) arrays (this lab's layout before LeRobot 0.6.1's depth maps) →
   LeRobot depth images (16-bit PNG millimetres, ``is_depth_map``; see ``libs.datasets.lerobot_v3``).
 - ``rerecord``: replay each episode's actions from its recorded seed in another scene or camera config
@@ -308,7 +310,7 @@ class ForwardKinematics:
         self._site = self.model.site(EE_SITE).id
 
     def ee_pose(self, joints_env: np.ndarray) -> np.ndarray:
-        """(N, 6) joints in env units → (N, 6) ``[x, y, z, approach_x, approach_y, approach_z]``."""
+        """(N, 6) joints in env units → (N, 6) gripper-frame position and unit approach axis (its z axis)."""
         from libs.sim.layout import joints_env_to_rad
 
         result = np.empty((len(joints_env), 6), dtype=np.float64)
@@ -321,17 +323,29 @@ class ForwardKinematics:
 
 
 def convert_joint_to_ee(src: str | Path, out: str | Path, progress: bool = True) -> Path:
-    """Joint actions → ee actions by forward kinematics (the gripper opening is copied)."""
-    from libs.sim.layout import EE_ACTION_NAMES, STATE_FEATURE_NAMES
+    """Joint actions → ee actions by forward kinematics (the gripper opening is copied); ee actions of the
+    old approach-vector layout → the tail layout."""
+    from libs.sim.layout import EE_ACTION_NAMES, LEGACY_EE_ACTION_NAMES, STATE_FEATURE_NAMES, ee_action
 
     dataset = LeRobotV3Dataset(src)
     action = dataset.features.get("action")
+    names = list((action or {}).get("names") or [])
+    features = user_features(dataset)
+    if names == list(LEGACY_EE_ACTION_NAMES):
+        features["action"] = {**vector_feature(EE_ACTION_NAMES), **{"info": action.get("info")}}
+        if not features["action"]["info"]:
+            features["action"].pop("info")
+
+        def from_vectors(episode: Episode) -> Episode:
+            old = episode["columns"]["action"].astype(np.float64)
+            episode["columns"]["action"] = np.stack([ee_action(row[:3], row[3:6], row[6]) for row in old])
+            return episode
+
+        return convert(src, out, from_vectors, features, progress=progress)
     if action is None or list(action["shape"]) != [6]:
         raise DatasetError(f"{src} has no 6-dim joint action: the ee conversion needs joint actions")
-    names = action.get("names") or []
-    if names and list(names) != list(STATE_FEATURE_NAMES) and "x" in names:
+    if names and names != list(STATE_FEATURE_NAMES) and "x" in names:
         raise DatasetError(f"{src} already has ee actions {names}: nothing to convert")
-    features = user_features(dataset)
     features["action"] = vector_feature(EE_ACTION_NAMES)
     if gripper_range(action) != "0-100":
         features["action"]["info"] = {"gripper_range": gripper_range(action)}
@@ -342,27 +356,14 @@ def convert_joint_to_ee(src: str | Path, out: str | Path, progress: bool = True)
         if gripper_range(action) == "0-1":
             joints = joints.copy()
             joints[:, 5] *= 100.0
-        ee = np.empty((len(joints), 7), dtype=np.float32)
-        ee[:, :6] = kinematics.ee_pose(joints)
-        ee[:, 6] = episode["columns"]["action"][:, 5]
-        episode["columns"]["action"] = ee
+        poses = kinematics.ee_pose(joints)
+        gripper = episode["columns"]["action"][:, 5]
+        episode["columns"]["action"] = np.stack(
+            [ee_action(pose[:3], pose[3:], grip) for pose, grip in zip(poses, gripper, strict=True)]
+        )
         return episode
 
     return convert(src, out, transform, features, progress=progress)
-
-
-# ----------------------------------------------------------------------------------------- legacy depth
-def convert_depth(src: str | Path, out: str | Path, progress: bool = True) -> Path:
-    """Depth stored as float32 (H, W) arrays → LeRobot depth maps (the frames are already metres)."""
-    dataset = LeRobotV3Dataset(src)
-    features = user_features(dataset)
-    legacy = [key for key, feature in features.items() if is_legacy_depth_feature(feature)]
-    if not legacy:
-        raise DatasetError(f"{src} has no depth stored as float arrays: nothing to convert")
-    for key in legacy:
-        height, width = (int(size) for size in features[key]["shape"])
-        features[key] = depth_feature(height, width)
-    return convert(src, out, features=features, progress=progress)
 
 
 # -------------------------------------------------------------------------------------------------- rerecord
@@ -377,11 +378,16 @@ def rerecord(
     """Replay every episode's recorded actions from its seed in ``scene`` (a SceneConfig) into ``out``."""
     from libs.datasets.record import dataset_features
     from libs.sim.env import SO101PickPlaceEnv
-    from libs.sim.layout import EE_ACTION_NAMES
+    from libs.sim.layout import EE_ACTION_NAMES, LEGACY_EE_ACTION_NAMES
 
     _refuse_same(src, out)
     dataset = LeRobotV3Dataset(src)
     action_names = list(dataset.features["action"].get("names") or [])
+    if action_names == list(LEGACY_EE_ACTION_NAMES):
+        raise DatasetError(
+            f"{src} has ee actions of the old approach-vector layout: rewrite them with `convert ee {src} NEW` "
+            "first"
+        )
     action_space = "ee" if action_names == list(EE_ACTION_NAMES) else "joint"
     if gripper_range(dataset.features["action"]) != "0-100":
         raise DatasetError(
@@ -610,7 +616,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     back = commands.add_parser("from-openpi", help="back from the openpi layout")
     back.add_argument("src", type=Path)
     back.add_argument("out", type=Path)
-    ee = commands.add_parser("ee", help="joint actions → end-effector actions (forward kinematics)")
+    ee = commands.add_parser(
+        "ee", help="joint actions → end-effector actions (forward kinematics); old ee layout → tail layout"
+    )
     ee.add_argument("src", type=Path)
     ee.add_argument("out", type=Path)
     depth = commands.add_parser("depth", help="float-array depth → LeRobot depth maps (16-bit PNG, mm)")

@@ -121,8 +121,14 @@ def test_joint_to_ee_and_rerecord(tmp_path: Path) -> None:
     record_scripted_dataset(tmp_path / "joint", episodes=1, scene=scene, max_steps=25, progress=False)
     ee = LeRobotV3Dataset(convert.convert_joint_to_ee(tmp_path / "joint", tmp_path / "ee", progress=False))
     actions = ee.episode(0)["action"]
-    assert actions.shape[1] == 7
-    np.testing.assert_allclose(np.linalg.norm(actions[:, 3:6], axis=1), 1.0, atol=1e-4)
+    from libs.sim.layout import EE_ACTION_NAMES, EE_TAIL_DISTANCE_M
+
+    assert actions.shape[1] == 7 and ee.features["action"]["names"] == list(EE_ACTION_NAMES)
+    # the tail lies EE_TAIL_DISTANCE_M behind the gripper, and no dimension is constant (mean/std safe)
+    np.testing.assert_allclose(
+        np.linalg.norm(actions[:, :3] - actions[:, 3:6], axis=1), EE_TAIL_DISTANCE_M, atol=1e-5
+    )
+    assert ee.stats is not None and np.all(ee.stats["action"]["std"][:6] > 1e-3)
     np.testing.assert_array_equal(
         actions[:, 6], LeRobotV3Dataset(tmp_path / "joint").episode(0)["action"][:, 5]
     )

@@ -28,6 +28,10 @@ from libs.policy_api.types import (
     ReportsNormalizedInputs,
 )
 
+#: ``libs.sim.layout.EE_TAIL_DISTANCE_M`` (policy_api sits below sim and cannot import it; a sim test keeps
+#: the two equal).
+EE_TAIL_DISTANCE_M = 0.1
+
 #: Normalised inputs beyond this magnitude mean the stats used to normalise them are broken (std ≈ 0).
 NORMALIZED_INPUT_LIMIT = 20.0
 #: A chunk whose values all sit within ±this looks like it is still in normalised units.
@@ -193,12 +197,15 @@ def check_action_chunk(
                 "0–1 gripper)"
             )
     if spec.action_space == "ee":
-        approach = array[:, 3:6]
-        norms = np.linalg.norm(approach, axis=1)
-        if np.any(np.abs(norms - 1.0) > 0.25):
+        # [x, y, z, tail_x, tail_y, tail_z, gripper] (libs.sim.layout): the tail lies EE_TAIL_DISTANCE_M (0.1 m)
+        # behind the position; a distance far from that means metres were not de-normalised.
+        distances = np.linalg.norm(array[:, :3] - array[:, 3:6], axis=1)
+        if np.any(np.abs(distances - EE_TAIL_DISTANCE_M) > 0.5 * EE_TAIL_DISTANCE_M):
             raise ContractViolation(
-                f"ee action approach vectors have norms {norms.min():.2f}..{norms.max():.2f}, expected unit "
-                "length: the ee layout is [x, y, z, approach_x, approach_y, approach_z, gripper]"
+                f"ee action tail points lie {distances.min():.3f}..{distances.max():.3f} m from the gripper "
+                f"position, expected about {EE_TAIL_DISTANCE_M} m: the ee layout is [x, y, z, tail_x, tail_y, "
+                "tail_z, gripper] in metres; check the de-normalisation stats, or convert an old "
+                "approach-vector dataset with `convert ee` and retrain"
             )
     return array.astype(np.float32, copy=False)
 

@@ -6,7 +6,7 @@ degrees, gripper 0–100), ``observation.images.<camera>`` uint8 H×W×3 per sce
 ``observation.environment_state`` float32[9] (block pose, bowl xy; ``libs.sim.layout``) when the scene
 sets ``environment_state``, and ``task``.
 Actions: ``joint`` float32[6] absolute targets in the state's units, or ``ee`` float32[7]
-``[x, y, z, approach_x, approach_y, approach_z, gripper]`` solved by IK every step (``libs.sim.ik``).
+``[x, y, z, tail_x, tail_y, tail_z, gripper]`` (``libs.sim.layout``) solved by IK every step (``libs.sim.ik``).
 Control runs at 30 Hz, ``PHYSICS_SUBSTEPS`` physics steps per control step.
 
 ``reset(seed=int)`` draws the block's position and yaw and the bowl's position from that seed alone, so
@@ -37,12 +37,15 @@ from libs.sim.layout import (
     CONTROL_HZ,
     EE_ACTION_NAMES,
     EE_LOWER,
+    EE_TAIL_DISTANCE_M,
     EE_UPPER,
     ENVIRONMENT_STATE_DIM,
     JOINT_LIMITS_RAD,
     JOINT_LOWER,
     JOINT_NAMES,
     JOINT_UPPER,
+    ee_approach,
+    ee_tail_distance,
     gripper_env_to_rad,
     gripper_rad_to_env,
     joints_env_to_rad,
@@ -313,7 +316,7 @@ class SO101PickPlaceEnv(gym.Env):
             targets_rad = joints_env_to_rad(action)
             result = ControlStepResult(joint_targets=action.copy())
         else:
-            solution = self.solve_ee(data, action[:3], action[3:6])
+            solution = self.solve_ee(data, action[:3], ee_approach(action))
             targets_rad = np.empty(6)
             targets_rad[:5] = solution.arm_joints
             targets_rad[5] = gripper_env_to_rad(action[6])
@@ -370,8 +373,11 @@ class SO101PickPlaceEnv(gym.Env):
                 f"action has NaN/inf in {names}: the policy output is not finite (check its "
                 "de-normalisation and checkpoint)"
             )
-        if self.action_space_name == "ee" and np.linalg.norm(array[3:6]) < 1e-6:
-            raise SimInputError("ee action's approach vector is zero: pass a unit vector, e.g. (0, 0, -1)")
+        if self.action_space_name == "ee" and ee_tail_distance(array) < 1e-6:
+            raise SimInputError(
+                "ee action's tail is at its position, so it has no approach direction: put the tail "
+                f"{EE_TAIL_DISTANCE_M} m behind the gripper along the approach axis (layout in libs.sim.layout)"
+            )
         return array
 
     # ---- observations ------------------------------------------------------------------------------

@@ -5,9 +5,19 @@ joints in degrees, the gripper as a 0–100 opening (0 closed, 100 open). The si
 arm joints map 1:1 (the menagerie model's joint zero is the middle of each calibrated range, as in
 LeRobot's degree mode), and the gripper's joint range maps linearly onto 0–100.
 
-The ``ee`` action is ``[x, y, z, approach_x, approach_y, approach_z, gripper]``: the gripper frame's
-position in metres (world frame, robot base at the origin, table top at z = 0), the unit vector the
-gripper points along (wrist → fingertips), and the gripper opening 0–100.
+The ``ee`` action is ``[x, y, z, tail_x, tail_y, tail_z, gripper]``: the gripper frame's position in metres
+(world frame, robot base at the origin, table top at z = 0), the *tail* of its approach axis — the point
+``EE_TAIL_DISTANCE_M`` behind the gripper frame along the axis the gripper points along (wrist →
+fingertips), in the same frame and units — and the gripper opening 0–100. The approach direction the IK
+(``libs.sim.ik``) solves for is ``position − tail``, normalised (``ee_approach``): the arm's five joints set
+the gripper's position and this direction, never the roll about it, which the IK leaves free.
+
+Why two points and not a unit vector: the scripted expert leans the gripper a fixed 20° from vertical, so
+the unit vector's z component was a constant (−cos 20° = −0.9397, std 0) that mean/std normalisation divides
+by ~0; any unit-vector or tilt/azimuth layout keeps such a constant. The tail's z is the gripper's height plus
+that constant, so it varies as the gripper moves; every dimension is metres; and any two distinct points
+are a valid direction (a policy's output needs no renormalisation; its tail distance need not be exact).
+Datasets recorded with the old layout (``LEGACY_EE_ACTION_NAMES``) are rewritten by ``convert ee``.
 """
 
 from __future__ import annotations
@@ -28,7 +38,13 @@ GRIPPER_JOINT_NAME = "gripper"
 #: LeRobot's feature names for the SO-101 state/action vector.
 STATE_FEATURE_NAMES: tuple[str, ...] = tuple(f"{name}.pos" for name in JOINT_NAMES)
 
-EE_ACTION_NAMES: tuple[str, ...] = ("x", "y", "z", "approach_x", "approach_y", "approach_z", "gripper")
+EE_ACTION_NAMES: tuple[str, ...] = ("x", "y", "z", "tail_x", "tail_y", "tail_z", "gripper")
+#: The ee layout before the tail point: a unit approach vector (its z was constant in expert data).
+LEGACY_EE_ACTION_NAMES: tuple[str, ...] = (
+    "x", "y", "z", "approach_x", "approach_y", "approach_z", "gripper",
+)  # fmt: skip
+#: How far behind the gripper frame the tail point lies on the approach axis (about the wrist's distance).
+EE_TAIL_DISTANCE_M = 0.1
 
 STATE_DIM = len(JOINT_NAMES)
 JOINT_ACTION_DIM = len(JOINT_NAMES)
@@ -60,9 +76,33 @@ JOINT_LIMITS: np.ndarray = np.vstack(
 JOINT_LOWER: np.ndarray = JOINT_LIMITS[:, 0].copy()
 JOINT_UPPER: np.ndarray = JOINT_LIMITS[:, 1].copy()
 
-#: Bounds of the ee action: a workspace box around the robot (metres), a unit vector, gripper 0–100.
-EE_LOWER: np.ndarray = np.array([-0.5, -0.5, -0.05, -1.0, -1.0, -1.0, GRIPPER_CLOSED], dtype=np.float32)
-EE_UPPER: np.ndarray = np.array([0.5, 0.5, 0.6, 1.0, 1.0, 1.0, GRIPPER_OPEN], dtype=np.float32)
+#: Bounds of the ee action: a workspace box around the robot (metres), the same box grown by the tail
+#: distance for the tail, gripper 0–100.
+EE_LOWER: np.ndarray = np.array([-0.5, -0.5, -0.05, -0.6, -0.6, -0.15, GRIPPER_CLOSED], dtype=np.float32)
+EE_UPPER: np.ndarray = np.array([0.5, 0.5, 0.6, 0.6, 0.6, 0.7, GRIPPER_OPEN], dtype=np.float32)
+
+
+def ee_action(position: np.ndarray, approach: np.ndarray, gripper: float) -> np.ndarray:
+    """float32[7] ee action of a gripper frame at ``position`` pointing along ``approach`` (any length)."""
+    position = np.asarray(position, dtype=np.float64)
+    approach = np.asarray(approach, dtype=np.float64)
+    approach = approach / max(float(np.linalg.norm(approach)), 1e-12)
+    tail = position - EE_TAIL_DISTANCE_M * approach
+    return np.concatenate([position, tail, [gripper]]).astype(np.float32)
+
+
+def ee_approach(action: np.ndarray) -> np.ndarray:
+    """The unit approach vector of an ee action (or a (T, 7) chunk): ``position − tail``, normalised."""
+    action = np.asarray(action, dtype=np.float64)
+    direction = action[..., :3] - action[..., 3:6]
+    norms = np.linalg.norm(direction, axis=-1, keepdims=True)
+    return direction / np.maximum(norms, 1e-12)
+
+
+def ee_tail_distance(action: np.ndarray) -> np.ndarray:
+    """Distance between an ee action's position and its tail (``EE_TAIL_DISTANCE_M`` when exact)."""
+    action = np.asarray(action, dtype=np.float64)
+    return np.linalg.norm(action[..., :3] - action[..., 3:6], axis=-1)
 
 
 def gripper_rad_to_env(gripper_rad: float | np.ndarray) -> float | np.ndarray:

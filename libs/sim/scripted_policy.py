@@ -25,7 +25,7 @@ import numpy as np
 from libs.policy_api.registry import PolicyLoadError, register_backend
 from libs.policy_api.types import ENV_STATE_KEY, Observation, PolicySpec
 from libs.sim.expert import ExpertPlan
-from libs.sim.layout import ARM_JOINT_NAMES, joints_rad_to_env
+from libs.sim.layout import ARM_JOINT_NAMES, ee_action, joints_rad_to_env
 from scenes.so101.scene import EE_SITE, bowl_floor_top_z, build_robot_spec
 
 DEFAULT_CHUNK_LENGTH = 10
@@ -124,7 +124,7 @@ class ScriptedPolicy:
         steps = range(first_step, first_step + self._spec.chunk_length)
         targets = [self._plan.target(step) for step in steps]
         if self._spec.action_space == "ee":
-            chunk = [np.concatenate([t.position, t.approach, [t.gripper]]) for t in targets]
+            chunk = [ee_action(t.position, t.approach, t.gripper) for t in targets]
             return np.asarray(chunk, dtype=np.float32)
         chunk = self._joint_chunk(targets, np.asarray(state["arm_targets"]))
         if self.action_noise_deg > 0:

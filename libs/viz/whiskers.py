@@ -26,7 +26,13 @@ from typing import Any, Literal
 import mujoco
 import numpy as np
 
-from libs.sim.layout import JOINT_NAMES, gripper_env_to_rad, gripper_rad_to_env, joints_env_to_rad
+from libs.sim.layout import (
+    JOINT_NAMES,
+    ee_approach,
+    gripper_env_to_rad,
+    gripper_rad_to_env,
+    joints_env_to_rad,
+)
 from scenes.so101.scene import BLOCK_BODY, BOWL_BODY, EE_SITE, PHYSICS_SUBSTEPS
 
 WhiskerMode = Literal["dynamic", "kinematic"]
@@ -290,7 +296,7 @@ class WhiskerSimulator:
             targets = joints_env_to_rad(action)
         else:
             # Warm-started from scratch.ctrl, which the previous row set: the IK chains along the chunk.
-            solution = self.env.solve_ee(scratch, action[:3], action[3:6])
+            solution = self.env.solve_ee(scratch, action[:3], ee_approach(action))
             targets = np.empty(6)
             targets[:5] = solution.arm_joints
             targets[5] = gripper_env_to_rad(float(action[6]))

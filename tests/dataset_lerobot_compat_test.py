@@ -26,7 +26,11 @@ def _load(root: Path, fps: int):
     delta = {"action": [i / fps for i in range(CHUNK)], "observation.state": [-1 / fps, 0.0]}
     # PyAV, as everywhere this lab lets LeRobot decode (torchcodec needs a system FFmpeg); depth in metres.
     return LeRobotDataset(
-        repo_id="local/so101lab", root=root, delta_timestamps=delta, video_backend="pyav", depth_output_unit="m"
+        repo_id="local/so101lab",
+        root=root,
+        delta_timestamps=delta,
+        video_backend="pyav",
+        depth_output_unit="m",
     )
 
 

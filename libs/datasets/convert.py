@@ -366,6 +366,20 @@ def convert_joint_to_ee(src: str | Path, out: str | Path, progress: bool = True)
     return convert(src, out, transform, features, progress=progress)
 
 
+# ----------------------------------------------------------------------------------------- legacy depth
+def convert_depth(src: str | Path, out: str | Path, progress: bool = True) -> Path:
+    """Depth stored as float32 (H, W) arrays → LeRobot depth maps (the frames are already metres)."""
+    dataset = LeRobotV3Dataset(src)
+    features = user_features(dataset)
+    legacy = [key for key, feature in features.items() if is_legacy_depth_feature(feature)]
+    if not legacy:
+        raise DatasetError(f"{src} has no depth stored as float arrays: nothing to convert")
+    for key in legacy:
+        height, width = (int(size) for size in features[key]["shape"])
+        features[key] = depth_feature(height, width)
+    return convert(src, out, features=features, progress=progress)
+
+
 # -------------------------------------------------------------------------------------------------- rerecord
 def rerecord(
     src: str | Path,
@@ -385,8 +399,8 @@ def rerecord(
     action_names = list(dataset.features["action"].get("names") or [])
     if action_names == list(LEGACY_EE_ACTION_NAMES):
         raise DatasetError(
-            f"{src} has ee actions of the old approach-vector layout: rewrite them with `convert ee {src} NEW` "
-            "first"
+            f"{src} has ee actions of the old approach-vector layout: rewrite them with "
+            f"`convert ee {src} NEW` first"
         )
     action_space = "ee" if action_names == list(EE_ACTION_NAMES) else "joint"
     if gripper_range(dataset.features["action"]) != "0-100":

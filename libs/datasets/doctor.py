@@ -45,9 +45,9 @@ from libs.datasets.lerobot_v3 import (
     DatasetError,
     LeRobotV3Dataset,
     compute_episode_stats,
+    episode_stats_columns,
     is_depth_feature,
     is_legacy_depth_feature,
-    episode_stats_columns,
     recompute_stats,
     write_episodes_table,
     write_json_atomic,
@@ -169,8 +169,8 @@ def _check_depth_layout(dataset: LeRobotV3Dataset, found: _Collector) -> None:
                 key,
                 "depth stored as a float array: LeRobot lists no depth key and types it as a state, so no "
                 "policy sees it as an image",
-                f"rewrite it as a LeRobot depth map: ./pants run libs/datasets:convert -- depth {dataset.root} "
-                "NEW_DIR",
+                "rewrite it as a LeRobot depth map: ./pants run libs/datasets:convert -- depth "
+                f"{dataset.root} NEW_DIR",
             )
         elif is_depth_feature(feature):
             unit = (feature.get("info") or {}).get("depth_unit")

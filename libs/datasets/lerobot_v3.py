@@ -15,14 +15,14 @@ what this module writes:
 
 Depth cameras are stored as LeRobot 0.6.1 declares depth maps, so ``LeRobotDatasetMetadata.depth_keys`` lists
 them and ``dataset_to_policy_features`` types them VISUAL: an ``image`` feature of shape (H, W, 1) with
-``info: {"is_depth_map": true, "depth_unit": "mm"}``, each frame a lossless 16-bit greyscale PNG in the parquet
-holding the depth in whole millimetres (metres = value / 1000; 0–65.535 m, 1 mm steps; depth is rounded to
-the nearest millimetre when written). LeRobot reads it as a float32 (1, H, W) tensor and converts it to its
+``info: {"is_depth_map": true, "depth_unit": "mm"}``, each frame a lossless 16-bit greyscale PNG in the
+parquet holding the depth in whole millimetres (metres = value / 1000; 0–65.535 m, 1 mm steps; depth is
+rounded to the nearest millimetre when written). LeRobot reads it as a float32 (1, H, W) tensor and converts it to its
 ``depth_output_unit`` (millimetres by default; the torch backend trains with metres, the env's unit). Its
 stats are in the stored unit (mm) with shape (1, 1, 1), as LeRobot computes them; LeRobot rescales them with
 the frames. This reader returns depth as float32 (N, H, W) metres and the writer takes metres (H, W).
-LeRobot's other depth storage, 12-bit quantised HEVC video, is lossy and needs a 12-bit HEVC encoder; the PNG
-costs about as much disk here (96×128 maps). Datasets written before this layout kept depth as float32
+LeRobot's other depth storage, HEVC video of depth quantised to 12 bits, loses precision and needs a 12-bit
+HEVC encoder; the PNG costs about as much disk here (96×128 maps). Datasets written before this layout kept depth as float32
 (H, W) arrays (``info.modality == "depth"``), which LeRobot types as a state: ``convert depth`` rewrites them.
 """
 
@@ -120,7 +120,9 @@ def is_depth_feature(feature: Mapping[str, Any]) -> bool:
 
 def is_legacy_depth_feature(feature: Mapping[str, Any]) -> bool:
     """Depth as this lab stored it before: a float32 (H, W) array LeRobot takes for a state."""
-    return feature.get("dtype") not in VISUAL_DTYPES and (feature.get("info") or {}).get("modality") == "depth"
+    return (
+        feature.get("dtype") not in VISUAL_DTYPES and (feature.get("info") or {}).get("modality") == "depth"
+    )
 
 
 def depth_to_mm(metres: np.ndarray) -> np.ndarray:

@@ -197,14 +197,14 @@ def check_action_chunk(
                 "0–1 gripper)"
             )
     if spec.action_space == "ee":
-        # [x, y, z, tail_x, tail_y, tail_z, gripper] (libs.sim.layout): the tail lies EE_TAIL_DISTANCE_M (0.1 m)
-        # behind the position; a distance far from that means metres were not de-normalised.
+        # [x, y, z, tail_x, tail_y, tail_z, gripper] (libs.sim.layout): the tail lies EE_TAIL_DISTANCE_M
+        # (0.1 m) behind the position; a distance far from that means metres were not de-normalised.
         distances = np.linalg.norm(array[:, :3] - array[:, 3:6], axis=1)
         if np.any(np.abs(distances - EE_TAIL_DISTANCE_M) > 0.5 * EE_TAIL_DISTANCE_M):
             raise ContractViolation(
                 f"ee action tail points lie {distances.min():.3f}..{distances.max():.3f} m from the gripper "
-                f"position, expected about {EE_TAIL_DISTANCE_M} m: the ee layout is [x, y, z, tail_x, tail_y, "
-                "tail_z, gripper] in metres; check the de-normalisation stats, or convert an old "
+                f"position, expected about {EE_TAIL_DISTANCE_M} m: the ee layout is [x, y, z, tail_x, "
+                "tail_y, tail_z, gripper] in metres; check the de-normalisation stats, or convert an old "
                 "approach-vector dataset with `convert ee` and retrain"
             )
     return array.astype(np.float32, copy=False)

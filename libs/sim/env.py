@@ -6,7 +6,8 @@ degrees, gripper 0–100), ``observation.images.<camera>`` uint8 H×W×3 per sce
 ``observation.environment_state`` float32[9] (block pose, bowl xy; ``libs.sim.layout``) when the scene
 sets ``environment_state``, and ``task``.
 Actions: ``joint`` float32[6] absolute targets in the state's units, or ``ee`` float32[7]
-``[x, y, z, tail_x, tail_y, tail_z, gripper]`` (``libs.sim.layout``) solved by IK every step (``libs.sim.ik``).
+``[x, y, z, tail_x, tail_y, tail_z, gripper]`` (``libs.sim.layout``) solved by IK every step
+(``libs.sim.ik``).
 Control runs at 30 Hz, ``PHYSICS_SUBSTEPS`` physics steps per control step.
 
 ``reset(seed=int)`` draws the block's position and yaw and the bowl's position from that seed alone, so
@@ -376,7 +377,7 @@ class SO101PickPlaceEnv(gym.Env):
         if self.action_space_name == "ee" and ee_tail_distance(array) < 1e-6:
             raise SimInputError(
                 "ee action's tail is at its position, so it has no approach direction: put the tail "
-                f"{EE_TAIL_DISTANCE_M} m behind the gripper along the approach axis (layout in libs.sim.layout)"
+                f"{EE_TAIL_DISTANCE_M} m behind the gripper along the approach axis (libs.sim.layout)"
             )
         return array
 

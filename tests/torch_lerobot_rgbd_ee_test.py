@@ -1,6 +1,7 @@
-"""RGB-D as LeRobot means it, end to end and tiny: scripted demos with a depth camera -> LeRobot lists the depth
-key and types it as an image -> an ACT trained on RGB-D through our train -> a sweep of its checkpoint; the
-training and evaluation logs carry no traceback (no torchcodec probe: LeRobot decodes with PyAV)."""
+"""Datasets LeRobot reads as we mean them, end to end and tiny: scripted demos with a depth camera -> LeRobot
+lists the depth key and types it as an image -> an ACT trained on RGB-D through our train -> a sweep of its
+checkpoint; the same for end-effector actions (tail layout, no constant dimension). The training and
+evaluation logs carry no traceback (no torchcodec probe: LeRobot decodes with PyAV)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from backends.torch_lerobot.train import train_policy
 from libs.datasets.lerobot_v3 import LeRobotV3Dataset
 from libs.datasets.record import record_scripted_dataset
 from libs.evaluation.sweep import EnvSettings, SweepConfig, evaluate
+from libs.sim.layout import EE_ACTION_NAMES
 from libs.sim.scene_config import SceneConfig
 
 torch.set_num_threads(1)  # CI's two busy cores: torch's default threads spin-wait
@@ -60,15 +62,46 @@ def test_rgbd_act_trains_and_runs_a_sweep_without_tracebacks(
     assert any("RepeatDepthChannelsStep" in step.get("class", "") for step in preprocessor["steps"])
 
     policy = LeRobotPolicy(run)
-    assert [(camera.name, camera.modality) for camera in policy.spec.cameras if camera.modality == "depth"] == [
-        ("overhead", "depth")
-    ]
+    assert [
+        (camera.name, camera.modality) for camera in policy.spec.cameras if camera.modality == "depth"
+    ] == [("overhead", "depth")]
     out = tmp_path / "sweep"
     sweep = SweepConfig(
         policy=f"torch_lerobot:{run}", episodes=1, env=EnvSettings(max_steps=4), serial=True, progress=False
     )
     evaluate(sweep, out, argv=["rgbd"])
     report = json.loads((out / "report.json").read_text())
+    assert sum(checkpoint["episodes"] for checkpoint in report["checkpoints"]) == 1
+
+    log = "".join(capfd.readouterr())
+    assert "Traceback" not in log and "torchcodec" not in log
+
+
+def _sweep_one_episode(run: Path, out: Path) -> dict:
+    sweep = SweepConfig(
+        policy=f"torch_lerobot:{run}", episodes=1, env=EnvSettings(max_steps=4), serial=True, progress=False
+    )
+    evaluate(sweep, out, argv=["tiny"])
+    return json.loads((out / "report.json").read_text())
+
+
+def test_ee_act_trains_and_runs_a_sweep_without_tracebacks(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "ee_demos"
+    scene = SceneConfig().with_image_size(48, 64).with_cameras(["overhead"])
+    record_scripted_dataset(
+        root, episodes=2, seed=0, scene=scene, action_space="ee", max_steps=20, progress=False
+    )
+    dataset = LeRobotV3Dataset(root)
+    assert dataset.features["action"]["names"] == list(EE_ACTION_NAMES)
+    assert dataset.stats is not None and np.all(dataset.stats["action"]["std"] > 1e-3)
+
+    run = tmp_path / "run_ee"
+    train_policy("act", root, run, steps=2, batch_size=2, log_freq=1)
+    policy = LeRobotPolicy(run)
+    assert policy.spec.action_space == "ee" and policy.spec.action_dim == 7
+    report = _sweep_one_episode(run, tmp_path / "sweep_ee")
     assert sum(checkpoint["episodes"] for checkpoint in report["checkpoints"]) == 1
 
     log = "".join(capfd.readouterr())

@@ -13,17 +13,18 @@ what this module writes:
     data/chunk-000/file-000.parquet                one row per frame, several episodes per file
     videos/<key>/chunk-000/file-000.mp4            one stream per camera, episodes back to back
 
-Depth cameras are stored as LeRobot 0.6.1 declares depth maps, so ``LeRobotDatasetMetadata.depth_keys`` lists
-them and ``dataset_to_policy_features`` types them VISUAL: an ``image`` feature of shape (H, W, 1) with
+Depth cameras are stored as LeRobot 0.6.1 declares depth maps, so ``LeRobotDatasetMetadata.depth_keys``
+lists them and ``dataset_to_policy_features`` types them VISUAL: an ``image`` feature of shape (H, W, 1) with
 ``info: {"is_depth_map": true, "depth_unit": "mm"}``, each frame a lossless 16-bit greyscale PNG in the
 parquet holding the depth in whole millimetres (metres = value / 1000; 0–65.535 m, 1 mm steps; depth is
-rounded to the nearest millimetre when written). LeRobot reads it as a float32 (1, H, W) tensor and converts it to its
-``depth_output_unit`` (millimetres by default; the torch backend trains with metres, the env's unit). Its
-stats are in the stored unit (mm) with shape (1, 1, 1), as LeRobot computes them; LeRobot rescales them with
-the frames. This reader returns depth as float32 (N, H, W) metres and the writer takes metres (H, W).
-LeRobot's other depth storage, HEVC video of depth quantised to 12 bits, loses precision and needs a 12-bit
-HEVC encoder; the PNG costs about as much disk here (96×128 maps). Datasets written before this layout kept depth as float32
-(H, W) arrays (``info.modality == "depth"``), which LeRobot types as a state: ``convert depth`` rewrites them.
+rounded to the nearest millimetre when written). LeRobot reads it as a float32 (1, H, W) tensor and converts
+it to its ``depth_output_unit`` (millimetres by default; the torch backend trains with metres, the env's
+unit). Its stats are in the stored unit (mm) with shape (1, 1, 1), as LeRobot computes them; LeRobot
+rescales them with the frames. This reader returns depth as float32 (N, H, W) metres and the writer takes
+metres (H, W). LeRobot's other depth storage, HEVC video of depth quantised to 12 bits, loses precision and
+needs a 12-bit HEVC encoder; the PNG costs about as much disk here (96×128 maps). Datasets written before
+this layout kept depth as float32 (H, W) arrays (``info.modality == "depth"``), which LeRobot types as a
+state: ``convert depth`` rewrites them.
 """
 
 from __future__ import annotations

@@ -150,3 +150,30 @@ def test_joint_to_ee_and_rerecord(tmp_path: Path) -> None:
         SceneConfig.from_dict(source.scene_config)
     )
     assert any("fovy_deg" in line for line in differences)
+
+
+def test_float_array_depth_is_flagged_and_converted_to_lerobot_depth_maps(tmp_path: Path) -> None:
+    from libs.datasets.lerobot_v3 import LeRobotV3Writer
+    from libs.datasets.synthetic import synthetic_features, synthetic_frame
+
+    # The layout before LeRobot depth maps: a float32 (H, W) array in metres.
+    features = synthetic_features(32, 48)
+    key = "observation.images.top_depth"
+    features[key] = {
+        "dtype": "float32", "shape": [32, 48], "names": ["height", "width"],
+        "info": {"modality": "depth", "unit": "m"},
+    }  # fmt: skip
+    with LeRobotV3Writer(tmp_path / "old", 30, features) as writer:
+        for step in range(5):
+            frame = synthetic_frame(0, step, 32, 48, with_depth=True)
+            writer.add_frame(frame)
+        writer.save_episode({"outcome": "success", "seed": 0})
+    report = diagnose(tmp_path / "old")
+    assert "depth layout" in report.checks_failed()
+    assert any("convert -- depth" in finding.fix for finding in report.errors)
+
+    new = LeRobotV3Dataset(convert.convert_depth(tmp_path / "old", tmp_path / "new", progress=False))
+    assert new.depth_keys == [key] and new.features[key]["info"]["depth_unit"] == "mm"
+    old = LeRobotV3Dataset(tmp_path / "old").episode(0)[key]
+    np.testing.assert_allclose(new.video_frames(0, key), old, atol=0.5e-3)  # to the millimetre
+    assert diagnose(tmp_path / "new").ok

@@ -7,6 +7,7 @@ import pytest
 
 from libs.sim.env import HOME_JOINTS, SimInputError, SO101PickPlaceEnv
 from libs.sim.gl import GLBackendError
+from libs.sim.layout import ee_action
 from libs.sim.scene_config import SceneConfig
 
 
@@ -66,7 +67,7 @@ def test_same_seed_and_actions_replay_the_same_trajectory(headless_ee_env):
         start = headless_ee_env.ee_position
         for step in range(8):
             position = start + np.array([0.0, 0.004 * step, -0.005 * step])
-            action = np.concatenate([position, [0.3, 0, -0.95], [60.0]])
+            action = ee_action(position, [0.3, 0, -0.95], 60.0)
             observation, *_ = headless_ee_env.step(action.astype(np.float32))
             states.append(observation["observation.state"])
         return np.array(states), headless_ee_env.block_position, headless_ee_env.bowl_position
@@ -98,7 +99,7 @@ def test_control_step_on_a_copy_leaves_the_env_untouched(headless_ee_env):
     steps_before = headless_ee_env.tracker.steps
     scratch = copy.copy(headless_ee_env.data)
     for _ in range(3):
-        headless_ee_env.control_step(scratch, np.array([0.2, 0.05, 0.05, 0.3, 0.1, -0.95, 0.0], np.float32))
+        headless_ee_env.control_step(scratch, ee_action([0.2, 0.05, 0.05], [0.3, 0.1, -0.95], 0.0))
     assert np.array_equal(headless_ee_env.data.qpos, qpos)
     assert np.array_equal(headless_ee_env.data.ctrl, ctrl)
     assert headless_ee_env.data.time == time
@@ -106,7 +107,7 @@ def test_control_step_on_a_copy_leaves_the_env_untouched(headless_ee_env):
     assert not np.allclose(scratch.qpos, qpos)
     # ...and stepping the env afterwards matches stepping a fresh copy: no hidden state was changed.
     replay = copy.copy(headless_ee_env.data)
-    action = np.array([0.22, 0.0, 0.08, 0.3, 0.0, -0.95, 50.0], np.float32)
+    action = ee_action([0.22, 0.0, 0.08], [0.3, 0.0, -0.95], 50.0)
     headless_ee_env.control_step(replay, action)
     headless_ee_env.step(action)
     assert np.array_equal(replay.qpos, headless_ee_env.data.qpos)
@@ -125,8 +126,8 @@ def test_bad_actions_and_seeds_get_one_line(env, headless_ee_env):
     with pytest.raises(SimInputError, match="seed must be an int, got str"):
         env.reset(seed="3")
     headless_ee_env.reset(seed=0)
-    with pytest.raises(SimInputError, match="approach vector is zero"):
-        headless_ee_env.step(np.array([0.2, 0, 0.1, 0, 0, 0, 50], np.float32))
+    with pytest.raises(SimInputError, match="tail is at its position"):
+        headless_ee_env.step(np.array([0.2, 0, 0.1, 0.2, 0, 0.1, 50], np.float32))
     with pytest.raises(SimInputError, match=r"expected \(7,\) for action_space='ee'"):
         headless_ee_env.step(np.zeros(6, np.float32))
 

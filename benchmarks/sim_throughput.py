@@ -23,6 +23,7 @@ from rich.table import Table
 
 from libs.sim.env import HOME_JOINTS, SO101PickPlaceEnv
 from libs.sim.gl import GLBackendError, gl_backend_name, gl_renderer_string, make_renderer
+from libs.sim.layout import ee_action
 from libs.sim.rollout import run_episode
 from libs.sim.scene_config import SceneConfig
 from libs.sim.scripted_policy import ScriptedPolicy
@@ -107,9 +108,8 @@ def env_rates(steps: int) -> list[tuple[str, float]]:
 
             def step(env=env, circle=circle) -> None:
                 t = next(circle) / 30.0
-                env.step(
-                    np.array([0.2 + 0.03 * np.cos(t), 0.03 * np.sin(t), 0.08, 0.34, 0, -0.94, 50], np.float32)
-                )
+                position = [0.2 + 0.03 * np.cos(t), 0.03 * np.sin(t), 0.08]
+                env.step(ee_action(position, [0.34, 0, -0.94], 50.0))
 
         else:
 

@@ -6,6 +6,8 @@ evaluation logs carry no traceback (no torchcodec probe: LeRobot decodes with Py
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -26,6 +28,14 @@ from libs.sim.scene_config import SceneConfig
 
 torch.set_num_threads(1)  # CI's two busy cores: torch's default threads spin-wait
 DEPTH_KEY = "observation.images.overhead_depth"
+
+
+@pytest.fixture(autouse=True)
+def _no_stale_log_handlers() -> Iterator[None]:
+    """LeRobot's training points the root logger at the stderr pytest captured for that test; a later test
+    would log into that closed stream (a "Logging error" traceback no real run has)."""
+    yield
+    logging.getLogger().handlers.clear()
 
 
 @pytest.fixture(scope="module")

@@ -32,6 +32,7 @@ from libs.evaluation.records import EpisodeRecord
 from libs.evaluation.report import GridSpec, Report, write_provenance, write_report
 from libs.evaluation.runner import EpisodeResult, InferenceEvent, StepEvent, run_episode
 from libs.evaluation.store import STORE_FILE_NAME, ResultsStore
+from libs.evaluation.training_scene import check_training_scene
 from libs.evaluation.until_decided import UntilDecided, decision_section, fixed_design_episodes
 from libs.policy_api.contracts import (
     ContractViolation,
@@ -189,6 +190,9 @@ class EpisodeExecutor:
             # Without --scene a checkpoint is evaluated in the scene it was trained in; with --scene the
             # cameras it reads must match that training scene.
             self._scene_override = saved_scene if self.env_settings.scene_path is None else None
+            if self.env_settings.check_scene and self._scene_override is not None:
+                # The carried scene is the one evaluated in: it must be the training dataset's.
+                check_training_scene(target.path, saved_scene)
             env = self._env_for(policy.spec, target.perturbation)
             if self.env_settings.check_scene and saved_scene is not None:
                 from libs.sim.scene_config import SceneConfig

@@ -91,6 +91,7 @@ def record_sweep_whiskers(
         folder = root / file_safe_id(checkpoint_id) / f"seed_{task.seed}"
         _policy, action_stats, env = executor.prepared(task.target)
         saved = whiskers_path(folder, mode)
+        failure = None
         if saved.is_file():
             episode = WhiskerEpisode.load(saved)
         else:
@@ -98,6 +99,7 @@ def record_sweep_whiskers(
             result = executor.run_with_chunks(
                 task, on_inference=recorder.on_inference, on_step=recorder.on_step, keep_chunks=False
             )
+            failure = result.record.failure_detail
             try:
                 episode = recorder.finish(result.record.outcome, _policy.spec.n_action_steps)
             except WhiskerError:
@@ -114,6 +116,7 @@ def record_sweep_whiskers(
             action_names=env.action_names,
             video=None if has_video else video,
             bowl_radius_m=env.scene.bowl_inner_radius_m,
+            failure=failure,
         )
         if has_video:
             outputs.files["video"] = folder / f"whiskers_{mode}.mp4"

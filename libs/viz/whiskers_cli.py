@@ -156,11 +156,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                     rrd=arguments.rrd,
                     bowl_radius_m=env.scene.bowl_inner_radius_m,
                     progress=bar,
+                    failure=result.record.failure_detail,
                 )
             print(
                 f"seed {seed}: {result.record.outcome} after {result.record.steps} steps, "
                 f"whiskers {episode.mode_label}"
             )
+            if result.record.failure_detail:
+                print(f"  failure: {result.record.failure_detail}")
             for line in findings_lines(outputs.findings):
                 print(line)
             for name, path in outputs.files.items():

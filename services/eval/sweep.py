@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import json
 import re
 import signal
 import sys
@@ -251,6 +252,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"best: {best.checkpoint_id} {best.successes}/{best.episodes} "
             f"({100 * best.success_rate:.0f}%, 95% interval {100 * low:.0f}–{100 * high:.0f}%)"
         )
+    # Why each checkpoint's episodes failed, in words and numbers (the report lists every episode).
+    causes = json.loads(result.report.json_path.read_text()).get("failure_causes") or {}
+    for checkpoint_id, entry in causes.items():
+        if entry["failed"]:
+            print(f"why {checkpoint_id} failed: {entry['sentence']}")
     if result.report.violations:
         print(
             f"warning: {result.report.violations} episode(s) stopped on unsafe actions (NaN or far outside "

@@ -1,0 +1,58 @@
+"""The sweep refuses, in one line, a checkpoint whose carried scene.json differs from its training
+dataset's meta/scene.json (issue 16: an edited overhead FOV was evaluated without a word)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from libs.evaluation.checkpoints import CheckpointTarget
+from libs.evaluation.sweep import EnvSettings, EpisodeExecutor, EpisodeTask
+from libs.evaluation.training_scene import TrainingSceneMismatch
+from libs.policy_api.registry import register_backend
+from libs.policy_api.types import CameraInput, PolicyMetadata, PolicySpec
+from libs.sim.env import HOME_JOINTS
+from libs.sim.scene_config import SceneConfig
+
+MAX_STEPS = 4
+
+
+class CarriedScenePolicy:
+    """Holds the home pose; its checkpoint carries ``scene`` (as a LeRobot checkpoint's scene.json)."""
+
+    def __init__(self, scene: dict) -> None:
+        self.spec = PolicySpec(cameras=(CameraInput("overhead", 96, 128),), chunk_length=4, n_action_steps=4)
+        self.metadata = PolicyMetadata(checkpoint_id="000100", scene_config=scene)
+
+    def reset(self) -> None:
+        pass
+
+    def infer(self, observation) -> np.ndarray:
+        return np.repeat(HOME_JOINTS[None, :], 4, axis=0).astype(np.float32)
+
+
+def test_a_checkpoint_scene_edited_after_training_is_refused_in_one_line(tmp_path: Path) -> None:
+    dataset = tmp_path / "data"
+    SceneConfig().save(dataset / "meta" / "scene.json")
+    fovy = SceneConfig().camera("overhead").fovy_deg
+    overhead = dataclasses.replace(SceneConfig().camera("overhead"), fovy_deg=fovy + 6)
+    edited = dataclasses.replace(SceneConfig(), cameras=(overhead,)).to_dict()
+    pretrained = tmp_path / "run" / "checkpoints" / "000100" / "pretrained_model"
+    pretrained.mkdir(parents=True)
+    (pretrained / "scene.json").write_text(json.dumps(edited))
+    (pretrained / "train_config.json").write_text(json.dumps({"dataset": {"root": str(dataset)}}))
+    register_backend("test_edited_scene", lambda argument: CarriedScenePolicy(edited))
+    target = CheckpointTarget("000100", "test_edited_scene", 100, pretrained.parent)
+    executor = EpisodeExecutor(EnvSettings(max_steps=MAX_STEPS))
+    with pytest.raises(TrainingSceneMismatch, match=rf"fovy_deg: {fovy + 6:g} vs {fovy:g}.*cp .*--scene"):
+        executor.run(EpisodeTask(target, seed=0))
+    # --scene chooses the scene on purpose: then only the cameras the policy reads are compared.
+    scene = SceneConfig.from_dict(edited).save(tmp_path / "chosen.json")
+    record = EpisodeExecutor(EnvSettings(scene_path=str(scene), max_steps=MAX_STEPS)).run(
+        EpisodeTask(target, seed=0)
+    )
+    assert record.steps == MAX_STEPS

@@ -69,11 +69,11 @@ def test_training_and_inference_preprocess_the_same_frame_alike(run: Path, tmp_p
         observation, _ = env.reset(seed=int(dataset.episode_metadata(0)["seed"]))
         for index, action in enumerate(actions):
             if index in (0, len(actions) - 1):
-                trained = sampler.pipeline(arrays.samples(np.array([index])))
+                trained = sampler.model_sample(np.array([index]))  # what the trainer feeds
                 policy.reset()
                 policy.infer(observation)
                 served = policy.last_normalized_inputs()  # what the model saw, pixels in [-1, 1]
-                np.testing.assert_array_equal(served["observation.state"], trained[T.STATE][0, :6])
+                np.testing.assert_array_equal(served["observation.state"].astype(np.float32), trained[T.STATE][0, :6])
                 for name, key in (("overhead", T.BASE_IMAGE), ("wrist", T.WRIST_IMAGE)):
                     seen = served[f"observation.images.{name}"]
                     fed = trained[key][0].astype(np.float32) / 127.5 - 1.0

@@ -40,8 +40,8 @@ class TrainingArrays:
     def __len__(self) -> int:
         return len(self.state)
 
-    def samples(self, indices: np.ndarray) -> dict[str, np.ndarray | str]:
-        """A batch as an env-keyed sample, ready for the input pipeline."""
+    def samples(self, indices: np.ndarray | slice) -> dict[str, np.ndarray | str]:
+        """A batch as an env-keyed sample, ready for the input pipeline (a slice gives views)."""
         batch: dict[str, np.ndarray | str] = {key: frames[indices] for key, frames in self.images.items()}
         batch[STATE_KEY] = self.state[indices]
         if self.environment_state is not None:

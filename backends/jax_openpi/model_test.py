@@ -5,7 +5,7 @@ import pytest
 
 from backends.jax_openpi.compilation_cache import enable_compilation_cache
 from backends.jax_openpi.config import get_config
-from backends.jax_openpi.model import Observation, block_causal_mask
+from backends.jax_openpi.model import Observation, block_causal_mask, flow_time
 from backends.jax_openpi.train_state import init_model, make_train_step, new_train_state
 
 CONFIG = get_config("so101_test")
@@ -115,3 +115,36 @@ def test_a_model_with_neither_cameras_nor_environment_state_is_refused() -> None
 
     with pytest.raises(ValueError, match="needs a prefix"):
         ModelConfig(num_cameras=0)
+
+
+def test_flow_times_follow_openpi_beta_1_5_1_on_0_001_to_1() -> None:
+    times = np.sort(np.asarray(flow_time(jax.random.key(0), 20_000)))
+    assert times.min() >= 0.001 and times.max() <= 1.0
+    beta_cdf = ((times - 0.001) / 0.999) ** 1.5  # Beta(1.5, 1)'s CDF
+    empirical_cdf = np.arange(1, len(times) + 1) / len(times)
+    assert np.abs(empirical_cdf - beta_cdf).max() < 0.015  # Kolmogorov-Smirnov distance
+
+
+def test_the_train_step_compiles_once_over_a_training_loop() -> None:
+    """The loop feeds the step host batches and its own outputs; a second compile would cost more than
+    the steps themselves on a CPU."""
+    enable_compilation_cache()
+    config = get_config("so101_state_test").replace(ema_decay=0.9)
+    rng = np.random.default_rng(0)
+    model = config.model
+    graphdef, params = init_model(config, seed=0)
+    state = new_train_state(config, params)
+    train_step = make_train_step(graphdef, config)
+    base_key = jax.random.key(0)
+    for step in range(3):
+        observation = Observation(
+            None,
+            rng.normal(size=(config.batch_size, model.action_dim)).astype(np.float32),
+            rng.normal(size=(config.batch_size, model.environment_state_dim)).astype(np.float32),
+        )
+        actions = rng.normal(size=(config.batch_size, model.action_horizon, model.action_dim))
+        state.params, state.opt_state, state.ema, _ = train_step(
+            state.params, state.opt_state, state.ema, jax.random.fold_in(base_key, step), observation,
+            actions.astype(np.float32),
+        )
+    assert train_step._cache_size() == 1

@@ -72,16 +72,28 @@ def norm_stats_command(config: TrainConfig, dataset: Path | str, out: Path | str
 
 
 class BatchSampler:
-    """Random batches with a generator seeded by (seed, step): a resumed run sees the same batches."""
+    """Random batches with a generator seeded by (seed, step): a resumed run sees the same batches.
+
+    The input pipeline runs once over every frame at construction (it is per-frame arithmetic, and run per
+    batch in float64 it cost a state model about as much as its train step); a batch is then indexing."""
 
     def __init__(self, arrays: TrainingArrays, config: TrainConfig, norm_stats: Mapping[str, NormStats]):
         self.arrays, self.config = arrays, config
         self.pipeline = model_pipeline(config, norm_stats, resize=False)  # images are resized at load
+        everything = self.pipeline(arrays.samples(slice(None)))  # images pass through as views, uncopied
+        self._model_arrays = {
+            key: value if value.dtype == np.uint8 else value.astype(np.float32)
+            for key, value in everything.items()
+            if isinstance(value, np.ndarray)
+        }
+
+    def model_sample(self, indices: np.ndarray) -> dict[str, np.ndarray]:
+        """Frames ``indices`` as the model sees them (after the input pipeline)."""
+        return {key: value[indices] for key, value in self._model_arrays.items()}
 
     def batch(self, step: int) -> tuple[Observation, np.ndarray]:
         rng = np.random.default_rng([self.config.seed, step])
-        indices = rng.integers(0, len(self.arrays), self.config.batch_size)
-        sample = self.pipeline(self.arrays.samples(indices))
+        sample = self.model_sample(rng.integers(0, len(self.arrays), self.config.batch_size))
         return model_observation(sample), model_actions(sample)
 
 

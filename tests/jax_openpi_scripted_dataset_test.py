@@ -73,7 +73,8 @@ def test_training_and_inference_preprocess_the_same_frame_alike(run: Path, tmp_p
                 policy.reset()
                 policy.infer(observation)
                 served = policy.last_normalized_inputs()  # what the model saw, pixels in [-1, 1]
-                np.testing.assert_array_equal(served["observation.state"].astype(np.float32), trained[T.STATE][0, :6])
+                served_state = served["observation.state"].astype(np.float32)  # the model takes float32
+                np.testing.assert_array_equal(served_state, trained[T.STATE][0, :6])
                 for name, key in (("overhead", T.BASE_IMAGE), ("wrist", T.WRIST_IMAGE)):
                     seen = served[f"observation.images.{name}"]
                     fed = trained[key][0].astype(np.float32) / 127.5 - 1.0

@@ -92,8 +92,10 @@ def render_rates(frames: int) -> tuple[list[tuple[str, str, str, float, float]],
 def env_rates(steps: int) -> list[tuple[str, float]]:
     rows = []
     for label, kwargs, action in (
-        ("joint, 2 cameras 96×128 RGB", {}, HOME_JOINTS),
-        ("joint, 2 cameras 96×128 RGB+depth", {"depth": True}, HOME_JOINTS),
+        # Every camera drawn every step (the default draws an image only when something reads it).
+        ("joint, 2 cameras 96×128 RGB", {"image_rendering": "eager"}, HOME_JOINTS),
+        ("joint, 2 cameras 96×128 RGB+depth", {"depth": True, "image_rendering": "eager"}, HOME_JOINTS),
+        ("joint, 2 cameras 96×128 RGB, drawn on demand, none read", {}, HOME_JOINTS),
         ("joint, headless (render=False)", {"render": False}, HOME_JOINTS),
         ("ee (IK each step), headless", {"render": False, "action_space": "ee"}, None),
     ):
@@ -124,7 +126,7 @@ def env_rates(steps: int) -> list[tuple[str, float]]:
 def expert_rates(episodes: int) -> list[tuple[str, float, float, str]]:
     rows = []
     for action_space, render in (("joint", False), ("ee", False), ("joint", True)):
-        env = SO101PickPlaceEnv(action_space=action_space, render=render)
+        env = SO101PickPlaceEnv(action_space=action_space, render=render, image_rendering="eager")
         policy = ScriptedPolicy(action_space=action_space)
         started = time.perf_counter()
         figures = [run_episode(env, policy, seed) for seed in range(episodes)]

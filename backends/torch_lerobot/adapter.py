@@ -9,7 +9,11 @@ keys are matched to the policy's input features by name, read from the checkpoin
 ``spec.n_action_steps`` of it and whiskers can draw all of it. Policies that look at several past
 observations (Diffusion with ``n_obs_steps > 1``) need every control step's observation; for those the
 spec asks for one step per call and the adapter keeps LeRobot's action queue itself, returning what is
-left of the current chunk.
+left of the current chunk. It reads an observation only when it will still be in the history at the next
+prediction, so the env's on-demand images (``libs.policy_api.lazy_observation``) of the other steps are never
+drawn. ACT with ``temporal_ensemble_coeff`` also plans every step: each call predicts a chunk and returns the
+temporal ensemble (LeRobot's ``ACTTemporalEnsembler``, over normalised actions as LeRobot's
+``select_action`` does): row 0 is the action to execute, the rest the ensemble's plan for the next steps.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import numpy as np
 import torch
 from lerobot.configs.policies import PreTrainedConfig
 from lerobot.configs.types import FeatureType
+from lerobot.policies.act.modeling_act import ACTTemporalEnsembler
 from lerobot.policies.factory import get_policy_class, make_pre_post_processors
 from safetensors import SafetensorError
 
@@ -124,8 +129,13 @@ def _check_local_backbone(config: PreTrainedConfig, pretrained_dir: Path) -> Non
 class LeRobotEpisode(EpisodeState):
     """One episode's observation history and what is left of its chunk (policies with ``n_obs_steps > 1``)."""
 
-    history: collections.deque[dict[str, torch.Tensor]] = dataclasses.field(default_factory=collections.deque)
+    #: Preprocessed observations; None for one never read (it leaves the history before the next prediction).
+    history: collections.deque[dict[str, torch.Tensor] | None] = dataclasses.field(
+        default_factory=collections.deque
+    )
     queued_actions: np.ndarray | None = None
+    #: ACT with temporal ensembling: this episode's running ensemble of predicted chunks.
+    ensembler: ACTTemporalEnsembler | None = None
 
 
 class LeRobotPolicy:
@@ -176,6 +186,7 @@ class LeRobotPolicy:
             for key, feature in config.input_features.items()
             if not key.startswith(_SYNTHETIC_CAMERA_PREFIX)
         }
+        self._temporal_ensemble_coeff: float | None = getattr(config, "temporal_ensemble_coeff", None)
         self._spec = self._make_spec()
         self._episode = self.new_episode(0)
 
@@ -224,6 +235,8 @@ class LeRobotPolicy:
             chunk_length = n_action_steps
         if self.config.n_obs_steps > 1:
             n_action_steps = 1  # see the module docstring: every step's observation is needed
+        if self._temporal_ensemble_coeff is not None:
+            n_action_steps = 1  # a new chunk every step, ensembled with the earlier ones
         return PolicySpec(
             cameras=tuple(cameras),
             state_dim=int(state.shape[0]) if state is not None else 0,
@@ -270,7 +283,12 @@ class LeRobotPolicy:
         self._episode = self.new_episode(seed)
 
     def new_episode(self, seed: int) -> LeRobotEpisode:
-        return LeRobotEpisode(seed=seed, history=collections.deque(maxlen=self.config.n_obs_steps))
+        ensembler = None
+        if self._temporal_ensemble_coeff is not None:
+            ensembler = ACTTemporalEnsembler(self._temporal_ensemble_coeff, int(self.config.chunk_size))
+        return LeRobotEpisode(
+            seed=seed, history=collections.deque(maxlen=self.config.n_obs_steps), ensembler=ensembler
+        )
 
     def _to_policy_inputs(self, observation: Observation) -> dict[str, Any]:
         missing = [key for key in self._input_features if key not in observation]
@@ -313,9 +331,10 @@ class LeRobotPolicy:
             for _ in range(self.config.n_obs_steps - 1):
                 history.append(tensors)
         history.append(tensors)
+        assert all(past is not None for past in history), "an unread observation reached a prediction"
         stacked = dict(batch)
         for key in tensors:
-            stacked[key] = torch.stack([past[key] for past in history], dim=1)
+            stacked[key] = torch.stack([past[key] for past in history], dim=1)  # type: ignore[index]
         return stacked
 
     def infer(self, observation: Observation) -> np.ndarray:
@@ -332,6 +351,13 @@ class LeRobotPolicy:
         to_predict: list[tuple[int, dict[str, Any]]] = []
         for index, (observation, episode) in enumerate(zip(observations, episodes, strict=True)):
             assert isinstance(episode, LeRobotEpisode), "episodes come from this policy's new_episode"
+            queued = episode.queued_actions
+            if queued is not None and len(queued) >= self.config.n_obs_steps > 1:
+                # The next prediction comes when the queue is empty, len(queued) calls from now; the history
+                # then holds the last n_obs_steps observations, which excludes this one: leave it unread.
+                episode.history.append(None)
+                chunks[index], episode.queued_actions = queued, queued[1:]
+                continue
             batch = self.preprocessor(self._to_policy_inputs(observation))
             episode.normalized_inputs = {
                 key: batch[key].detach().to("cpu", torch.float32).numpy()
@@ -339,25 +365,44 @@ class LeRobotPolicy:
                 if isinstance(batch.get(key), torch.Tensor)
             }
             if self.config.n_obs_steps > 1:
-                batch = self._with_history(batch, episode.history)
-                if episode.queued_actions is not None and len(episode.queued_actions) > 0:
-                    chunks[index], episode.queued_actions = episode.queued_actions, episode.queued_actions[1:]
+                if queued is not None and len(queued) > 0:  # kept for the next prediction
+                    episode.history.append({key: batch[key] for key in self._input_features})
+                    chunks[index], episode.queued_actions = queued, queued[1:]
                     continue
+                batch = self._with_history(batch, episode.history)
             to_predict.append((index, batch))
         if to_predict:
-            predicted = self._predict([batch for _, batch in to_predict])
+            predicted = self._predict(
+                [batch for _, batch in to_predict],
+                [episodes[index] for index, _ in to_predict],  # type: ignore[misc]
+            )
             for (index, _), chunk in zip(to_predict, predicted, strict=True):
                 if self.config.n_obs_steps > 1:
                     episodes[index].queued_actions = chunk[1:]  # type: ignore[attr-defined]
                 chunks[index] = np.ascontiguousarray(chunk, dtype=np.float32)
         return [chunk for chunk in chunks if chunk is not None]
 
-    def _predict(self, batches: Sequence[dict[str, Any]]) -> np.ndarray:
+    def _predict(self, batches: Sequence[dict[str, Any]], episodes: Sequence[LeRobotEpisode]) -> np.ndarray:
         combined = batches[0] if len(batches) == 1 else _concatenate(batches)
         if combined is None:  # inputs that cannot share a tensor: one pass each
-            return np.concatenate([self._predict([batch]) for batch in batches])
-        actions = self.postprocessor(self.policy.predict_action_chunk(combined))
+            return np.concatenate(
+                [self._predict([batch], [episode]) for batch, episode in zip(batches, episodes, strict=True)]
+            )
+        normalized = self.policy.predict_action_chunk(combined)
+        if self._temporal_ensemble_coeff is not None:
+            normalized = torch.cat(
+                [_ensembled(episode, normalized[row : row + 1]) for row, episode in enumerate(episodes)]
+            )
+        actions = self.postprocessor(normalized)
         return actions.detach().to("cpu", torch.float32).numpy()
+
+
+def _ensembled(episode: LeRobotEpisode, chunk: torch.Tensor) -> torch.Tensor:
+    """(1, chunk, dim) prediction → (1, chunk, dim): the ensemble's next action, then its plan after it."""
+    assert episode.ensembler is not None
+    action = episode.ensembler.update(chunk)
+    plan = episode.ensembler.ensembled_actions
+    return torch.cat([action[:, None], plan], dim=1)
 
 
 def _concatenate(batches: Sequence[dict[str, Any]]) -> dict[str, Any] | None:

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from libs.policy_api.lazy_observation import array_signature
 from libs.policy_api.types import (
     ACTION_KEY,
     DEPTH_SUFFIX,
@@ -79,29 +80,30 @@ def check_observation(observation: Observation, spec: PolicySpec) -> None:
             )
         if key not in observation:
             raise ContractViolation(_missing_camera_message(key, camera.modality, provided_images))
-        image = np.asarray(observation[key])
+        # Shape and dtype only: an image drawn on demand stays undrawn until the policy reads it.
+        shape, dtype = array_signature(observation, key)
         if camera.modality == "depth":
             expected_shape: tuple[int, ...] = (camera.height, camera.width)
-            if image.ndim == 3 and image.shape[-1] == 3:
+            if len(shape) == 3 and shape[-1] == 3:
                 raise ContractViolation(
                     f"{key} is declared depth but holds a 3-channel image: the env fed RGB where depth was "
                     "expected; declare the camera's modality in the scene config, not via its key's spelling"
                 )
-            if not np.issubdtype(image.dtype, np.floating):
+            if not np.issubdtype(dtype, np.floating):
                 raise ContractViolation(
-                    f"{key} is declared depth (float metres) but has dtype {image.dtype}: provide depth "
+                    f"{key} is declared depth (float metres) but has dtype {dtype}: provide depth "
                     "in metres as float32"
                 )
         else:
             expected_shape = (camera.height, camera.width, 3)
-            if image.ndim == 2 or np.issubdtype(image.dtype, np.floating):
+            if len(shape) == 2 or np.issubdtype(dtype, np.floating):
                 raise ContractViolation(
-                    f"{key} is declared RGB (uint8 H×W×3) but has shape {image.shape} dtype {image.dtype}: "
+                    f"{key} is declared RGB (uint8 H×W×3) but has shape {shape} dtype {dtype}: "
                     "depth was fed as RGB; check the camera's declared modality"
                 )
-        if image.shape != expected_shape:
+        if shape != expected_shape:
             raise ContractViolation(
-                f"{key} is {_size(image.shape)} but the policy was trained on "
+                f"{key} is {_size(shape)} but the policy was trained on "
                 f"{camera.height}×{camera.width}: "
                 "set the scene camera's width/height to the training size (or evaluate with the checkpoint's "
                 "scene.json)"

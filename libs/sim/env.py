@@ -4,7 +4,9 @@ Observation (LeRobot keys, see ``libs.policy_api.types``): ``observation.state``
 degrees, gripper 0–100), ``observation.images.<camera>`` uint8 H×W×3 per scene camera, plus
 ``observation.images.<camera>_depth`` float32 H×W metres for cameras declared ``depth``,
 ``observation.environment_state`` float32[9] (block pose, bowl xy; ``libs.sim.layout``) when the scene
-sets ``environment_state``, and ``task``.
+sets ``environment_state``, and ``task``. Images are drawn on demand (``image_rendering="on_demand"``, the
+default): an observation is a ``libs.policy_api.lazy_observation.LazyObservation`` whose images render when
+first read, so steps nobody looks at cost physics only; ``"eager"`` draws every camera every step.
 Actions: ``joint`` float32[6] absolute targets in the state's units, or ``ee`` float32[7]
 ``[x, y, z, tail_x, tail_y, tail_z, gripper]`` (``libs.sim.layout``) solved by IK every step
 (``libs.sim.ik``).
@@ -18,17 +20,20 @@ classified then); ``episode_figures()`` summarises the episode.
 
 from __future__ import annotations
 
+import copy
 import math
 import string
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from numbers import Integral
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import gymnasium as gym
 import mujoco
 import numpy as np
 
+from libs.policy_api.lazy_observation import LazyImage, LazyObservation, StaleObservationError
 from libs.policy_api.types import ENVIRONMENT_STATE_KEY, STATE_KEY, TASK_KEY
 from libs.sim.gl import make_renderer
 from libs.sim.ik import ApproachIK, IKSolution
@@ -77,6 +82,9 @@ SETTLE_STEPS = 3
 #: Bodies whose contacts with the block count as the fixed / moving jaw touching it.
 FIXED_JAW_BODIES = ("gripper",)
 MOVING_JAW_BODIES = ("moving_jaw_so101_v1",)
+#: When camera images are drawn: when first read (``on_demand``), or every camera at every step (``eager``).
+ImageRendering = Literal["on_demand", "eager"]
+IMAGE_RENDERINGS: tuple[str, ...] = ("on_demand", "eager")
 
 
 class SimInputError(ValueError):
@@ -109,7 +117,13 @@ class SO101PickPlaceEnv(gym.Env):
         terminate_on_success: bool = True,
         render_mode: str | None = None,
         perturbation: str | Perturbation | None = None,
+        image_rendering: ImageRendering = "on_demand",
     ) -> None:
+        if image_rendering not in IMAGE_RENDERINGS:
+            raise SimInputError(
+                f"image_rendering {image_rendering!r} is unknown: use 'on_demand' (images drawn when read) "
+                "or 'eager' (every camera every step)"
+            )
         if action_space not in ACTION_DIMS:
             raise SimInputError(f"action_space {action_space!r} is unknown: use 'joint' or 'ee'")
         if not isinstance(max_steps, Integral) or max_steps < 1:
@@ -133,6 +147,7 @@ class SO101PickPlaceEnv(gym.Env):
         self.max_steps = int(max_steps)
         self.task = task
         self.render_images = bool(render)
+        self.image_rendering = image_rendering
         self.terminate_on_success = terminate_on_success
         self.render_mode = render_mode
 
@@ -165,6 +180,8 @@ class SO101PickPlaceEnv(gym.Env):
         self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
         self._episode_seed: int | None = None
         self._needs_reset = True
+        #: Counts changes of ``self.data`` by reset and step: an on-demand image of an older frame is stale.
+        self._frame = 0
 
         self.action_space = self._make_action_space(action_space)
         self.observation_space = self._make_observation_space()
@@ -265,6 +282,7 @@ class SO101PickPlaceEnv(gym.Env):
         if seed is None:
             seed = int(self.np_random.integers(0, 2**31 - 1))
         self._episode_seed = int(seed)
+        self._frame += 1
         self.perturbed.on_reset(int(seed))
         layout = sample_layout(self.scene, int(seed), block_xy=_block_xy_option(options))
         data = self.data
@@ -289,6 +307,9 @@ class SO101PickPlaceEnv(gym.Env):
             self._physics_substeps(data)
         self.tracker.reset()
         self._needs_reset = False
+        if self.render_images:
+            for camera in self.scene.cameras:  # a missing GL backend is named here, not at the first read
+                self._renderer(camera.height, camera.width)
         return self.perturbed.observation(self._observation()), self._info(None, None)
 
     def step(self, action: np.ndarray) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
@@ -296,6 +317,7 @@ class SO101PickPlaceEnv(gym.Env):
             raise SimInputError("step() called before reset(): call env.reset(seed=...) first")
         if self.perturbed.active:
             action = self.perturbed.action(self.validate_action(action), self.action_space_name)
+        self._frame += 1
         result = self.control_step(self.data, action)
         if self.action_space_name == "ee":
             self.tracker.record_ik(result.ik_error_m, result.ik_failed)
@@ -382,13 +404,38 @@ class SO101PickPlaceEnv(gym.Env):
         return array
 
     # ---- observations ------------------------------------------------------------------------------
-    def _observation(self) -> dict[str, Any]:
+    def _observation(self) -> dict[str, Any] | LazyObservation:
         observation: dict[str, Any] = {STATE_KEY: self.joint_state(), TASK_KEY: self.task}
         if self.scene.environment_state:
             observation[ENVIRONMENT_STATE_KEY] = self.environment_state()
-        if self.render_images:
+        if not self.render_images:
+            return observation
+        if self.image_rendering == "eager":
             observation.update(self.render_cameras(self.data))
-        return observation
+            return observation
+        # An observation the perturbed loop hands out steps later is drawn from a copy of this moment.
+        data = copy.copy(self.data) if self.perturbed.delays_observations else self.data
+        images: dict[str, LazyImage] = {}
+        for camera in self.scene.cameras:
+            shape = (camera.height, camera.width)
+            images[camera.rgb_key] = LazyImage(
+                partial(self._draw, data, self._frame, camera.name, False), (*shape, 3), np.dtype(np.uint8)
+            )
+            if camera.depth:
+                images[camera.depth_key] = LazyImage(
+                    partial(self._draw, data, self._frame, camera.name, True), shape, np.dtype(np.float32)
+                )
+        return LazyObservation(observation, images)
+
+    def _draw(self, data: mujoco.MjData, frame: int, camera: str, depth: bool) -> np.ndarray:
+        """One on-demand image of ``data`` as it was at ``frame`` (refused once the env moved on)."""
+        if data is self.data and frame != self._frame:
+            raise StaleObservationError(
+                f"camera {camera!r} of an observation was first read after the env stepped past it: read "
+                "the images you need before the next step() / reset() (or materialize() the observation), "
+                "or build the env with image_rendering='eager'"
+            )
+        return self.render_camera(camera, depth=depth, data=data)
 
     def render_cameras(self, data: mujoco.MjData | None = None) -> dict[str, np.ndarray]:
         """Images of every scene camera keyed by observation key (RGB, and depth where declared)."""

@@ -193,3 +193,44 @@ def test_environment_state_is_the_block_pose_and_bowl_position_when_the_scene_as
         state_env.close()
     # Images stay the default: nothing privileged unless the scene asks for it.
     assert "observation.environment_state" not in SO101PickPlaceEnv(render=False).observation_space.spaces
+
+
+def test_images_are_drawn_on_demand_and_equal_eager_ones():
+    from libs.policy_api.lazy_observation import LazyObservation
+
+    scene = SceneConfig().with_image_size(24, 32)
+    lazy = SO101PickPlaceEnv(scene=scene, max_steps=10)
+    eager = SO101PickPlaceEnv(scene=scene, max_steps=10, image_rendering="eager")
+    try:
+        pairs = [(lazy.reset(seed=4)[0], eager.reset(seed=4)[0])]
+        for _ in range(3):
+            on_demand, drawn = pairs[-1]
+            assert isinstance(on_demand, LazyObservation) and isinstance(drawn, dict)
+            assert set(on_demand) == set(drawn)
+            assert len(on_demand.undrawn_keys) == 2  # nothing drawn until read
+            for key in drawn:
+                np.testing.assert_array_equal(np.asarray(on_demand[key]), np.asarray(drawn[key]))
+            pairs.append((lazy.step(HOME_JOINTS)[0], eager.step(HOME_JOINTS)[0]))
+    finally:
+        lazy.close()
+        eager.close()
+
+
+def test_an_image_first_read_after_the_next_step_is_refused():
+    from libs.policy_api.lazy_observation import StaleObservationError
+
+    environment = SO101PickPlaceEnv(scene=SceneConfig().with_image_size(24, 32), max_steps=10)
+    try:
+        old, _ = environment.reset(seed=0)
+        kept = old["observation.images.wrist"]  # read in time: kept
+        environment.step(HOME_JOINTS)
+        assert old["observation.images.wrist"] is kept
+        with pytest.raises(StaleObservationError, match="read the images you need before the next step"):
+            old["observation.images.overhead"]
+    finally:
+        environment.close()
+
+
+def test_unknown_image_rendering_is_one_line():
+    with pytest.raises(SimInputError, match="image_rendering 'lazy' is unknown: use 'on_demand'"):
+        SO101PickPlaceEnv(image_rendering="lazy")  # type: ignore[arg-type]

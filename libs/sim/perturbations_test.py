@@ -128,3 +128,22 @@ def test_action_noise_perturbs_joint_targets_reproducibly():
     assert np.all(np.abs(differences) < 15) and np.abs(differences).max() > 0.05
     np.testing.assert_allclose(runs[0], runs[1])  # the seed replays its noise
     assert not np.allclose(runs[0], runs[2])
+
+
+def test_a_late_observation_shows_the_images_of_its_own_step():
+    scene = SceneConfig().with_image_size(24, 32)
+    late = SO101PickPlaceEnv(scene, perturbation=Perturbation("late", observation_latency_steps=1))
+    control = SO101PickPlaceEnv(scene, image_rendering="eager")
+    target = HOME_JOINTS.copy()
+    target[0] = 30.0
+    try:
+        late.reset(seed=0)
+        control.reset(seed=0)
+        expected = control.step(target)[0]["observation.images.overhead"]
+        late.step(target)
+        # Handed out one step later, drawn from a copy of its own moment: the step-1 picture.
+        seen = late.step(target)[0]["observation.images.overhead"]
+        np.testing.assert_array_equal(seen, expected)
+    finally:
+        late.close()
+        control.close()

@@ -1,0 +1,129 @@
+"""Images drawn on demand change nothing but the cost: for a chunked policy (ACT executing 4 of a 10-action
+chunk), a per-step policy (ACT with temporal ensembling, which observes every step) and a policy with an
+observation history (Diffusion, n_obs_steps 2, 8 of its actions per plan), the harness's episodes give the
+same records and execute the same actions with on-demand and with eager rendering, on the same seeds; and
+on demand draws only the frames the policy reads. Tiny LeRobot models (one training step from random
+initialisation) on a scripted-expert dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from backends.torch_lerobot.adapter import LeRobotPolicy
+from backends.torch_lerobot.train import train_policy
+from libs.datasets.record import record_scripted_dataset
+from libs.evaluation.runner import StepEvent, run_episode
+from libs.policy_api.contracts import action_stats_from
+from libs.sim.env import SO101PickPlaceEnv
+from libs.sim.scene_config import SceneConfig
+
+torch.set_num_threads(1)  # two busy cores: torch's default threads spin-wait
+EPISODE_STEPS = 20
+SEEDS = (0, 1)
+#: Record fields that measure time, not behaviour.
+TIMING_FIELDS = ("wall_time_s", "latency_mean_ms", "latency_p95_ms")
+
+SMALL_ACT = {"dim_model": 64, "n_heads": 2, "dim_feedforward": 128, "n_encoder_layers": 1, "latent_dim": 8}
+POLICIES: dict[str, tuple[str, dict[str, Any]]] = {
+    "act_chunked": ("act", {**SMALL_ACT, "chunk_size": 10, "n_action_steps": 4}),
+    "act_temporal_ensemble": (
+        "act",
+        {**SMALL_ACT, "chunk_size": 10, "n_action_steps": 1, "temporal_ensemble_coeff": 0.01},
+    ),
+    "diffusion": ("diffusion", {"down_dims": (32, 64, 128), "num_inference_steps": 4}),
+}
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("on_demand") / "demos"
+    scene = SceneConfig().with_image_size(48, 64)
+    record_scripted_dataset(root, episodes=2, seed=0, scene=scene, max_steps=30, progress=False)
+    return root
+
+
+@pytest.fixture(scope="module", params=sorted(POLICIES))
+def policy(request: pytest.FixtureRequest, dataset: Path) -> LeRobotPolicy:
+    policy_type, overrides = POLICIES[request.param]
+    run = dataset.parent / f"run_{request.param}"
+    checkpoint = train_policy(
+        policy_type, dataset, run, steps=1, batch_size=2, policy_overrides=overrides, log_freq=1
+    )[-1]
+    return LeRobotPolicy(checkpoint)
+
+
+class DrawCountingEnv(SO101PickPlaceEnv):
+    """The env, counting the camera images it draws."""
+
+    draws = 0
+
+    def render_camera(self, name: str, **kwargs: Any) -> np.ndarray:
+        self.draws += 1
+        return super().render_camera(name, **kwargs)
+
+    def render_cameras(self, data: Any = None) -> dict[str, np.ndarray]:
+        images = super().render_cameras(data)
+        self.draws += len(images)
+        return images
+
+
+def _episodes(policy: LeRobotPolicy, image_rendering: str) -> tuple[list[dict[str, Any]], list[np.ndarray], int]:
+    scene = SceneConfig.from_dict(policy.metadata.scene_config)
+    env = DrawCountingEnv(
+        scene=scene.with_cameras([camera.name for camera in policy.spec.cameras]),
+        max_steps=EPISODE_STEPS,
+        image_rendering=image_rendering,  # type: ignore[arg-type]
+    )
+    records, actions = [], []
+    try:
+        for seed in SEEDS:
+            executed: list[np.ndarray] = []
+
+            def keep(event: StepEvent, executed: list[np.ndarray] = executed) -> None:
+                executed.append(np.array(event.action, copy=True))
+
+            result = run_episode(
+                policy,
+                env,
+                seed,
+                action_stats=action_stats_from(policy.metadata.dataset_stats),
+                on_step=keep,
+            )
+            record = result.record.to_dict()
+            records.append({key: value for key, value in record.items() if key not in TIMING_FIELDS})
+            actions.append(np.stack(executed))
+    finally:
+        env.close()
+    return records, actions, env.draws
+
+
+def test_on_demand_rendering_gives_the_eager_outcomes_and_actions(policy: LeRobotPolicy) -> None:
+    eager_records, eager_actions, eager_draws = _episodes(policy, "eager")
+    records, actions, draws = _episodes(policy, "on_demand")
+
+    assert records == eager_records
+    for seed, eager, on_demand in zip(SEEDS, eager_actions, actions, strict=True):
+        assert len(eager) > EPISODE_STEPS // 2, seed
+        np.testing.assert_array_equal(on_demand, eager, err_msg=f"seed {seed}")
+
+    cameras = len(policy.spec.cameras)
+    steps = [int(record["steps"]) for record in records]
+    assert eager_draws == sum(count + 1 for count in steps) * cameras  # reset, then every step
+    inferences = sum(int(record["inferences"]) for record in records)
+    if policy.config.type == "diffusion":
+        # Called every step (spec n_action_steps 1) but it plans every 8 steps from the last 2 observations:
+        # only those are read, two per plan but one for the first.
+        every = int(policy.config.n_action_steps)
+        assert inferences == sum(steps)
+        assert draws == sum(2 * -(-count // every) - 1 for count in steps) * cameras
+    else:
+        # Exactly the observations the policy was given: every 4th step for the chunked ACT, every step but
+        # the last one for the temporal ensemble.
+        assert draws == inferences * cameras
+        expected = sum(steps) if policy.spec.n_action_steps == 1 else sum(-(-count // 4) for count in steps)
+        assert inferences == expected

@@ -72,7 +72,9 @@ class DrawCountingEnv(SO101PickPlaceEnv):
         return images
 
 
-def _episodes(policy: LeRobotPolicy, image_rendering: str) -> tuple[list[dict[str, Any]], list[np.ndarray], int]:
+def _episodes(
+    policy: LeRobotPolicy, image_rendering: str
+) -> tuple[list[dict[str, Any]], list[np.ndarray], int]:
     scene = SceneConfig.from_dict(policy.metadata.scene_config)
     env = DrawCountingEnv(
         scene=scene.with_cameras([camera.name for camera in policy.spec.cameras]),

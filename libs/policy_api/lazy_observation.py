@@ -28,7 +28,7 @@ import numpy as np
 
 
 class StaleObservationError(RuntimeError):
-    """An image of an observation was first read after the env had stepped past it; the message names the fix."""
+    """An observation's image was first read after the env had stepped past it; the message names the fix."""
 
 
 @dataclass(frozen=True)

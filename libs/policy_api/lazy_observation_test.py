@@ -28,7 +28,8 @@ def _observation(drawn: list[str]) -> LazyObservation:
 def test_keys_membership_and_signatures_draw_nothing() -> None:
     drawn: list[str] = []
     observation = _observation(drawn)
-    assert set(observation) == {"observation.state", "task", "observation.images.overhead", "observation.images.wrist"}
+    images = {"observation.images.overhead", "observation.images.wrist"}
+    assert set(observation) == {"observation.state", "task", *images}
     assert len(observation) == 4 and "observation.images.wrist" in observation and "other" not in observation
     assert array_signature(observation, "observation.images.wrist") == ((4, 5, 3), np.dtype(np.uint8))
     check_observation(observation, PolicySpec(cameras=(CameraInput("wrist", 4, 5),)))

@@ -3,7 +3,7 @@ chunk), a per-step policy (ACT with temporal ensembling, which observes every st
 observation history (Diffusion, n_obs_steps 2, 8 of its actions per plan), the harness's episodes give the
 same records and execute the same actions with on-demand and with eager rendering, on the same seeds; and
 on demand draws only the frames the policy reads. Tiny LeRobot models (one training step from random
-initialisation) on a scripted-expert dataset."""
+initialisation) on a scripted-expert dataset. Also: the same episodes in lockstep, batched per inference."""
 
 from __future__ import annotations
 
@@ -129,3 +129,41 @@ def test_on_demand_rendering_gives_the_eager_outcomes_and_actions(policy: LeRobo
         assert draws == inferences * cameras
         expected = sum(steps) if policy.spec.n_action_steps == 1 else sum(-(-count // 4) for count in steps)
         assert inferences == expected
+
+
+def test_lockstep_batch_keeps_each_episode_its_own(policy: LeRobotPolicy) -> None:
+    """Both seeds in lockstep, one infer_batch per step for the episodes due: each episode's record and
+    chunks are the ones it gets alone (ACT is deterministic; Diffusion's batch noise is shared, so only
+    its seeds and lengths are compared)."""
+    from libs.evaluation.lockstep import LockstepEpisode, run_lockstep, supports_batches
+
+    assert supports_batches(policy)
+    scene = SceneConfig.from_dict(policy.metadata.scene_config)
+    scene = scene.with_cameras([camera.name for camera in policy.spec.cameras])
+    envs = [SO101PickPlaceEnv(scene=scene, max_steps=EPISODE_STEPS) for _ in SEEDS]
+    stats = action_stats_from(policy.metadata.dataset_stats)
+    try:
+        together = run_lockstep(
+            policy, envs, [LockstepEpisode(seed) for seed in SEEDS], action_stats=stats, keep_chunks=True
+        )
+        alone = [run_episode(policy, envs[0], seed, action_stats=stats) for seed in SEEDS]
+    finally:
+        for env in envs:
+            env.close()
+    for batched, single in zip(together, alone, strict=True):
+        assert batched.record.seed == single.record.seed and batched.record.violation is None
+        if policy.config.type == "diffusion":
+            assert batched.record.steps == single.record.steps == EPISODE_STEPS
+            continue
+        # A batched matrix product may round differently in the last bits: floats are compared as close.
+        single_record = single.record.to_dict()
+        for key, value in batched.record.to_dict().items():
+            if key in TIMING_FIELDS:
+                continue
+            if isinstance(value, float):
+                assert value == pytest.approx(single_record[key], abs=1e-4), key
+            else:
+                assert value == single_record[key], key
+        assert [when for when, _ in batched.chunks] == [when for when, _ in single.chunks]
+        for (_, batched_chunk), (_, single_chunk) in zip(batched.chunks, single.chunks, strict=True):
+            np.testing.assert_allclose(batched_chunk, single_chunk, atol=1e-4)

@@ -158,6 +158,37 @@ def run_episode(
         guarded.end_episode()
     wall_time = time.perf_counter() - started
 
+    record = episode_record(
+        env,
+        spec.action_space,
+        seed,
+        checkpoint_id=checkpoint_id,
+        step=step,
+        latencies=latencies,
+        wall_time_s=wall_time,
+        block_start=block_start,
+        grid_cell=grid_cell,
+        violation=violation,
+        info=info,
+    )
+    return EpisodeResult(record=record, chunks=chunks)
+
+
+def episode_record(
+    env: Any,
+    action_space: str,
+    seed: int,
+    *,
+    checkpoint_id: str,
+    step: int | None,
+    latencies: list[float],
+    wall_time_s: float,
+    block_start: np.ndarray,
+    grid_cell: tuple[int, int] | None,
+    violation: str | None,
+    info: Mapping[str, Any],
+) -> EpisodeRecord:
+    """The record of the episode ``env`` has just finished (one runner's or a lockstep batch's)."""
     figures = env.episode_figures()
     outcome = CONTRACT_VIOLATION if violation else str(figures.outcome or info.get("outcome"))
     failures = (
@@ -181,8 +212,8 @@ def run_episode(
         inferences=len(latencies),
         latency_mean_ms=float(latency_ms.mean()) if latency_ms.size else 0.0,
         latency_p95_ms=float(np.percentile(latency_ms, 95)) if latency_ms.size else 0.0,
-        wall_time_s=float(wall_time),
-        action_space=spec.action_space,
+        wall_time_s=float(wall_time_s),
+        action_space=action_space,
         block_x=float(block_start[0]),
         block_y=float(block_start[1]),
         grid_col=None if grid_cell is None else int(grid_cell[0]),
@@ -193,4 +224,4 @@ def run_episode(
         failure_value=failures[0].value if failures else None,
         failure_detail=failure_summary(failures, signals.control_hz) if signals and failures else None,
     )
-    return EpisodeResult(record=record, chunks=chunks)
+    return record

@@ -43,7 +43,7 @@ class LazyImage:
 class LazyObservation(Mapping[str, Any]):
     """A read-only observation: ``values`` as given, ``images`` drawn when first read (module docstring)."""
 
-    __slots__ = ("_values", "_pending")
+    __slots__ = ("_values", "_pending", "_keys")
 
     def __init__(self, values: Mapping[str, Any], images: Mapping[str, LazyImage]) -> None:
         overlap = set(values) & set(images)
@@ -51,6 +51,8 @@ class LazyObservation(Mapping[str, Any]):
             raise ValueError(f"keys {sorted(overlap)} are given both as values and as lazy images")
         self._values: dict[str, Any] = dict(values)
         self._pending: dict[str, LazyImage] = dict(images)
+        #: Fixed at creation, so iterating while reading (``.items()``) is safe as images move to values.
+        self._keys: tuple[str, ...] = (*self._values, *self._pending)
 
     def __getitem__(self, key: str) -> Any:
         if key in self._values:
@@ -67,11 +69,10 @@ class LazyObservation(Mapping[str, Any]):
         return key in self._values or key in self._pending
 
     def __iter__(self) -> Iterator[str]:
-        yield from self._values
-        yield from self._pending
+        return iter(self._keys)
 
     def __len__(self) -> int:
-        return len(self._values) + len(self._pending)
+        return len(self._keys)
 
     def __repr__(self) -> str:
         return f"LazyObservation(drawn={sorted(self._values)}, not drawn={sorted(self._pending)})"

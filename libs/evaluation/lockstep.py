@@ -116,6 +116,7 @@ def run_lockstep(
                 episode.queue = list(chunk[: spec.n_action_steps])
             active = [episode for episode in active if episode.result is None]
         for episode in active:
+            episode.observation = {}  # dropped before the step: the env then keeps no copy for it
             episode.observation, _reward, terminated, truncated, episode.info = episode.env.step(
                 episode.queue.pop(0)
             )

@@ -146,6 +146,8 @@ def run_episode(
                     on_inference(InferenceEvent(env, env_step, observation, chunk, latency))
                 queue = list(chunk[: spec.n_action_steps])
             action = queue.pop(0)
+            # Dropped before the step: an observation nobody holds needs no copy of the state it shows.
+            del observation
             observation, _reward, terminated, truncated, info = env.step(action)
             env_step += 1
             if signals is not None:

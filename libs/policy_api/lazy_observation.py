@@ -12,10 +12,9 @@ Testing a key (``key in observation``), listing keys and asking an image's shape
 (``array_signature``, what the contract checks need) draw nothing. Reading every value
 (``dict(observation)``, ``.items()``, ``{**observation}``) draws every image, as eager rendering would.
 
-An image shows the simulator at the moment the observation was made. Its ``draw`` callable is given by the
-env, which refuses (``StaleObservationError``) to draw an image after it has stepped past that moment, unless
-it handed out a snapshot: hold an observation across a step only after reading what you need from it (or
-``materialize()`` it).
+An image shows the simulator at the moment the observation was made, whenever it is read: its ``draw``
+callable comes from the env, which hands an observation still held (with images not drawn) a copy of its
+state before it steps on.
 """
 
 from __future__ import annotations
@@ -25,10 +24,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-
-
-class StaleObservationError(RuntimeError):
-    """An observation's image was first read after the env had stepped past it; the message names the fix."""
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import math
 import string
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -33,7 +34,7 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
-from libs.policy_api.lazy_observation import LazyImage, LazyObservation, StaleObservationError
+from libs.policy_api.lazy_observation import LazyImage, LazyObservation
 from libs.policy_api.types import ENVIRONMENT_STATE_KEY, STATE_KEY, TASK_KEY
 from libs.sim.gl import make_renderer
 from libs.sim.ik import ApproachIK, IKSolution
@@ -180,8 +181,8 @@ class SO101PickPlaceEnv(gym.Env):
         self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
         self._episode_seed: int | None = None
         self._needs_reset = True
-        #: Counts changes of ``self.data`` by reset and step: an on-demand image of an older frame is stale.
-        self._frame = 0
+        #: The moment the last observation shows, while an undrawn image of it may still be read.
+        self._live_moment: weakref.ref[_Moment] | None = None
 
         self.action_space = self._make_action_space(action_space)
         self.observation_space = self._make_observation_space()
@@ -282,7 +283,7 @@ class SO101PickPlaceEnv(gym.Env):
         if seed is None:
             seed = int(self.np_random.integers(0, 2**31 - 1))
         self._episode_seed = int(seed)
-        self._frame += 1
+        self._keep_live_moment()
         self.perturbed.on_reset(int(seed))
         layout = sample_layout(self.scene, int(seed), block_xy=_block_xy_option(options))
         data = self.data
@@ -317,7 +318,7 @@ class SO101PickPlaceEnv(gym.Env):
             raise SimInputError("step() called before reset(): call env.reset(seed=...) first")
         if self.perturbed.active:
             action = self.perturbed.action(self.validate_action(action), self.action_space_name)
-        self._frame += 1
+        self._keep_live_moment()
         result = self.control_step(self.data, action)
         if self.action_space_name == "ee":
             self.tracker.record_ik(result.ik_error_m, result.ik_failed)
@@ -413,29 +414,30 @@ class SO101PickPlaceEnv(gym.Env):
         if self.image_rendering == "eager":
             observation.update(self.render_cameras(self.data))
             return observation
-        # An observation the perturbed loop hands out steps later is drawn from a copy of this moment.
-        data = copy.copy(self.data) if self.perturbed.delays_observations else self.data
+        moment = _Moment(self.data)
+        self._live_moment = weakref.ref(moment)
         images: dict[str, LazyImage] = {}
         for camera in self.scene.cameras:
             shape = (camera.height, camera.width)
             images[camera.rgb_key] = LazyImage(
-                partial(self._draw, data, self._frame, camera.name, False), (*shape, 3), np.dtype(np.uint8)
+                partial(self._draw, moment, camera.name, False), (*shape, 3), np.dtype(np.uint8)
             )
             if camera.depth:
                 images[camera.depth_key] = LazyImage(
-                    partial(self._draw, data, self._frame, camera.name, True), shape, np.dtype(np.float32)
+                    partial(self._draw, moment, camera.name, True), shape, np.dtype(np.float32)
                 )
         return LazyObservation(observation, images)
 
-    def _draw(self, data: mujoco.MjData, frame: int, camera: str, depth: bool) -> np.ndarray:
-        """One on-demand image of ``data`` as it was at ``frame`` (refused once the env moved on)."""
-        if data is self.data and frame != self._frame:
-            raise StaleObservationError(
-                f"camera {camera!r} of an observation was first read after the env stepped past it: read "
-                "the images you need before the next step() / reset() (or materialize() the observation), "
-                "or build the env with image_rendering='eager'"
-            )
-        return self.render_camera(camera, depth=depth, data=data)
+    def _draw(self, moment: _Moment, camera: str, depth: bool) -> np.ndarray:
+        return self.render_camera(camera, depth=depth, data=moment.data)
+
+    def _keep_live_moment(self) -> None:
+        """Before ``self.data`` changes: an observation someone still holds, with images not drawn yet, gets
+        a copy of the state it shows (a few microseconds; nothing when it was dropped or fully read)."""
+        moment = self._live_moment() if self._live_moment is not None else None
+        if moment is not None and moment.data is self.data:
+            moment.data = copy.copy(self.data)
+        self._live_moment = None
 
     def render_cameras(self, data: mujoco.MjData | None = None) -> dict[str, np.ndarray]:
         """Images of every scene camera keyed by observation key (RGB, and depth where declared)."""
@@ -508,6 +510,16 @@ class SO101PickPlaceEnv(gym.Env):
             "ik_failed": None if result is None else result.ik_failed,
             "joint_targets": None if result is None else result.joint_targets,
         }
+
+
+class _Moment:
+    """The simulator state an on-demand observation's images show: the env's live ``MjData`` until the env
+    moves on while the observation is still held, then a copy of it."""
+
+    __slots__ = ("data", "__weakref__")
+
+    def __init__(self, data: mujoco.MjData) -> None:
+        self.data = data
 
 
 def _block_xy_option(options: dict[str, Any] | None) -> tuple[float, float] | None:

@@ -216,19 +216,23 @@ def test_images_are_drawn_on_demand_and_equal_eager_ones():
         eager.close()
 
 
-def test_an_image_first_read_after_the_next_step_is_refused():
-    from libs.policy_api.lazy_observation import StaleObservationError
-
-    environment = SO101PickPlaceEnv(scene=SceneConfig().with_image_size(24, 32), max_steps=10)
+def test_an_observation_held_across_steps_shows_its_own_moment():
+    scene = SceneConfig().with_image_size(24, 32)
+    lazy = SO101PickPlaceEnv(scene=scene, max_steps=10)
+    eager = SO101PickPlaceEnv(scene=scene, max_steps=10, image_rendering="eager")
+    target = HOME_JOINTS.copy()
+    target[0] = 30.0  # the arm swings: every step's picture differs
     try:
-        old, _ = environment.reset(seed=0)
-        kept = old["observation.images.wrist"]  # read in time: kept
-        environment.step(HOME_JOINTS)
-        assert old["observation.images.wrist"] is kept
-        with pytest.raises(StaleObservationError, match="read the images you need before the next step"):
-            old["observation.images.overhead"]
+        held = [lazy.reset(seed=0)[0]] + [lazy.step(target)[0] for _ in range(3)]
+        expected = [eager.reset(seed=0)[0]] + [eager.step(target)[0] for _ in range(3)]
+        lazy.reset(seed=1)
+        for observation, drawn in zip(held, expected, strict=True):  # first read after the env moved on
+            for key in ("observation.images.overhead", "observation.images.wrist"):
+                np.testing.assert_array_equal(observation[key], drawn[key])
+        assert not np.array_equal(held[0]["observation.images.wrist"], held[3]["observation.images.wrist"])
     finally:
-        environment.close()
+        lazy.close()
+        eager.close()
 
 
 def test_unknown_image_rendering_is_one_line():

@@ -137,11 +137,6 @@ class PerturbedLoop:
     def active(self) -> bool:
         return self.perturbation is not None
 
-    @property
-    def delays_observations(self) -> bool:
-        """True when ``observation`` hands out observations steps old (their images must outlive a step)."""
-        return self.perturbation is not None and self.perturbation.observation_latency_steps > 0
-
     def on_reset(self, seed: int) -> None:
         """Draw this episode's camera jitter and noise stream from its seed; clear the loop's memory."""
         self._observations.clear()

@@ -161,9 +161,9 @@ def test_lockstep_batch_keeps_each_episode_its_own(policy: LeRobotPolicy) -> Non
             if key in TIMING_FIELDS:
                 continue
             if isinstance(value, float):
-                assert value == pytest.approx(single_record[key], abs=1e-4), key
+                assert value == pytest.approx(single_record[key], rel=1e-4, abs=1e-3), key
             else:
                 assert value == single_record[key], key
         assert [when for when, _ in batched.chunks] == [when for when, _ in single.chunks]
         for (_, batched_chunk), (_, single_chunk) in zip(batched.chunks, single.chunks, strict=True):
-            np.testing.assert_allclose(batched_chunk, single_chunk, atol=1e-4)
+            np.testing.assert_allclose(batched_chunk, single_chunk, rtol=1e-5, atol=1e-3)  # degrees

@@ -53,7 +53,13 @@ def prepare(workdir: Path, train_steps: int, policies: list[str]) -> dict[str, P
         final = run / "checkpoints" / f"{train_steps:06d}" / "pretrained_model"
         if not final.is_dir():
             train_policy(
-                policy_type, dataset, run, steps=train_steps, policy_overrides=overrides, threads=1, log_freq=50
+                policy_type,
+                dataset,
+                run,
+                steps=train_steps,
+                policy_overrides=overrides,
+                threads=1,
+                log_freq=50,
             )
         checkpoints[name] = final
     return checkpoints
@@ -142,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/so101_eval_speed"))
     parser.add_argument("--train-steps", type=int, default=200)
-    parser.add_argument("--episodes", type=int, default=4, help="episodes per mode per round (the batch size)")
+    parser.add_argument("--episodes", type=int, default=4, help="episodes per mode per round (= batch size)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--max-steps", type=int, default=300)
     parser.add_argument("--policies", default=",".join(POLICIES))
@@ -181,8 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     load_after = os.getloadavg()
 
     table = Table(
-        title=f"Seconds per episode ({args.max_steps}-step limit, {args.episodes} episodes × {args.rounds} rounds, "
-        "median; ratios are medians of per-round ratios)"
+        title=f"Seconds per episode ({args.max_steps}-step limit, {args.episodes} episodes × "
+        f"{args.rounds} rounds, median; ratios are medians of per-round ratios)"
     )
     for column in ("policy", "mode", "s / episode", "episodes/min/core", "× eager", "× lerobot-eval"):
         table.add_column(column, justify="left" if column in ("policy", "mode") else "right")
@@ -191,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
             values = seconds[(name, mode)]
             median = statistics.median(values)
 
-            def paired(baseline: str, values: list[float] = values) -> str:
+            def paired(baseline: str, name: str = name, values: list[float] = values) -> str:
                 if (name, baseline) not in seconds:
                     return "–"
                 ratios = [b / v for b, v in zip(seconds[(name, baseline)], values, strict=True)]

@@ -172,6 +172,7 @@ def run_episode(
         grid_cell=grid_cell,
         violation=violation,
         info=info,
+        signals=signals,
     )
     return EpisodeResult(record=record, chunks=chunks)
 
@@ -189,8 +190,10 @@ def episode_record(
     grid_cell: tuple[int, int] | None,
     violation: str | None,
     info: Mapping[str, Any],
+    signals: EpisodeSignals | None = None,
 ) -> EpisodeRecord:
-    """The record of the episode ``env`` has just finished (one runner's or a lockstep batch's)."""
+    """The record of the episode ``env`` has just finished (one runner's or a lockstep batch's); with the
+    episode's ``signals``, a failed one is diagnosed."""
     figures = env.episode_figures()
     outcome = CONTRACT_VIOLATION if violation else str(figures.outcome or info.get("outcome"))
     failures = (

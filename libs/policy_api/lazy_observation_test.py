@@ -42,7 +42,8 @@ def test_an_image_is_drawn_once_when_first_read() -> None:
     first = observation["observation.images.wrist"]
     assert observation["observation.images.wrist"] is first and drawn == ["wrist"]
     assert observation.undrawn_keys == ("observation.images.overhead",)
-    assert dict(observation.items())["observation.images.overhead"].shape == (4, 5, 3)  # reads while iterating
+    # reading while iterating
+    assert dict(observation.items())["observation.images.overhead"].shape == (4, 5, 3)
     plain = observation.materialize()
     assert drawn == ["wrist", "overhead"] and isinstance(plain, dict) and plain["task"] == "x"
     with pytest.raises(KeyError):

@@ -166,4 +166,7 @@ def test_lockstep_batch_keeps_each_episode_its_own(policy: LeRobotPolicy) -> Non
                 assert value == single_record[key], key
         assert [when for when, _ in batched.chunks] == [when for when, _ in single.chunks]
         for (_, batched_chunk), (_, single_chunk) in zip(batched.chunks, single.chunks, strict=True):
-            np.testing.assert_allclose(batched_chunk, single_chunk, rtol=1e-5, atol=1e-3)  # degrees
+            # Last-bit differences of the batched product grow through the closed loop (1e-5 degrees in
+            # the first chunk, 0.3 by step 16 seen); another episode's chunk differs by tens of degrees.
+            np.testing.assert_allclose(batched_chunk, single_chunk, rtol=1e-4, atol=1.0)  # degrees
+        np.testing.assert_allclose(batched.chunks[0][1], single.chunks[0][1], rtol=1e-5, atol=1e-3)

@@ -35,6 +35,7 @@ from libs.policy_api.contracts import (
     check_observation,
 )
 from libs.policy_api.types import BatchPolicy, EpisodeState, Observation
+from libs.sim.episode_signals import EpisodeSignals
 from libs.sim.layout import JOINT_LOWER, JOINT_UPPER
 
 
@@ -62,6 +63,7 @@ class _Running:
     info: Mapping[str, Any] = field(default_factory=dict)
     violation: str | None = None
     result: EpisodeResult | None = None
+    signals: EpisodeSignals | None = None
 
 
 def supports_batches(policy: Any) -> bool:
@@ -121,6 +123,8 @@ def run_lockstep(
                 episode.queue.pop(0)
             )
             episode.steps += 1
+            if episode.signals is not None:
+                episode.signals.record(episode.env)
             if terminated or truncated:
                 _finish(episode, spec.action_space, checkpoint_id, step)
         active = [episode for episode in active if episode.result is None]
@@ -141,7 +145,9 @@ def _start(policy: Any, env: Any, task: LockstepEpisode) -> _Running:
             f"env.reset(options={{'block_xy': {tuple(task.block_xy)}}}) put the block at "
             f"{tuple(np.round(block_start[:2], 3))}: this env does not support placing the block"
         )
-    return _Running(env, task, state, observation, block_start, started, info=info)
+    # What the simulator saw at every step, for naming a failure as run_episode does.
+    signals = EpisodeSignals.start(env) if hasattr(getattr(env, "unwrapped", env), "probe") else None
+    return _Running(env, task, state, observation, block_start, started, info=info, signals=signals)
 
 
 def _finish(episode: _Running, action_space: str, checkpoint_id: str, step: int | None) -> None:
@@ -157,5 +163,6 @@ def _finish(episode: _Running, action_space: str, checkpoint_id: str, step: int 
         grid_cell=episode.task.grid_cell,
         violation=episode.violation,
         info=episode.info,
+        signals=episode.signals,
     )
     episode.result = EpisodeResult(record=record, chunks=episode.chunks)

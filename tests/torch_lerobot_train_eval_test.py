@@ -282,3 +282,33 @@ def test_truncated_stats_json_names_the_file(act_checkpoint, workdir, tmp_path, 
     stats.write_text(stats.read_text()[:40])
     error = sweep_error_line(checkpoint, tmp_path, capsys)
     assert f"{stats} is not valid JSON" in error and "truncated or corrupt" in error
+
+
+def test_temporal_ensembling_acts_as_lerobots_own(dataset: Path, workdir: Path) -> None:
+    """An ACT trained with ``temporal_ensemble_coeff`` observes every step, and the action executed is the
+    ensemble LeRobot's ``select_action`` would give, not the newest chunk's first row."""
+    checkpoint = train_policy(
+        "act",
+        dataset,
+        workdir / "run_act_ensemble",
+        steps=1,
+        batch_size=2,
+        policy_overrides={"temporal_ensemble_coeff": 0.01, "n_action_steps": 1},
+    )[-1]
+    policy = LeRobotPolicy(checkpoint)
+    assert policy.spec.n_action_steps == 1
+    env = _env_for(policy)
+    try:
+        observations = [env.reset(seed=seed)[0] for seed in (1, 2, 3, 4)]
+    finally:
+        env.close()
+    reference = LeRobotPolicy(checkpoint)
+    reference.policy.reset()
+    policy.reset()
+    for observation in observations:
+        batch = reference.preprocessor(reference._to_policy_inputs(observation))
+        expected = reference.postprocessor(reference.policy.select_action(batch))[0].numpy()
+        chunk = policy.infer(observation)
+        assert chunk.shape == (policy.spec.chunk_length, 6)
+        np.testing.assert_allclose(chunk[0], expected, atol=1e-4)
+    assert not np.allclose(chunk[0], policy.infer_batch([observation], [policy.new_episode(0)])[0][0])

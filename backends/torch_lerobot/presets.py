@@ -76,7 +76,11 @@ _CPU_OVERRIDES: dict[str, dict[str, Any]] = {
 _STATE_OVERRIDES: dict[str, dict[str, Any]] = {
     "act": {
         "chunk_size": 30,
-        "n_action_steps": 10,
+        # Executed steps per chunk, measured on 100 seeds with one checkpoint (200 demos, 2,000 steps):
+        # 1 → 1%, 5 → 26%, 10 → 70%, 15 → 75%, 20 → 82%, 25 → 63%, 30 → 54%; temporal ensembling (coeff
+        # 0.01, a chunk every step) 84% at 2.5× the inference. Too few steps re-plan into the policy's own
+        # jitter; too many run blind past the grasp.
+        "n_action_steps": 20,
         # Each step's cost is the decoder's 30 action queries per sample (~17 MFLOP forward at this width):
         # about 10 steps/s of batch 32 on one core, so 10 minutes are several thousand steps.
         "dim_model": 128,

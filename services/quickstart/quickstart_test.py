@@ -12,25 +12,32 @@ from services.quickstart.summary import SummaryError, write_summary
 def test_plan_runs_every_stage_through_its_own_pants_target(tmp_path: Path) -> None:
     stages = plan_stages(tmp_path, SIZES["default"])
     assert [stage.name for stage in stages] == [
+        "record-state",
+        "train-act-state",
+        "eval-act-state",
+        "train-jax-state",
+        "eval-jax-state",
         "record",
         "train-act",
-        "train-jax",
         "eval-act",
-        "eval-jax",
         "summary",
     ]
     for stage in stages:
         command = stage.command()
         assert command[:4] == ["./pants", "--no-pantsd", "run", stage.target]
         assert str(tmp_path) in " ".join(stage.argv)
-    # both sweeps use the same number of seeds so the stacks are compared on the same episodes
-    eval_argv = [
-        dict(zip(s.argv[::2], s.argv[1::2], strict=False)) for s in stages if s.name.startswith("eval")
-    ]
-    assert eval_argv[0]["--episodes"] == eval_argv[1]["--episodes"]
+    argv = {s.name: dict(zip(s.argv[::2], s.argv[1::2], strict=False)) for s in stages}
+    # both state policies are scored on the same seeds, enough of them for the paired comparison
+    assert argv["eval-act-state"]["--episodes"] == argv["eval-jax-state"]["--episodes"]
+    assert int(argv["eval-act-state"]["--episodes"]) >= 30
+    # the state stages train on the state demos, which carry the object state and no cameras
+    state_data = argv["record-state"]["--out"]
+    assert argv["train-act-state"]["--dataset"] == argv["train-jax-state"]["--dataset"] == state_data
+    assert {"--environment-state", "--no-cameras"} <= set(stages[0].argv)
     # the demonstrations are successful episodes on seeds the sweeps (seeds 0, 1, ...) never reach
-    record_argv = dict(zip(stages[0].argv[::2], stages[0].argv[1::2], strict=False))
-    assert int(record_argv["--seed"]) > int(eval_argv[0]["--episodes"]) and record_argv["--keep"] == "success"
+    for record in ("record-state", "record"):
+        assert int(argv[record]["--seed"]) > int(argv["eval-act-state"]["--episodes"])
+        assert argv[record]["--keep"] == "success"
 
 
 def test_dry_run_prints_commands_and_unknown_stage_is_one_line(
@@ -38,10 +45,10 @@ def test_dry_run_prints_commands_and_unknown_stage_is_one_line(
 ) -> None:
     (tmp_path / "pants.toml").write_text("")
     monkeypatch.chdir(tmp_path)
-    assert main(["--dry-run", "--only", "record,summary"]) == 0
+    assert main(["--dry-run", "--only", "record-state,summary"]) == 0
     printed = capsys.readouterr().out
     assert "libs/datasets:record" in printed and "//:quickstart-summary" in printed
-    assert "train-act" not in printed
+    assert "train-act" not in printed and "--environment-state" in printed
     assert main(["--only", "trian-act"]) == 2
     error = capsys.readouterr().err.strip()
     assert error.count("\n") == 0 and "trian-act" in error and "train-act" in error

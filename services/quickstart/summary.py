@@ -34,7 +34,7 @@ def load_sweeps(out: Path) -> dict[str, dict[str, Any]]:
     if not sweeps:
         raise SummaryError(
             f"no {EVAL_DIR}/*/{REPORT_JSON} under {out}: run the eval stages first "
-            "(./pants run //:quickstart -- --only eval-act,eval-jax)"
+            "(./pants run //:quickstart -- --only eval-act-state,eval-jax-state,eval-act)"
         )
     return sweeps
 
@@ -86,8 +86,9 @@ def write_summary(out: Path) -> Path:
     lines = [
         "# so101lab quickstart",
         "",
-        "Every checkpoint of both stacks scored on the same seeds. Intervals are 95% Wilson intervals; with "
-        "few episodes they are wide, so read the per-sweep reports' paired comparisons before choosing.",
+        "Every checkpoint of every policy scored on shared seeds (0, 1, ...). Intervals are 95% Wilson "
+        "intervals; with few episodes they are wide, so read the per-sweep reports' paired comparisons "
+        "before choosing.",
         "",
         f"![success by stack]({plot.relative_to(out)})",
         "",

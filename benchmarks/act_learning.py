@@ -25,7 +25,6 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from backends.torch_lerobot.checkpoints import PRETRAINED_DIR_NAME, SCENE_FILE
 from backends.torch_lerobot.train import TrainError, train_policy
 from libs.datasets.record import record_scripted_dataset
 from libs.evaluation.metrics import CheckpointSummary
@@ -78,12 +77,12 @@ class CheckpointRow:
 def evaluate_checkpoint(checkpoint: Path, out: Path, args: argparse.Namespace) -> CheckpointRow:
     """One sweep per checkpoint: the harness stops a sweep at the first contract violation (an undertrained
     ACT can ask for a gripper below 0), which must not hide the later checkpoints."""
-    scene_path = checkpoint / PRETRAINED_DIR_NAME / SCENE_FILE
     config = SweepConfig(
         policy=f"torch_lerobot:{checkpoint}",
         episodes=args.eval_seeds,
         base_seed=0,
-        env=EnvSettings(scene_path=str(scene_path), max_steps=args.max_steps),
+        # No --scene: each checkpoint is evaluated in the training scene its card carries.
+        env=EnvSettings(max_steps=args.max_steps),
         workers=args.workers,
         serial=args.serial,
     )

@@ -69,7 +69,7 @@ def _env(policy: Any, max_steps: int, image_rendering: str) -> Any:
     from libs.sim.env import SO101PickPlaceEnv
     from libs.sim.scene_config import SceneConfig
 
-    scene = SceneConfig.from_dict(policy.metadata.scene_config)
+    scene = SceneConfig.from_dict(policy.card.scene)
     scene = scene.with_cameras([camera.name for camera in policy.spec.cameras])
     return SO101PickPlaceEnv(scene=scene, max_steps=max_steps, image_rendering=image_rendering)
 
@@ -78,9 +78,8 @@ def harness_seconds(policy: Any, seeds: list[int], max_steps: int, mode: str) ->
     """Seconds per episode through the harness (contract checks included), policy already loaded."""
     from libs.evaluation.lockstep import LockstepEpisode, run_lockstep
     from libs.evaluation.runner import run_episode
-    from libs.policy_api.contracts import action_stats_from
 
-    stats = action_stats_from(policy.metadata.dataset_stats)
+    stats = policy.card.action_stats
     if mode == "on_demand_batched":
         envs = [_env(policy, max_steps, "on_demand") for _ in seeds]
         try:

@@ -11,9 +11,10 @@ import pytest
 from libs.evaluation.checkpoints import CheckpointTarget
 from libs.evaluation.runner import run_episode
 from libs.evaluation.sweep import EnvSettings, EpisodeExecutor, EpisodeTask
+from libs.policy_api.card import CheckpointCard
 from libs.policy_api.contracts import ContractViolation, EpisodeGuardedPolicy
 from libs.policy_api.registry import register_backend
-from libs.policy_api.types import CameraInput, PolicyMetadata, PolicySpec
+from libs.policy_api.types import CameraInput, PolicySpec
 from libs.sim.env import HOME_JOINTS, SO101PickPlaceEnv
 from libs.sim.scene_config import SceneConfig
 
@@ -204,8 +205,8 @@ class NeverDenormalizedPolicy(HoldPolicy):
     """Returns the model's raw output: normalised values in about ±2."""
 
     @property
-    def metadata(self) -> PolicyMetadata:
-        return PolicyMetadata(checkpoint_id="x", dataset_stats={"action": ACTION_STATS})
+    def card(self) -> CheckpointCard:
+        return CheckpointCard(stats={"action": ACTION_STATS})
 
     def infer(self, observation) -> np.ndarray:
         rng = np.random.default_rng(0)
@@ -249,8 +250,8 @@ class TrainedWithOtherFovPolicy(HoldPolicy):
         self._scene = dataclasses.replace(SceneConfig(), cameras=(overhead,)).to_dict()
 
     @property
-    def metadata(self) -> PolicyMetadata:
-        return PolicyMetadata(checkpoint_id="fov", scene_config=self._scene)
+    def card(self) -> CheckpointCard:
+        return CheckpointCard(scene=self._scene)
 
 
 def test_scene_camera_differs_from_checkpoint_scene(tmp_path) -> None:

@@ -18,7 +18,6 @@ from backends.torch_lerobot.adapter import LeRobotPolicy
 from backends.torch_lerobot.train import train_policy
 from libs.datasets.record import record_scripted_dataset
 from libs.evaluation.runner import StepEvent, run_episode
-from libs.policy_api.contracts import action_stats_from
 from libs.sim.env import SO101PickPlaceEnv
 from libs.sim.scene_config import SceneConfig
 
@@ -75,7 +74,7 @@ class DrawCountingEnv(SO101PickPlaceEnv):
 def _episodes(
     policy: LeRobotPolicy, image_rendering: str
 ) -> tuple[list[dict[str, Any]], list[np.ndarray], int]:
-    scene = SceneConfig.from_dict(policy.metadata.scene_config)
+    scene = SceneConfig.from_dict(policy.card.scene)
     env = DrawCountingEnv(
         scene=scene.with_cameras([camera.name for camera in policy.spec.cameras]),
         max_steps=EPISODE_STEPS,
@@ -93,7 +92,7 @@ def _episodes(
                 policy,
                 env,
                 seed,
-                action_stats=action_stats_from(policy.metadata.dataset_stats),
+                action_stats=policy.card.action_stats,
                 on_step=keep,
             )
             record = result.record.to_dict()
@@ -138,10 +137,10 @@ def test_lockstep_batch_keeps_each_episode_its_own(policy: LeRobotPolicy) -> Non
     from libs.evaluation.lockstep import LockstepEpisode, run_lockstep, supports_batches
 
     assert supports_batches(policy)
-    scene = SceneConfig.from_dict(policy.metadata.scene_config)
+    scene = SceneConfig.from_dict(policy.card.scene)
     scene = scene.with_cameras([camera.name for camera in policy.spec.cameras])
     envs = [SO101PickPlaceEnv(scene=scene, max_steps=EPISODE_STEPS) for _ in SEEDS]
-    stats = action_stats_from(policy.metadata.dataset_stats)
+    stats = policy.card.action_stats
     try:
         together = run_lockstep(
             policy, envs, [LockstepEpisode(seed) for seed in SEEDS], action_stats=stats, keep_chunks=True

@@ -13,8 +13,9 @@ import pytest
 from libs.evaluation.checkpoints import CheckpointTarget
 from libs.evaluation.sweep import EnvSettings, EpisodeExecutor, EpisodeTask
 from libs.evaluation.training_scene import TrainingSceneMismatch
+from libs.policy_api.card import CheckpointCard
 from libs.policy_api.registry import register_backend
-from libs.policy_api.types import CameraInput, PolicyMetadata, PolicySpec
+from libs.policy_api.types import CameraInput, PolicySpec
 from libs.sim.env import HOME_JOINTS
 from libs.sim.scene_config import SceneConfig
 
@@ -22,11 +23,11 @@ MAX_STEPS = 4
 
 
 class CarriedScenePolicy:
-    """Holds the home pose; its checkpoint carries ``scene`` (as a LeRobot checkpoint's scene.json)."""
+    """Holds the home pose; its checkpoint carries ``scene`` (as a pre-card checkpoint's scene.json)."""
 
     def __init__(self, scene: dict) -> None:
         self.spec = PolicySpec(cameras=(CameraInput("overhead", 96, 128),), chunk_length=4, n_action_steps=4)
-        self.metadata = PolicyMetadata(checkpoint_id="000100", scene_config=scene)
+        self.card = CheckpointCard(scene=scene)
 
     def reset(self) -> None:
         pass

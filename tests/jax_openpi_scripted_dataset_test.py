@@ -26,7 +26,7 @@ def run(tmp_path_factory) -> Path:
 
 def test_checkpoint_carries_the_datasets_scene_and_stats(run: Path) -> None:
     step = run / "checkpoints" / "000002"
-    for name in ("config.json", "assets/norm_stats.json", "scene.json", "stats.json"):
+    for name in ("config.json", "assets/norm_stats.json", "card.json"):
         assert (step / name).is_file(), name
 
 
@@ -42,7 +42,7 @@ def test_trained_checkpoint_acts_in_the_env(run: Path) -> None:
         # de-normalised into env units: joints in degrees around the current state, gripper in 0–100 units
         assert np.abs(chunk[:, :5] - observation["observation.state"][:5]).max() < 1000
         env.step(chunk[0])
-        assert policy.metadata.scene_config == env.scene.to_dict()
+        assert policy.card.scene == env.scene.to_dict()
     finally:
         env.close()
 
@@ -100,9 +100,9 @@ def test_state_based_policy_from_recorder_to_contract_checks(tmp_path: Path) -> 
     assert train_lib.main([*arguments, "--save-interval", "2", "--compute-norm-stats"]) == 0
     policy = make_policy(f"jax_openpi:{out}")
     assert policy.spec.cameras == () and policy.spec.environment_state_dim == 9
-    contracts.check_scene_matches(scene, policy.metadata.scene_config, SceneConfig.from_dict, ())
+    contracts.check_scene_matches(scene, policy.card.scene, SceneConfig.from_dict, ())
     with pytest.raises(contracts.ContractViolation, match="environment_state"):
-        contracts.check_scene_matches(SceneConfig(), policy.metadata.scene_config, SceneConfig.from_dict, ())
+        contracts.check_scene_matches(SceneConfig(), policy.card.scene, SceneConfig.from_dict, ())
     env = SO101PickPlaceEnv(scene, max_steps=5)
     try:
         observation, _ = env.reset(seed=3)

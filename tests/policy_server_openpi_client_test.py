@@ -85,7 +85,7 @@ def test_openpi_client_sees_the_error_and_the_server_keeps_serving(served: Polic
 def test_remote_client_matches_in_process_inference(served: PolicyServer) -> None:
     remote = make_policy(f"remote:{served.url}")
     assert remote.spec == served.policy.spec
-    assert remote.metadata.step == 1
+    assert remote.card is not None and remote.card.step == 1
     chunk = remote.infer(observation())
     assert chunk.shape == (50, 6) and np.isfinite(chunk).all()
     assert set(remote.last_normalized_inputs()) == {"observation.state"}

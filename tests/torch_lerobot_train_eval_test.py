@@ -18,9 +18,9 @@ from backends.torch_lerobot.checkpoints import CheckpointError
 from backends.torch_lerobot.train import TrainError, train_policy
 from libs.datasets.record import record_scripted_dataset
 from libs.evaluation.runner import run_episode
-from libs.policy_api.contracts import action_stats_from
+from libs.policy_api.card import CheckpointCard, HasCard
 from libs.policy_api.registry import PolicyLoadError, make_policy
-from libs.policy_api.types import HasMetadata, ReportsNormalizedInputs
+from libs.policy_api.types import ReportsNormalizedInputs
 from libs.sim.env import SO101PickPlaceEnv
 from libs.sim.scene_config import SceneConfig
 
@@ -56,7 +56,7 @@ def trained_run(request: pytest.FixtureRequest, dataset: Path, workdir: Path) ->
 
 
 def _env_for(policy: LeRobotPolicy, max_steps: int = EPISODE_STEPS) -> SO101PickPlaceEnv:
-    scene = SceneConfig.from_dict(policy.metadata.scene_config)
+    scene = SceneConfig.from_dict(policy.card.scene)
     scene = scene.with_cameras([camera.name for camera in policy.spec.cameras])
     return SO101PickPlaceEnv(scene=scene, action_space=policy.spec.action_space, max_steps=max_steps)
 
@@ -66,23 +66,21 @@ def test_checkpoint_has_lerobot_layout_and_dataset_meta(trained_run: tuple[str, 
     pretrained = run / "checkpoints" / "000002" / "pretrained_model"
     for name in ("config.json", "model.safetensors", "policy_preprocessor.json", "policy_postprocessor.json"):
         assert (pretrained / name).is_file(), name
-    assert json.loads((pretrained / "scene.json").read_text()) == json.loads(
-        (dataset / "meta" / "scene.json").read_text()
-    )
-    assert json.loads((pretrained / "stats.json").read_text()) == json.loads(
-        (dataset / "meta" / "stats.json").read_text()
-    )
+    card = CheckpointCard.read(pretrained)
+    assert card is not None and card.step == 2
+    assert card.scene == json.loads((dataset / "meta" / "scene.json").read_text())
+    assert card.stats == json.loads((dataset / "meta" / "stats.json").read_text())
 
 
 def test_harness_runs_one_episode(trained_run: tuple[str, Path]) -> None:
     policy_type, run = trained_run
     policy = make_policy(f"torch_lerobot:{run}")  # a run dir -> its last checkpoint
-    assert isinstance(policy, LeRobotPolicy) and isinstance(policy, HasMetadata)
+    assert isinstance(policy, LeRobotPolicy) and isinstance(policy, HasCard)
     assert isinstance(policy, ReportsNormalizedInputs)
-    assert policy.metadata.step == 2 and policy.metadata.extra["policy_type"] == policy_type
+    assert policy.card.step == 2 and policy.card.extra["policy_type"] == policy_type
     assert {camera.name for camera in policy.spec.cameras} == {"overhead", "wrist"}
     env = _env_for(policy)
-    action_stats = action_stats_from(policy.metadata.dataset_stats)
+    action_stats = policy.card.action_stats
     # A flow-matching head (SmolVLA, Pi0) two steps into training returns its initial noise, N(0, 1) in
     # normalised units; a chunk of it can land far beyond a joint limit, and the harness then rightly ends
     # the episode as a contract violation. Other noise seeds give in-range chunks.
@@ -90,7 +88,7 @@ def test_harness_runs_one_episode(trained_run: tuple[str, Path]) -> None:
     try:
         for noise_seed in range(20):
             torch.manual_seed(noise_seed)
-            result = run_episode(policy, env, seed=3, step=policy.metadata.step, action_stats=action_stats)
+            result = run_episode(policy, env, seed=3, step=policy.card.step, action_stats=action_stats)
             if result.record.violation is None:
                 break
             violations.append(result.record.violation)
@@ -179,7 +177,7 @@ def test_lerobot_eval_runs_a_checkpoint_on_the_env_plugin(
     argv = [
         "lerobot-eval",
         "--env.type=so101_pick_place",
-        f"--env.scene_path={pretrained / 'scene.json'}",
+        f"--env.scene_path={pretrained / 'card.json'}",
         "--env.episode_length=5",
         f"--policy.path={pretrained}",
         "--policy.device=cpu",

@@ -23,15 +23,15 @@ from backends.jax_openpi.checkpoints import (
     ASSETS_DIR,
     CONFIG_FILE,
     PARAMS_ITEM,
-    CheckpointError,
-    resolve_checkpoint_dir,
     restore_items,
 )
 from backends.jax_openpi.compilation_cache import enable_compilation_cache
 from backends.jax_openpi.config import TrainConfig
+from backends.jax_openpi.layout import CheckpointError, read_card, resolve_checkpoint_dir
 from backends.jax_openpi.model import Observation, Pi0Policy
 from backends.jax_openpi.model_io import model_observation, model_pipeline
 from backends.jax_openpi.norm_stats import MissingNormStatsError, load_norm_stats
+from libs.policy_api.card import CheckpointCard
 from libs.policy_api.registry import register_backend
 from libs.policy_api.types import (
     ENVIRONMENT_STATE_KEY,
@@ -39,7 +39,6 @@ from libs.policy_api.types import (
     STATE_KEY,
     CameraInput,
     EpisodeState,
-    PolicyMetadata,
     PolicySpec,
 )
 from libs.policy_api.types import Observation as EnvObservation
@@ -84,7 +83,7 @@ _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 
 
 class JaxOpenpiPolicy:
-    """A Pi0-style checkpoint as a Policy (+ HasMetadata, ReportsNormalizedInputs, BatchPolicy)."""
+    """A Pi0-style checkpoint as a Policy (+ HasCard, ReportsNormalizedInputs, BatchPolicy)."""
 
     def __init__(self, checkpoint: Path | str, seed: int = 0) -> None:
         directory = resolve_checkpoint_dir(checkpoint)
@@ -127,17 +126,8 @@ class JaxOpenpiPolicy:
             chunk_length=config.model.action_horizon,
             n_action_steps=config.n_action_steps,
         )
-        extras: dict[str, Any] = {"config": config.name}
-        positions = _read_json(directory / "block_positions.json")
-        if positions is not None:
-            extras["block_positions"] = positions
-        self._metadata = PolicyMetadata(
-            checkpoint_id=str(directory),
-            step=int(directory.name) if directory.name.isdigit() else None,
-            dataset_stats=_read_json(directory / "stats.json"),
-            scene_config=_read_json(directory / "scene.json"),
-            task=extra.get("prompt"),
-            extra=extras,
+        self._card = read_card(directory).with_fields(
+            task=extra.get("prompt"), extra={"config": config.name}
         )
 
     @property
@@ -145,8 +135,8 @@ class JaxOpenpiPolicy:
         return self._spec
 
     @property
-    def metadata(self) -> PolicyMetadata:
-        return self._metadata
+    def card(self) -> CheckpointCard:
+        return self._card
 
     def reset(self) -> None:
         # Each call samples a whole chunk from fresh noise; the harness executes and re-plans, so there is
@@ -224,4 +214,6 @@ def load_policy(argument: str) -> JaxOpenpiPolicy:
     return JaxOpenpiPolicy(argument)
 
 
-register_backend(BACKEND_NAME, load_policy)
+register_backend(
+    BACKEND_NAME, load_policy, read_card=lambda argument: read_card(resolve_checkpoint_dir(argument))
+)

@@ -4,7 +4,8 @@
 - ``train_state/``            optimiser state (and the raw weights when EMA is on), orbax, for resuming
 - ``config.json``             the TrainConfig the model and transforms are rebuilt from
 - ``assets/norm_stats.json``  openpi-format normalisation stats
-- ``scene.json``, ``stats.json`` (and ``block_positions.json``) copied from the training dataset's meta/
+- ``card.json``                the checkpoint card: the training dataset's scene, stats, block positions and
+                                features (``libs.policy_api.card``)
 
 Orbax's CheckpointManager owns the step folders and the retention rule (keep the last ``keep_last`` plus
 every ``keep_period``-th step), so a long run cannot fill the disk.
@@ -13,7 +14,6 @@ every ``keep_period``-th step), so a long run cannot fill the disk.
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -22,20 +22,13 @@ import jax
 import orbax.checkpoint as ocp
 
 from backends.jax_openpi.config import TrainConfig
+from backends.jax_openpi.layout import CHECKPOINTS_DIR, CONFIG_FILE, STEP_DIGITS, CheckpointError
 from backends.jax_openpi.norm_stats import NormStats, save_norm_stats
-from libs.policy_api.registry import PolicyLoadError
+from libs.policy_api.card import card_from_dataset
 
-CHECKPOINTS_DIR = "checkpoints"
-STEP_DIGITS = 6
-CONFIG_FILE = "config.json"
 ASSETS_DIR = "assets"
 PARAMS_ITEM = "params"
 TRAIN_STATE_ITEM = "train_state"
-DATASET_META_FILES = ("scene.json", "stats.json", "block_positions.json")
-
-
-class CheckpointError(PolicyLoadError):
-    """A checkpoint directory is missing, incomplete or corrupt; the message names the fix."""
 
 
 def checkpoint_manager(run_dir: Path, config: TrainConfig) -> ocp.CheckpointManager:
@@ -85,10 +78,7 @@ def save_checkpoint(
     (directory / CONFIG_FILE).write_text(json.dumps(payload, indent=2))
     save_norm_stats(directory / ASSETS_DIR, norm_stats)
     if dataset_root is not None:
-        for name in DATASET_META_FILES:
-            source = Path(dataset_root) / "meta" / name
-            if source.is_file():
-                shutil.copy2(source, directory / name)
+        card_from_dataset(dataset_root, step=step, task=payload.get("prompt")).write(directory)
     return directory
 
 
@@ -107,21 +97,3 @@ def restore_items(directory: Path, targets: Mapping[str, Any]) -> dict[str, Any]
                     "it is corrupt or from another config; use another step"
                 ) from error
     return restored
-
-
-def resolve_checkpoint_dir(path: Path | str) -> Path:
-    """A step folder (has config.json), or a run folder / its checkpoints/ folder → its latest step."""
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise CheckpointError(f"checkpoint {path} does not exist: pass <run>/checkpoints/NNNNNN")
-    if (path / CONFIG_FILE).is_file():
-        return path
-    search = path / CHECKPOINTS_DIR if (path / CHECKPOINTS_DIR).is_dir() else path
-    steps = sorted(child for child in search.iterdir() if child.is_dir() and child.name.isdigit())
-    steps = [child for child in steps if (child / CONFIG_FILE).is_file()]
-    if not steps:
-        raise CheckpointError(
-            f"{path} holds no checkpoint (no NNNNNN/{CONFIG_FILE}): pass a folder written by "
-            "backends/jax_openpi:train"
-        )
-    return steps[-1]

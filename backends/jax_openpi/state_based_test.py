@@ -63,7 +63,7 @@ def test_state_based_checkpoint_reads_the_environment_state_and_no_camera(run: P
     assert spec.observation_keys == (STATE_KEY, ENVIRONMENT_STATE_KEY)
     assert spec.chunk_length == CONFIG.model.action_horizon
     assert spec.n_action_steps == CONFIG.n_action_steps
-    assert policy.metadata.scene_config == {"cameras": [], "environment_state": True}
+    assert policy.card.scene == {"cameras": [], "environment_state": True}
     obs = observation()
     contracts.check_observation(obs, spec)
     policy.reset()

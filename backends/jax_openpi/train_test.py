@@ -13,8 +13,9 @@ from backends.jax_openpi.compute_norm_stats import main as compute_norm_stats_ma
 from backends.jax_openpi.config import get_config
 from backends.jax_openpi.fixtures import write_tiny_dataset
 from backends.jax_openpi.norm_stats import load_norm_stats
+from libs.policy_api.card import HasCard
 from libs.policy_api.registry import make_policy
-from libs.policy_api.types import HasMetadata, ReportsNormalizedInputs
+from libs.policy_api.types import ReportsNormalizedInputs
 
 CONFIG = get_config("so101_test").replace(save_interval=2, keep_last=2, keep_period=4)
 
@@ -76,8 +77,7 @@ def test_checkpoint_layout_retention_and_metrics(trained_run) -> None:
         "train_state",
         "config.json",
         "assets/norm_stats.json",
-        "scene.json",
-        "stats.json",
+        "card.json",
     ):
         assert (last / name).exists(), name
     assert json.loads((last / "config.json").read_text())["name"] == "so101_test"
@@ -98,7 +98,7 @@ def test_saved_checkpoint_reproduces_actions(trained_run) -> None:
     out, _ = trained_run
     policy = make_policy(f"jax_openpi:{out / 'checkpoints' / '000005'}")
     again = JaxOpenpiPolicy(out / "checkpoints" / "000005")
-    assert isinstance(policy, HasMetadata) and isinstance(policy, ReportsNormalizedInputs)
+    assert isinstance(policy, HasCard) and isinstance(policy, ReportsNormalizedInputs)
     assert policy.spec.chunk_length == 50 and policy.spec.action_dim == 6
     assert [camera.name for camera in policy.spec.cameras] == ["overhead", "wrist"]
     obs = observation(np.array([5, -10, 20, 0, 3, 80], np.float32))
@@ -109,7 +109,7 @@ def test_saved_checkpoint_reproduces_actions(trained_run) -> None:
     jax.tree.map(np.testing.assert_array_equal, policy.params, again.params)
     normalized = policy.last_normalized_inputs()
     assert set(normalized) == {"observation.state", "observation.images.overhead", "observation.images.wrist"}
-    assert policy.metadata.step == 5 and policy.metadata.scene_config is not None
+    assert policy.card.step == 5 and policy.card.scene is not None
 
 
 def test_episode_noise_depends_on_the_episode_seed_not_on_history(trained_run) -> None:

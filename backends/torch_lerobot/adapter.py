@@ -35,17 +35,15 @@ from safetensors import SafetensorError
 
 from backends.torch_lerobot import depth_channels, tiny_backbones
 from backends.torch_lerobot.checkpoints import (
-    BLOCK_POSITIONS_FILE,
     PREPROCESSOR_FILE,
-    SCENE_FILE,
-    STATS_FILE,
+    TRAIN_CONFIG_FILE,
     CheckpointError,
     check_processor_files,
+    read_card,
     read_json_beside,
-    read_json_file,
     resolve_pretrained_dir,
-    step_from_dir,
 )
+from libs.policy_api.card import CARD_FILE, LEGACY_FILES, CheckpointCard
 from libs.policy_api.registry import register_backend
 from libs.policy_api.types import (
     ENVIRONMENT_STATE_KEY,
@@ -55,12 +53,12 @@ from libs.policy_api.types import (
     CameraInput,
     EpisodeState,
     Observation,
-    PolicyMetadata,
     PolicySpec,
 )
 
 ACTION_FEATURE = "action"
-SIDECAR_FILES = (SCENE_FILE, STATS_FILE, BLOCK_POSITIONS_FILE, tiny_backbones.TINY_BACKBONE_FILE)
+#: Kept beside the weights by this lab (a pre-card checkpoint's files too), copied along by ``save``.
+SIDECAR_FILES = (CARD_FILE, *LEGACY_FILES.values(), tiny_backbones.TINY_BACKBONE_FILE, TRAIN_CONFIG_FILE)
 #: Cameras SmolVLA / Pi0 synthesise themselves (blank images padding the camera count); never env inputs.
 _SYNTHETIC_CAMERA_PREFIX = f"{IMAGE_KEY_PREFIX}empty_camera_"
 
@@ -79,15 +77,6 @@ def _root_reason(error: BaseException) -> str:
 
 def _default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def _training_dataset_meta(pretrained_dir: Path) -> Path | None:
-    """The training dataset's ``meta/`` folder, if train_config.json names one that still exists."""
-    train_config = read_json_beside(pretrained_dir, "train_config.json")
-    root = ((train_config or {}).get("dataset") or {}).get("root")
-    if root and (Path(root) / "meta").is_dir():
-        return Path(root) / "meta"
-    return None
 
 
 def _cameras_by_key(scene_config: Mapping[str, Any] | None) -> dict[str, CameraInput]:
@@ -139,7 +128,7 @@ class LeRobotEpisode(EpisodeState):
 
 
 class LeRobotPolicy:
-    """Policy + HasMetadata + ReportsNormalizedInputs + BatchPolicy over a LeRobot checkpoint."""
+    """Policy + HasCard + ReportsNormalizedInputs + BatchPolicy over a LeRobot checkpoint."""
 
     def __init__(self, checkpoint: str | Path, device: str | None = None) -> None:
         self.pretrained_dir = resolve_pretrained_dir(checkpoint)
@@ -180,7 +169,8 @@ class LeRobotPolicy:
         # Depth checkpoints name depth_channels' step in their preprocessor (imported above, so it loads).
         assert depth_channels.RepeatDepthChannelsStep
 
-        self._metadata = self._read_metadata()
+        card = read_card(self.pretrained_dir)
+        self._card = card.with_fields(extra={**card.extra, "policy_type": config.type})
         self._input_features = {
             key: feature
             for key, feature in config.input_features.items()
@@ -192,29 +182,8 @@ class LeRobotPolicy:
 
     # --- what the checkpoint says about itself -------------------------------------------------------------
 
-    def _read_metadata(self) -> PolicyMetadata:
-        meta = _training_dataset_meta(self.pretrained_dir)
-
-        def beside_or_dataset(name: str) -> Any | None:
-            value = read_json_beside(self.pretrained_dir, name)
-            if value is None and meta is not None and (meta / name).is_file():
-                value = read_json_file(meta / name)
-            return value
-
-        extra: dict[str, Any] = {"policy_type": self.config.type}
-        block_positions = beside_or_dataset(BLOCK_POSITIONS_FILE)
-        if block_positions is not None:
-            extra["block_positions"] = block_positions
-        return PolicyMetadata(
-            checkpoint_id=str(self.pretrained_dir),
-            step=step_from_dir(self.pretrained_dir),
-            dataset_stats=beside_or_dataset(STATS_FILE),
-            scene_config=beside_or_dataset(SCENE_FILE),
-            extra=extra,
-        )
-
     def _make_spec(self) -> PolicySpec:
-        declared = _cameras_by_key(self._metadata.scene_config)
+        declared = _cameras_by_key(self._card.scene)
         cameras = []
         for key, feature in self._input_features.items():
             if feature.type is not FeatureType.VISUAL:
@@ -252,8 +221,8 @@ class LeRobotPolicy:
         return self._spec
 
     @property
-    def metadata(self) -> PolicyMetadata:
-        return self._metadata
+    def card(self) -> CheckpointCard:
+        return self._card
 
     def last_normalized_inputs(self) -> Mapping[str, np.ndarray]:
         return self._episode.normalized_inputs
@@ -266,7 +235,7 @@ class LeRobotPolicy:
         self.policy.save_pretrained(directory)
         self.preprocessor.save_pretrained(directory)
         self.postprocessor.save_pretrained(directory)
-        for name in (*SIDECAR_FILES, "train_config.json"):
+        for name in SIDECAR_FILES:
             if (self.pretrained_dir / name).is_file():
                 shutil.copy2(self.pretrained_dir / name, directory / name)
         return directory
@@ -427,4 +396,6 @@ def load_policy(checkpoint: str | Path, device: str | None = None) -> LeRobotPol
     return LeRobotPolicy(checkpoint, device=device)
 
 
-register_backend("torch_lerobot", load_policy)
+register_backend(
+    "torch_lerobot", load_policy, read_card=lambda argument: read_card(resolve_pretrained_dir(argument))
+)

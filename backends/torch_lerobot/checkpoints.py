@@ -3,17 +3,18 @@
 LeRobot's layout: ``<run>/checkpoints/<NNNNNN>/pretrained_model/`` holds ``config.json``,
 ``model.safetensors``, ``train_config.json`` and the processor pipelines (``policy_preprocessor.json``,
 ``policy_postprocessor.json`` and their ``*.safetensors`` state, which carries the normalisation stats).
-Beside those this lab keeps copies of the training dataset's ``meta/scene.json`` and ``meta/stats.json``
-so an evaluation can compare scenes and stats without finding the dataset again.
+Beside those this lab keeps the checkpoint's card (``libs.policy_api.card``: the training dataset's scene,
+stats and block positions, its observation features and action space), so an evaluation can compare scenes
+and stats without finding the dataset again.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
+from libs.policy_api.card import CheckpointCard, card_from_dataset
 from libs.policy_api.registry import PolicyLoadError
 
 PRETRAINED_DIR_NAME = "pretrained_model"
@@ -21,10 +22,7 @@ CHECKPOINTS_DIR_NAME = "checkpoints"
 LAST_CHECKPOINT_LINK = "last"
 PREPROCESSOR_FILE = "policy_preprocessor.json"
 POSTPROCESSOR_FILE = "policy_postprocessor.json"
-SCENE_FILE = "scene.json"
-STATS_FILE = "stats.json"
-#: Initial block positions of the training episodes (for the evaluation's spatial map), when recorded.
-BLOCK_POSITIONS_FILE = "block_positions.json"
+TRAIN_CONFIG_FILE = "train_config.json"
 
 
 class CheckpointError(PolicyLoadError):
@@ -94,17 +92,30 @@ def check_processor_files(pretrained_dir: Path) -> None:
         )
 
 
-def copy_dataset_meta(dataset_root: Path, pretrained_dir: Path) -> None:
-    """Copy the training dataset's scene, stats and block positions next to the checkpoint's weights."""
-    meta = dataset_root / "meta"
-    for name in (SCENE_FILE, STATS_FILE, BLOCK_POSITIONS_FILE):
-        if (meta / name).is_file():
-            shutil.copy2(meta / name, pretrained_dir / name)
-    info_path = meta / "info.json"
-    if not (pretrained_dir / BLOCK_POSITIONS_FILE).exists() and info_path.is_file():
-        positions = json.loads(info_path.read_text()).get("block_positions")
-        if positions is not None:
-            (pretrained_dir / BLOCK_POSITIONS_FILE).write_text(json.dumps(positions))
+def write_card(dataset_root: Path, pretrained_dir: Path, extra: dict[str, Any] | None = None) -> Path:
+    """The checkpoint's card (from its training dataset), beside its weights."""
+    card = card_from_dataset(dataset_root, step=step_from_dir(pretrained_dir), extra=extra)
+    return card.write(pretrained_dir)
+
+
+def read_card(pretrained_dir: Path) -> CheckpointCard:
+    """The card beside the weights (a pre-card checkpoint's scene.json/stats.json/block_positions.json);
+    what it lacks is filled from the training dataset's ``meta/`` when ``train_config.json`` names one that
+    still exists (checkpoints written before this lab kept any copies)."""
+    card = CheckpointCard.read(pretrained_dir) or CheckpointCard()
+    root = ((read_json_beside(pretrained_dir, TRAIN_CONFIG_FILE) or {}).get("dataset") or {}).get("root")
+    if root and card.dataset is None:
+        card = card.with_fields(dataset=str(Path(root).expanduser()))
+    if root and (Path(root) / "meta").is_dir() and None in (card.scene, card.stats, card.block_positions):
+        dataset = card_from_dataset(root)
+        card = card.with_fields(
+            scene=card.scene if card.scene is not None else dataset.scene,
+            stats=card.stats if card.stats is not None else dataset.stats,
+            block_positions=(
+                card.block_positions if card.block_positions is not None else dataset.block_positions
+            ),
+        )
+    return card.with_fields(step=step_from_dir(pretrained_dir)) if card.step is None else card
 
 
 def read_json_beside(pretrained_dir: Path, name: str) -> Any | None:

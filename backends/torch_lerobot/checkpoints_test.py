@@ -10,10 +10,11 @@ import pytest
 from backends.torch_lerobot.checkpoints import (
     CheckpointError,
     check_processor_files,
-    copy_dataset_meta,
     list_checkpoints,
+    read_card,
     resolve_pretrained_dir,
     step_from_dir,
+    write_card,
 )
 
 
@@ -56,15 +57,36 @@ def test_missing_postprocessor_is_refused(tmp_path: Path) -> None:
         check_processor_files(pretrained)
 
 
-def test_dataset_meta_and_block_positions_are_copied_beside_the_weights(tmp_path: Path) -> None:
-    meta = tmp_path / "data" / "meta"
+def _dataset(root: Path) -> Path:
+    meta = root / "meta"
     meta.mkdir(parents=True)
     (meta / "scene.json").write_text(json.dumps({"cameras": []}))
     (meta / "stats.json").write_text(json.dumps({"action": {"mean": [0.0]}}))
-    (meta / "info.json").write_text(json.dumps({"block_positions": [[0.2, 0.0]]}))
+    (meta / "block_positions.json").write_text(json.dumps([[0.2, 0.0]]))
+    features = {"observation.state": {"shape": [6]}, "action": {"shape": [7]}}
+    (meta / "info.json").write_text(json.dumps({"features": features}))
+    return root
+
+
+def test_the_card_carries_the_dataset_and_is_read_back(tmp_path: Path) -> None:
+    pretrained = tmp_path / "checkpoints" / "000040" / "pretrained_model"
+    pretrained.mkdir(parents=True)
+    write_card(_dataset(tmp_path / "data"), pretrained)
+    card = read_card(pretrained)
+    assert card.scene == {"cameras": []} and card.action_stats == {"mean": [0.0]}
+    assert card.block_positions == [[0.2, 0.0]] and card.step == 40 and card.action_space == "ee"
+    features = [(feature.name, feature.shape) for feature in card.observation_features]
+    assert features == [("observation.state", (6,))]
+    assert not (pretrained / "scene.json").exists()  # one file: the card
+
+
+def test_a_checkpoint_from_before_cards_reads_its_files_and_then_its_dataset(tmp_path: Path) -> None:
     pretrained = tmp_path / "pretrained_model"
     pretrained.mkdir()
-    copy_dataset_meta(tmp_path / "data", pretrained)
-    assert json.loads((pretrained / "scene.json").read_text()) == {"cameras": []}
-    assert json.loads((pretrained / "stats.json").read_text()) == {"action": {"mean": [0.0]}}
-    assert json.loads((pretrained / "block_positions.json").read_text()) == [[0.2, 0.0]]
+    (pretrained / "scene.json").write_text(json.dumps({"cameras": [{"name": "top"}]}))
+    root = _dataset(tmp_path / "d")
+    (pretrained / "train_config.json").write_text(json.dumps({"dataset": {"root": str(root)}}))
+    card = read_card(pretrained)
+    # Its own scene.json wins; what it lacks comes from the training dataset train_config.json names.
+    assert card.scene == {"cameras": [{"name": "top"}]} and card.stats == {"action": {"mean": [0.0]}}
+    assert card.block_positions == [[0.2, 0.0]] and card.step is None

@@ -1,7 +1,7 @@
 """``lerobot-eval`` with this lab's env plugin loaded: LeRobot's own evaluation on the SO-101 task.
 
     ./pants run backends/torch_lerobot:lerobot-eval -- --env.type=so101_pick_place \\
-        --env.scene_path=RUN/checkpoints/002000/pretrained_model/scene.json \\
+        --env.scene_path=RUN/checkpoints/002000/pretrained_model/card.json \\
         --policy.path=RUN/checkpoints/002000/pretrained_model --eval.n_episodes=10 --eval.batch_size=1
 
 Outside Pants, plain ``lerobot-eval`` works too with ``--env.discover_packages_path=lerobot_env_so101``

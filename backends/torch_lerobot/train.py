@@ -4,8 +4,8 @@
 
 The loop is ``lerobot.scripts.lerobot_train.train`` driven by a ``TrainPipelineConfig`` built here; this
 module only chooses sizes (``presets.py``), keeps the hub out (``__init__.py``, ``backbones.py``), checks the
-disk before step 0 (``libs.datasets.preflight``) and, as each checkpoint is written, copies the dataset's
-``meta/scene.json`` and ``meta/stats.json`` beside it.
+disk before step 0 (``libs.datasets.preflight``) and, as each checkpoint is written, writes its card (the
+dataset's scene, stats and block positions: ``libs.policy_api.card``) beside it.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from lerobot.optim.schedulers import CosineDecayWithWarmupSchedulerConfig
 from lerobot.scripts import lerobot_train
 
 from backends.torch_lerobot.backbones import BackboneError, configure_backbone
-from backends.torch_lerobot.checkpoints import PRETRAINED_DIR_NAME, copy_dataset_meta, list_checkpoints
+from backends.torch_lerobot.checkpoints import PRETRAINED_DIR_NAME, list_checkpoints, write_card
 from backends.torch_lerobot.depth_channels import add_depth_step
 from backends.torch_lerobot.frame_cache import InMemoryFrames, is_vector_only
 from backends.torch_lerobot.presets import POLICY_TYPES, PRESETS, make_policy_config
@@ -80,8 +80,9 @@ def _lerobot_hooks(
     - after ``make_pre_post_processors`` (still before step 0), when ``probe_workers`` is given: the
       preflight's data-loader probe — LeRobot's own dataset in a DataLoader for each ``num_workers``,
       against one forward + backward pass of the policy — with its recommendation;
-    - after ``save_checkpoint``: every checkpoint, even of an interrupted run, gets the dataset's scene and
-      stats (LeRobot saves the processors; the scene is ours) and, for a tiny backbone, its sizes.
+    - after ``save_checkpoint``: every checkpoint, even of an interrupted run, gets its card (the dataset's
+      scene, stats, block positions and features: ``libs.policy_api.card``; LeRobot saves the processors,
+      the rest is ours) and, for a tiny backbone, its sizes.
     """
     original_save, original_make_policy = lerobot_train.save_checkpoint, lerobot_train.make_policy
     original_datasets = lerobot_train.make_train_eval_datasets
@@ -125,15 +126,15 @@ def _lerobot_hooks(
             raise TrainError(str(error)) from error
         return policy
 
-    def save_checkpoint_with_dataset_meta(checkpoint_dir: Path, *args: Any, **kwargs: Any) -> None:
+    def save_checkpoint_with_card(checkpoint_dir: Path, *args: Any, **kwargs: Any) -> None:
         original_save(checkpoint_dir, *args, **kwargs)
         pretrained_dir = Path(checkpoint_dir) / PRETRAINED_DIR_NAME
-        copy_dataset_meta(dataset, pretrained_dir)
+        write_card(dataset, pretrained_dir)
         if tiny_sizes is not None and tiny_sizes.is_file():
             shutil.copy2(tiny_sizes, pretrained_dir / TINY_BACKBONE_FILE)
 
     lerobot_train.make_policy = make_policy_then_preflight
-    lerobot_train.save_checkpoint = save_checkpoint_with_dataset_meta
+    lerobot_train.save_checkpoint = save_checkpoint_with_card
     lerobot_train.make_train_eval_datasets = make_datasets_and_keep
     lerobot_train.make_pre_post_processors = make_processors_then_probe
     try:

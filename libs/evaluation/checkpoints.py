@@ -5,14 +5,29 @@ all work. Both layouts are recognised: LeRobot's ``checkpoints/NNNNNN/pretrained
 project's jax layout ``checkpoints/NNNNNN/config.json`` (+ params). The step comes from the ``NNNNNN``
 folder name; the ``last`` symlink LeRobot writes is skipped (and any other alias is de-duplicated by its real
 path) so no checkpoint is scored twice.
+
+``plan_checkpoints`` then reads each checkpoint's card once (``libs.policy_api.registry.read_card``) and
+decides, once, the scene it is evaluated in: ``--scene`` if given, else the training scene its card
+carries, else the bench default. Every later step (episodes, the ``--grid`` region, the scenes saved under
+``OUT/scenes``, whiskers) uses that decision.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
-from libs.policy_api.registry import KNOWN_BACKENDS, PolicyLoadError, registered_backends, split_policy_uri
+from libs.policy_api.card import CheckpointCard
+from libs.policy_api.registry import (
+    KNOWN_BACKENDS,
+    PolicyLoadError,
+    read_card,
+    registered_backends,
+    split_policy_uri,
+)
+from libs.sim.scene_config import SceneConfig
 
 PRETRAINED_DIR_NAME = "pretrained_model"
 CHECKPOINTS_DIR_NAME = "checkpoints"
@@ -25,6 +40,43 @@ class CheckpointNotFoundError(PolicyLoadError):
     """The policy string names no checkpoint; the message names the layouts that are understood."""
 
 
+#: Where an evaluation scene came from, as messages name it.
+TRAINING_SCENE = "the checkpoint's training scene"
+DEFAULT_SCENE = "the default scene"
+
+
+@dataclass(frozen=True)
+class EvaluationScene:
+    """The scene one checkpoint is evaluated in (``decide_scene``) and where it came from."""
+
+    #: The scene.json contents, as given (saved under ``OUT/scenes`` as they are).
+    config: dict[str, Any]
+    #: ``the scene PATH`` (--scene), ``TRAINING_SCENE`` or ``DEFAULT_SCENE``.
+    source: str
+
+    @property
+    def is_training_scene(self) -> bool:
+        return self.source == TRAINING_SCENE
+
+    def load(self) -> SceneConfig:
+        return SceneConfig.from_dict(self.config)
+
+    def block_region(self) -> tuple[tuple[float, float], tuple[float, float]]:
+        """The ``--grid`` region: where this scene places the block."""
+        (x_min, x_max), (y_min, y_max) = self.load().block_region_xy
+        return ((float(x_min), float(x_max)), (float(y_min), float(y_max)))
+
+
+def decide_scene(card: CheckpointCard | None, scene_path: str | Path | None) -> EvaluationScene:
+    """``scene_path`` (--scene) if given, else the training scene ``card`` carries, else the bench default."""
+    if scene_path:
+        SceneConfig.load(scene_path)  # a missing or malformed file is named in one line
+        return EvaluationScene(json.loads(Path(scene_path).read_text()), f"the scene {scene_path}")
+    if card is not None and card.scene is not None:
+        return EvaluationScene(dict(card.scene), TRAINING_SCENE)
+    return EvaluationScene(SceneConfig().to_dict(), DEFAULT_SCENE)
+
+
 @dataclass(frozen=True)
 class CheckpointTarget:
     """One checkpoint to score: ``policy_uri`` is what ``make_policy`` receives for it."""
@@ -35,6 +87,16 @@ class CheckpointTarget:
     path: Path | None = None
     #: A perturbation arm of the scene (libs.sim.perturbations) this target runs under; None = the control.
     perturbation: str | None = None
+    #: The checkpoint's card, read once by ``plan_checkpoints`` (None: it carries none).
+    card: CheckpointCard | None = None
+    #: The scene it is evaluated in, decided once by ``plan_checkpoints``; None for a target made by hand,
+    #: whose scene the executor decides by the same rule from the loaded policy's card.
+    scene: EvaluationScene | None = None
+
+    def with_scene(self, card: CheckpointCard | None, scene_path: str | Path | None) -> CheckpointTarget:
+        """This target with its card and the scene decided from it (the step from the card if unknown)."""
+        step = self.step if self.step is not None or card is None else card.step
+        return replace(self, card=card, scene=decide_scene(card, scene_path), step=step)
 
 
 def file_safe_id(checkpoint_id: str) -> str:
@@ -91,3 +153,8 @@ def expand_policy(uri: str) -> list[CheckpointTarget]:
             f"{CONFIG_FILE_NAME} (LeRobot) or {CHECKPOINTS_DIR_NAME}/NNNNNN/{CONFIG_FILE_NAME} (jax)"
         )
     return sorted(targets, key=lambda target: (target.step is None, target.step))
+
+
+def plan_checkpoints(uri: str, scene_path: str | Path | None = None) -> list[CheckpointTarget]:
+    """``expand_policy`` with every checkpoint's card read and its scene decided, once."""
+    return [target.with_scene(read_card(target.policy_uri), scene_path) for target in expand_policy(uri)]

@@ -22,10 +22,11 @@ from tqdm import tqdm
 
 from libs.evaluation.arms import arm_checkpoint_id, arm_differences, arms_section
 from libs.evaluation.checkpoints import (
-    PRETRAINED_DIR_NAME,
     CheckpointTarget,
-    expand_policy,
+    EvaluationScene,
+    decide_scene,
     file_safe_id,
+    plan_checkpoints,
 )
 from libs.evaluation.ray_auth import ClusterAuthError, join_with_token_auth
 from libs.evaluation.records import EpisodeRecord
@@ -34,18 +35,13 @@ from libs.evaluation.runner import EpisodeResult, InferenceEvent, StepEvent, run
 from libs.evaluation.store import STORE_FILE_NAME, ResultsStore
 from libs.evaluation.training_scene import check_training_scene
 from libs.evaluation.until_decided import UntilDecided, decision_section, fixed_design_episodes
-from libs.policy_api.contracts import (
-    ContractViolation,
-    EpisodeGuardedPolicy,
-    action_stats_from,
-    check_scene_matches,
-)
-from libs.policy_api.registry import PolicyLoadError, make_policy, split_policy_uri
-from libs.policy_api.types import HasMetadata, PolicySpec
+from libs.policy_api.card import CheckpointCard, dataset_block_positions
+from libs.policy_api.contracts import ContractViolation, EpisodeGuardedPolicy, check_scene_matches
+from libs.policy_api.registry import PolicyLoadError, make_policy
+from libs.policy_api.types import PolicySpec
 
 #: Ray's object store is only used for small records; a cap keeps a laptop's /dev/shm free.
 OBJECT_STORE_BYTES = 200 * 1024 * 1024
-BLOCK_POSITIONS_FILE = "block_positions.json"
 
 
 class SweepError(RuntimeError):
@@ -87,7 +83,7 @@ class SweepConfig:
     serial: bool = False
     #: No episode finishing for this long means a worker hangs.
     episode_timeout_s: float = 600.0
-    #: Dataset whose recorded block positions are drawn on the --grid map (else read beside the checkpoint).
+    #: Dataset whose recorded block positions are drawn on the --grid map (else each checkpoint card's).
     training_data: str | None = None
     progress: bool = True
     #: Episodes per checkpoint played again with whiskers (libs.viz: videos, plots, likely causes in the
@@ -123,20 +119,27 @@ class SweepConfig:
 # --------------------------------------------------------------------------- worker side
 
 
+@dataclass
+class _Loaded:
+    """A loaded policy with its target (card and decided scene) and its dataset's ``action`` stats."""
+
+    policy: EpisodeGuardedPolicy
+    target: CheckpointTarget
+    action_stats: Any
+
+
 class EpisodeExecutor:
-    """Runs episodes for one worker: caches one env per (action space, cameras) and the current policy."""
+    """Runs episodes for one worker: caches one env per (action space, cameras, scene) and the current
+    policy."""
 
     def __init__(self, env_settings: EnvSettings, keep_policies: int = 1) -> None:
         self.env_settings = env_settings
-        self._policy_uri: str | None = None
-        self._policy: EpisodeGuardedPolicy | None = None
-        self._action_stats: Any = None
+        self._current: _Loaded | None = None
         self._envs: dict[tuple[Any, ...], Any] = {}
-        self._scene_override: dict[str, Any] | None = None
         self.policy_loads = 0
         #: Policies kept loaded besides the current one (a paired --until-decided sweep alternates two).
         self._keep_policies = max(1, keep_policies)
-        self._parked: dict[str, tuple[EpisodeGuardedPolicy, Any, dict[str, Any] | None]] = {}
+        self._parked: dict[str, _Loaded] = {}
 
     def run(self, task: EpisodeTask) -> EpisodeRecord:
         return self.run_with_chunks(task, keep_chunks=False).record
@@ -151,15 +154,13 @@ class EpisodeExecutor:
         """The episode with every predicted chunk (and ``on_inference`` called with the live env at each
         inference), for whiskers and other per-chunk analyses."""
         policy, action_stats, env = self._prepare(task.target)
-        step = task.target.step
-        if step is None and policy.metadata is not None:
-            step = policy.metadata.step
+        assert self._current is not None
         return run_episode(
             policy,
             env,
             task.seed,
             checkpoint_id=task.target.checkpoint_id,
-            step=step,
+            step=self._current.target.step,
             action_stats=action_stats,
             block_xy=task.block_xy,
             grid_cell=task.grid_cell,
@@ -173,86 +174,81 @@ class EpisodeExecutor:
         return self._prepare(target)
 
     def _prepare(self, target: CheckpointTarget) -> tuple[EpisodeGuardedPolicy, Any, Any]:
-        if self._policy_uri != target.policy_uri or self._policy is None:
-            if self._policy is not None and self._policy_uri is not None and self._keep_policies > 1:
-                self._parked[self._policy_uri] = (self._policy, self._action_stats, self._scene_override)
+        current = self._current
+        if current is None or current.target.policy_uri != target.policy_uri:
+            if current is not None and self._keep_policies > 1:
+                self._parked[current.target.policy_uri] = current
                 while len(self._parked) >= self._keep_policies:
                     self._parked.pop(next(iter(self._parked)))
-            self._policy = None  # free the previous checkpoint before loading the next
-            if target.policy_uri in self._parked:
-                policy, self._action_stats, self._scene_override = self._parked.pop(target.policy_uri)
-                self._policy, self._policy_uri = policy, target.policy_uri
-                return policy, self._action_stats, self._env_for(policy.spec, target.perturbation)
-            policy = EpisodeGuardedPolicy(make_policy(target.policy_uri))
-            self.policy_loads += 1
-            metadata = policy.inner.metadata if isinstance(policy.inner, HasMetadata) else None
-            saved_scene = metadata.scene_config if metadata is not None else None
-            # Without --scene a checkpoint is evaluated in the scene it was trained in; with --scene the
-            # cameras it reads must match that training scene.
-            self._scene_override = saved_scene if self.env_settings.scene_path is None else None
-            if self.env_settings.check_scene and self._scene_override is not None:
-                # The carried scene is the one evaluated in: it must be the training dataset's.
-                check_training_scene(target.path, saved_scene)
-            env = self._env_for(policy.spec, target.perturbation)
-            if self.env_settings.check_scene and saved_scene is not None:
-                from libs.sim.scene_config import SceneConfig
+            self._current = None  # free the previous checkpoint before loading the next
+            current = self._parked.pop(target.policy_uri, None) or self._load(target)
+            self._current = current
+        env = self._env_for(current.policy.spec, current.target.scene, target.perturbation)
+        return current.policy, current.action_stats, env
 
-                check_scene_matches(
-                    env.scene,
-                    saved_scene,
-                    SceneConfig.from_dict,
-                    [camera.name for camera in policy.spec.cameras],
-                )
-            self._action_stats = action_stats_from(metadata.dataset_stats) if metadata is not None else None
-            self._policy, self._policy_uri = policy, target.policy_uri
-        return self._policy, self._action_stats, self._env_for(self._policy.spec, target.perturbation)
+    def _load(self, target: CheckpointTarget) -> _Loaded:
+        policy = EpisodeGuardedPolicy(make_policy(target.policy_uri))
+        self.policy_loads += 1
+        if target.scene is None:  # made by hand, not planned: decided here by the planner's rule
+            target = target.with_scene(policy.card, self.env_settings.scene_path)
+        assert target.scene is not None
+        env = self._env_for(policy.spec, target.scene, target.perturbation)
+        if self.env_settings.check_scene:
+            check_against_training(env.scene, target, [camera.name for camera in policy.spec.cameras])
+        action_stats = target.card.action_stats if target.card is not None else None
+        return _Loaded(policy, target, action_stats)
 
-    def _env_for(self, spec: PolicySpec, perturbation: str | None = None) -> Any:
+    def _env_for(
+        self, spec: PolicySpec, scene: EvaluationScene | None, perturbation: str | None = None
+    ) -> Any:
         camera_names = tuple(dict.fromkeys(camera.name for camera in spec.cameras))
-        scene_key = json.dumps(self._scene_override, sort_keys=True) if self._scene_override else None
+        scene_key = json.dumps(scene.config, sort_keys=True) if scene is not None else None
         key = (spec.action_space, camera_names, scene_key, perturbation)
         if key not in self._envs:
             self._envs.clear()  # one env at a time: renderers hold GL contexts and memory
             self._envs[key] = make_env(
-                self.env_settings, spec.action_space, camera_names, self._scene_override, perturbation
+                self.env_settings, spec.action_space, camera_names, scene, perturbation
             )
         return self._envs[key]
 
 
-def load_scene(scene_path: str | None) -> Any:
+def check_against_training(env_scene: Any, target: CheckpointTarget, camera_names: Sequence[str]) -> None:
+    """The scene ``target`` is evaluated in against its card's training scene: evaluated in its carried
+    scene, that scene must be its training dataset's; with --scene, the cameras it reads must match."""
     from libs.sim.scene_config import SceneConfig
 
-    return SceneConfig.load(scene_path) if scene_path else SceneConfig()
+    card: CheckpointCard | None = target.card
+    if card is None or card.scene is None:
+        return
+    if target.scene is not None and target.scene.is_training_scene:
+        check_training_scene(target.path, card.scene, card.dataset)
+    check_scene_matches(env_scene, card.scene, SceneConfig.from_dict, camera_names)
 
 
 def make_env(
     settings: EnvSettings,
     action_space: str,
     camera_names: Sequence[str],
-    scene_dict: dict[str, Any] | None = None,
+    scene: EvaluationScene | None = None,
     perturbation: str | None = None,
 ) -> Any:
-    """The env for a policy: ``scene_dict`` (a checkpoint's saved scene) or the sweep's scene, rendering only
-    the cameras the policy reads. A camera the scene lacks is one line naming the scene's cameras.
+    """The env for a policy in ``scene`` (a checkpoint's decided scene; None: the sweep's --scene, else the
+    default), rendering only the cameras the policy reads. A camera the scene lacks is one line naming the
+    scene's cameras.
     """
     from libs.sim.env import SO101PickPlaceEnv
-    from libs.sim.scene_config import SceneConfig
 
-    scene = SceneConfig.from_dict(scene_dict) if scene_dict is not None else load_scene(settings.scene_path)
-    missing = [name for name in camera_names if name not in scene.camera_names]
+    scene = scene if scene is not None else decide_scene(None, settings.scene_path)
+    config = scene.load()
+    missing = [name for name in camera_names if name not in config.camera_names]
     if missing:
-        source = (
-            "the checkpoint's training scene"
-            if scene_dict is not None
-            else (f"the scene {settings.scene_path}" if settings.scene_path else "the default scene")
-        )
         raise ContractViolation(
-            f"the policy reads camera(s) {', '.join(missing)} but {source} has "
-            f"{', '.join(scene.camera_names) or 'no cameras'}: evaluate in the scene the checkpoint was "
+            f"the policy reads camera(s) {', '.join(missing)} but {scene.source} has "
+            f"{', '.join(config.camera_names) or 'no cameras'}: evaluate in the scene the checkpoint was "
             "trained in, or give --scene a scene with those cameras"
         )
-    scene = scene.with_cameras([name for name in camera_names if name in scene.camera_names])
-    kwargs: dict[str, Any] = {"scene": scene, "action_space": action_space, "perturbation": perturbation}
+    config = config.with_cameras([name for name in camera_names if name in config.camera_names])
+    kwargs: dict[str, Any] = {"scene": config, "action_space": action_space, "perturbation": perturbation}
     if settings.max_steps is not None:
         kwargs["max_steps"] = settings.max_steps
     if settings.task is not None:
@@ -278,15 +274,14 @@ def grid_points(
     return points
 
 
-def plan_tasks(
-    targets: Sequence[CheckpointTarget], config: SweepConfig, region_xy: Any | None = None
-) -> list[EpisodeTask]:
+def plan_tasks(targets: Sequence[CheckpointTarget], config: SweepConfig) -> list[EpisodeTask]:
     """Checkpoint-major, so each worker moves through checkpoints in order (one load each); every
-    checkpoint gets the same seeds (and, with a grid, the same block positions)."""
+    checkpoint gets the same seeds (and, with a grid, the same cells over the block region of the scene it
+    is evaluated in: the same positions for checkpoints evaluated in one scene)."""
     tasks = []
     for target in targets:
         if config.grid is not None:
-            for index, (cell, xy) in enumerate(grid_points(config.grid, region_xy)):
+            for index, (cell, xy) in enumerate(grid_points(config.grid, _block_region(target))):
                 tasks.append(EpisodeTask(target, config.base_seed + index, xy, cell))
         else:
             tasks.extend(EpisodeTask(target, config.base_seed + i) for i in range(config.episodes))
@@ -319,9 +314,10 @@ def evaluate(
         raise SweepError(f"--grid {config.grid} needs at least 1×1 cells: e.g. --grid 5x5")
     if config.grid is None and config.episodes < 1:
         raise SweepError(f"--episodes {config.episodes} must be at least 1")
-    targets = expand_policy(config.policy)
+    # Each checkpoint's card is read and its scene decided here, once, for every later step.
+    targets = plan_checkpoints(config.policy, config.env.scene_path)
     if config.compare_to:
-        targets += expand_policy(config.compare_to)
+        targets += plan_checkpoints(config.compare_to, config.env.scene_path)
     rule = config.until_decided
     if rule is not None:
         _check_until_decided(targets, config, rule)
@@ -340,8 +336,7 @@ def evaluate(
             ),
         ]
     ]
-    region = _block_region(config) if config.grid is not None else None
-    tasks = plan_tasks(targets, config, region)
+    tasks = plan_tasks(targets, config)
     out.mkdir(parents=True, exist_ok=True)
     write_provenance(out, argv)
     with ResultsStore(out / STORE_FILE_NAME) as store:
@@ -379,8 +374,9 @@ def evaluate(
             )
         )
         todo = [task for task in todo if task.key in {record.key for record in records}]
-    _write_evaluated_scenes(targets, config, out)
-    grid = GridSpec(config.grid[0], config.grid[1], region) if config.grid is not None else None
+    _write_evaluated_scenes(targets, out)
+    # The map is drawn over the first checkpoint's region (a run's checkpoints share their training scene).
+    grid = GridSpec(*config.grid, _block_region(targets[0])) if config.grid is not None else None
     training_xy = _training_block_positions(targets, config) if grid is not None else None
     if config.whiskers > 0:
         from libs.viz.sweep_whiskers import record_sweep_whiskers
@@ -422,7 +418,9 @@ def _perturbation_arms(config: SweepConfig, rule: UntilDecided | None) -> list[s
             "--perturbations needs --scene: a scene.json whose 'perturbations' list declares the arms "
             "(start from the checkpoint's own scene.json so the cameras match)"
         )
-    scene = load_scene(config.env.scene_path)
+    from libs.sim.scene_config import SceneConfig
+
+    scene = SceneConfig.load(config.env.scene_path)
     declared = [arm.name for arm in scene.perturbations]
     if tuple(config.perturbations) == ("all",):
         if not declared:
@@ -548,10 +546,10 @@ def _run_with_progress(
         return _run_on_ray(todo, config, record_done)
 
 
-def _block_region(config: SweepConfig) -> tuple[tuple[float, float], tuple[float, float]]:
-    scene = load_scene(config.env.scene_path)
-    (x_min, x_max), (y_min, y_max) = scene.block_region_xy
-    return ((float(x_min), float(x_max)), (float(y_min), float(y_max)))
+def _block_region(target: CheckpointTarget) -> tuple[tuple[float, float], tuple[float, float]]:
+    """The ``--grid`` region of the scene ``target`` is evaluated in (decided once, by planning)."""
+    assert target.scene is not None, "planned targets carry their scene"
+    return target.scene.block_region()
 
 
 def _run_serial(
@@ -735,81 +733,38 @@ def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
         ) from None
 
 
-def _beside_checkpoint(target: CheckpointTarget, name: str) -> Path | None:
-    """A file the backend saved with the checkpoint: in its folder (jax) or its pretrained_model (LeRobot)."""
-    if target.path is None:
-        return None
-    for folder in (target.path, target.path / PRETRAINED_DIR_NAME):
-        if (folder / name).is_file():
-            return folder / name
-    return None
-
-
 # --------------------------------------------------------------------------- scenes evaluated in
 
 #: ``OUT/scenes/<checkpoint>.json``: the scene (cameras, FOV, image size, objects) each checkpoint ran in.
 SCENES_DIR = "scenes"
-CHECKPOINT_SCENE_FILE = "scene.json"
 
 
-def _write_evaluated_scenes(targets: Sequence[CheckpointTarget], config: SweepConfig, out: Path) -> None:
-    """Saves the scene config every checkpoint was evaluated in beside the results: --scene if given, else
-    the checkpoint's own training scene (what the executor runs it in), else the bench default (not for a
-    ``remote:`` policy, whose training scene only the server knows)."""
-    from libs.sim.scene_config import SceneConfig
-
+def _write_evaluated_scenes(targets: Sequence[CheckpointTarget], out: Path) -> None:
+    """Saves the scene each checkpoint was evaluated in (its decided scene) beside the results."""
     folder = out / SCENES_DIR
     folder.mkdir(exist_ok=True)
     for target in targets:
-        scene: dict[str, Any] | None = None
-        if config.env.scene_path:
-            scene = json.loads(Path(config.env.scene_path).read_text())
-        elif (saved := _beside_checkpoint(target, CHECKPOINT_SCENE_FILE)) is not None:
-            scene = json.loads(saved.read_text())
-        if scene is None and split_policy_uri(target.policy_uri)[0] == "remote":
-            continue  # a served policy's training scene is known only to the server's process
-        if scene is None:
-            scene = SceneConfig().to_dict()
-        text = json.dumps(scene, indent=2, sort_keys=True) + "\n"
-        (folder / f"{file_safe_id(target.checkpoint_id)}.json").write_text(text)
+        if target.scene is not None:
+            text = json.dumps(target.scene.config, indent=2, sort_keys=True) + "\n"
+            (folder / f"{file_safe_id(target.checkpoint_id)}.json").write_text(text)
 
 
 # --------------------------------------------------------------------------- training data positions
 
 
 def _training_block_positions(targets: Sequence[CheckpointTarget], config: SweepConfig) -> dict[str, Any]:
-    """checkpoint id → the training episodes' initial block xy, where the checkpoint or dataset has them."""
-    shared = _read_block_positions_from_dataset(Path(config.training_data)) if config.training_data else None
+    """checkpoint id → the training episodes' initial block xy: --training-data's, else each card's."""
+    shared = None
+    if config.training_data:
+        if not Path(config.training_data).exists():
+            raise SweepError(
+                f"--training-data {config.training_data} does not exist: pass a recorded dataset's root "
+                "folder"
+            )
+        shared = dataset_block_positions(config.training_data)
     positions: dict[str, Any] = {}
     for target in targets:
-        found = shared
-        if found is None and (saved := _beside_checkpoint(target, BLOCK_POSITIONS_FILE)) is not None:
-            found = _read_block_positions_file(saved)
+        found = shared if shared is not None else (target.card.block_positions if target.card else None)
         if found is not None:
             positions[target.checkpoint_id] = found
     return positions
-
-
-def _read_block_positions_file(path: Path) -> list[list[float]] | None:
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError:
-        return None
-    if isinstance(data, dict):
-        data = data.get("block_positions")
-    if not isinstance(data, list):
-        return None
-    return [
-        [float(item[0]), float(item[1])] for item in data if isinstance(item, list | tuple) and len(item) >= 2
-    ]
-
-
-def _read_block_positions_from_dataset(root: Path) -> list[list[float]] | None:
-    if not root.exists():
-        raise SweepError(f"--training-data {root} does not exist: pass a recorded dataset's root folder")
-    found = _read_block_positions_file(root / "meta" / BLOCK_POSITIONS_FILE)
-    if found is None:
-        found = _read_block_positions_file(root / "meta" / "info.json")
-    return found

@@ -1,6 +1,7 @@
 """Is the scene a checkpoint carries the scene its training dataset was recorded in?
 
-A checkpoint keeps a copy of its training dataset's ``meta/scene.json``, and an evaluation without
+A checkpoint's card keeps a copy of its training dataset's ``meta/scene.json`` (a checkpoint older than
+cards, a ``scene.json`` file), and an evaluation without
 ``--scene`` runs in that copy. An edited copy (a camera's FOV changed by hand) would be evaluated in the
 edited scene without a word, though the dataset it names says otherwise. When the training dataset is
 reachable — ``train_config.json`` beside the checkpoint names its root (LeRobot's layout), or the caller
@@ -15,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from libs.policy_api.card import CARD_FILE
 from libs.policy_api.contracts import ContractViolation
 from libs.sim.scene_config import SceneConfig, SceneConfigError
 
@@ -76,11 +78,15 @@ def training_scene_difference(
     shown = "; ".join(differences[:SHOWN_DIFFERENCES])
     more = len(differences) - SHOWN_DIFFERENCES
     shown += f"; {more} more" if more > 0 else ""
+    restore = (
+        f"(cp {dataset_scene} {checkpoint_scene_name})"
+        if checkpoint_scene_name.endswith(SCENE_FILE)
+        else f"(the 'scene' of its {CARD_FILE} is a copy of {dataset_scene})"
+    )
     return (
         f"the checkpoint's scene {checkpoint_scene_name} differs from its training dataset's scene "
-        f"{dataset_scene} (checkpoint vs dataset: {shown}): restore the checkpoint's copy "
-        f"(cp {dataset_scene} {checkpoint_scene_name}), or pass --scene to evaluate in another scene on "
-        "purpose"
+        f"{dataset_scene} (checkpoint vs dataset: {shown}): restore the checkpoint's copy {restore}, "
+        "or pass --scene to evaluate in another scene on purpose"
     )
 
 
@@ -96,7 +102,7 @@ def check_training_scene(
         return
     checkpoint_dir = Path(checkpoint_dir)
     root = dataset_root if dataset_root is not None else training_dataset_root(checkpoint_dir)
-    scene_file = _beside(checkpoint_dir, SCENE_FILE)
+    scene_file = _beside(checkpoint_dir, CARD_FILE) or _beside(checkpoint_dir, SCENE_FILE)
     name = str(scene_file) if scene_file is not None else f"of {checkpoint_dir}"
     line = training_scene_difference(checkpoint_scene, name, root)
     if line is not None:

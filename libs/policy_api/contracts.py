@@ -14,15 +14,14 @@ from typing import Any
 
 import numpy as np
 
+from libs.policy_api.card import CheckpointCard, card_of
 from libs.policy_api.lazy_observation import array_signature
 from libs.policy_api.types import (
-    ACTION_KEY,
     DEPTH_SUFFIX,
     ENVIRONMENT_STATE_KEY,
     IMAGE_KEY_PREFIX,
     STATE_KEY,
     ActionChunk,
-    HasMetadata,
     NeedsEnv,
     Observation,
     PolicySpec,
@@ -212,13 +211,6 @@ def check_action_chunk(
     return array.astype(np.float32, copy=False)
 
 
-def action_stats_from(dataset_stats: Mapping[str, Mapping[str, Any]] | None) -> Mapping[str, Any] | None:
-    """The ``action`` entry of LeRobot-layout stats, or None when the checkpoint carries none."""
-    if not dataset_stats:
-        return None
-    return dataset_stats.get(ACTION_KEY)
-
-
 def chunk_looks_normalized(
     chunk: ActionChunk, action_stats: Mapping[str, Any] | None, bound: float = NORMALIZED_ACTION_BOUND
 ) -> bool:
@@ -366,5 +358,6 @@ class EpisodeGuardedPolicy:
         return None
 
     @property
-    def metadata(self) -> Any | None:
-        return self.inner.metadata if isinstance(self.inner, HasMetadata) else None
+    def card(self) -> CheckpointCard | None:
+        """The wrapped policy's checkpoint card (``HasCard``), or None."""
+        return card_of(self.inner)

@@ -30,6 +30,7 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 import msgpack
 import numpy as np
 
+from libs.policy_api.card import CheckpointCard
 from libs.policy_api.registry import PolicyLoadError, register_backend
 from libs.policy_api.types import (
     ENV_STATE_KEY,
@@ -37,7 +38,6 @@ from libs.policy_api.types import (
     TASK_KEY,
     CameraInput,
     Observation,
-    PolicyMetadata,
     PolicySpec,
 )
 
@@ -86,9 +86,24 @@ def unpackb(data: bytes) -> Any:
     return msgpack.unpackb(data, object_hook=_decode)
 
 
+def _card_from_server(server: Mapping[str, Any]) -> CheckpointCard | None:
+    """The card of the metadata frame; a server older than cards sent its fields as ``metadata``."""
+    if server.get("card") is not None:
+        return CheckpointCard.from_dict(server["card"])
+    old = server.get("metadata")
+    if not isinstance(old, Mapping):
+        return None
+    return CheckpointCard(
+        scene=old.get("scene_config"),
+        stats=old.get("dataset_stats"),
+        step=old.get("step"),
+        task=old.get("task"),
+    )
+
+
 # -- the client ------------------------------------------------------------------------------------------
 class RemotePolicy:
-    """A Policy (+ HasMetadata, ReportsNormalizedInputs) whose ``infer`` is a websocket round trip."""
+    """A Policy (+ HasCard, ReportsNormalizedInputs) whose ``infer`` is a websocket round trip."""
 
     def __init__(self, uri: str, open_timeout_s: float = 10.0) -> None:
         from websockets.exceptions import InvalidHandshake, InvalidURI
@@ -119,11 +134,7 @@ class RemotePolicy:
         else:
             self._spec = _spec_from_options(self.uri, options)
         self._openpi_keys = options.get("keys") == "openpi"
-        self._metadata = (
-            PolicyMetadata(**(server.get("metadata") or {}))
-            if self.is_so101lab
-            else PolicyMetadata(checkpoint_id=self.uri)
-        )
+        self._card = _card_from_server(server) if self.is_so101lab else None
         self.last_server_timing: dict[str, float] = {}
         self._last_normalized: dict[str, np.ndarray] = {}
 
@@ -132,8 +143,9 @@ class RemotePolicy:
         return self._spec
 
     @property
-    def metadata(self) -> PolicyMetadata:
-        return self._metadata
+    def card(self) -> CheckpointCard | None:
+        """The served checkpoint's card, as its server sent it (None from an openpi server)."""
+        return self._card
 
     def _round_trip(self, message: Mapping[str, Any]) -> dict[str, Any]:
         from websockets.exceptions import ConnectionClosed
@@ -238,8 +250,8 @@ class RemoteEnvStatePolicy:
         return self.remote.spec
 
     @property
-    def metadata(self) -> PolicyMetadata:
-        return self.remote.metadata
+    def card(self) -> CheckpointCard | None:
+        return self.remote.card
 
     def reset(self) -> None:
         self.remote.reset()
@@ -279,4 +291,14 @@ def load_policy(argument: str) -> RemotePolicy | RemoteEnvStatePolicy:
     return policy
 
 
-register_backend("remote", load_policy)
+def read_card(argument: str) -> CheckpointCard | None:
+    """The served checkpoint's card, from the first frame of a short connection of its own (an evaluation
+    decides its scene before any worker connects)."""
+    policy = RemotePolicy(argument)
+    try:
+        return policy.card
+    finally:
+        policy.close()
+
+
+register_backend("remote", load_policy, read_card=read_card)

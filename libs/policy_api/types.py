@@ -86,22 +86,6 @@ class PolicySpec:
         return cls(**{**data, "cameras": cameras})
 
 
-@dataclass
-class PolicyMetadata:
-    """What a checkpoint knows about its training, used by the contract checks and reports.
-
-    ``dataset_stats`` uses LeRobot's ``meta/stats.json`` layout ({feature: {mean, std, min, max, ...}});
-    ``scene_config`` is the training dataset's ``scene.json`` as a dict.
-    """
-
-    checkpoint_id: str = ""
-    step: int | None = None
-    dataset_stats: dict[str, dict[str, Any]] | None = None
-    scene_config: dict[str, Any] | None = None
-    task: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
 @runtime_checkable
 class Policy(Protocol):
     """Nothing else is required of a backend."""
@@ -119,14 +103,6 @@ class Policy(Protocol):
 
     def infer(self, observation: Observation) -> ActionChunk:
         """Return a (chunk_length, action_dim) float32 chunk in env units."""
-
-
-@runtime_checkable
-class HasMetadata(Protocol):
-    """Optional: a policy loaded from a checkpoint exposes what it was trained with."""
-
-    @property
-    def metadata(self) -> PolicyMetadata: ...
 
 
 @runtime_checkable

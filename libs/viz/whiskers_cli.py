@@ -76,9 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def load_action_stats(policy: Any, dataset: str | None) -> Mapping[str, Any] | None:
-    """The ``action`` stats from ``--dataset`` if given, else from the checkpoint's metadata."""
-    from libs.policy_api.contracts import action_stats_from
-    from libs.policy_api.types import HasMetadata
+    """The ``action`` stats from ``--dataset`` if given, else from the checkpoint's card."""
+    from libs.policy_api.card import card_of
 
     if dataset:
         from libs.datasets.lerobot_v3 import LeRobotV3Dataset
@@ -89,22 +88,20 @@ def load_action_stats(policy: Any, dataset: str | None) -> Mapping[str, Any] | N
                 f"dataset {dataset} has no action stats in meta/stats.json: run the dataset doctor with --fix"
             )
         return stats["action"]
-    inner = getattr(policy, "inner", policy)
-    if isinstance(inner, HasMetadata):
-        return action_stats_from(inner.metadata.dataset_stats)
-    return None
+    card = card_of(policy)
+    return card.action_stats if card is not None else None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
     from libs.datasets.lerobot_v3 import DatasetError
-    from libs.evaluation.sweep import EnvSettings, make_env
-    from libs.policy_api.contracts import ContractViolation, EpisodeGuardedPolicy, check_scene_matches
-    from libs.policy_api.registry import PolicyLoadError, make_policy
-    from libs.policy_api.types import HasMetadata
+    from libs.evaluation.checkpoints import CheckpointTarget
+    from libs.evaluation.sweep import EnvSettings, check_against_training, make_env
+    from libs.policy_api.contracts import ContractViolation, EpisodeGuardedPolicy
+    from libs.policy_api.registry import PolicyLoadError, make_policy, split_policy_uri
     from libs.sim.env import SimInputError
     from libs.sim.gl import GLBackendError
-    from libs.sim.scene_config import SceneConfig, SceneConfigError
+    from libs.sim.scene_config import SceneConfigError
     from libs.viz.diagnostics import findings_lines
     from libs.viz.episode_outputs import write_episode_outputs
     from libs.viz.whiskers import record_whisker_episode
@@ -119,14 +116,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         action_stats = load_action_stats(policy, arguments.dataset)
         settings = EnvSettings(scene_path=arguments.scene, max_steps=arguments.max_steps, task=arguments.task)
         cameras = tuple(dict.fromkeys(camera.name for camera in spec.cameras))
-        metadata = policy.inner.metadata if isinstance(policy.inner, HasMetadata) else None
-        # As the sweep does: without --scene a checkpoint plays in the scene it was trained in.
-        training_scene = metadata.scene_config if metadata is not None and arguments.scene is None else None
-        env = make_env(settings, spec.action_space, cameras, training_scene)
-        if metadata is not None and not arguments.no_scene_check:
-            check_scene_matches(env.scene, metadata.scene_config, SceneConfig.from_dict, list(cameras))
-        step = metadata.step if metadata is not None else None
-        checkpoint_id = metadata.checkpoint_id if metadata is not None and metadata.checkpoint_id else ""
+        # The sweep's rule, from the loaded checkpoint's card: --scene, else its training scene, else default.
+        checkpoint_id = split_policy_uri(arguments.policy)[1] if policy.card is not None else ""
+        target = CheckpointTarget(checkpoint_id, arguments.policy, None)
+        target = target.with_scene(policy.card, arguments.scene)
+        env = make_env(settings, spec.action_space, cameras, target.scene)
+        if not arguments.no_scene_check:
+            check_against_training(env.scene, target, cameras)
+        step = target.step
         seeds = [arguments.seed + i for i in range(arguments.episodes)]
         for seed in tqdm(seeds, desc="whisker episodes", unit="episode", disable=len(seeds) == 1):
             result, episode = record_whisker_episode(

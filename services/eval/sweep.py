@@ -78,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--scene",
         default=None,
         help="scene.json to evaluate in; its cameras must match each checkpoint's training scene "
-        "(default: each checkpoint's own scene.json, else the bench scene)",
+        "(default: the training scene each checkpoint's card carries, else the bench scene)",
     )
     parser.add_argument("--max-steps", type=int, default=None, help="episode step limit (default: the env's)")
     parser.add_argument("--task", default=None, help="language prompt (default: the env's)")
@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--training-data",
         default=None,
         help="dataset root whose recorded block positions the --grid map overlays "
-        "(default: block_positions.json beside each checkpoint)",
+        "(default: the block positions each checkpoint's card carries)",
     )
     parser.add_argument(
         "--episode-timeout", type=float, default=600.0, help="seconds without any finished episode = hung"

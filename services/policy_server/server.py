@@ -1,6 +1,6 @@
 """Serve any ``Policy`` over openpi's websocket protocol, to many clients at once.
 
-Per connection: one metadata frame (msgpack: the policy's spec, its checkpoint metadata, the policy string),
+Per connection: one metadata frame (msgpack: the policy's spec, its checkpoint card, the policy string),
 then for every msgpack-numpy observation an action dict ``{"actions": (T, A) float32, "server_timing":
 {"infer_ms", "prev_total_ms"}}`` — nothing else, because openpi-client's ``ActionChunkBroker`` slices every
 array of the reply by chunk step. A client that wants the normalised state back (``remote:`` does, for the
@@ -32,6 +32,7 @@ import numpy as np
 from websockets.asyncio.server import Request, Response, Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
+from libs.policy_api.card import card_of
 from libs.policy_api.remote import ATTACH_KEY, NORMALIZED_INPUTS_KEY, RESET_KEY, SERVER_NAME, packb, unpackb
 from libs.policy_api.types import (
     ENV_STATE_KEY,
@@ -39,7 +40,6 @@ from libs.policy_api.types import (
     AttachesEnvState,
     BatchPolicy,
     EpisodeState,
-    HasMetadata,
     NeedsEnv,
     Policy,
     ReportsNormalizedInputs,
@@ -62,12 +62,12 @@ class UnservablePolicyError(ValueError):
 
 
 def server_metadata(policy: Policy, policy_uri: str) -> dict[str, Any]:
-    metadata = dataclasses.asdict(policy.metadata) if isinstance(policy, HasMetadata) else None
+    card = card_of(policy)
     return {
         "server": SERVER_NAME,
         "policy": policy_uri,
         "spec": policy.spec.to_dict(),
-        "metadata": metadata,
+        "card": card.to_dict() if card is not None else None,
         "batched": isinstance(policy, BatchPolicy),
         # the client sends its env's state: after each reset ({ATTACH_KEY: True, "state": ...}) and with
         # every observation (under ENV_STATE_KEY); remote: does both

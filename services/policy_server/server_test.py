@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from websockets.sync.client import connect
 
+from libs.policy_api.card import CheckpointCard
 from libs.policy_api.registry import make_policy
 from libs.policy_api.remote import (
     NORMALIZED_INPUTS_KEY,
@@ -17,7 +18,7 @@ from libs.policy_api.remote import (
     packb,
     unpackb,
 )
-from libs.policy_api.types import CameraInput, EpisodeState, PolicyMetadata, PolicySpec
+from libs.policy_api.types import CameraInput, EpisodeState, PolicySpec
 from services.policy_server.server import PolicyServer, UnservablePolicyError
 
 
@@ -25,7 +26,7 @@ class EchoPolicy:
     """Returns the state repeated over the chunk, so a round trip is checkable exactly."""
 
     spec = PolicySpec(cameras=(CameraInput("overhead", 24, 32),), chunk_length=4, n_action_steps=2)
-    metadata = PolicyMetadata(checkpoint_id="echo", step=7)
+    card = CheckpointCard(step=7, task="echo")
 
     def __init__(self) -> None:
         self.resets = 0
@@ -73,10 +74,10 @@ def test_wire_format_matches_openpi_msgpack_numpy() -> None:
         packb({"o": np.array([object()])})
 
 
-def test_remote_client_round_trip_metadata_and_reset(server: PolicyServer) -> None:
+def test_remote_client_round_trip_card_and_reset(server: PolicyServer) -> None:
     policy = make_policy(f"remote:{server.url}")
     assert policy.spec == EchoPolicy.spec
-    assert policy.metadata.step == 7 and policy.metadata.checkpoint_id == "echo"
+    assert policy.card == EchoPolicy.card
     chunk = policy.infer(observation(3.5))
     np.testing.assert_array_equal(chunk, np.full((4, 6), 3.5, np.float32))
     assert chunk.flags.writeable

@@ -77,15 +77,34 @@ def make_lerobot_env(
     render_mode: str | None = "rgb_array",
     **env_kwargs: Any,
 ) -> gym.Env:
-    """The gym entry point: our env, optionally in a saved scene (e.g. a checkpoint's ``scene.json``)."""
+    """The gym entry point: our env, optionally in a saved scene (a scene.json or a checkpoint's card)."""
     from libs.sim.env import SO101PickPlaceEnv
-    from libs.sim.scene_config import SceneConfig
 
-    scene = SceneConfig.load(scene_path) if scene_path else None
+    scene = load_scene(scene_path) if scene_path else None
     if prompt is not None:
         env_kwargs[TASK_KEY] = prompt
     env = SO101PickPlaceEnv(scene=scene, action_space=action_space, render_mode=render_mode, **env_kwargs)
     return LeRobotObservations(env)
+
+
+def load_scene(path: str | None) -> Any:
+    """The ``SceneConfig`` of a scene.json, or of a checkpoint's ``card.json`` (or its folder): the scene
+    the checkpoint was trained in. None of those: the bench scene."""
+    from pathlib import Path
+
+    from libs.policy_api.card import CARD_FILE, CheckpointCard
+    from libs.sim.scene_config import SceneConfig
+
+    if not path:
+        return SceneConfig()
+    given = Path(path)
+    folder = given if given.is_dir() else (given.parent if given.name == CARD_FILE else None)
+    if folder is None:
+        return SceneConfig.load(path)
+    card = CheckpointCard.read(folder)
+    if card is None or card.scene is None:
+        raise ValueError(f"{path} carries no training scene: pass a scene.json with --env.scene_path")
+    return SceneConfig.from_dict(card.scene)
 
 
 if GYM_ID not in gym.registry:
@@ -95,7 +114,8 @@ if GYM_ID not in gym.registry:
 @EnvConfig.register_subclass(ENV_TYPE)
 @dataclass
 class SO101PickPlaceEnvConfig(EnvConfig):
-    """``--env.type=so101_pick_place``; ``--env.scene_path`` picks a scene.json (default: the bench's)."""
+    """``--env.type=so101_pick_place``; ``--env.scene_path`` picks a scene.json or a checkpoint's card.json
+    (default: the bench's scene)."""
 
     task: str | None = GYM_TASK
     fps: int = 30
@@ -107,11 +127,9 @@ class SO101PickPlaceEnvConfig(EnvConfig):
     features_map: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        from libs.sim.scene_config import SceneConfig
-
         if self.action_space not in ACTION_DIMS:
             raise ValueError(f"env.action_space must be 'joint' or 'ee', got {self.action_space!r}")
-        scene = SceneConfig.load(self.scene_path) if self.scene_path else SceneConfig()
+        scene = load_scene(self.scene_path)
         self.features = {
             ACTION_KEY: PolicyFeature(type=FeatureType.ACTION, shape=(ACTION_DIMS[self.action_space],)),
             "agent_pos": PolicyFeature(type=FeatureType.STATE, shape=(6,)),

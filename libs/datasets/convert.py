@@ -5,8 +5,8 @@
 - ``openpi``: openpi's LeRobot layout (keys ``image``, ``wrist_image``, ``state``, ``actions``; gripper 0–1),
   and back (``from-openpi``), the original key of every renamed feature kept in its ``info.source_key``.
 - ``ee``: joint actions → end-effector actions ``[x, y, z, tail_x, tail_y, tail_z, gripper]`` (layout and
-  why in ``libs.sim.layout``) by forward kinematics of the SO-101 model (the env's ``gripperframe`` site: its
-  position, and its z axis for the tail); ee actions of the old unit-vector layout (``approach_x/y/z``) are
+  why in ``libs.sim.layout``) by forward kinematics of the SO-101 arm (``libs.sim.physics.ArmKinematics``:
+  the env's ``gripperframe`` site, its position, and its z axis for the tail); ee actions of the old unit-vector layout (``approach_x/y/z``) are
   rewritten to the tail layout.
 - ``depth``: depth kept as float32 (H, W) arrays (this lab's layout before LeRobot 0.6.1's depth maps) →
   LeRobot depth images (16-bit PNG millimetres, ``is_depth_map``; see ``libs.datasets.lerobot_v3``).
@@ -294,38 +294,11 @@ def _rename_and_scale(
 
 
 # ----------------------------------------------------------------------------------------- joint -> ee
-class ForwardKinematics:
-    """SO-101 forward kinematics on the robot model alone (the scene adds nothing to the arm's chain)."""
-
-    def __init__(self) -> None:
-        import mujoco
-
-        from libs.sim.layout import JOINT_NAMES
-        from scenes.so101.scene import EE_SITE, build_robot_spec
-
-        self._mujoco = mujoco
-        self.model = build_robot_spec().compile()
-        self.data = mujoco.MjData(self.model)
-        self._qpos = np.array([self.model.joint(name).qposadr[0] for name in JOINT_NAMES])
-        self._site = self.model.site(EE_SITE).id
-
-    def ee_pose(self, joints_env: np.ndarray) -> np.ndarray:
-        """(N, 6) joints in env units → (N, 6) gripper-frame position and unit approach axis (its z axis)."""
-        from libs.sim.layout import joints_env_to_rad
-
-        result = np.empty((len(joints_env), 6), dtype=np.float64)
-        for row, joints in enumerate(joints_env):
-            self.data.qpos[self._qpos] = joints_env_to_rad(joints)
-            self._mujoco.mj_kinematics(self.model, self.data)
-            result[row, :3] = self.data.site_xpos[self._site]
-            result[row, 3:] = self.data.site_xmat[self._site].reshape(3, 3)[:, 2]
-        return result
-
-
 def convert_joint_to_ee(src: str | Path, out: str | Path, progress: bool = True) -> Path:
     """Joint actions → ee actions by forward kinematics (the gripper opening is copied); ee actions of the
     old approach-vector layout → the tail layout."""
     from libs.sim.layout import EE_ACTION_NAMES, LEGACY_EE_ACTION_NAMES, STATE_FEATURE_NAMES, ee_action
+    from libs.sim.physics import ArmKinematics
 
     dataset = LeRobotV3Dataset(src)
     action = dataset.features.get("action")
@@ -349,14 +322,14 @@ def convert_joint_to_ee(src: str | Path, out: str | Path, progress: bool = True)
     features["action"] = vector_feature(EE_ACTION_NAMES)
     if gripper_range(action) != "0-100":
         features["action"]["info"] = {"gripper_range": gripper_range(action)}
-    kinematics = ForwardKinematics()
+    kinematics = ArmKinematics()
 
     def transform(episode: Episode) -> Episode:
         joints = episode["columns"]["action"].astype(np.float64)
         if gripper_range(action) == "0-1":
             joints = joints.copy()
             joints[:, 5] *= 100.0
-        poses = kinematics.ee_pose(joints)
+        poses = kinematics.ee_poses(joints)
         gripper = episode["columns"]["action"][:, 5]
         episode["columns"]["action"] = np.stack(
             [ee_action(pose[:3], pose[3:], grip) for pose, grip in zip(poses, gripper, strict=True)]

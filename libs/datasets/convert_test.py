@@ -102,17 +102,6 @@ def test_cli(source: Path, tmp_path: Path) -> None:
     assert convert.main(["filter", str(source), str(tmp_path / "g"), "--episodes", "9"]) == 2
 
 
-def test_forward_kinematics_matches_the_env() -> None:
-    from libs.sim.env import SO101PickPlaceEnv
-
-    env = SO101PickPlaceEnv(render=False)
-    env.reset(seed=3)
-    pose = convert.ForwardKinematics().ee_pose(env.joint_state()[None])[0]
-    np.testing.assert_allclose(pose[:3], env.ee_position, atol=1e-4)
-    np.testing.assert_allclose(pose[3:], env.ee_approach, atol=1e-3)
-    env.close()
-
-
 def test_joint_to_ee_and_rerecord(tmp_path: Path) -> None:
     from libs.datasets.record import record_scripted_dataset
     from libs.sim.scene_config import SceneConfig

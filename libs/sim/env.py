@@ -25,7 +25,6 @@ import math
 import string
 import weakref
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import partial
 from numbers import Integral
 from typing import Any, ClassVar, Literal
@@ -36,11 +35,9 @@ import numpy as np
 
 from libs.policy_api.lazy_observation import LazyImage, LazyObservation
 from libs.policy_api.types import ENVIRONMENT_STATE_KEY, STATE_KEY, TASK_KEY
-from libs.sim.gl import make_renderer
-from libs.sim.ik import ApproachIK, IKSolution
+from libs.sim.ik import IKSolution
 from libs.sim.layout import (
     ACTION_DIMS,
-    ARM_JOINT_NAMES,
     CONTROL_HZ,
     EE_ACTION_NAMES,
     EE_LOWER,
@@ -51,26 +48,15 @@ from libs.sim.layout import (
     JOINT_LOWER,
     JOINT_NAMES,
     JOINT_UPPER,
-    ee_approach,
     ee_tail_distance,
-    gripper_env_to_rad,
     gripper_rad_to_env,
     joints_env_to_rad,
-    joints_rad_to_env,
 )
-from libs.sim.layout import environment_state as environment_state_vector
 from libs.sim.outcome import EpisodeFigures, Outcome, OutcomeTracker, TaskProbe
 from libs.sim.perturbations import Perturbation, PerturbedLoop
+from libs.sim.physics import ControlStepResult, Physics
 from libs.sim.scene_config import SceneConfig
-from scenes.so101.scene import (
-    BLOCK_BODY,
-    BLOCK_JOINT,
-    BOWL_BODY,
-    EE_SITE,
-    PHYSICS_SUBSTEPS,
-    build_robot_spec,
-    build_scene_spec,
-)
+from scenes.so101.scene import BLOCK_BODY, BOWL_BODY
 
 DEFAULT_TASK = "Pick up the red block and put it in the blue bowl."
 DEFAULT_MAX_STEPS = 300  # 10 s at 30 Hz; the scripted expert needs about 5 s
@@ -90,15 +76,6 @@ IMAGE_RENDERINGS: tuple[str, ...] = ("on_demand", "eager")
 
 class SimInputError(ValueError):
     """Bad input to the simulation (action, seed, camera name); the message names the fix."""
-
-
-@dataclass(frozen=True)
-class ControlStepResult:
-    """What one control step did besides advancing physics: the IK residual in ``ee`` mode."""
-
-    joint_targets: np.ndarray  # env units, float32[6]
-    ik_error_m: float = 0.0
-    ik_failed: bool = False
 
 
 class SO101PickPlaceEnv(gym.Env):
@@ -152,18 +129,12 @@ class SO101PickPlaceEnv(gym.Env):
         self.terminate_on_success = terminate_on_success
         self.render_mode = render_mode
 
-        self.model = build_scene_spec(scene).compile()
+        #: The model, its live data, look-ups, control step and renderers; the env adds the task.
+        self.physics = Physics(scene)
+        self.model = self.physics.model
+        self.data = self.physics.data
         self.perturbed = PerturbedLoop(perturbation, self.model, BLOCK_BODY)
-        self.data = mujoco.MjData(self.model)
-        self._arm_qpos = np.array([self.model.joint(name).qposadr[0] for name in JOINT_NAMES])
-        self._actuators = np.array([self.model.actuator(name).id for name in JOINT_NAMES])
-        self._ctrl_low = self.model.actuator_ctrlrange[self._actuators, 0].copy()
-        self._ctrl_high = self.model.actuator_ctrlrange[self._actuators, 1].copy()
-        self._block_qpos = self.model.joint(BLOCK_JOINT).qposadr[0]
-        self._block_body = self.model.body(BLOCK_BODY).id
-        self._bowl_mocap = self.model.body(BOWL_BODY).mocapid[0]
-        self._ee_site = self.model.site(EE_SITE).id
-        gripper_actuator = self._actuators[5]
+        gripper_actuator = self.physics.actuators[5]
         self.probe = TaskProbe(
             self.model,
             block_body=BLOCK_BODY,
@@ -176,9 +147,6 @@ class SO101PickPlaceEnv(gym.Env):
             gripper_command=lambda data: gripper_rad_to_env(data.ctrl[gripper_actuator]),
         )
         self.tracker = OutcomeTracker(scene.bowl_inner_radius_m)
-        self._ik: ApproachIK | None = None
-        self._ik_model: mujoco.MjModel | None = None
-        self._renderers: dict[tuple[int, int], mujoco.Renderer] = {}
         self._episode_seed: int | None = None
         self._needs_reset = True
         #: The moment the last observation shows, while an undrawn image of it may still be read.
@@ -226,11 +194,11 @@ class SO101PickPlaceEnv(gym.Env):
     # ---- state accessors ---------------------------------------------------------------------------
     @property
     def block_position(self) -> np.ndarray:
-        return self.data.xpos[self._block_body].copy()
+        return self.physics.block_position(self.data)
 
     @property
     def block_quat(self) -> np.ndarray:
-        return self.data.xquat[self._block_body].copy()
+        return self.physics.block_quat(self.data)
 
     @property
     def block_yaw(self) -> float:
@@ -239,23 +207,20 @@ class SO101PickPlaceEnv(gym.Env):
 
     @property
     def bowl_position(self) -> np.ndarray:
-        return self.data.mocap_pos[self._bowl_mocap].copy()
+        return self.physics.bowl_position(self.data)
 
     @property
     def ee_position(self) -> np.ndarray:
-        return self.data.site_xpos[self._ee_site].copy()
+        return self.physics.ee_position(self.data)
 
     @property
     def ee_approach(self) -> np.ndarray:
         """Unit vector the gripper points along (the gripper frame's z axis)."""
-        return self.data.site_xmat[self._ee_site].reshape(3, 3)[:, 2].copy()
+        return self.physics.gripper_axis(self.data)
 
     def environment_state(self, data: mujoco.MjData | None = None) -> np.ndarray:
         """``observation.environment_state`` of ``data`` (default: the env's); see ``libs.sim.layout``."""
-        data = self.data if data is None else data
-        return environment_state_vector(
-            data.xpos[self._block_body], data.xquat[self._block_body], data.mocap_pos[self._bowl_mocap]
-        )
+        return self.physics.environment_state(self.data if data is None else data)
 
     @property
     def episode_seed(self) -> int | None:
@@ -263,8 +228,7 @@ class SO101PickPlaceEnv(gym.Env):
 
     def joint_state(self, data: mujoco.MjData | None = None) -> np.ndarray:
         """The six joints in env units (float32[6]) of ``data`` (default: the env's)."""
-        data = self.data if data is None else data
-        return joints_rad_to_env(data.qpos[self._arm_qpos])
+        return self.physics.joint_state(self.data if data is None else data)
 
     def episode_figures(self) -> EpisodeFigures:
         return self.tracker.figures()
@@ -286,14 +250,9 @@ class SO101PickPlaceEnv(gym.Env):
         self._keep_live_moment()
         self.perturbed.on_reset(int(seed))
         layout = sample_layout(self.scene, int(seed), block_xy=_block_xy_option(options))
-        data = self.data
-        mujoco.mj_resetData(self.model, data)
-        home_rad = joints_env_to_rad(HOME_JOINTS)
-        data.qpos[self._arm_qpos] = home_rad
-        data.ctrl[self._actuators] = home_rad
         half = self.scene.block_size_m / 2
         yaw = layout["block_yaw"]
-        data.qpos[self._block_qpos : self._block_qpos + 7] = [
+        block_pose = [
             layout["block_xy"][0],
             layout["block_xy"][1],
             half,
@@ -302,15 +261,14 @@ class SO101PickPlaceEnv(gym.Env):
             0.0,
             math.sin(yaw / 2),
         ]
-        data.mocap_pos[self._bowl_mocap] = [layout["bowl_xy"][0], layout["bowl_xy"][1], 0.0]
-        mujoco.mj_forward(self.model, data)
+        self.physics.place(self.data, joints_env_to_rad(HOME_JOINTS), block_pose, layout["bowl_xy"])
         for _ in range(SETTLE_STEPS):
-            self._physics_substeps(data)
+            self.physics.step_physics(self.data)
         self.tracker.reset()
         self._needs_reset = False
         if self.render_images:
             for camera in self.scene.cameras:  # a missing GL backend is named here, not at the first read
-                self._renderer(camera.height, camera.width)
+                self.physics.renderer(camera.height, camera.width)
         return self.perturbed.observation(self._observation()), self._info(None, None)
 
     def step(self, action: np.ndarray) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
@@ -334,45 +292,14 @@ class SO101PickPlaceEnv(gym.Env):
         return observation, reward, terminated, truncated, self._info(outcome, result)
 
     def control_step(self, data: mujoco.MjData, action: np.ndarray) -> ControlStepResult:
-        """Advance ``data`` (the env's or any copy) by one control step; no episode bookkeeping."""
-        action = self.validate_action(action)
-        if self.action_space_name == "joint":
-            targets_rad = joints_env_to_rad(action)
-            result = ControlStepResult(joint_targets=action.copy())
-        else:
-            solution = self.solve_ee(data, action[:3], ee_approach(action))
-            targets_rad = np.empty(6)
-            targets_rad[:5] = solution.arm_joints
-            targets_rad[5] = gripper_env_to_rad(action[6])
-            result = ControlStepResult(
-                joint_targets=joints_rad_to_env(targets_rad),
-                ik_error_m=solution.position_error_m,
-                ik_failed=solution.failed,
-            )
-        data.ctrl[self._actuators] = np.clip(targets_rad, self._ctrl_low, self._ctrl_high)
-        self._physics_substeps(data)
-        return result
+        """Advance ``data`` (the env's or any copy) by one control step (``Physics.control_step``); no
+        episode bookkeeping, no perturbation."""
+        return self.physics.control_step(data, self.validate_action(action), self.action_space_name)
 
-    def _physics_substeps(self, data: mujoco.MjData) -> None:
-        mujoco.mj_step(self.model, data, nstep=PHYSICS_SUBSTEPS)
-
-    # ---- inverse kinematics ------------------------------------------------------------------------
     def solve_ee(self, data: mujoco.MjData, position: np.ndarray, approach: np.ndarray) -> IKSolution:
-        """Arm joints (rad) putting the gripper frame at ``position`` pointing along ``approach``.
-
-        Warm-started from ``data``'s current arm targets (``data.ctrl``) so a copied ``MjData`` solves
-        exactly as the original would; the rotation about the approach axis stays near that target.
-        """
-        ik = self._get_ik()
-        start = np.zeros(self._ik_model.nq)  # type: ignore[union-attr]
-        start[ik.arm_qpos] = data.ctrl[self._actuators[:5]]
-        return ik.solve(start, position, approach)
-
-    def _get_ik(self) -> ApproachIK:
-        if self._ik is None:
-            self._ik_model = build_robot_spec().compile()
-            self._ik = ApproachIK(self._ik_model, EE_SITE, ARM_JOINT_NAMES)
-        return self._ik
+        """Arm joints (rad) putting the gripper frame at ``position`` pointing along ``approach``, warm-started
+        from ``data.ctrl`` (``Physics.solve_ee``)."""
+        return self.physics.solve_ee(data, position, approach)
 
     # ---- validation --------------------------------------------------------------------------------
     def validate_action(self, action: Any) -> np.ndarray:
@@ -444,16 +371,10 @@ class SO101PickPlaceEnv(gym.Env):
         data = self.data if data is None else data
         images: dict[str, np.ndarray] = {}
         for camera in self.scene.cameras:
-            renderer = self._renderer(camera.height, camera.width)
-            renderer.update_scene(data, camera=camera.name)
-            images[camera.rgb_key] = renderer.render().copy()
+            size = (camera.height, camera.width)
+            images[camera.rgb_key] = self.physics.render(data, camera.name, *size)
             if camera.depth:
-                renderer.enable_depth_rendering()
-                try:
-                    renderer.update_scene(data, camera=camera.name)
-                    images[camera.depth_key] = renderer.render().astype(np.float32, copy=True)
-                finally:
-                    renderer.disable_depth_rendering()
+                images[camera.depth_key] = self.physics.render(data, camera.name, *size, depth=True)
         return images
 
     def render_camera(
@@ -465,37 +386,16 @@ class SO101PickPlaceEnv(gym.Env):
                 f"unknown camera {name!r}: this scene has {', '.join(self.scene.camera_names) or 'none'}"
             )
         camera = self.scene.camera(name)
-        renderer = self._renderer(camera.height, camera.width)
         data = self.data if data is None else data
-        if depth:
-            renderer.enable_depth_rendering()
-        try:
-            renderer.update_scene(data, camera=name)
-            image = renderer.render().copy()
-        finally:
-            if depth:
-                renderer.disable_depth_rendering()
-        return image.astype(np.float32) if depth else image
+        return self.physics.render(data, name, camera.height, camera.width, depth=depth)
 
     def render(self) -> np.ndarray | None:
         if self.render_mode != "rgb_array" or not self.scene.cameras:
             return None
         return self.render_camera(self.scene.cameras[0].name)
 
-    def _renderer(self, height: int, width: int) -> mujoco.Renderer:
-        key = (height, width)
-        if key not in self._renderers:
-            renderer = make_renderer(self.model, height, width)
-            # Shadows and reflections cost CPU time and nothing a policy needs (the lights cast none).
-            renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = False
-            renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = False
-            self._renderers[key] = renderer
-        return self._renderers[key]
-
     def close(self) -> None:
-        for renderer in self._renderers.values():
-            renderer.close()
-        self._renderers.clear()
+        self.physics.close()
 
     def _info(self, outcome: Outcome | None, result: ControlStepResult | None) -> dict[str, Any]:
         state = self.tracker.last_state

@@ -25,8 +25,8 @@ import numpy as np
 from libs.policy_api.registry import PolicyLoadError, register_backend
 from libs.policy_api.types import ENV_STATE_KEY, Observation, PolicySpec
 from libs.sim.expert import ExpertPlan
-from libs.sim.layout import ARM_JOINT_NAMES, ee_action, joints_rad_to_env
-from scenes.so101.scene import EE_SITE, bowl_floor_top_z, build_robot_spec
+from libs.sim.layout import ee_action, joints_rad_to_env
+from scenes.so101.scene import bowl_floor_top_z
 
 DEFAULT_CHUNK_LENGTH = 10
 DEFAULT_N_ACTION_STEPS = 5
@@ -35,7 +35,7 @@ DEFAULT_N_ACTION_STEPS = 5
 def privileged_state(env: Any) -> dict[str, Any]:
     """What the scripted expert reads from the simulator, as plain numbers (msgpack-able)."""
     env = getattr(env, "unwrapped", env)
-    arm_ids = [env.model.actuator(name).id for name in ARM_JOINT_NAMES]
+    arm_ids = env.physics.actuators[:5]
     return {
         "action_space": env.action_space_name,
         "ee_position": np.asarray(env.ee_position, dtype=np.float64),
@@ -148,9 +148,9 @@ class ScriptedPolicy:
 
     def _get_ik(self) -> Any:
         if self._ik is None:
-            from libs.sim.ik import ApproachIK
+            from libs.sim.physics import ArmKinematics
 
-            self._ik = ApproachIK(build_robot_spec().compile(), EE_SITE, ARM_JOINT_NAMES)
+            self._ik = ArmKinematics().ik
         return self._ik
 
 

@@ -24,7 +24,7 @@ import av
 import mujoco
 import numpy as np
 
-from libs.sim.gl import make_renderer
+from libs.sim.physics import offscreen_renderer
 from libs.viz.diagnostics import GRIPPER_CLOSE_THRESHOLD
 from libs.viz.whiskers import WhiskerEpisode, WhiskerError
 from scenes.so101.scene import BOWL_BODY
@@ -239,9 +239,7 @@ def render_whisker_video(
     if bowl.mocapid[0] >= 0:
         data.mocap_pos[bowl.mocapid[0]] = episode.bowl_position
     cameras = [view_camera(model, view) for view in settings.views]
-    renderer = make_renderer(model, settings.height, settings.width)
-    renderer.scene.flags[mujoco.mjtRndFlag.mjRND_SHADOW] = False
-    renderer.scene.flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = False
+    renderer = offscreen_renderer(model, settings.height, settings.width)
     # The arm drawn see-through, so the paths inside and behind the gripper stay visible.
     options = mujoco.MjvOption()
     options.flags[mujoco.mjtVisFlag.mjVIS_TRANSPARENT] = True

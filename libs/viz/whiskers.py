@@ -1,10 +1,10 @@
 """Whiskers: the path each predicted action chunk would take, forward-simulated from a copy of the state.
 
 At every inference the whole chunk is run from a full copy of the live simulator state
-(``mujoco.mj_copyData`` into one preallocated scratch ``MjData``) through ``env.control_step`` — the env's
-own control step: the policy's action space (IK for ``ee``), the 30 Hz control rate and its physics
-substeps — and the end-effector path, the block and the gripper are recorded after each step. The live
-episode is never touched: the scratch data is the only thing stepped (``tests/viz_whiskers_test.py``
+(``mujoco.mj_copyData`` into one preallocated scratch ``MjData``) through the env's ``Physics``
+(``libs.sim.physics``) — the control step the env itself runs: the policy's action space (IK for ``ee``),
+the 30 Hz control rate and its physics substeps — and the end-effector path, the block and the gripper are recorded after each step. The live
+episode is never touched: the scratch data is the only thing stepped (``libs/viz/whiskers_test.py``
 checks bit-identical trajectories with and without whiskers).
 
 Two modes:
@@ -26,14 +26,7 @@ from typing import Any, Literal
 import mujoco
 import numpy as np
 
-from libs.sim.layout import (
-    JOINT_NAMES,
-    ee_approach,
-    gripper_env_to_rad,
-    gripper_rad_to_env,
-    joints_env_to_rad,
-)
-from scenes.so101.scene import BLOCK_BODY, BOWL_BODY, EE_SITE, PHYSICS_SUBSTEPS
+from libs.sim.layout import gripper_rad_to_env
 
 WhiskerMode = Literal["dynamic", "kinematic"]
 WHISKER_MODES: tuple[str, ...] = ("dynamic", "kinematic")
@@ -218,16 +211,9 @@ class WhiskerSimulator:
     def __init__(self, env: Any, mode: str = "dynamic") -> None:
         self.env = getattr(env, "unwrapped", env)
         self.mode = check_mode(mode)
-        model = self.env.model
-        self.model = model
-        self.scratch = mujoco.MjData(model)
-        self._ee_site = model.site(EE_SITE).id
-        self._block_body = model.body(BLOCK_BODY).id
-        self._arm_qpos = np.array([model.joint(name).qposadr[0] for name in JOINT_NAMES])
-        self._actuators = np.array([model.actuator(name).id for name in JOINT_NAMES])
-        self._ctrl_low = model.actuator_ctrlrange[self._actuators, 0].copy()
-        self._ctrl_high = model.actuator_ctrlrange[self._actuators, 1].copy()
-        self._gripper_qpos = self._arm_qpos[5]
+        self.physics = self.env.physics
+        self.model = self.physics.model
+        self.scratch = mujoco.MjData(self.model)
 
     def forecast(
         self, chunk: np.ndarray, env_step: int, live_data: mujoco.MjData | None = None
@@ -237,36 +223,33 @@ class WhiskerSimulator:
         actions = np.asarray(chunk, dtype=np.float32)
         if actions.ndim != 2 or actions.shape[0] == 0:
             raise WhiskerError(f"a chunk must be (T, action_dim) with T >= 1, got shape {actions.shape}")
-        scratch = self.scratch
+        physics, scratch = self.physics, self.scratch
+        rows = np.asarray([self.env.validate_action(action) for action in actions])
+        action_space = self.env.action_space_name
         mujoco.mj_copyData(scratch, self.model, live)
         if self.mode == "kinematic":
             # Positions from this qpos (after mj_step they lag it by one substep): the block then stays put.
-            mujoco.mj_kinematics(self.model, scratch)
+            physics.kinematics(scratch)
         length = actions.shape[0]
         ee_path = np.empty((length, 3))
         opening = np.empty(length)
         block_path = np.empty((length, 3))
-        ee_start = scratch.site_xpos[self._ee_site].copy()
-        block_start = scratch.xpos[self._block_body].copy()
+        ee_start = physics.ee_position(scratch)
+        block_start = physics.block_position(scratch)
         ik_failures = 0
-        # Joint chunks need no IK: every row's ctrl is computed at once (the same float64 operations the
-        # env's control step applies to one row, so the result is bit-identical), leaving only the physics
-        # in the loop — this is what keeps a dynamic whisker at the cost of bare physics.
-        joint_ctrl = (
-            self._joint_ctrl(actions)
-            if self.mode == "dynamic" and self.env.action_space_name == "joint"
-            else None
-        )
-        step_fn = self._dynamic_step if self.mode == "dynamic" else self._kinematic_step
+        # Joint chunks need no IK: every row's ctrl is computed at once (bit-identical to the control step's
+        # row by row), leaving only the physics in the loop — this is what keeps a dynamic whisker at the
+        # cost of bare physics.
+        joint_ctrl = physics.joint_ctrl(rows) if self.mode == "dynamic" and action_space == "joint" else None
+        step = physics.control_step if self.mode == "dynamic" else physics.kinematic_step
         for row in range(length):
             if joint_ctrl is not None:
-                scratch.ctrl[self._actuators] = joint_ctrl[row]
-                mujoco.mj_step(self.model, scratch, nstep=PHYSICS_SUBSTEPS)
+                physics.hold_ctrl(scratch, joint_ctrl[row])
             else:
-                ik_failures += step_fn(actions[row])
-            ee_path[row] = scratch.site_xpos[self._ee_site]
-            opening[row] = scratch.qpos[self._gripper_qpos]
-            block_path[row] = scratch.xpos[self._block_body]
+                ik_failures += int(step(scratch, rows[row], action_space).ik_failed)
+            ee_path[row] = scratch.site_xpos[physics.ee_site]
+            opening[row] = scratch.qpos[physics.gripper_qpos]
+            block_path[row] = scratch.xpos[physics.block_body]
         return ChunkForecast(
             env_step=int(env_step),
             actions=actions.copy(),
@@ -279,33 +262,6 @@ class WhiskerSimulator:
             ik_failures=ik_failures,
         )
 
-    def _joint_ctrl(self, actions: np.ndarray) -> np.ndarray:
-        """(T, 6) actuator targets (rad, clipped to the ctrl range) of a validated joint chunk."""
-        rows = np.asarray([self.env.validate_action(action) for action in actions])
-        return np.clip(joints_env_to_rad(rows), self._ctrl_low, self._ctrl_high)
-
-    def _dynamic_step(self, action: np.ndarray) -> int:
-        result = self.env.control_step(self.scratch, action)
-        return int(result.ik_failed)
-
-    def _kinematic_step(self, action: np.ndarray) -> int:
-        scratch = self.scratch
-        action = self.env.validate_action(action)
-        failed = 0
-        if self.env.action_space_name == "joint":
-            targets = joints_env_to_rad(action)
-        else:
-            # Warm-started from scratch.ctrl, which the previous row set: the IK chains along the chunk.
-            solution = self.env.solve_ee(scratch, action[:3], ee_approach(action))
-            targets = np.empty(6)
-            targets[:5] = solution.arm_joints
-            targets[5] = gripper_env_to_rad(float(action[6]))
-            failed = int(solution.failed)
-        targets = np.clip(targets, self._ctrl_low, self._ctrl_high)
-        scratch.ctrl[self._actuators] = targets
-        scratch.qpos[self._arm_qpos] = targets
-        mujoco.mj_kinematics(self.model, scratch)
-        return failed
 
 
 class WhiskerRecorder:
@@ -329,9 +285,6 @@ class WhiskerRecorder:
         if self.simulator is None or self.env is not env:
             self.env = env
             self.simulator = WhiskerSimulator(env, self.mode)
-            self._ee_site = env.model.site(EE_SITE).id
-            self._block_body = env.model.body(BLOCK_BODY).id
-            self._bowl_body = env.model.body(BOWL_BODY).id
         return self.simulator
 
     def on_inference(self, event: Any) -> None:
@@ -359,19 +312,19 @@ class WhiskerRecorder:
             action_space=env.action_space_name,
             chunk_length=int(chunk_length),
             n_action_steps=0,  # set by finish(): the runner's events do not carry the spec
-            bowl_position=env.data.xpos[self._bowl_body].copy(),
+            bowl_position=env.data.xpos[env.physics.bowl_body].copy(),
             policy=self.policy,
             checkpoint_id=self.checkpoint_id,
         )
         self._record_actual()
 
     def _record_actual(self) -> None:
-        data = self.env.data
+        physics, data = self.env.physics, self.env.data
         episode = self.episode
         assert episode is not None
-        episode.actual_ee.append(data.site_xpos[self._ee_site].copy())
-        episode.actual_gripper.append(float(self.env.joint_state(data)[5]))
-        episode.actual_block.append(data.xpos[self._block_body].copy())
+        episode.actual_ee.append(physics.ee_position(data))
+        episode.actual_gripper.append(float(physics.joint_state(data)[5]))
+        episode.actual_block.append(physics.block_position(data))
         episode.actual_qpos.append(data.qpos.copy())
 
     def finish(self, outcome: str | None, n_action_steps: int) -> WhiskerEpisode:

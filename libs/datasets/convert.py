@@ -6,8 +6,8 @@
   and back (``from-openpi``), the original key of every renamed feature kept in its ``info.source_key``.
 - ``ee``: joint actions → end-effector actions ``[x, y, z, tail_x, tail_y, tail_z, gripper]`` (layout and
   why in ``libs.sim.layout``) by forward kinematics of the SO-101 arm (``libs.sim.physics.ArmKinematics``:
-  the env's ``gripperframe`` site, its position, and its z axis for the tail); ee actions of the old unit-vector layout (``approach_x/y/z``) are
-  rewritten to the tail layout.
+  the env's ``gripperframe`` site, its position, and its z axis for the tail); ee actions of the old
+  unit-vector layout (``approach_x/y/z``) are rewritten to the tail layout.
 - ``depth``: depth kept as float32 (H, W) arrays (this lab's layout before LeRobot 0.6.1's depth maps) →
   LeRobot depth images (16-bit PNG millimetres, ``is_depth_map``; see ``libs.datasets.lerobot_v3``).
 - ``rerecord``: replay each episode's actions from its recorded seed in another scene or camera config

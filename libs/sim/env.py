@@ -297,8 +297,8 @@ class SO101PickPlaceEnv(gym.Env):
         return self.physics.control_step(data, self.validate_action(action), self.action_space_name)
 
     def solve_ee(self, data: mujoco.MjData, position: np.ndarray, approach: np.ndarray) -> IKSolution:
-        """Arm joints (rad) putting the gripper frame at ``position`` pointing along ``approach``, warm-started
-        from ``data.ctrl`` (``Physics.solve_ee``)."""
+        """Arm joints (rad) putting the gripper frame at ``position`` pointing along ``approach``,
+        warm-started from ``data.ctrl`` (``Physics.solve_ee``)."""
         return self.physics.solve_ee(data, position, approach)
 
     # ---- validation --------------------------------------------------------------------------------

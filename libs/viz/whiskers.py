@@ -3,9 +3,9 @@
 At every inference the whole chunk is run from a full copy of the live simulator state
 (``mujoco.mj_copyData`` into one preallocated scratch ``MjData``) through the env's ``Physics``
 (``libs.sim.physics``) — the control step the env itself runs: the policy's action space (IK for ``ee``),
-the 30 Hz control rate and its physics substeps — and the end-effector path, the block and the gripper are recorded after each step. The live
-episode is never touched: the scratch data is the only thing stepped (``libs/viz/whiskers_test.py``
-checks bit-identical trajectories with and without whiskers).
+the 30 Hz control rate and its physics substeps — and the end-effector path, the block and the gripper
+are recorded after each step. The live episode is never touched: the scratch data is the only thing
+stepped (``libs/viz/whiskers_test.py`` checks bit-identical trajectories with and without whiskers).
 
 Two modes:
 - ``dynamic``: full physics with contacts, the chunk executed exactly as the env would execute it. Its
@@ -261,7 +261,6 @@ class WhiskerSimulator:
             block_path=block_path,
             ik_failures=ik_failures,
         )
-
 
 
 class WhiskerRecorder:

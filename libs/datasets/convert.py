@@ -517,24 +517,22 @@ def filter_episodes(
         raise DatasetError(f"episodes {unknown} are not in {src} (it has 0..{dataset.num_episodes - 1})")
     if exclude:
         chosen = [index for index in chosen if index not in set(exclude)]
-    if keep and keep != "all":
-        if keep.startswith("classifier:") or ":" in keep:
-            from libs.datasets.judges import make_judge
+    from libs.datasets.judges import keep_filter
 
-            judge = make_judge(keep)
-            chosen = [
-                index
-                for index in chosen
-                if judge(extra_metadata(dataset, index), read_episode(dataset, index)["columns"])
-            ]
-        else:
-            wanted = {name.strip() for name in keep.split(",")}
-            outcomes = dataset.outcomes
-            if all(value is None for value in outcomes.values()):
-                raise DatasetError(
-                    f"{src} records no outcomes: filter with an episode list or `--keep classifier:DIR`"
-                )
-            chosen = [index for index in chosen if outcomes.get(index) in wanted]
+    judge = keep_filter(keep)
+    if judge is not None and keep is not None and ":" in keep:
+        chosen = [
+            index
+            for index in chosen
+            if judge(extra_metadata(dataset, index), read_episode(dataset, index)["columns"])
+        ]
+    elif judge is not None:  # an outcome list: the recorded outcomes decide, no frame is read
+        outcomes = dataset.outcomes
+        if all(value is None for value in outcomes.values()):
+            raise DatasetError(
+                f"{src} records no outcomes: filter with an episode list or `--keep classifier:DIR`"
+            )
+        chosen = [index for index in chosen if judge({"outcome": outcomes.get(index)}, {})]
     if not chosen:
         raise DatasetError(f"no episode of {src} passes the filter: nothing to write")
     return convert(src, out, episodes=chosen, progress=progress)

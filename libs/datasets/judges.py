@@ -1,4 +1,5 @@
-"""Episode judges: decide from an episode's frames whether it succeeded, when no simulator says so.
+"""Episode judges: decide from an episode's frames whether it succeeded, when no simulator says so; and
+``keep_filter``, the one parser of ``--keep`` (record, rollouts, convert filter).
 
 A judge is named by a string such as ``classifier:/runs/success_clf`` (the visual success classifier, a
 torch model in ``backends/torch_lerobot``). Like the policy registry, the backend module registers its
@@ -47,3 +48,22 @@ def make_judge(uri: str) -> EpisodeJudge:
                 f"run `./pants run {target} -- ...` instead"
             ) from error
     return _FACTORIES[name](argument)
+
+
+def keep_filter(keep: str | None) -> EpisodeJudge | None:
+    """``--keep``: ``None``, ``""`` or ``all`` keep every episode (None: nothing to filter); ``NAME:ARG`` is
+    an episode judge (``classifier:DIR``, ``make_judge``); anything else a comma-separated list of outcomes
+    (``success``, ``success,missed_goal``), checked against ``libs.sim.outcome.Outcome``, that keeps the
+    episodes whose metadata names one of them (frames unread)."""
+    if keep in (None, "", "all"):
+        return None
+    if ":" in keep:
+        return make_judge(keep)
+    from libs.sim.outcome import Outcome
+
+    wanted = {name.strip() for name in keep.split(",") if name.strip()}
+    unknown = wanted - {str(outcome) for outcome in Outcome}
+    if unknown:
+        names = ", ".join(str(outcome) for outcome in Outcome)
+        raise DatasetError(f"--keep {keep!r}: unknown outcome {sorted(unknown)}; use one of {names}")
+    return lambda metadata, frames: metadata.get("outcome") in wanted

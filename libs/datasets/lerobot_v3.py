@@ -283,14 +283,6 @@ def compute_episode_stats(
     return result
 
 
-def episode_outcome_filter(keep: str | None) -> Any:
-    """A predicate over episode metadata for ``--keep`` (``None``/``all`` keeps everything)."""
-    if keep in (None, "", "all"):
-        return lambda metadata: True
-    wanted = {name.strip() for name in keep.split(",")}
-    return lambda metadata: metadata.get("outcome") in wanted
-
-
 # -------------------------------------------------------------------------------------------------- writer
 @dataclass
 class _EpisodeBuffer:

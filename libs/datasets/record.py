@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from libs.datasets.action_noise import ActionNoise
+from libs.datasets.judges import EpisodeJudge, keep_filter
 from libs.datasets.lerobot_v3 import (
     BLOCK_POSITIONS_PATH,
     DatasetError,
@@ -32,9 +33,6 @@ from libs.datasets.lerobot_v3 import (
     write_json_atomic,
 )
 from libs.policy_api.types import ENVIRONMENT_STATE_KEY, STATE_KEY, TASK_KEY, NeedsEnv, Policy
-
-#: Decides whether a finished episode is written: (episode metadata, buffered frames) -> keep?
-EpisodeFilter = Callable[[Mapping[str, Any], Mapping[str, np.ndarray]], bool]
 
 
 @dataclass
@@ -69,25 +67,6 @@ def dataset_features(scene: Any, action_space: str, use_video: bool = True) -> d
     return features
 
 
-def outcome_filter(keep: str | None) -> EpisodeFilter:
-    """``None``/``all``: keep everything; ``success`` or ``success,missed_goal``: keep those outcomes;
-    ``classifier:DIR``: keep what the visual success classifier at DIR calls a success (torch resolve)."""
-    if keep in (None, "", "all"):
-        return lambda metadata, frames: True
-    if keep.startswith("classifier:"):
-        from libs.datasets.judges import make_judge
-
-        return make_judge(keep)
-    from libs.sim.outcome import Outcome
-
-    wanted = {name.strip() for name in keep.split(",") if name.strip()}
-    unknown = wanted - {str(outcome) for outcome in Outcome}
-    if unknown:
-        names = ", ".join(str(outcome) for outcome in Outcome)
-        raise DatasetError(f"--keep {keep!r}: unknown outcome {sorted(unknown)}; use one of {names}")
-    return lambda metadata, frames: metadata.get("outcome") in wanted
-
-
 def _frame_from_observation(observation: Mapping[str, Any], features: Mapping[str, Any]) -> dict[str, Any]:
     frame: dict[str, Any] = {}
     for key in features:
@@ -109,7 +88,7 @@ def record_dataset(
     seed: int = 0,
     scene: Any = None,
     action_space: str | None = None,
-    keep: str | EpisodeFilter | None = None,
+    keep: str | EpisodeJudge | None = None,
     max_attempts: int | None = None,
     max_steps: int | None = None,
     task: str | None = None,
@@ -135,7 +114,7 @@ def record_dataset(
             f"the policy emits {policy.spec.action_space!r} actions but action_space={action_space!r}: "
             "record with the policy's action space"
         )
-    episode_filter = outcome_filter(keep) if keep is None or isinstance(keep, str) else keep
+    episode_filter = (keep_filter(keep) if keep is None or isinstance(keep, str) else keep) or _keep_all
     max_attempts = max_attempts or (episodes if keep in (None, "", "all") else 3 * episodes)
 
     env_kwargs: dict[str, Any] = {"scene": scene, "action_space": action_space}
@@ -236,6 +215,10 @@ def _run_episode(
         if name != "outcome":
             metadata[f"figures/{name}"] = value
     return metadata, writer.buffered_episode(), block_xy
+
+
+def _keep_all(metadata: Mapping[str, Any], frames: Mapping[str, np.ndarray]) -> bool:
+    return True
 
 
 class _NoProgress:

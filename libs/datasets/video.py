@@ -147,11 +147,6 @@ def decode_frames(path: Path, from_timestamp: float = 0.0, to_timestamp: float |
     return np.stack(frames)
 
 
-def count_frames(path: Path) -> int:
-    """Number of decodable frames in a video file (decodes it fully: a real readability check)."""
-    return len(decode_frames(path))
-
-
 def encode_png(image: np.ndarray) -> bytes:
     """PNG bytes of a uint8 H×W×3 image (LeRobot's ``image`` dtype stores PNG bytes in parquet)."""
     codec = av.CodecContext.create("png", "w")

@@ -44,7 +44,6 @@ from libs.sim.layout import (
     EE_TAIL_DISTANCE_M,
     EE_UPPER,
     ENVIRONMENT_STATE_DIM,
-    JOINT_LIMITS_RAD,
     JOINT_LOWER,
     JOINT_NAMES,
     JOINT_UPPER,
@@ -463,6 +462,3 @@ def sample_layout(
         )
     return {"block_xy": block_xy, "block_yaw": block_yaw, "bowl_xy": bowl_xy}
 
-
-#: Lower/upper joint limits in radians in state order, for code that works in simulator units.
-JOINT_LIMITS_RADIANS = JOINT_LIMITS_RAD

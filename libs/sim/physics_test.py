@@ -21,6 +21,7 @@ def test_kinematic_step_places_the_arm_and_leaves_the_block() -> None:
     physics = env.physics
     scratch = mujoco.MjData(physics.model)
     mujoco.mj_copyData(scratch, physics.model, env.data)
+    physics.kinematics(scratch)  # positions of this qpos: after mj_step they lag it by one substep
     block = physics.block_position(scratch)
     target = np.array([0.22, 0.03, 0.08])
     action = env.validate_action(ee_action(target, [0.0, 0.0, -1.0], 50.0))

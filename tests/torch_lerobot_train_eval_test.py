@@ -274,12 +274,12 @@ def test_n_action_steps_above_chunk_size_is_one_line(act_checkpoint, workdir, tm
     assert f"{config_path} is not a valid policy config" in error and "n_action_steps" in error
 
 
-def test_truncated_stats_json_names_the_file(act_checkpoint, workdir, tmp_path, capsys) -> None:
-    checkpoint = broken_copy(act_checkpoint, workdir, "stats")
-    stats = checkpoint / "pretrained_model" / "stats.json"
-    stats.write_text(stats.read_text()[:40])
+def test_truncated_card_names_the_file(act_checkpoint, workdir, tmp_path, capsys) -> None:
+    checkpoint = broken_copy(act_checkpoint, workdir, "card")
+    card = checkpoint / "pretrained_model" / "card.json"
+    card.write_text(card.read_text()[:40])
     error = sweep_error_line(checkpoint, tmp_path, capsys)
-    assert f"{stats} is not valid JSON" in error and "truncated or corrupt" in error
+    assert f"{card} is not valid JSON" in error and "truncated or corrupt" in error
 
 
 def test_temporal_ensembling_acts_as_lerobots_own(dataset: Path, workdir: Path) -> None:

@@ -32,7 +32,6 @@ from backends.jax_openpi.model import Observation, Pi0Policy
 from backends.jax_openpi.model_io import model_observation, model_pipeline
 from backends.jax_openpi.norm_stats import MissingNormStatsError, load_norm_stats
 from libs.policy_api.card import CheckpointCard
-from libs.policy_api.registry import register_backend
 from libs.policy_api.types import (
     ENVIRONMENT_STATE_KEY,
     IMAGE_KEY_PREFIX,
@@ -42,8 +41,6 @@ from libs.policy_api.types import (
     PolicySpec,
 )
 from libs.policy_api.types import Observation as EnvObservation
-
-BACKEND_NAME = "jax_openpi"
 
 
 def _read_json(path: Path) -> Any | None:
@@ -213,7 +210,3 @@ def load_policy(argument: str) -> JaxOpenpiPolicy:
         raise CheckpointError("jax_openpi needs a checkpoint: use jax_openpi:<run>/checkpoints/NNNNNN")
     return JaxOpenpiPolicy(argument)
 
-
-register_backend(
-    BACKEND_NAME, load_policy, read_card=lambda argument: read_card(resolve_checkpoint_dir(argument))
-)

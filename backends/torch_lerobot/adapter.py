@@ -44,7 +44,6 @@ from backends.torch_lerobot.checkpoints import (
     resolve_pretrained_dir,
 )
 from libs.policy_api.card import CARD_FILE, LEGACY_FILES, CheckpointCard
-from libs.policy_api.registry import register_backend
 from libs.policy_api.types import (
     ENVIRONMENT_STATE_KEY,
     IMAGE_KEY_PREFIX,
@@ -395,7 +394,3 @@ def _concatenate(batches: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
 def load_policy(checkpoint: str | Path, device: str | None = None) -> LeRobotPolicy:
     return LeRobotPolicy(checkpoint, device=device)
 
-
-register_backend(
-    "torch_lerobot", load_policy, read_card=lambda argument: read_card(resolve_pretrained_dir(argument))
-)

@@ -90,3 +90,17 @@ def test_a_checkpoint_from_before_cards_reads_its_files_and_then_its_dataset(tmp
     # Its own scene.json wins; what it lacks comes from the training dataset train_config.json names.
     assert card.scene == {"cameras": [{"name": "top"}]} and card.stats == {"action": {"mean": [0.0]}}
     assert card.block_positions == [[0.2, 0.0]] and card.step is None
+
+
+def test_a_run_expands_in_lerobots_layout_each_checkpoint_once(tmp_path: Path) -> None:
+    from backends.torch_lerobot.backend import find_checkpoints
+
+    run = _fake_run(tmp_path / "act", [20000, 5000, 10000])
+    (run / "checkpoints" / "last").symlink_to(run / "checkpoints" / "020000")
+    found = find_checkpoints(run)
+    steps = [(f.checkpoint_id, f.step) for f in found]
+    assert steps == [("005000", 5000), ("010000", 10000), ("020000", 20000)]
+    assert find_checkpoints(run / "checkpoints") == found
+    pretrained = run / "checkpoints" / "010000" / "pretrained_model"
+    (only,) = find_checkpoints(pretrained)
+    assert (only.checkpoint_id, only.step, only.path) == ("010000", 10000, pretrained)

@@ -1,10 +1,8 @@
 """Expands a policy string into the checkpoints a sweep scores.
 
 ``torch_lerobot:runs/act`` (a run), ``torch_lerobot:runs/act/checkpoints`` or a single checkpoint directory
-all work. Both layouts are recognised: LeRobot's ``checkpoints/NNNNNN/pretrained_model/config.json`` and this
-project's jax layout ``checkpoints/NNNNNN/config.json`` (+ params). The step comes from the ``NNNNNN``
-folder name; the ``last`` symlink LeRobot writes is skipped (and any other alias is de-duplicated by its real
-path) so no checkpoint is scored twice.
+all work: the backend registered for the name finds its checkpoints in its own folder layout
+(``find_checkpoints``, ``libs.policy_api.registry``), in step order, each once.
 
 ``plan_checkpoints`` then reads each checkpoint's card once (``libs.policy_api.registry.read_card``) and
 decides, once, the scene it is evaluated in: ``--scene`` if given, else the training scene its card
@@ -20,25 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from libs.policy_api.card import CheckpointCard
-from libs.policy_api.registry import (
-    KNOWN_BACKENDS,
-    PolicyLoadError,
-    read_card,
-    registered_backends,
-    split_policy_uri,
+from libs.policy_api.checkpoint_folders import (
+    CheckpointNotFoundError as CheckpointNotFoundError,  # re-exported: expand_policy raises it
 )
+from libs.policy_api.registry import backend, read_card, split_policy_uri
 from libs.sim.scene_config import SceneConfig
-
-PRETRAINED_DIR_NAME = "pretrained_model"
-CHECKPOINTS_DIR_NAME = "checkpoints"
-CONFIG_FILE_NAME = "config.json"
-#: Backends whose argument is not a checkpoint path.
-PATHLESS_BACKENDS = frozenset({"scripted", "remote"})
-
-
-class CheckpointNotFoundError(PolicyLoadError):
-    """The policy string names no checkpoint; the message names the layouts that are understood."""
-
 
 #: Where an evaluation scene came from, as messages name it.
 TRAINING_SCENE = "the checkpoint's training scene"
@@ -104,55 +88,17 @@ def file_safe_id(checkpoint_id: str) -> str:
     return "".join(char if char.isalnum() or char in "-_." else "_" for char in checkpoint_id) or "policy"
 
 
-def is_checkpoint_dir(path: Path) -> bool:
-    return (path / CONFIG_FILE_NAME).is_file() or (path / PRETRAINED_DIR_NAME / CONFIG_FILE_NAME).is_file()
-
-
-def step_of(path: Path) -> int | None:
-    folder = path.parent.name if path.name == PRETRAINED_DIR_NAME else path.name
-    return int(folder) if folder.isdigit() else None
-
-
-def checkpoint_id_of(path: Path) -> str:
-    return path.parent.name if path.name == PRETRAINED_DIR_NAME else path.name
-
-
 def expand_policy(uri: str) -> list[CheckpointTarget]:
     """Every checkpoint named by ``uri``, in step order (a single target for ``scripted``/``remote:``)."""
-    backend, argument = split_policy_uri(uri)
-    known = set(KNOWN_BACKENDS) | registered_backends()
-    if backend not in known:  # the backend is the first thing wrong with `frobnicate:PATH`
-        raise PolicyLoadError(
-            f"unknown policy backend {backend!r} in {uri!r}: use one of {', '.join(sorted(known))}"
-        )
-    if backend in PATHLESS_BACKENDS or not argument:
+    name, argument = split_policy_uri(uri)
+    find = backend(name, uri).find_checkpoints  # an unknown backend is named before its path
+    if find is None or not argument:
         return [CheckpointTarget(checkpoint_id=uri, policy_uri=uri, step=None)]
-    path = Path(argument).expanduser()
-    if not path.exists():
-        raise CheckpointNotFoundError(
-            f"checkpoint path {path} does not exist: pass a run dir, its checkpoints/ dir or one "
-            "checkpoints/NNNNNN dir"
-        )
-    if is_checkpoint_dir(path):
-        return [CheckpointTarget(checkpoint_id_of(path), uri, step_of(path), path)]
-    checkpoints_dir = path / CHECKPOINTS_DIR_NAME if (path / CHECKPOINTS_DIR_NAME).is_dir() else path
-    targets: list[CheckpointTarget] = []
-    seen: set[Path] = set()
-    for child in sorted(checkpoints_dir.iterdir(), key=lambda p: (len(p.name), p.name)):
-        # `last` (and any alias) points at a checkpoint listed under its own NNNNNN name.
-        if child.is_symlink() or not child.name.isdigit() or not is_checkpoint_dir(child):
-            continue
-        real = child.resolve()
-        if real in seen:
-            continue
-        seen.add(real)
-        targets.append(CheckpointTarget(child.name, f"{backend}:{child}", int(child.name), child))
-    if not targets:
-        raise CheckpointNotFoundError(
-            f"no checkpoints under {path}: expected {CHECKPOINTS_DIR_NAME}/NNNNNN/{PRETRAINED_DIR_NAME}/"
-            f"{CONFIG_FILE_NAME} (LeRobot) or {CHECKPOINTS_DIR_NAME}/NNNNNN/{CONFIG_FILE_NAME} (jax)"
-        )
-    return sorted(targets, key=lambda target: (target.step is None, target.step))
+    found = find(Path(argument).expanduser())
+    if len(found) == 1 and found[0].path == Path(argument).expanduser():
+        # The string named one checkpoint: it is loaded as written.
+        return [CheckpointTarget(found[0].checkpoint_id, uri, found[0].step, found[0].path)]
+    return [CheckpointTarget(f.checkpoint_id, f"{name}:{f.path}", f.step, f.path) for f in found]
 
 
 def plan_checkpoints(uri: str, scene_path: str | Path | None = None) -> list[CheckpointTarget]:

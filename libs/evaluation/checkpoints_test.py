@@ -1,50 +1,63 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
-from libs.evaluation.checkpoints import CheckpointNotFoundError, expand_policy
+from libs.evaluation.checkpoints import (
+    DEFAULT_SCENE,
+    TRAINING_SCENE,
+    CheckpointNotFoundError,
+    expand_policy,
+    plan_checkpoints,
+)
+from libs.policy_api.card import CheckpointCard
+from libs.policy_api.checkpoint_folders import find_step_folders
+from libs.policy_api.registry import make_policy, register_backend
+from libs.sim.scene_config import SceneConfig
 
 
-def lerobot_run(root: Path, steps: list[int]) -> Path:
+def is_checkpoint(folder: Path) -> bool:
+    return (folder / "weights").is_file()
+
+
+def run(root: Path, steps: list[int]) -> Path:
     for step in steps:
-        model = root / "checkpoints" / f"{step:06d}" / "pretrained_model"
-        model.mkdir(parents=True)
-        (model / "config.json").write_text("{}")
+        (root / "checkpoints" / f"{step:06d}").mkdir(parents=True)
+        (root / "checkpoints" / f"{step:06d}" / "weights").write_text("")
     (root / "checkpoints" / "last").symlink_to(root / "checkpoints" / f"{steps[-1]:06d}")
     return root
 
 
-def test_lerobot_run_expands_to_each_checkpoint_once(tmp_path: Path) -> None:
-    run = lerobot_run(tmp_path / "act", [20000, 5000, 10000])
-    targets = expand_policy(f"torch_lerobot:{run}")
+# A backend with its own layout (a ``weights`` file per step folder) and cards in ``card.json``.
+register_backend(
+    "test_layout",
+    lambda argument: make_policy("scripted"),
+    find_checkpoints=lambda path: find_step_folders(path, is_checkpoint, "checkpoints/NNNNNN/weights"),
+    read_card=lambda argument: CheckpointCard.read(argument),
+)
+
+
+def test_a_run_expands_to_each_checkpoint_once_in_the_backends_layout(tmp_path: Path) -> None:
+    root = run(tmp_path / "run", [20000, 5000, 10000])
+    targets = expand_policy(f"test_layout:{root}")
     assert [t.step for t in targets] == [5000, 10000, 20000]  # `last` is not counted twice
     assert [t.checkpoint_id for t in targets] == ["005000", "010000", "020000"]
-    assert targets[0].policy_uri == f"torch_lerobot:{run}/checkpoints/005000"
-    assert expand_policy(f"torch_lerobot:{run}/checkpoints") == targets
-
-
-def test_single_checkpoint_in_either_layout(tmp_path: Path) -> None:
-    run = lerobot_run(tmp_path / "act", [3000])
-    (only,) = expand_policy(f"torch_lerobot:{run}/checkpoints/003000/pretrained_model")
-    assert (only.checkpoint_id, only.step) == ("003000", 3000)
-    jax_checkpoint = tmp_path / "pi" / "checkpoints" / "000400"
-    (jax_checkpoint / "params").mkdir(parents=True)
-    (jax_checkpoint / "config.json").write_text("{}")
-    assert [t.step for t in expand_policy(f"jax_openpi:{tmp_path / 'pi'}")] == [400]
-    (only,) = expand_policy(f"jax_openpi:{jax_checkpoint}")
-    assert only.policy_uri == f"jax_openpi:{jax_checkpoint}" and only.step == 400
+    assert targets[0].policy_uri == f"test_layout:{root}/checkpoints/005000"
+    assert expand_policy(f"test_layout:{root}/checkpoints") == targets
+    (only,) = expand_policy(f"test_layout:{root}/checkpoints/010000")
+    assert only.policy_uri == f"test_layout:{root}/checkpoints/010000" and only.step == 10000
 
 
 def test_pathless_backends_and_missing_paths(tmp_path: Path) -> None:
     (scripted,) = expand_policy("scripted")
     assert scripted.checkpoint_id == "scripted" and scripted.step is None
     with pytest.raises(CheckpointNotFoundError, match="does not exist"):
-        expand_policy(f"torch_lerobot:{tmp_path / 'nope'}")
+        expand_policy(f"test_layout:{tmp_path / 'nope'}")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(CheckpointNotFoundError, match="no checkpoints under"):
-        expand_policy(f"torch_lerobot:{tmp_path / 'empty'}")
+    with pytest.raises(CheckpointNotFoundError, match="no checkpoints under .*: expected checkpoints/NNN"):
+        expand_policy(f"test_layout:{tmp_path / 'empty'}")
 
 
 def test_an_unknown_backend_is_named_before_its_path(tmp_path: Path) -> None:
@@ -54,3 +67,17 @@ def test_an_unknown_backend_is_named_before_its_path(tmp_path: Path) -> None:
         expand_policy(f"frobnicate:{tmp_path / 'nowhere'}")
     assert str(raised.value).startswith("unknown policy backend 'frobnicate'")
     assert "does not exist" not in str(raised.value)
+
+
+def test_each_checkpoints_scene_is_decided_once_from_scene_card_or_default(tmp_path: Path) -> None:
+    root = run(tmp_path / "run", [100, 200])
+    trained_in = SceneConfig(block_region_xy=((0.2, 0.25), (0.0, 0.1))).to_dict()
+    CheckpointCard(scene=trained_in, step=200).write(root / "checkpoints" / "000200")
+    first, second = plan_checkpoints(f"test_layout:{root}")
+    assert first.card is None and first.scene is not None and first.scene.source == DEFAULT_SCENE
+    assert second.card is not None and second.scene is not None and second.scene.source == TRAINING_SCENE
+    assert second.scene.config == trained_in and second.scene.block_region() == ((0.2, 0.25), (0.0, 0.1))
+    chosen = SceneConfig().save(tmp_path / "chosen.json")
+    for target in plan_checkpoints(f"test_layout:{root}", chosen):
+        assert target.scene is not None and target.scene.source == f"the scene {chosen}"
+        assert target.scene.config == json.loads(chosen.read_text())

@@ -9,10 +9,11 @@ runs the same code in this process without Ray (debuggers, benchmarks' baseline)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -479,20 +480,7 @@ def _run_until_decided(
     executor = EpisodeExecutor(config.env, keep_policies=len(targets)) if config.serial else None
     actors = None if config.serial else _start_workers(config, per_round * len(targets), len(targets))
     loads = 0
-    with tqdm(
-        total=len(tasks),
-        unit="episode",
-        desc="until decided",
-        disable=not config.progress,
-        dynamic_ncols=True,
-    ) as bar:
-
-        def record_done(record: EpisodeRecord) -> None:
-            store.append(record)  # at once: a kill after this line loses nothing
-            bar.update(1)
-            if on_record is not None:
-                on_record(record)
-
+    with _recording(store, config, on_record, "until decided", len(tasks)) as (bar, record_done):
         try:
             while True:
                 done = store.done_keys()
@@ -526,24 +514,39 @@ def _run_with_progress(
     store: ResultsStore,
     on_record: Callable[[EpisodeRecord], None] | None,
 ) -> int:
+    with _recording(store, config, on_record, "evaluating", total, total - len(todo)) as (_, record_done):
+        if config.serial:
+            return _run_serial(todo, config, record_done)
+        return _run_on_ray(todo, config, record_done)
+
+
+@contextlib.contextmanager
+def _recording(
+    store: ResultsStore,
+    config: SweepConfig,
+    on_record: Callable[[EpisodeRecord], None] | None,
+    desc: str,
+    total: int,
+    initial: int = 0,
+) -> Iterator[tuple[tqdm, Callable[[EpisodeRecord], None]]]:
+    """A progress bar and the callback every finished episode goes through: stored at once (a kill after
+    the store write loses nothing), counted, then handed to ``on_record``."""
     with tqdm(
         total=total,
-        initial=total - len(todo),
+        initial=initial,
         unit="episode",
-        desc="evaluating",
+        desc=desc,
         disable=not config.progress,
         dynamic_ncols=True,
     ) as bar:
 
         def record_done(record: EpisodeRecord) -> None:
-            store.append(record)  # at once: a kill after this line loses nothing
+            store.append(record)
             bar.update(1)
             if on_record is not None:
                 on_record(record)
 
-        if config.serial:
-            return _run_serial(todo, config, record_done)
-        return _run_on_ray(todo, config, record_done)
+        yield bar, record_done
 
 
 def _block_region(target: CheckpointTarget) -> tuple[tuple[float, float], tuple[float, float]]:

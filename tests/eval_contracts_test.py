@@ -268,7 +268,7 @@ def test_scene_camera_differs_from_checkpoint_scene(tmp_path) -> None:
 
 
 def test_a_camera_the_scene_lacks_names_the_scenes_cameras(tmp_path) -> None:
-    from libs.evaluation.sweep import make_env as make_sweep_env
+    from libs.evaluation.executor import make_env as make_sweep_env
 
     scene = SceneConfig().with_cameras(["wrist"]).save(tmp_path / "wrist_only.json")
     with pytest.raises(ContractViolation) as raised:

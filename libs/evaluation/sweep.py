@@ -1,10 +1,12 @@
-"""Scores every checkpoint of a run on the same seeds, in parallel on Ray, resumably.
+"""Scores every checkpoint of a run on the same seeds, in parallel on Ray, resumably: planning, the
+results store and the report.
 
-One Ray actor per worker keeps one env and the policy of the checkpoint it is working on, so a policy is
-loaded once per worker per checkpoint (tasks are dispatched checkpoint by checkpoint). Every finished
-episode is written to the results store before the next is handed out, so killing the sweep loses at most
-the episodes in flight, and running the same command again only runs what is missing. ``serial=True``
-runs the same code in this process without Ray (debuggers, benchmarks' baseline).
+The checkpoints, each with its card and decided scene (``libs.evaluation.checkpoints``), become tasks
+(checkpoint-major, so a worker loads each policy once); the tasks run on the Ray pool
+(``libs.evaluation.ray_pool``: one ``libs.evaluation.executor.EpisodeExecutor`` per worker) or, with
+``serial=True``, on one executor in this process (debuggers, benchmarks' baseline). Every finished episode
+is written to the results store before the next is handed out, so killing the sweep loses at most the
+episodes in flight, and running the same command again only runs what is missing.
 """
 
 from __future__ import annotations
@@ -12,63 +14,25 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from tqdm import tqdm
 
 from libs.evaluation.arms import arm_checkpoint_id, arm_differences, arms_section
-from libs.evaluation.checkpoints import (
-    CheckpointTarget,
-    EvaluationScene,
-    decide_scene,
-    file_safe_id,
-    plan_checkpoints,
-)
-from libs.evaluation.ray_auth import ClusterAuthError, join_with_token_auth
+from libs.evaluation.checkpoints import CheckpointTarget, file_safe_id, plan_checkpoints
+
+# EnvSettings, EpisodeTask, EpisodeExecutor, SweepError and connect_ray are part of this module's interface
+# (the CLI, tests and benchmarks import them from here).
+from libs.evaluation.executor import EnvSettings, EpisodeExecutor, EpisodeTask, SweepError
+from libs.evaluation.ray_pool import connect_ray, run_on_ray, start_workers, stop_workers
 from libs.evaluation.records import EpisodeRecord
 from libs.evaluation.report import GridSpec, Report, write_provenance, write_report
-from libs.evaluation.runner import EpisodeResult, InferenceEvent, StepEvent, run_episode
 from libs.evaluation.store import STORE_FILE_NAME, ResultsStore
-from libs.evaluation.training_scene import check_training_scene
 from libs.evaluation.until_decided import UntilDecided, decision_section, fixed_design_episodes
-from libs.policy_api.card import CheckpointCard, dataset_block_positions
-from libs.policy_api.contracts import ContractViolation, EpisodeGuardedPolicy, check_scene_matches
-from libs.policy_api.registry import PolicyLoadError, make_policy
-from libs.policy_api.types import PolicySpec
-
-#: Ray's object store is only used for small records; a cap keeps a laptop's /dev/shm free.
-OBJECT_STORE_BYTES = 200 * 1024 * 1024
-
-
-class SweepError(RuntimeError):
-    """The sweep cannot go on; the message is one line naming the problem and the fix."""
-
-
-@dataclass(frozen=True)
-class EnvSettings:
-    """How each worker builds its env (the action space and cameras come from the policy's spec)."""
-
-    scene_path: str | None = None
-    max_steps: int | None = None
-    task: str | None = None
-    check_scene: bool = True
-
-
-@dataclass(frozen=True)
-class EpisodeTask:
-    target: CheckpointTarget
-    seed: int
-    block_xy: tuple[float, float] | None = None
-    grid_cell: tuple[int, int] | None = None
-
-    @property
-    def key(self) -> tuple[str, int]:
-        return (self.target.checkpoint_id, self.seed)
+from libs.policy_api.card import dataset_block_positions
 
 
 @dataclass
@@ -115,146 +79,6 @@ class SweepConfig:
             **({"until_decided": self.until_decided.settings()} if self.until_decided else {}),
             **({"perturbations": list(self.perturbations)} if self.perturbations else {}),
         }
-
-
-# --------------------------------------------------------------------------- worker side
-
-
-@dataclass
-class _Loaded:
-    """A loaded policy with its target (card and decided scene) and its dataset's ``action`` stats."""
-
-    policy: EpisodeGuardedPolicy
-    target: CheckpointTarget
-    action_stats: Any
-
-
-class EpisodeExecutor:
-    """Runs episodes for one worker: caches one env per (action space, cameras, scene) and the current
-    policy."""
-
-    def __init__(self, env_settings: EnvSettings, keep_policies: int = 1) -> None:
-        self.env_settings = env_settings
-        self._current: _Loaded | None = None
-        self._envs: dict[tuple[Any, ...], Any] = {}
-        self.policy_loads = 0
-        #: Policies kept loaded besides the current one (a paired --until-decided sweep alternates two).
-        self._keep_policies = max(1, keep_policies)
-        self._parked: dict[str, _Loaded] = {}
-
-    def run(self, task: EpisodeTask) -> EpisodeRecord:
-        return self.run_with_chunks(task, keep_chunks=False).record
-
-    def run_with_chunks(
-        self,
-        task: EpisodeTask,
-        on_inference: Callable[[InferenceEvent], None] | None = None,
-        keep_chunks: bool = True,
-        on_step: Callable[[StepEvent], None] | None = None,
-    ) -> EpisodeResult:
-        """The episode with every predicted chunk (and ``on_inference`` called with the live env at each
-        inference), for whiskers and other per-chunk analyses."""
-        policy, action_stats, env = self._prepare(task.target)
-        assert self._current is not None
-        return run_episode(
-            policy,
-            env,
-            task.seed,
-            checkpoint_id=task.target.checkpoint_id,
-            step=self._current.target.step,
-            action_stats=action_stats,
-            block_xy=task.block_xy,
-            grid_cell=task.grid_cell,
-            on_inference=on_inference,
-            keep_chunks=keep_chunks,
-            on_step=on_step,
-        )
-
-    def prepared(self, target: CheckpointTarget) -> tuple[EpisodeGuardedPolicy, Any, Any]:
-        """(policy, its dataset's ``action`` stats or None, env) for ``target``, loading it if needed."""
-        return self._prepare(target)
-
-    def _prepare(self, target: CheckpointTarget) -> tuple[EpisodeGuardedPolicy, Any, Any]:
-        current = self._current
-        if current is None or current.target.policy_uri != target.policy_uri:
-            if current is not None and self._keep_policies > 1:
-                self._parked[current.target.policy_uri] = current
-                while len(self._parked) >= self._keep_policies:
-                    self._parked.pop(next(iter(self._parked)))
-            self._current = None  # free the previous checkpoint before loading the next
-            current = self._parked.pop(target.policy_uri, None) or self._load(target)
-            self._current = current
-        env = self._env_for(current.policy.spec, current.target.scene, target.perturbation)
-        return current.policy, current.action_stats, env
-
-    def _load(self, target: CheckpointTarget) -> _Loaded:
-        policy = EpisodeGuardedPolicy(make_policy(target.policy_uri))
-        self.policy_loads += 1
-        if target.scene is None:  # made by hand, not planned: decided here by the planner's rule
-            target = target.with_scene(policy.card, self.env_settings.scene_path)
-        assert target.scene is not None
-        env = self._env_for(policy.spec, target.scene, target.perturbation)
-        if self.env_settings.check_scene:
-            check_against_training(env.scene, target, [camera.name for camera in policy.spec.cameras])
-        action_stats = target.card.action_stats if target.card is not None else None
-        return _Loaded(policy, target, action_stats)
-
-    def _env_for(
-        self, spec: PolicySpec, scene: EvaluationScene | None, perturbation: str | None = None
-    ) -> Any:
-        camera_names = tuple(dict.fromkeys(camera.name for camera in spec.cameras))
-        scene_key = json.dumps(scene.config, sort_keys=True) if scene is not None else None
-        key = (spec.action_space, camera_names, scene_key, perturbation)
-        if key not in self._envs:
-            self._envs.clear()  # one env at a time: renderers hold GL contexts and memory
-            self._envs[key] = make_env(
-                self.env_settings, spec.action_space, camera_names, scene, perturbation
-            )
-        return self._envs[key]
-
-
-def check_against_training(env_scene: Any, target: CheckpointTarget, camera_names: Sequence[str]) -> None:
-    """The scene ``target`` is evaluated in against its card's training scene: evaluated in its carried
-    scene, that scene must be its training dataset's; with --scene, the cameras it reads must match."""
-    from libs.sim.scene_config import SceneConfig
-
-    card: CheckpointCard | None = target.card
-    if card is None or card.scene is None:
-        return
-    if target.scene is not None and target.scene.is_training_scene:
-        check_training_scene(target.path, card.scene, card.dataset)
-    check_scene_matches(env_scene, card.scene, SceneConfig.from_dict, camera_names)
-
-
-def make_env(
-    settings: EnvSettings,
-    action_space: str,
-    camera_names: Sequence[str],
-    scene: EvaluationScene | None = None,
-    perturbation: str | None = None,
-) -> Any:
-    """The env for a policy in ``scene`` (a checkpoint's decided scene; None: the sweep's --scene, else the
-    default), rendering only the cameras the policy reads. A camera the scene lacks is one line naming the
-    scene's cameras.
-    """
-    from libs.sim.env import SO101PickPlaceEnv
-
-    scene = scene if scene is not None else decide_scene(None, settings.scene_path)
-    config = scene.load()
-    missing = [name for name in camera_names if name not in config.camera_names]
-    if missing:
-        raise ContractViolation(
-            f"the policy reads camera(s) {', '.join(missing)} but {scene.source} has "
-            f"{', '.join(config.camera_names) or 'no cameras'}: evaluate in the scene the checkpoint was "
-            "trained in, or give --scene a scene with those cameras"
-        )
-    config = config.with_cameras([name for name in camera_names if name in config.camera_names])
-    kwargs: dict[str, Any] = {"scene": config, "action_space": action_space, "perturbation": perturbation}
-    if settings.max_steps is not None:
-        kwargs["max_steps"] = settings.max_steps
-    if settings.task is not None:
-        kwargs["task"] = settings.task
-    return SO101PickPlaceEnv(**kwargs)
 
 
 # --------------------------------------------------------------------------- planning
@@ -478,7 +302,8 @@ def _run_until_decided(
     seeds = sorted({task.seed for task in tasks})
     per_round = _round_episodes(rule, config)
     executor = EpisodeExecutor(config.env, keep_policies=len(targets)) if config.serial else None
-    actors = None if config.serial else _start_workers(config, per_round * len(targets), len(targets))
+    episodes = per_round * len(targets)
+    actors = [] if config.serial else start_workers(config.env, config.workers, episodes, len(targets))
     loads = 0
     with _recording(store, config, on_record, "until decided", len(tasks)) as (bar, record_done):
         try:
@@ -497,13 +322,9 @@ def _run_until_decided(
                         record_done(executor.run(task))
                 else:
                     # Each call returns the workers' loads so far (they live across rounds).
-                    loads = _run_on_ray(round_tasks, config, record_done, actors)
+                    loads = run_on_ray(round_tasks, actors, record_done, config.episode_timeout_s)
         finally:
-            if actors is not None:
-                import ray
-
-                for actor in actors:
-                    ray.kill(actor)
+            stop_workers(actors)
     return executor.policy_loads if executor is not None else loads
 
 
@@ -517,7 +338,11 @@ def _run_with_progress(
     with _recording(store, config, on_record, "evaluating", total, total - len(todo)) as (_, record_done):
         if config.serial:
             return _run_serial(todo, config, record_done)
-        return _run_on_ray(todo, config, record_done)
+        actors = start_workers(config.env, config.workers, len(todo))
+        try:
+            return run_on_ray(todo, actors, record_done, config.episode_timeout_s)
+        finally:
+            stop_workers(actors)
 
 
 @contextlib.contextmanager
@@ -562,178 +387,6 @@ def _run_serial(
     for task in tasks:
         record_done(executor.run(task))
     return executor.policy_loads
-
-
-EPISODES_QUEUED_PER_WORKER = 2
-
-
-def _start_workers(config: SweepConfig, episodes: int, keep_policies: int = 1) -> list[Any]:
-    """One Ray actor per worker (no more than there are episodes to run)."""
-    import ray
-
-    available = int(ray.cluster_resources().get("CPU", 1))
-    workers = max(1, min(config.workers or available, available, episodes))
-    worker_class = _episode_worker_class()
-    return [worker_class.remote(config.env, keep_policies) for _ in range(workers)]
-
-
-def _run_on_ray(
-    tasks: Sequence[EpisodeTask],
-    config: SweepConfig,
-    record_done: Callable[[EpisodeRecord], None],
-    actors: list[Any] | None = None,
-) -> int:
-    """Runs ``tasks`` on ``actors`` (kept alive for the caller) or on workers started and stopped here."""
-    import ray
-
-    owned = actors is None
-    actors = _start_workers(config, len(tasks)) if actors is None else actors
-    workers = len(actors)
-    try:
-        # Each worker holds a second episode in its queue, so it starts the next one the moment it finishes
-        # instead of idling through the round trip to this driver (result, store write, next submit).
-        idle = [actor for actor in actors for _ in range(EPISODES_QUEUED_PER_WORKER)]
-        pending: dict[Any, Any] = {}
-        queue = list(reversed(tasks))
-        while queue or pending:
-            while idle and queue:
-                actor = idle.pop()
-                pending[actor.run.remote(queue.pop())] = actor
-            ready, _ = ray.wait(list(pending), num_returns=1, timeout=config.episode_timeout_s)
-            if not ready:
-                raise SweepError(
-                    f"no episode finished within {config.episode_timeout_s:.0f} s on {workers} Ray workers: "
-                    "a worker hangs (check the policy) or episodes are slower; raise --episode-timeout"
-                )
-            for ref in ready:
-                actor = pending.pop(ref)
-                record_done(EpisodeRecord.from_dict(_get(ref)))
-                idle.append(actor)
-        return sum(_get(actor.policy_loads.remote()) for actor in actors)
-    finally:
-        # Free the workers' CPUs now: a caller may keep Ray up for the next sweep.
-        for actor in actors if owned else ():
-            ray.kill(actor)
-
-
-def _get(ref: Any, timeout_s: float = 120.0) -> Any:
-    """ray.get that surfaces the worker's own one-line error instead of a remote traceback."""
-    import ray
-    from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
-
-    try:
-        return ray.get(ref, timeout=timeout_s)
-    except RayTaskError as error:
-        cause = getattr(error, "cause", None)
-        if isinstance(cause, ContractViolation | PolicyLoadError | SweepError | ValueError):
-            raise cause from None
-        raise
-    except RayActorError as error:
-        # The worker died more often than its restarts allow (each death is retried first).
-        raise SweepError(
-            "a Ray worker process died repeatedly (out of memory, or a crash in the renderer or the "
-            "policy): the episodes stored so far are kept; rerun the same command to resume, with fewer "
-            f"--workers if memory is short ({type(error).__name__})"
-        ) from error
-    except GetTimeoutError as error:
-        raise SweepError(
-            f"a Ray worker did not answer within {timeout_s:.0f} s: check the cluster's health"
-        ) from error
-
-
-_WORKER_CLASS: Any = None
-
-
-def _episode_worker_class() -> Any:
-    """The Ray actor class, built lazily so importing this module does not import Ray."""
-    global _WORKER_CLASS
-    if _WORKER_CLASS is None:
-        import ray
-
-        # A worker process that dies (OOM, segfault in a renderer) is restarted and its episode retried.
-        @ray.remote(num_cpus=1, max_restarts=2, max_task_retries=2)
-        class EpisodeWorker:
-            def __init__(self, env_settings: EnvSettings, keep_policies: int = 1) -> None:
-                self.executor = EpisodeExecutor(env_settings, keep_policies)
-
-            def run(self, task: EpisodeTask) -> dict[str, Any]:
-                return self.executor.run(task).to_dict()
-
-            def policy_loads(self) -> int:
-                return self.executor.policy_loads
-
-        _WORKER_CLASS = EpisodeWorker
-    return _WORKER_CLASS
-
-
-def connect_ray(address: str | None, workers: int | None = None) -> bool:
-    """Join ``address`` or start Ray on local cores. Returns True when this call started Ray."""
-    import ray
-
-    if address and address not in ("local", "auto"):
-        _check_reachable(address)
-        try:
-            join_with_token_auth(address)
-        except ClusterAuthError as error:
-            raise SweepError(str(error)) from None
-    if ray.is_initialized():
-        return False
-    try:
-        if address and address != "local":
-            ray.init(
-                address=address,
-                include_dashboard=False,
-                log_to_driver=False,
-                logging_level="ERROR",
-                runtime_env={"py_modules": _code_packages()},
-            )
-        else:
-            ray.init(
-                num_cpus=workers or os.cpu_count() or 1,
-                object_store_memory=OBJECT_STORE_BYTES,
-                include_dashboard=False,
-                log_to_driver=False,
-                logging_level="ERROR",
-            )
-    except Exception as error:  # Ray raises a bare Exception when its node does not come up in time
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        if not address or address == "local":
-            raise SweepError(
-                f"Ray could not start on this machine's cores ({first_line}): on a busy machine its "
-                "processes can miss their start-up deadline; rerun, or pass --serial to run without Ray"
-            ) from None
-        raise SweepError(
-            f"cannot join the Ray cluster at {address or 'local'} ({first_line}): check that it runs the "
-            "same Ray version (`ray status` on the head), or drop --ray-address to use local cores"
-        ) from None
-    return True
-
-
-def _code_packages() -> list[Any]:
-    """This repo's packages, shipped to a remote cluster's workers (its nodes have the third-party stack
-    but not this checkout)."""
-    import importlib
-
-    packages = []
-    for name in ("libs", "scenes", "backends"):
-        try:
-            packages.append(importlib.import_module(name))
-        except ImportError:
-            continue
-    return packages
-
-
-def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
-    parsed = urlparse(address if "://" in address else f"tcp://{address}")
-    host, port = parsed.hostname, parsed.port or (10001 if parsed.scheme == "ray" else 6379)
-    try:
-        with socket.create_connection((host, port), timeout=timeout_s):
-            return
-    except (OSError, ValueError) as error:
-        raise SweepError(
-            f"cannot reach a Ray cluster at {address} ({error.__class__.__name__}: {error}): start it with "
-            "`ray start --head` there, check host and port, or drop --ray-address to use local cores"
-        ) from None
 
 
 # --------------------------------------------------------------------------- scenes evaluated in

@@ -96,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
     from libs.datasets.lerobot_v3 import DatasetError
     from libs.evaluation.checkpoints import CheckpointTarget
-    from libs.evaluation.sweep import EnvSettings, check_against_training, make_env
+    from libs.evaluation.executor import EnvSettings, check_against_training, make_env
     from libs.policy_api.contracts import ContractViolation, EpisodeGuardedPolicy
     from libs.policy_api.registry import PolicyLoadError, make_policy, split_policy_uri
     from libs.sim.env import SimInputError

@@ -1,0 +1,187 @@
+"""One sweep worker's episodes: the env and policy it keeps, the checks before the first episode.
+
+An ``EpisodeExecutor`` runs in each Ray actor (``libs.evaluation.ray_pool``) or, for ``--serial`` and
+whiskers, in the driver. It keeps one env per (action space, cameras, scene, perturbation) and the policy
+of the checkpoint it is working on, loaded once per checkpoint; each target carries its card and the scene
+planning decided for it (``libs.evaluation.checkpoints``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from libs.evaluation.checkpoints import CheckpointTarget, EvaluationScene, decide_scene
+from libs.evaluation.records import EpisodeRecord
+from libs.evaluation.runner import EpisodeResult, InferenceEvent, StepEvent, run_episode
+from libs.evaluation.training_scene import check_training_scene
+from libs.policy_api.card import CheckpointCard
+from libs.policy_api.contracts import ContractViolation, EpisodeGuardedPolicy, check_scene_matches
+from libs.policy_api.registry import make_policy
+from libs.policy_api.types import PolicySpec
+
+
+# Defined here, in the lowest of the sweep's modules, so that planning and the Ray pool raise the same error.
+class SweepError(RuntimeError):
+    """The sweep cannot go on; the message is one line naming the problem and the fix."""
+
+
+@dataclass(frozen=True)
+class EnvSettings:
+    """How each worker builds its env (the action space and cameras come from the policy's spec)."""
+
+    scene_path: str | None = None
+    max_steps: int | None = None
+    task: str | None = None
+    check_scene: bool = True
+
+
+@dataclass(frozen=True)
+class EpisodeTask:
+    target: CheckpointTarget
+    seed: int
+    block_xy: tuple[float, float] | None = None
+    grid_cell: tuple[int, int] | None = None
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.target.checkpoint_id, self.seed)
+
+
+@dataclass
+class _Loaded:
+    """A loaded policy with its target (card and decided scene) and its dataset's ``action`` stats."""
+
+    policy: EpisodeGuardedPolicy
+    target: CheckpointTarget
+    action_stats: Any
+
+
+class EpisodeExecutor:
+    """Runs episodes for one worker: caches one env per (action space, cameras, scene) and the current
+    policy."""
+
+    def __init__(self, env_settings: EnvSettings, keep_policies: int = 1) -> None:
+        self.env_settings = env_settings
+        self._current: _Loaded | None = None
+        self._envs: dict[tuple[Any, ...], Any] = {}
+        self.policy_loads = 0
+        #: Policies kept loaded besides the current one (a paired --until-decided sweep alternates two).
+        self._keep_policies = max(1, keep_policies)
+        self._parked: dict[str, _Loaded] = {}
+
+    def run(self, task: EpisodeTask) -> EpisodeRecord:
+        return self.run_with_chunks(task, keep_chunks=False).record
+
+    def run_with_chunks(
+        self,
+        task: EpisodeTask,
+        on_inference: Callable[[InferenceEvent], None] | None = None,
+        keep_chunks: bool = True,
+        on_step: Callable[[StepEvent], None] | None = None,
+    ) -> EpisodeResult:
+        """The episode with every predicted chunk (and ``on_inference`` called with the live env at each
+        inference), for whiskers and other per-chunk analyses."""
+        policy, action_stats, env = self._prepare(task.target)
+        assert self._current is not None
+        return run_episode(
+            policy,
+            env,
+            task.seed,
+            checkpoint_id=task.target.checkpoint_id,
+            step=self._current.target.step,
+            action_stats=action_stats,
+            block_xy=task.block_xy,
+            grid_cell=task.grid_cell,
+            on_inference=on_inference,
+            keep_chunks=keep_chunks,
+            on_step=on_step,
+        )
+
+    def prepared(self, target: CheckpointTarget) -> tuple[EpisodeGuardedPolicy, Any, Any]:
+        """(policy, its dataset's ``action`` stats or None, env) for ``target``, loading it if needed."""
+        return self._prepare(target)
+
+    def _prepare(self, target: CheckpointTarget) -> tuple[EpisodeGuardedPolicy, Any, Any]:
+        current = self._current
+        if current is None or current.target.policy_uri != target.policy_uri:
+            if current is not None and self._keep_policies > 1:
+                self._parked[current.target.policy_uri] = current
+                while len(self._parked) >= self._keep_policies:
+                    self._parked.pop(next(iter(self._parked)))
+            self._current = None  # free the previous checkpoint before loading the next
+            current = self._parked.pop(target.policy_uri, None) or self._load(target)
+            self._current = current
+        env = self._env_for(current.policy.spec, current.target.scene, target.perturbation)
+        return current.policy, current.action_stats, env
+
+    def _load(self, target: CheckpointTarget) -> _Loaded:
+        policy = EpisodeGuardedPolicy(make_policy(target.policy_uri))
+        self.policy_loads += 1
+        if target.scene is None:  # made by hand, not planned: decided here by the planner's rule
+            target = target.with_scene(policy.card, self.env_settings.scene_path)
+        assert target.scene is not None
+        env = self._env_for(policy.spec, target.scene, target.perturbation)
+        if self.env_settings.check_scene:
+            check_against_training(env.scene, target, [camera.name for camera in policy.spec.cameras])
+        action_stats = target.card.action_stats if target.card is not None else None
+        return _Loaded(policy, target, action_stats)
+
+    def _env_for(
+        self, spec: PolicySpec, scene: EvaluationScene | None, perturbation: str | None = None
+    ) -> Any:
+        camera_names = tuple(dict.fromkeys(camera.name for camera in spec.cameras))
+        scene_key = json.dumps(scene.config, sort_keys=True) if scene is not None else None
+        key = (spec.action_space, camera_names, scene_key, perturbation)
+        if key not in self._envs:
+            self._envs.clear()  # one env at a time: renderers hold GL contexts and memory
+            self._envs[key] = make_env(
+                self.env_settings, spec.action_space, camera_names, scene, perturbation
+            )
+        return self._envs[key]
+
+
+def check_against_training(env_scene: Any, target: CheckpointTarget, camera_names: Sequence[str]) -> None:
+    """The scene ``target`` is evaluated in against its card's training scene: evaluated in its carried
+    scene, that scene must be its training dataset's; with --scene, the cameras it reads must match."""
+    from libs.sim.scene_config import SceneConfig
+
+    card: CheckpointCard | None = target.card
+    if card is None or card.scene is None:
+        return
+    if target.scene is not None and target.scene.is_training_scene:
+        check_training_scene(target.path, card.scene, card.dataset)
+    check_scene_matches(env_scene, card.scene, SceneConfig.from_dict, camera_names)
+
+
+def make_env(
+    settings: EnvSettings,
+    action_space: str,
+    camera_names: Sequence[str],
+    scene: EvaluationScene | None = None,
+    perturbation: str | None = None,
+) -> Any:
+    """The env for a policy in ``scene`` (a checkpoint's decided scene; None: the sweep's --scene, else the
+    default), rendering only the cameras the policy reads. A camera the scene lacks is one line naming the
+    scene's cameras.
+    """
+    from libs.sim.env import SO101PickPlaceEnv
+
+    scene = scene if scene is not None else decide_scene(None, settings.scene_path)
+    config = scene.load()
+    missing = [name for name in camera_names if name not in config.camera_names]
+    if missing:
+        raise ContractViolation(
+            f"the policy reads camera(s) {', '.join(missing)} but {scene.source} has "
+            f"{', '.join(config.camera_names) or 'no cameras'}: evaluate in the scene the checkpoint was "
+            "trained in, or give --scene a scene with those cameras"
+        )
+    config = config.with_cameras([name for name in camera_names if name in config.camera_names])
+    kwargs: dict[str, Any] = {"scene": config, "action_space": action_space, "perturbation": perturbation}
+    if settings.max_steps is not None:
+        kwargs["max_steps"] = settings.max_steps
+    if settings.task is not None:
+        kwargs["task"] = settings.task
+    return SO101PickPlaceEnv(**kwargs)

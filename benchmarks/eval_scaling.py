@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from libs.evaluation.runner import run_episode
 from libs.evaluation.executor import make_env
+from libs.evaluation.runner import run_episode
 from libs.evaluation.sweep import EnvSettings, SweepConfig, connect_ray, evaluate
 from libs.policy_api.registry import make_policy
 

@@ -123,17 +123,14 @@ class JaxOpenpiPolicy:
             chunk_length=config.model.action_horizon,
             n_action_steps=config.n_action_steps,
         )
-        self._card = read_card(directory).with_fields(
+        #: What the checkpoint carries from its dataset (``HasCard``), with its prompt and config name.
+        self.card: CheckpointCard = read_card(directory).with_fields(
             task=extra.get("prompt"), extra={"config": config.name}
         )
 
     @property
     def spec(self) -> PolicySpec:
         return self._spec
-
-    @property
-    def card(self) -> CheckpointCard:
-        return self._card
 
     def reset(self) -> None:
         # Each call samples a whole chunk from fresh noise; the harness executes and re-plans, so there is

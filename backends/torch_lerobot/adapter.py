@@ -169,7 +169,8 @@ class LeRobotPolicy:
         assert depth_channels.RepeatDepthChannelsStep
 
         card = read_card(self.pretrained_dir)
-        self._card = card.with_fields(extra={**card.extra, "policy_type": config.type})
+        #: What the checkpoint carries from its dataset (``HasCard``), with the policy type for reports.
+        self.card: CheckpointCard = card.with_fields(extra={**card.extra, "policy_type": config.type})
         self._input_features = {
             key: feature
             for key, feature in config.input_features.items()
@@ -182,7 +183,7 @@ class LeRobotPolicy:
     # --- what the checkpoint says about itself -------------------------------------------------------------
 
     def _make_spec(self) -> PolicySpec:
-        declared = _cameras_by_key(self._card.scene)
+        declared = _cameras_by_key(self.card.scene)
         cameras = []
         for key, feature in self._input_features.items():
             if feature.type is not FeatureType.VISUAL:
@@ -218,10 +219,6 @@ class LeRobotPolicy:
     @property
     def spec(self) -> PolicySpec:
         return self._spec
-
-    @property
-    def card(self) -> CheckpointCard:
-        return self._card
 
     def last_normalized_inputs(self) -> Mapping[str, np.ndarray]:
         return self._episode.normalized_inputs

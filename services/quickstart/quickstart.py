@@ -148,9 +148,10 @@ def _record(name: str, data: Path, episodes: int, extra: tuple[str, ...], what: 
 
 
 def _train_act(name: str, data: Path, run: Path, preset: str, steps: int, save_freq: int) -> Stage:
-    # One torch thread: ACT at these widths is fastest single-threaded (torch's OpenMP threads wait on
-    # each other when anything else runs on the 2 cores).
-    threads = ("--batch-size", "32", "--threads", "1") if preset == "state" else ()
+    # One torch thread for both presets: with torch's default two, its OpenMP threads spin waiting for
+    # each other whenever anything else runs on the 2 cores (the vision ACT measured 8 s/step that way
+    # beside a test run, against ~0.3 s/step on one thread).
+    batch = ("--batch-size", "32") if preset == "state" else ()
     return Stage(
         name,
         f"train LeRobot ACT ({preset} preset) for {steps} steps",
@@ -169,7 +170,9 @@ def _train_act(name: str, data: Path, run: Path, preset: str, steps: int, save_f
             str(steps),
             "--save-freq",
             str(save_freq),
-            *threads,
+            *batch,
+            "--threads",
+            "1",
         ),
         run / "checkpoints" / f"{steps:06d}",
         fresh_dir=run,

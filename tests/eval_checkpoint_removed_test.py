@@ -17,6 +17,7 @@ from backends.jax_openpi.compute_norm_stats import main as compute_norm_stats_ma
 from backends.jax_openpi.config import get_config
 from backends.jax_openpi.fixtures import write_tiny_dataset
 from libs.evaluation.store import STORE_FILE_NAME
+from libs.policy_api.card import CARD_FILE, CheckpointCard
 from libs.sim.scene_config import SceneConfig
 
 EPISODES = 3
@@ -47,8 +48,11 @@ def test_a_checkpoint_removed_mid_sweep_is_one_line_and_resumes(tmp_path: Path) 
     train_lib.train(config, dataset, run, steps=2, progress=False)
     second = run / "checkpoints" / "000002"
     assert second.is_dir()
+    scene = SceneConfig().with_image_size(24, 32).to_dict()
     for checkpoint in (run / "checkpoints").glob("0*"):  # the tiny fixture's scene lacks camera poses
-        SceneConfig().with_image_size(24, 32).save(checkpoint / "scene.json")
+        card = CheckpointCard.read(checkpoint)
+        assert card is not None, f"training wrote no {CARD_FILE} in {checkpoint}"
+        card.with_fields(scene=scene).write(checkpoint)  # the card is what evaluation reads the scene from
 
     out = tmp_path / "out"
     command = [

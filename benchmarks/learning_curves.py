@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from libs.evaluation.metrics import wilson_interval
-from services.quickstart.quickstart import QuickstartError, Stage, find_buildroot, run_stages
+from services.quickstart.quickstart import QuickstartError, Stage, find_buildroot, record_stage, run_stages
 
 #: Seed of the first pooled demonstration; evaluation seeds are 0..K-1, far below it.
 DEMO_FIRST_SEED = 200_000
@@ -139,24 +139,14 @@ def _cell_path(out: Path, recipe: str, demos: int) -> Path:
 
 
 def pool_stage(out: Path, pool: DemoPool, episodes: int) -> Stage:
-    return Stage(
+    return record_stage(
         f"record-{pool.name}",
+        _pool_dir(out, pool.name),
+        episodes,
+        pool.record_args,
         f"record a pool of {episodes} scripted {pool.name} demonstrations",
-        "libs/datasets:record",
-        "libs.datasets.record",
-        (
-            "--out",
-            str(_pool_dir(out, pool.name)),
-            "--episodes",
-            str(episodes),
-            "--seed",
-            str(DEMO_FIRST_SEED),
-            "--keep",
-            "success",
-            *pool.record_args,
-        ),
-        _pool_dir(out, pool.name) / "meta" / "info.json",
-        fresh_dir=_pool_dir(out, pool.name),
+        first_seed=DEMO_FIRST_SEED,
+        fresh=True,
     )
 
 

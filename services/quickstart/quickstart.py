@@ -124,10 +124,21 @@ class Stage:
         return " ".join(self.command())
 
 
-def _record(name: str, data: Path, episodes: int, extra: tuple[str, ...], what: str) -> Stage:
+def record_stage(
+    name: str,
+    data: Path,
+    episodes: int,
+    extra: tuple[str, ...],
+    description: str,
+    *,
+    first_seed: int = DEMO_FIRST_SEED,
+    fresh: bool = False,
+) -> Stage:
+    """A ``libs/datasets:record`` stage keeping successful episodes from ``first_seed`` on (``fresh``: the
+    recorder must create ``data`` itself). Also the learning-curve benchmark's pool recorder."""
     return Stage(
         name,
-        f"record {episodes} scripted demonstrations {what}",
+        description,
         "libs/datasets:record",
         "libs.datasets.record",
         (
@@ -138,12 +149,13 @@ def _record(name: str, data: Path, episodes: int, extra: tuple[str, ...], what: 
             # Demonstrations are successful expert episodes on seeds the sweeps never use, so the
             # report measures generalisation to new layouts, not replay of the training set.
             "--seed",
-            str(DEMO_FIRST_SEED),
+            str(first_seed),
             "--keep",
             "success",
             *extra,
         ),
         data / "meta" / "info.json",
+        fresh_dir=data if fresh else None,
     )
 
 
@@ -211,8 +223,12 @@ def plan_stages(out: Path, sizes: Sizes, workers: int | None = None) -> list[Sta
     worker_args = ("--workers", str(workers)) if workers else ()
     state_record_args = ("--environment-state", "--no-cameras", "--noise", str(sizes.state_noise))
     return [
-        _record(
-            "record-state", state_data, sizes.state_episodes, state_record_args, "(object state, no cameras)"
+        record_stage(
+            "record-state",
+            state_data,
+            sizes.state_episodes,
+            state_record_args,
+            f"record {sizes.state_episodes} scripted demonstrations (object state, no cameras)",
         ),
         _train_act(
             "train-act-state",
@@ -263,7 +279,13 @@ def plan_stages(out: Path, sizes: Sizes, workers: int | None = None) -> list[Sta
             sizes,
             worker_args,
         ),
-        _record("record", data, sizes.episodes, ("--image-size", sizes.image_size), "(camera images)"),
+        record_stage(
+            "record",
+            data,
+            sizes.episodes,
+            ("--image-size", sizes.image_size),
+            f"record {sizes.episodes} scripted demonstrations (camera images)",
+        ),
         _train_act("train-act", data, act_run, "cpu", sizes.act_steps, sizes.act_save_freq),
         _sweep(
             "eval-act",

@@ -249,7 +249,7 @@ def train_policy(
         wandb=WandBConfig(enable=wandb, mode="online" if wandb else "disabled"),
     )
     if lr_schedule == "cosine" or (lr_schedule == "auto" and preset == "state"):
-        _use_cosine_schedule(config, steps, lr_final_fraction, lr_warmup_steps)
+        _use_cosine_schedule(config, lr_final_fraction, lr_warmup_steps)
     with (
         _lerobot_cli_free(),
         _lerobot_hooks(dataset, backbone_path, out, steps, config.save_freq, probe_workers),
@@ -266,9 +266,7 @@ def train_policy(
 LR_SCHEDULES: tuple[str, ...] = ("auto", "preset", "cosine")
 
 
-def _use_cosine_schedule(
-    config: TrainPipelineConfig, steps: int, final_fraction: float, warmup_steps: int
-) -> None:
+def _use_cosine_schedule(config: TrainPipelineConfig, final_fraction: float, warmup_steps: int) -> None:
     """Swap the policy's schedule for a cosine decay that ends at this run's last step.
 
     LeRobot's presets are tuned for 100k-step runs (ACT keeps its learning rate constant); a short CPU run
@@ -277,6 +275,7 @@ def _use_cosine_schedule(
     config.use_policy_training_preset = False
     config.optimizer = config.policy.get_optimizer_preset()
     peak = config.optimizer.lr
+    steps = config.steps
     config.scheduler = CosineDecayWithWarmupSchedulerConfig(
         num_warmup_steps=min(warmup_steps, max(steps - 1, 0)),
         num_decay_steps=steps,

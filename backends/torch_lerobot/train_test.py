@@ -35,7 +35,7 @@ def _learning_rates(config: TrainPipelineConfig, steps: int) -> list[float]:
 
 def test_cosine_warms_up_then_ends_on_the_final_fraction_at_the_last_step() -> None:
     config = _config(1000)
-    _use_cosine_schedule(config, 1000, final_fraction=0.1, warmup_steps=100)
+    _use_cosine_schedule(config, final_fraction=0.1, warmup_steps=100)
     peak = config.policy.optimizer_lr
     rates = _learning_rates(config, 1000)
     assert config.use_policy_training_preset is False

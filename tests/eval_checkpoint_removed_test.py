@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from libs.evaluation.store import STORE_FILE_NAME
 from libs.policy_api.card import CARD_FILE, CheckpointCard
 from libs.sim.scene_config import SceneConfig
 
-EPISODES = 3
+EPISODES = 20  # the tiny model's episodes end in milliseconds: enough of them that the removal lands mid-checkpoint
 
 
 def stored(out: Path) -> list[tuple]:
@@ -67,9 +68,14 @@ def test_a_checkpoint_removed_mid_sweep_is_one_line_and_resumes(tmp_path: Path) 
     while not stored(out):
         assert process.poll() is None, process.communicate()[1][-2000:]
         assert time.monotonic() < deadline
-        time.sleep(0.2)
+        time.sleep(0.02)
     aside = tmp_path / "aside"
-    second.rename(aside)  # removed while the sweep runs the first checkpoint
+    process.send_signal(signal.SIGSTOP)  # held still: the removal cannot race the sweep's end
+    try:
+        assert all(checkpoint == "000001" for checkpoint, _, _ in stored(out))
+        second.rename(aside)  # removed while the sweep runs the first checkpoint
+    finally:
+        process.send_signal(signal.SIGCONT)
     stdout, stderr = process.communicate(timeout=900)
     kept = stored(out)
     assert process.returncode == 2, stderr[-2000:]

@@ -13,6 +13,8 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -20,7 +22,7 @@ import pytest
 from libs.evaluation.store import STORE_FILE_NAME
 from libs.evaluation.sweep import EnvSettings, SweepConfig, evaluate
 
-EPISODES = 8
+EPISODES = 12
 KILL_POINTS = 5
 
 
@@ -67,18 +69,37 @@ def finish(out: Path, *extra: str) -> subprocess.CompletedProcess:
     return done
 
 
+@contextmanager
+def paused(process: subprocess.Popen) -> Iterator[None]:
+    """``process`` stopped (SIGSTOP) for the block: the fault lands between two episodes however fast they
+    run, instead of racing the sweep to its end."""
+    process.send_signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        process.send_signal(signal.SIGCONT)
+
+
+@dataclass(frozen=True)
+class Reference:
+    rows: list[tuple]
+    seconds_per_episode: float
+
+
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory) -> list[tuple]:
+def reference(tmp_path_factory) -> Reference:
     out = tmp_path_factory.mktemp("reference")
     config = SweepConfig(policy="scripted", episodes=EPISODES, env=EnvSettings(), serial=True, progress=False)
+    started = time.monotonic()
     evaluate(config, out, argv=["reference"])
-    return stored(out)
+    return Reference(stored(out), (time.monotonic() - started) / EPISODES)
 
 
 def test_driver_killed_at_random_points_resumes_to_the_same_episodes(tmp_path: Path, reference) -> None:
     chance = random.Random(15)
     kept_after_each_kill = []
     for _ in range(KILL_POINTS):
+        before = len(stored(tmp_path))
         process = subprocess.Popen(
             sweep_command(tmp_path, "--serial"),
             env=environment(),
@@ -86,16 +107,17 @@ def test_driver_killed_at_random_points_resumes_to_the_same_episodes(tmp_path: P
             stderr=subprocess.PIPE,
             text=True,
         )
-        before = len(stored(tmp_path))
         wait_for_rows(tmp_path, process, before + 1)
-        time.sleep(chance.uniform(0.0, 0.5))  # anywhere in the next episode, or while storing it
+        # anywhere in the next episode, or while storing it (at most one more row per kill, so the five kills
+        # land before the sweep's end however fast the episodes run here)
+        time.sleep(chance.uniform(0.0, 0.9 * reference.seconds_per_episode))
         process.send_signal(signal.SIGKILL)
         process.wait()
         kept_after_each_kill.append(len(stored(tmp_path)))
     assert kept_after_each_kill[-1] < EPISODES, "the sweep finished before the last kill"
     assert kept_after_each_kill == sorted(kept_after_each_kill)  # nothing stored was ever lost
     finish(tmp_path, "--serial")
-    assert stored(tmp_path) == reference  # no episode lost, none twice (one row per checkpoint and seed)
+    assert stored(tmp_path) == reference.rows  # no episode lost, none twice (one row per checkpoint and seed)
 
 
 def ray_workers_of(pid: int) -> list[int]:
@@ -138,7 +160,7 @@ def test_a_worker_killed_mid_episode_is_retried(tmp_path: Path, reference) -> No
     stdout, stderr = process.communicate(timeout=900)
     assert process.returncode == 0, stderr[-2000:]
     assert f"ran {EPISODES} episodes" in stdout
-    assert stored(tmp_path) == reference
+    assert stored(tmp_path) == reference.rows
 
 
 @pytest.fixture()
@@ -175,7 +197,8 @@ def test_the_disk_filling_mid_sweep_is_one_line_and_resumes(small_disk: Path, re
         text=True,
     )
     wait_for_rows(out, process, 1)
-    filler = fill(small_disk)
+    with paused(process):
+        filler = fill(small_disk)
     stdout, stderr = process.communicate(timeout=600)
     kept = stored(out)
     assert process.returncode == 2, stderr[-2000:]
@@ -183,7 +206,7 @@ def test_the_disk_filling_mid_sweep_is_one_line_and_resumes(small_disk: Path, re
     assert "Traceback" not in stderr
     assert line.startswith("error: ") and ("full" in line or "No space left" in line), line
     assert "run the same command" in line
-    assert 1 <= len(kept) and set(kept) <= set(reference)  # what was stored is intact
+    assert 1 <= len(kept) and set(kept) <= set(reference.rows)  # what was stored is intact
     filler.unlink()
     finish(out, "--serial")
-    assert stored(out) == reference
+    assert stored(out) == reference.rows

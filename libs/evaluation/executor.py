@@ -19,7 +19,7 @@ from libs.evaluation.runner import EpisodeResult, InferenceEvent, StepEvent, run
 from libs.evaluation.training_scene import check_training_scene
 from libs.policy_api.card import CheckpointCard
 from libs.policy_api.contracts import ContractViolation, EpisodeGuardedPolicy, check_scene_matches
-from libs.policy_api.registry import make_policy
+from libs.policy_api.registry import PolicyLoadError, make_policy
 from libs.policy_api.types import PolicySpec
 
 
@@ -118,7 +118,20 @@ class EpisodeExecutor:
         return current.policy, current.action_stats, env
 
     def _load(self, target: CheckpointTarget) -> _Loaded:
-        policy = EpisodeGuardedPolicy(make_policy(target.policy_uri))
+        try:
+            policy = EpisodeGuardedPolicy(make_policy(target.policy_uri))
+        except PolicyLoadError:
+            raise
+        except Exception as error:
+            # A checkpoint deleted or moved while its files are read fails deep in the loader (orbax, torch):
+            # say what happened, not the loader's traceback.
+            if target.path is not None and not target.path.exists():
+                raise PolicyLoadError(
+                    f"checkpoint {target.path} went away while it was being loaded "
+                    f"({type(error).__name__}): put it back, or leave it out, and run the same command; the "
+                    f"episodes already stored are kept"
+                ) from error
+            raise
         self.policy_loads += 1
         if target.scene is None:  # made by hand, not planned: decided here by the planner's rule
             target = target.with_scene(policy.card, self.env_settings.scene_path)

@@ -21,7 +21,8 @@ from libs.evaluation.store import STORE_FILE_NAME
 from libs.policy_api.card import CARD_FILE, CheckpointCard
 from libs.sim.scene_config import SceneConfig
 
-EPISODES = 20  # the tiny model's episodes end in milliseconds: enough of them that the removal lands mid-checkpoint
+# The tiny model's episodes end in milliseconds: enough of them that the removal lands mid-checkpoint.
+EPISODES = 20
 
 
 def stored(out: Path) -> list[tuple]:

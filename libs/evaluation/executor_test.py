@@ -17,7 +17,8 @@ def test_a_checkpoint_that_goes_away_while_loading_is_one_line_naming_it(tmp_pat
 
     register_backend("test_vanishing", load_while_it_is_deleted)
     target = CheckpointTarget("000002", f"test_vanishing:{checkpoint}", 2, path=checkpoint)
-    with pytest.raises(PolicyLoadError, match=r"000002 went away while it was being loaded .*run the same command"):
+    expected = r"000002 went away while it was being loaded .*run the same command"
+    with pytest.raises(PolicyLoadError, match=expected):
         EpisodeExecutor(EnvSettings()).run(EpisodeTask(target, seed=0))
 
 

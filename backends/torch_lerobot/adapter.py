@@ -33,7 +33,8 @@ from lerobot.policies.act.modeling_act import ACTTemporalEnsembler
 from lerobot.policies.factory import get_policy_class, make_pre_post_processors
 from safetensors import SafetensorError
 
-from backends.torch_lerobot import depth_channels, tiny_backbones
+# scratch_backbones registers the GroupNorm ResNets a checkpoint may name as its vision_backbone.
+from backends.torch_lerobot import depth_channels, scratch_backbones, tiny_backbones  # noqa: F401
 from backends.torch_lerobot.checkpoints import (
     PREPROCESSOR_FILE,
     TRAIN_CONFIG_FILE,

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
-from backends.torch_lerobot.frame_cache import InMemoryFrames, is_vector_only
+from backends.torch_lerobot.frame_cache import InMemoryFrames, cache_refusal, frame_bytes, is_vector_only
 from libs.datasets.record import record_dataset
 from libs.sim.scene_config import SceneConfig
 
@@ -37,3 +37,45 @@ def test_samples_equal_lerobots_for_act_and_diffusion_windows(tmp_path: Path) ->
             for key, value in theirs.items():
                 if isinstance(value, torch.Tensor):
                     assert torch.equal(mine[key], value.to(mine[key].dtype)), (index, key)
+
+
+def test_camera_samples_equal_lerobots_for_videos_images_and_windows(tmp_path: Path) -> None:
+    scene = SceneConfig().with_image_size(24, 32)
+    windows = {
+        "act": {"action": [i / 30 for i in range(10)]},
+        "diffusion": {
+            "observation.state": [-1 / 30, 0.0],
+            "observation.images.overhead": [-1 / 30, 0.0],
+            "observation.images.wrist": [-1 / 30, 0.0],
+            "action": [i / 30 for i in range(-1, 15)],
+        },
+    }
+    for stored_as, images in (("video", False), ("png", True)):  # --images stores PNGs in parquet
+        root = tmp_path / stored_as
+        record_dataset(
+            root, "scripted", episodes=2, scene=scene, max_steps=12, progress=False, use_video=not images
+        )
+        for delta_timestamps in windows.values():
+            dataset = LeRobotDataset(
+                f"local/{stored_as}", root=root, delta_timestamps=delta_timestamps, video_backend="pyav"
+            )
+            assert not is_vector_only(dataset) and cache_refusal(dataset) is None
+            cached = InMemoryFrames(dataset)
+            assert len(cached) == len(dataset) == 24
+            for index in range(len(dataset)):
+                mine, theirs = cached[index], dataset[index]
+                assert set(mine) >= {key for key, value in theirs.items() if isinstance(value, torch.Tensor)}
+                for key, value in theirs.items():
+                    if isinstance(value, torch.Tensor):
+                        assert mine[key].shape == value.shape, (stored_as, index, key)
+                        assert torch.equal(mine[key], value.to(mine[key].dtype)), (stored_as, index, key)
+
+
+def test_a_dataset_too_large_for_memory_is_left_to_lerobots_reader(tmp_path: Path) -> None:
+    root = tmp_path / "video"
+    record_dataset(root, "scripted", episodes=1, scene=SceneConfig().with_image_size(24, 32), max_steps=5,
+                   progress=False)  # fmt: skip
+    dataset = LeRobotDataset("local/video", root=root, video_backend="pyav")
+    assert frame_bytes(dataset) == 5 * 2 * 3 * 24 * 32
+    refusal = cache_refusal(dataset, memory_limit_bytes=1000)
+    assert refusal is not None and "LeRobot's reader" in refusal

@@ -25,11 +25,13 @@ from lerobot.configs.default import DatasetConfig, WandBConfig
 from lerobot.configs.train import TrainPipelineConfig
 from lerobot.optim.schedulers import CosineDecayWithWarmupSchedulerConfig
 from lerobot.scripts import lerobot_train
+from tqdm import tqdm
 
+from backends.torch_lerobot import scratch_backbones  # noqa: F401  (registers the GroupNorm ResNets)
 from backends.torch_lerobot.backbones import BackboneError, configure_backbone
 from backends.torch_lerobot.checkpoints import PRETRAINED_DIR_NAME, list_checkpoints, write_card
 from backends.torch_lerobot.depth_channels import add_depth_step
-from backends.torch_lerobot.frame_cache import InMemoryFrames, is_vector_only
+from backends.torch_lerobot.frame_cache import InMemoryFrames, cache_refusal, frame_bytes, is_vector_only
 from backends.torch_lerobot.presets import POLICY_TYPES, PRESETS, make_policy_config
 from backends.torch_lerobot.tiny_backbones import TINY_BACKBONE_FILE, building_context
 from libs.datasets import preflight
@@ -71,6 +73,7 @@ def _lerobot_hooks(
     steps: int,
     save_freq: int,
     probe_workers: Sequence[int] = (),
+    frames_in_memory: bool = True,
 ) -> Iterator[None]:
     """Hooks into LeRobot's loop, each a thin wrapper around its own function:
 
@@ -92,10 +95,15 @@ def _lerobot_hooks(
 
     def make_datasets_and_keep(cfg: Any, *args: Any, **kwargs: Any) -> Any:
         train_set, *rest = original_datasets(cfg, *args, **kwargs)
-        if is_vector_only(train_set):
-            # State-based datasets: every sample gathered once (LeRobot's per-sample reads would cost
-            # more than the model's step).
-            train_set = InMemoryFrames(train_set)
+        # Every sample gathered once, frames decoded once (LeRobot's per-sample reads and video seeks
+        # cost more than a small model's step on a CPU), unless it does not fit in memory.
+        refusal = cache_refusal(train_set) if frames_in_memory else "--no-frame-cache"
+        if refusal is None:
+            if not is_vector_only(train_set):
+                logger.info(f"decoding {frame_bytes(train_set) / 1024**3:.2f} GiB of frames into memory once")
+            train_set = InMemoryFrames(train_set, progress=tqdm)
+        else:
+            logger.info(f"samples are read by LeRobot's dataset reader: {refusal}")
         seen["dataset"], seen["batch_size"] = train_set, cfg.batch_size
         return (train_set, *rest)
 
@@ -188,11 +196,13 @@ def train_policy(
     lr_schedule: str = "auto",
     lr_final_fraction: float = 0.1,
     lr_warmup_steps: int = 100,
+    frames_in_memory: bool = True,
 ) -> list[Path]:
     """Train and return the checkpoint directories (``<out>/checkpoints/NNNNNN``) in step order.
 
     ``threads`` sets torch's CPU threads; on a CPU shared with other jobs 1 is several times faster than
-    torch's default (its OpenMP threads spin waiting for each other)."""
+    torch's default (its OpenMP threads spin waiting for each other). ``frames_in_memory`` holds every
+    sample (camera frames as uint8) in memory once, when it fits (``frame_cache``)."""
     dataset = Path(dataset).expanduser().resolve()
     out = Path(out).expanduser().resolve()
     _check_dataset(dataset)
@@ -252,7 +262,9 @@ def train_policy(
         _use_cosine_schedule(config, lr_final_fraction, lr_warmup_steps)
     with (
         _lerobot_cli_free(),
-        _lerobot_hooks(dataset, backbone_path, out, steps, config.save_freq, probe_workers),
+        _lerobot_hooks(
+            dataset, backbone_path, out, steps, config.save_freq, probe_workers, frames_in_memory
+        ),
         building_context(policy, backbone_path),
     ):
         lerobot_train.train(config)
@@ -339,6 +351,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="preset: the policy's own; cosine: warm up, then decay to --lr-final-fraction at the last "
         "step; auto (default): cosine for --preset state, the policy's own otherwise",
     )
+    parser.add_argument(
+        "--no-frame-cache",
+        action="store_true",
+        help="read every sample through LeRobot's dataset reader (default: samples and frames held in "
+        "memory once when they fit, several times faster on a CPU)",
+    )
     parser.add_argument("--lr-final-fraction", type=float, default=0.1)
     parser.add_argument("--lr-warmup-steps", type=int, default=100)
     parser.add_argument("--log-freq", type=int, default=50)
@@ -373,6 +391,7 @@ def main(argv: list[str] | None = None) -> int:
             lr_schedule=args.lr_schedule,
             lr_final_fraction=args.lr_final_fraction,
             lr_warmup_steps=args.lr_warmup_steps,
+            frames_in_memory=not args.no_frame_cache,
         )
     except (TrainError, BackboneError) as error:
         print(f"error: {error}", file=sys.stderr)

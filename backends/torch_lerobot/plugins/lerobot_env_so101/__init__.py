@@ -28,6 +28,9 @@ import numpy as np
 from lerobot.configs import FeatureType, PolicyFeature
 from lerobot.envs.configs import EnvConfig
 
+# A checkpoint trained on one of this backend's GroupNorm ResNets names it as its vision_backbone: importing
+# the module registers them with torchvision before lerobot-eval builds the policy.
+from backends.torch_lerobot import scratch_backbones  # noqa: F401
 from libs.policy_api.types import ACTION_KEY, IMAGE_KEY_PREFIX, STATE_KEY, TASK_KEY
 
 PACKAGE_NAME = "lerobot_env_so101"

@@ -57,7 +57,7 @@ def wait_for_rows(out: Path, process: subprocess.Popen, rows: int = 1) -> None:
             _, stderr = process.communicate()
             raise AssertionError(f"the sweep ended before it could be interrupted: {stderr[-3000:]}")
         assert time.monotonic() < deadline, "no episode was stored in time"
-        time.sleep(0.2)
+        time.sleep(0.05)
 
 
 def children_of(pid: int) -> list[int]:
@@ -126,10 +126,16 @@ def test_killing_the_launcher_stops_the_sweep_and_its_ray_processes(tmp_path: Pa
     )
     wait_for_rows(tmp_path, launcher)
     (sweep,) = children_of(launcher.pid)
-    started = descendants_of(sweep) | {sweep}  # Ray's GCS, raylet and workers, started by the sweep
-    assert len(started) > 2, "the sweep should be running on Ray"
-    launcher.kill()  # what killing `./pants run` does to the sweep: its launcher is gone
-    launcher.wait()
+    # Held still while its processes are listed and its launcher killed: on an idle machine the scripted
+    # episodes would otherwise all be stored before the sweep notices (it looks every LAUNCHER_POLL_S).
+    os.kill(sweep, signal.SIGSTOP)
+    try:
+        started = descendants_of(sweep) | {sweep}  # Ray's GCS, raylet and workers, started by the sweep
+        assert len(started) > 2, "the sweep should be running on Ray"
+        launcher.kill()  # what killing `./pants run` does to the sweep: its launcher is gone
+        launcher.wait()
+    finally:
+        os.kill(sweep, signal.SIGCONT)
     assert wait_until_gone(started) == set(), "processes the sweep started are still running"
     resume_and_compare(tmp_path, reference, "--serial")  # the store resumes however the rest runs
 

@@ -5,39 +5,23 @@ sweep without running a stored episode again."""
 from __future__ import annotations
 
 import dataclasses
-import os
-import signal
-import sqlite3
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 from backends.jax_openpi import train as train_lib
 from backends.jax_openpi.compute_norm_stats import main as compute_norm_stats_main
 from backends.jax_openpi.config import get_config
 from backends.jax_openpi.fixtures import write_tiny_dataset
-from libs.evaluation.store import STORE_FILE_NAME
 from libs.policy_api.card import CARD_FILE, CheckpointCard
 from libs.sim.scene_config import SceneConfig
+from services.eval import sweep_processes as processes
 
 # The tiny model's episodes end in milliseconds: enough of them that the removal lands mid-checkpoint.
 EPISODES = 20
 
 
 def stored(out: Path) -> list[tuple]:
-    """The stored episodes, read as another process would while the sweep writes (read-only)."""
-    path = out / STORE_FILE_NAME
-    if not path.exists():
-        return []
-    try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=120) as connection:
-            rows = connection.execute("SELECT checkpoint_id, seed, outcome FROM episodes").fetchall()
-    except sqlite3.OperationalError as error:
-        if "no such table" in str(error):  # the sweep has only just created the file
-            return []
-        raise
-    return sorted(rows)
+    return processes.stored(out, columns="checkpoint_id, seed, outcome")
 
 
 def test_a_checkpoint_removed_mid_sweep_is_one_line_and_resumes(tmp_path: Path) -> None:
@@ -57,26 +41,18 @@ def test_a_checkpoint_removed_mid_sweep_is_one_line_and_resumes(tmp_path: Path) 
         card.with_fields(scene=scene).write(checkpoint)  # the card is what evaluation reads the scene from
 
     out = tmp_path / "out"
-    command = [
-        sys.executable, "-m", "services.eval.sweep", "--policy", f"jax_openpi:{run}", "--episodes",
-        str(EPISODES), "--serial", "--max-steps", "20", "--out", str(out), "--no-progress",
-    ]  # fmt: skip
-    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    command = processes.sweep_command(
+        out, "--serial", "--max-steps", "20", policy=f"jax_openpi:{run}", episodes=EPISODES
+    )
+    environment = processes.subprocess_environment()
     process = subprocess.Popen(
         command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    deadline = time.monotonic() + 900
-    while not stored(out):
-        assert process.poll() is None, process.communicate()[1][-2000:]
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
+    processes.wait_for_rows(out, process, timeout_s=900)
     aside = tmp_path / "aside"
-    process.send_signal(signal.SIGSTOP)  # held still: the removal cannot race the sweep's end
-    try:
+    with processes.held_still(process.pid):
         assert all(checkpoint == "000001" for checkpoint, _, _ in stored(out))
         second.rename(aside)  # removed while the sweep runs the first checkpoint
-    finally:
-        process.send_signal(signal.SIGCONT)
     stdout, stderr = process.communicate(timeout=900)
     kept = stored(out)
     assert process.returncode == 2, stderr[-2000:]

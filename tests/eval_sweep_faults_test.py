@@ -7,77 +7,36 @@ from __future__ import annotations
 import os
 import random
 import signal
-import sqlite3
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from libs.evaluation.store import STORE_FILE_NAME
 from libs.evaluation.sweep import EnvSettings, SweepConfig, evaluate
+from services.eval import sweep_processes as processes
 
 EPISODES = 12
 KILL_POINTS = 5
 
 
-def environment() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-
-
 def sweep_command(out: Path, *extra: str) -> list[str]:
-    return [
-        sys.executable, "-m", "services.eval.sweep", "--policy", "scripted", "--episodes", str(EPISODES),
-        "--out", str(out), "--no-progress", *extra,
-    ]  # fmt: skip
+    return processes.sweep_command(out, *extra, episodes=EPISODES)
 
 
 def stored(out: Path) -> list[tuple]:
-    """The stored episodes, read as another process would while the sweep writes (read-only)."""
-    path = out / STORE_FILE_NAME
-    if not path.exists():
-        return []
-    try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=120) as connection:
-            assert connection.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-            rows = connection.execute("SELECT checkpoint_id, seed, outcome, steps FROM episodes").fetchall()
-    except sqlite3.OperationalError as error:
-        if "no such table" in str(error):  # the sweep has only just created the file
-            return []
-        raise
-    return sorted(rows)
-
-
-def wait_for_rows(out: Path, process: subprocess.Popen, rows: int) -> None:
-    deadline = time.monotonic() + 600
-    while len(stored(out)) < rows:
-        if process.poll() is not None:
-            _, stderr = process.communicate()
-            raise AssertionError(f"the sweep ended early ({process.returncode}): {stderr[-2000:]}")
-        assert time.monotonic() < deadline, "no episode was stored in time"
-        time.sleep(0.2)
+    return processes.stored(out, check_integrity=True)
 
 
 def finish(out: Path, *extra: str) -> subprocess.CompletedProcess:
-    done = subprocess.run(sweep_command(out, *extra), env=environment(), capture_output=True, text=True)
+    done = subprocess.run(
+        sweep_command(out, *extra), env=processes.subprocess_environment(), capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     return done
-
-
-@contextmanager
-def paused(process: subprocess.Popen) -> Iterator[None]:
-    """``process`` stopped (SIGSTOP) for the block: the fault lands between two episodes however fast they
-    run, instead of racing the sweep to its end."""
-    process.send_signal(signal.SIGSTOP)
-    try:
-        yield
-    finally:
-        process.send_signal(signal.SIGCONT)
 
 
 @dataclass(frozen=True)
@@ -102,12 +61,12 @@ def test_driver_killed_at_random_points_resumes_to_the_same_episodes(tmp_path: P
         before = len(stored(tmp_path))
         process = subprocess.Popen(
             sweep_command(tmp_path, "--serial"),
-            env=environment(),
+            env=processes.subprocess_environment(),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
         )
-        wait_for_rows(tmp_path, process, before + 1)
+        processes.wait_for_rows(tmp_path, process, before + 1)
         # anywhere in the next episode, or while storing it (at most one more row per kill, so the five kills
         # land before the sweep's end however fast the episodes run here)
         time.sleep(chance.uniform(0.0, 0.9 * reference.seconds_per_episode))
@@ -145,12 +104,12 @@ def ray_workers_of(pid: int) -> list[int]:
 def test_a_worker_killed_mid_episode_is_retried(tmp_path: Path, reference) -> None:
     process = subprocess.Popen(
         sweep_command(tmp_path, "--workers", "1"),
-        env=environment(),
+        env=processes.subprocess_environment(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    wait_for_rows(tmp_path, process, 1)
+    processes.wait_for_rows(tmp_path, process, 1)
     deadline = time.monotonic() + 120
     while not (workers := ray_workers_of(process.pid)):
         assert time.monotonic() < deadline, "no Ray episode worker found under the sweep"
@@ -191,13 +150,13 @@ def test_the_disk_filling_mid_sweep_is_one_line_and_resumes(small_disk: Path, re
     out = small_disk / "results"
     process = subprocess.Popen(
         sweep_command(out, "--serial"),
-        env=environment(),
+        env=processes.subprocess_environment(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    wait_for_rows(out, process, 1)
-    with paused(process):
+    processes.wait_for_rows(out, process, 1)
+    with processes.held_still(process.pid):
         filler = fill(small_disk)
     stdout, stderr = process.communicate(timeout=600)
     kept = stored(out)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -14,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from libs.evaluation.store import STORE_FILE_NAME
 from libs.evaluation.sweep import EnvSettings, SweepConfig, evaluate
+from services.eval import sweep_processes as processes
 
 # Enough that a sweep interrupted after its first stored episode still has episodes left to run, even with
 # each of two Ray workers holding two episodes in flight on a fast machine.
@@ -24,40 +23,8 @@ EPISODES = 12
 LAUNCHER = "import subprocess, sys; sys.exit(subprocess.Popen(sys.argv[1:]).wait())"
 
 
-def environment() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-
-
 def sweep_command(out: Path, *extra: str) -> list[str]:
-    return [
-        sys.executable, "-m", "services.eval.sweep", "--policy", "scripted", "--episodes", str(EPISODES),
-        "--out", str(out), "--no-progress", *extra,
-    ]  # fmt: skip
-
-
-def stored(out: Path) -> list[tuple]:
-    """The stored episodes, read as another process would while the sweep writes (read-only)."""
-    path = out / STORE_FILE_NAME
-    if not path.exists():
-        return []
-    try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=120) as connection:
-            rows = connection.execute("SELECT checkpoint_id, seed, outcome, steps FROM episodes").fetchall()
-    except sqlite3.OperationalError as error:
-        if "no such table" in str(error):  # the sweep has only just created the file
-            return []
-        raise
-    return sorted(rows)
-
-
-def wait_for_rows(out: Path, process: subprocess.Popen, rows: int = 1) -> None:
-    deadline = time.monotonic() + 600
-    while len(stored(out)) < rows:
-        if process.poll() is not None:
-            _, stderr = process.communicate()
-            raise AssertionError(f"the sweep ended before it could be interrupted: {stderr[-3000:]}")
-        assert time.monotonic() < deadline, "no episode was stored in time"
-        time.sleep(0.05)
+    return processes.sweep_command(out, *extra, episodes=EPISODES)
 
 
 def children_of(pid: int) -> list[int]:
@@ -104,38 +71,37 @@ def reference(tmp_path_factory) -> list[tuple]:
     out = tmp_path_factory.mktemp("reference")
     config = SweepConfig(policy="scripted", episodes=EPISODES, env=EnvSettings(), serial=True, progress=False)
     evaluate(config, out, argv=["reference"])
-    return stored(out)
+    return processes.stored(out)
 
 
 def resume_and_compare(out: Path, reference: list[tuple], *extra: str) -> None:
-    kept = len(stored(out))
+    kept = len(processes.stored(out))
     assert 1 <= kept < EPISODES
-    finished = subprocess.run(sweep_command(out, *extra), env=environment(), capture_output=True, text=True)
+    finished = subprocess.run(
+        sweep_command(out, *extra), env=processes.subprocess_environment(), capture_output=True, text=True
+    )
     assert finished.returncode == 0, finished.stderr[-2000:]
     assert f"ran {EPISODES - kept} episodes, {kept} already done" in finished.stdout
-    assert stored(out) == reference
+    assert processes.stored(out) == reference
 
 
 def test_killing_the_launcher_stops_the_sweep_and_its_ray_processes(tmp_path: Path, reference) -> None:
     launcher = subprocess.Popen(
         [sys.executable, "-c", LAUNCHER, *sweep_command(tmp_path, "--workers", "1")],
-        env=environment(),
+        env=processes.subprocess_environment(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    wait_for_rows(tmp_path, launcher)
+    processes.wait_for_rows(tmp_path, launcher)
     (sweep,) = children_of(launcher.pid)
     # Held still while its processes are listed and its launcher killed: on an idle machine the scripted
     # episodes would otherwise all be stored before the sweep notices (it looks every LAUNCHER_POLL_S).
-    os.kill(sweep, signal.SIGSTOP)
-    try:
+    with processes.held_still(sweep):
         started = descendants_of(sweep) | {sweep}  # Ray's GCS, raylet and workers, started by the sweep
         assert len(started) > 2, "the sweep should be running on Ray"
         launcher.kill()  # what killing `./pants run` does to the sweep: its launcher is gone
         launcher.wait()
-    finally:
-        os.kill(sweep, signal.SIGCONT)
     assert wait_until_gone(started) == set(), "processes the sweep started are still running"
     resume_and_compare(tmp_path, reference, "--serial")  # the store resumes however the rest runs
 
@@ -144,12 +110,12 @@ def test_killing_the_launcher_stops_the_sweep_and_its_ray_processes(tmp_path: Pa
 def test_sigterm_and_ctrl_c_stop_the_sweep_in_one_line(tmp_path: Path, reference, stop_with, status) -> None:
     process = subprocess.Popen(
         sweep_command(tmp_path, "--serial"),
-        env=environment(),
+        env=processes.subprocess_environment(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    wait_for_rows(tmp_path, process)
+    processes.wait_for_rows(tmp_path, process)
     process.send_signal(stop_with)
     stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == status, stderr[-2000:]

@@ -4,20 +4,16 @@ seeds give the same outcomes on 1 or 2 Ray workers, and an unreachable cluster i
 from __future__ import annotations
 
 import json
-import os
 import signal
-import sqlite3
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from libs.evaluation.records import EpisodeRecord
-from libs.evaluation.store import STORE_FILE_NAME
 from libs.evaluation.sweep import EnvSettings, SweepConfig, evaluate
 from services.eval import sweep as sweep_cli
+from services.eval import sweep_processes as processes
 
 EPISODES = 4
 #: Timing figures differ run to run; everything else in the report must be identical.
@@ -36,11 +32,6 @@ def report_without_timings(out: Path) -> dict:
         for name in TIMING_FIELDS:
             checkpoint.pop(name)
     return report
-
-
-def stored_rows(out: Path) -> list[tuple]:
-    with sqlite3.connect(out / STORE_FILE_NAME) as connection:
-        return connection.execute("SELECT checkpoint_id, seed, outcome, steps FROM episodes").fetchall()
 
 
 @pytest.fixture(scope="module")
@@ -64,52 +55,35 @@ def test_crash_mid_sweep_then_resume_gives_identical_report(tmp_path: Path, refe
 
     with pytest.raises(Crash):
         evaluate(config(), tmp_path, argv=["first"], on_record=crash_after_two)
-    assert len(stored_rows(tmp_path)) == 2  # both finished episodes were written at once
+    assert len(processes.stored(tmp_path)) == 2  # both finished episodes were written at once
 
     result = evaluate(config(), tmp_path, argv=["resumed"])
     assert (result.ran, result.skipped) == (EPISODES - 2, 2)
-    rows = stored_rows(tmp_path)
+    rows = processes.stored(tmp_path)
     assert len(rows) == len({(row[0], row[1]) for row in rows}) == EPISODES
-    assert sorted(rows) == sorted(stored_rows(reference))
+    assert sorted(rows) == processes.stored(reference)
     assert report_without_timings(tmp_path) == report_without_timings(reference)
 
     again = evaluate(config(), tmp_path, argv=["nothing left"])
     assert (again.ran, again.skipped) == (0, EPISODES)
-    assert len(stored_rows(tmp_path)) == EPISODES
+    assert len(processes.stored(tmp_path)) == EPISODES
 
 
 def test_killed_process_resumes_without_duplicates(tmp_path: Path, reference: Path) -> None:
-    command = [
-        sys.executable,
-        "-m",
-        "services.eval.sweep",
-        "--policy",
-        "scripted",
-        "--episodes",
-        str(EPISODES),
-        "--serial",
-        "--no-progress",
-        "--out",
-        str(tmp_path),
-    ]
-    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    command = processes.sweep_command(tmp_path, "--serial", episodes=EPISODES)
+    environment = processes.subprocess_environment()
     process = subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    store = tmp_path / STORE_FILE_NAME
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and process.poll() is None:
-        if store.exists() and len(stored_rows(tmp_path)) >= 1:
-            break
-        time.sleep(0.05)
+    processes.wait_for_rows(tmp_path, process, timeout_s=120)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    killed_with = len(stored_rows(tmp_path))
+    killed_with = len(processes.stored(tmp_path))
     assert 1 <= killed_with < EPISODES, "the sweep should have been killed mid-way"
 
     finished = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=300)
     assert finished.returncode == 0, finished.stderr
     assert f"report: {tmp_path / 'report.md'}" in finished.stdout
     assert f"{EPISODES - killed_with} episodes, {killed_with} already done" in finished.stdout
-    assert sorted(stored_rows(tmp_path)) == sorted(stored_rows(reference))
+    assert processes.stored(tmp_path) == processes.stored(reference)
     assert report_without_timings(tmp_path) == report_without_timings(reference)
 
 
@@ -131,8 +105,8 @@ def local_ray():
 def test_one_and_two_ray_workers_give_identical_outcomes(tmp_path: Path, reference: Path, local_ray) -> None:
     one = evaluate(config(serial=False, workers=1), tmp_path / "one", argv=["one"])
     two = evaluate(config(serial=False, workers=2), tmp_path / "two", argv=["two"])
-    assert sorted(stored_rows(tmp_path / "one")) == sorted(stored_rows(tmp_path / "two"))
-    assert sorted(stored_rows(tmp_path / "two")) == sorted(stored_rows(reference))  # and equal to serial
+    assert processes.stored(tmp_path / "one") == processes.stored(tmp_path / "two")
+    assert processes.stored(tmp_path / "two") == processes.stored(reference)  # and equal to serial
     # One policy load per worker per checkpoint, not one per episode.
     assert (one.policy_loads, two.policy_loads) == (1, 2)
 

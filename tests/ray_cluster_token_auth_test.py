@@ -10,7 +10,6 @@ import re
 import shutil
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -20,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from libs.evaluation.store import STORE_FILE_NAME
 from libs.evaluation.sweep import EnvSettings, SweepConfig, evaluate
 from services.eval import sweep as sweep_cli
+from services.eval import sweep_processes as processes
 
 EPISODES = 4
 RAY_VARIABLES = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_ADDRESS")
@@ -138,32 +137,12 @@ def cluster() -> Iterator[tuple[str, Path]]:
         shutil.rmtree(home, ignore_errors=True)
 
 
-def stored_outcomes(out: Path) -> list[tuple]:
-    with sqlite3.connect(out / STORE_FILE_NAME) as connection:
-        return sorted(
-            connection.execute("SELECT checkpoint_id, seed, outcome, steps FROM episodes").fetchall()
-        )
-
-
 def test_sweep_on_a_token_auth_cluster_matches_a_local_run(cluster, tmp_path: Path) -> None:
     address, home = cluster
     sweep = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "services.eval.sweep",
-            "--policy",
-            "scripted",
-            "--episodes",
-            str(EPISODES),
-            "--ray-address",
-            address,
-            "--workers",
-            "2",
-            "--out",
-            str(tmp_path / "cluster"),
-            "--no-progress",
-        ],
+        processes.sweep_command(
+            tmp_path / "cluster", "--ray-address", address, "--workers", "2", episodes=EPISODES
+        ),
         env=machine_environment(home),
         capture_output=True,
         text=True,
@@ -175,9 +154,9 @@ def test_sweep_on_a_token_auth_cluster_matches_a_local_run(cluster, tmp_path: Pa
         tmp_path / "local",
         argv=["local"],
     )
-    cluster_rows = stored_outcomes(tmp_path / "cluster")
+    cluster_rows = processes.stored(tmp_path / "cluster")
     assert len(cluster_rows) == EPISODES
-    assert cluster_rows == stored_outcomes(tmp_path / "local")
+    assert cluster_rows == processes.stored(tmp_path / "local")
 
 
 def one_line_error(monkeypatch, capsys, tmp_path: Path, address: str, **environment: str) -> str:

@@ -14,7 +14,7 @@ from backends.jax_openpi.config import get_config
 from backends.jax_openpi.fixtures import write_tiny_dataset
 from libs.policy_api.card import CARD_FILE, CheckpointCard
 from libs.sim.scene_config import SceneConfig
-from services.eval import sweep_processes as processes
+from services.eval import fixtures as processes
 
 # The tiny model's episodes end in milliseconds: enough of them that the removal lands mid-checkpoint.
 EPISODES = 20

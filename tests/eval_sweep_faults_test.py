@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from libs.evaluation.sweep import EnvSettings, SweepConfig, evaluate
-from services.eval import sweep_processes as processes
+from services.eval import fixtures as processes
 
 EPISODES = 12
 KILL_POINTS = 5

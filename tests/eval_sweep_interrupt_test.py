@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from libs.evaluation.sweep import EnvSettings, SweepConfig, evaluate
-from services.eval import sweep_processes as processes
+from services.eval import fixtures as processes
 
 # Enough that a sweep interrupted after its first stored episode still has episodes left to run, even with
 # each of two Ray workers holding two episodes in flight on a fast machine.

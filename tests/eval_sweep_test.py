@@ -12,8 +12,8 @@ import pytest
 
 from libs.evaluation.records import EpisodeRecord
 from libs.evaluation.sweep import EnvSettings, SweepConfig, evaluate
+from services.eval import fixtures as processes
 from services.eval import sweep as sweep_cli
-from services.eval import sweep_processes as processes
 
 EPISODES = 4
 #: Timing figures differ run to run; everything else in the report must be identical.

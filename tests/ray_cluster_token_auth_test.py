@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from libs.evaluation.sweep import EnvSettings, SweepConfig, evaluate
+from services.eval import fixtures as processes
 from services.eval import sweep as sweep_cli
-from services.eval import sweep_processes as processes
 
 EPISODES = 4
 RAY_VARIABLES = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_ADDRESS")

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 
 from libs.evaluation.sweep import EnvSettings, SweepConfig, evaluate
+from libs.evaluation.sweep_whiskers import SECTION_KEY, SECTION_TITLE
 from libs.policy_api.registry import register_backend
 from libs.policy_api.types import PolicySpec
 from libs.sim.env import HOME_JOINTS
-from libs.viz.sweep_whiskers import SECTION_KEY, SECTION_TITLE
 
 
 def _sweep(tmp_path: Path, policy: str, max_steps: int) -> tuple[dict, str]:

@@ -204,7 +204,7 @@ def evaluate(
     grid = GridSpec(*config.grid, _block_region(targets[0])) if config.grid is not None else None
     training_xy = _training_block_positions(targets, config) if grid is not None else None
     if config.whiskers > 0:
-        from libs.viz.sweep_whiskers import record_sweep_whiskers
+        from libs.evaluation.sweep_whiskers import record_sweep_whiskers
 
         outcomes = {record.key: record.outcome for record in records}
         _, section = record_sweep_whiskers(

@@ -33,8 +33,8 @@ def import_rerun() -> Any:
         import rerun
     except ImportError as error:
         raise RerunUnavailableError(
-            f"rerun-sdk is not installed here ({error}): run through Pants (`./pants run libs/viz:whiskers`, "
-            "whose resolves lock rerun-sdk) or `pip install rerun-sdk`, or drop --rrd"
+            f"rerun-sdk is not installed here ({error}): run through Pants (`./pants run "
+            "services/eval:whiskers`, whose resolves lock rerun-sdk) or `pip install rerun-sdk`, or drop --rrd"
         ) from None
     return rerun
 

@@ -18,7 +18,6 @@ Two modes:
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -266,8 +265,8 @@ class WhiskerSimulator:
 class WhiskerRecorder:
     """Collects a ``WhiskerEpisode`` while the evaluation runner plays one episode.
 
-    Pass ``on_inference`` and ``on_step`` to ``libs.evaluation.runner.run_episode`` (or
-    ``EpisodeExecutor.run_with_chunks``): the first inference (env step 0, right after reset) starts the
+    Pass ``on_inference`` and ``on_step`` to the evaluation runner (``libs.evaluation.sweep_whiskers``
+    does): the first inference (env step 0, right after reset) starts the
     episode, each inference adds a forecast, each step adds the state actually reached.
     """
 
@@ -333,34 +332,3 @@ class WhiskerRecorder:
         self.episode.n_action_steps = int(n_action_steps)
         episode, self.episode = self.episode, None
         return episode
-
-
-def record_whisker_episode(
-    policy: Any,
-    env: Any,
-    seed: int,
-    *,
-    mode: str = "dynamic",
-    policy_name: str = "",
-    checkpoint_id: str = "",
-    step: int | None = None,
-    action_stats: Mapping[str, Any] | None = None,
-    block_xy: tuple[float, float] | None = None,
-) -> tuple[Any, WhiskerEpisode]:
-    """Plays one episode through the evaluation runner with whiskers: (runner result, whiskers)."""
-    from libs.evaluation.runner import run_episode
-
-    recorder = WhiskerRecorder(mode, policy=policy_name, checkpoint_id=checkpoint_id)
-    result = run_episode(
-        policy,
-        env,
-        seed,
-        checkpoint_id=checkpoint_id,
-        step=step,
-        action_stats=action_stats,
-        block_xy=block_xy,
-        on_inference=recorder.on_inference,
-        on_step=recorder.on_step,
-        keep_chunks=False,
-    )
-    return result, recorder.finish(result.record.outcome, policy.spec.n_action_steps)

@@ -3,6 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from libs.evaluation.sweep_whiskers import record_whisker_episode
 from libs.sim.env import SO101PickPlaceEnv
 from libs.sim.scene_config import SceneConfig
 from libs.sim.scripted_policy import ScriptedPolicy
@@ -19,7 +20,7 @@ from libs.viz.diagnostics import (
     summarize_findings,
 )
 from libs.viz.fixtures import ConstantPolicy, MeanGripperPolicy, action_stats_of
-from libs.viz.whiskers import ChunkForecast, WhiskerEpisode, record_whisker_episode
+from libs.viz.whiskers import ChunkForecast, WhiskerEpisode
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""``--whiskers N`` on the sweep: N episodes per checkpoint replayed with whiskers, and the diagnostics.
+"""Episodes played with whiskers recording, through the evaluation runner: ``--whiskers N`` on the sweep
+and the whiskers command (``services/eval/whiskers.py``).
 
 After the sweep's episodes are stored, N of each checkpoint's episodes (its failures first, then in seed
 order, so the whiskers go where there is something to explain) are played again in this process with the
@@ -18,6 +19,9 @@ from typing import Any
 from tqdm import tqdm
 
 from libs.evaluation.checkpoints import file_safe_id
+from libs.evaluation.executor import EpisodeExecutor, EpisodeTask
+from libs.evaluation.report import ReportSection
+from libs.evaluation.runner import EpisodeResult, run_episode
 from libs.viz.diagnostics import (
     CHECK_NAMES,
     CHUNKS_DISAGREE_M,
@@ -53,6 +57,42 @@ class WhiskerRun:
     outputs: EpisodeOutputs | None
 
 
+class EpisodeEndedBeforeWhiskers(WhiskerError):
+    """The episode ended before its first chunk could be forecast (that chunk was unsafe)."""
+
+    def __init__(self, message: str, result: EpisodeResult) -> None:
+        super().__init__(message)
+        self.result = result
+
+
+def play_with_whiskers(
+    executor: EpisodeExecutor, task: EpisodeTask, mode: str = "dynamic"
+) -> tuple[EpisodeResult, WhiskerEpisode]:
+    """``task`` played by ``executor`` (its env, scene, policy and contract checks) with every predicted
+    chunk forward-simulated: (the runner's result, the whiskers)."""
+    policy, _action_stats, _env = executor.prepared(task.target)
+    recorder = WhiskerRecorder(mode, policy=task.target.policy_uri, checkpoint_id=task.target.checkpoint_id)
+    result = executor.run_with_chunks(
+        task, on_inference=recorder.on_inference, on_step=recorder.on_step, keep_chunks=False
+    )
+    try:
+        return result, recorder.finish(result.record.outcome, policy.spec.n_action_steps)
+    except WhiskerError as error:
+        raise EpisodeEndedBeforeWhiskers(str(error), result) from error
+
+
+def record_whisker_episode(
+    policy: Any, env: Any, seed: int, *, mode: str = "dynamic", policy_name: str = ""
+) -> tuple[EpisodeResult, WhiskerEpisode]:
+    """One episode of ``policy`` in a given ``env`` through the runner, with whiskers (tests and notebooks
+    that build their own env; commands go through an executor: ``play_with_whiskers``)."""
+    recorder = WhiskerRecorder(mode, policy=policy_name)
+    result = run_episode(
+        policy, env, seed, on_inference=recorder.on_inference, on_step=recorder.on_step, keep_chunks=False
+    )
+    return result, recorder.finish(result.record.outcome, policy.spec.n_action_steps)
+
+
 def choose_tasks(
     tasks: Sequence[Any], per_checkpoint: int, outcomes: Mapping[tuple[str, int], str]
 ) -> list[Any]:
@@ -70,16 +110,16 @@ def choose_tasks(
 def record_sweep_whiskers(
     tasks: Sequence[Any],
     per_checkpoint: int,
-    executor: Any,
+    executor: EpisodeExecutor,
     out_dir: str | Path,
     *,
     outcomes: Mapping[tuple[str, int], str] | None = None,
     mode: str = "dynamic",
     video: VideoSettings | None = None,
     progress: bool = True,
-) -> tuple[list[WhiskerRun], Any]:
+) -> tuple[list[WhiskerRun], ReportSection]:
     """Records the whisker episodes of a sweep into ``out_dir/whiskers`` and returns them with the report
-    section (a ``libs.evaluation.report.ReportSection``)."""
+    section."""
     mode = check_mode(mode)
     video = video or VideoSettings()
     outcomes = outcomes or {}
@@ -89,23 +129,18 @@ def record_sweep_whiskers(
     for task in tqdm(chosen, desc="whiskers", unit="episode", disable=not progress, dynamic_ncols=True):
         checkpoint_id = task.target.checkpoint_id
         folder = root / file_safe_id(checkpoint_id) / f"seed_{task.seed}"
-        _policy, action_stats, env = executor.prepared(task.target)
+        _, action_stats, env = executor.prepared(task.target)
         saved = whiskers_path(folder, mode)
         failure = None
         if saved.is_file():
             episode = WhiskerEpisode.load(saved)
         else:
-            recorder = WhiskerRecorder(mode, policy=task.target.policy_uri, checkpoint_id=checkpoint_id)
-            result = executor.run_with_chunks(
-                task, on_inference=recorder.on_inference, on_step=recorder.on_step, keep_chunks=False
-            )
-            failure = result.record.failure_detail
             try:
-                episode = recorder.finish(result.record.outcome, _policy.spec.n_action_steps)
-            except WhiskerError:
-                runs.append(
-                    WhiskerRun(checkpoint_id, task.seed, outcomes.get(task.key), result.record.outcome, None)
-                )
+                result, episode = play_with_whiskers(executor, task, mode)
+                failure = result.record.failure_detail
+            except EpisodeEndedBeforeWhiskers as ended:
+                outcome = ended.result.record.outcome
+                runs.append(WhiskerRun(checkpoint_id, task.seed, outcomes.get(task.key), outcome, None))
                 continue
         has_video = (folder / f"whiskers_{mode}.mp4").is_file()
         outputs = write_episode_outputs(
@@ -124,9 +159,7 @@ def record_sweep_whiskers(
     return runs, report_section(runs, mode, Path(out_dir))
 
 
-def report_section(runs: Sequence[WhiskerRun], mode: str, out_dir: Path) -> Any:
-    from libs.evaluation.report import ReportSection
-
+def report_section(runs: Sequence[WhiskerRun], mode: str, out_dir: Path) -> ReportSection:
     by_checkpoint: dict[str, list[WhiskerRun]] = {}
     for run in runs:
         by_checkpoint.setdefault(run.checkpoint_id, []).append(run)

@@ -1,4 +1,4 @@
-"""``./pants run libs/viz:whiskers``: what a user gets on disk for one episode, and one-line bad input."""
+"""``./pants run services/eval:whiskers``: what a user gets on disk for one episode; one-line bad input."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from libs.viz.whiskers_cli import main
+from services.eval.whiskers import main
 
 
 def test_one_episode_writes_video_summary_recording_and_diagnostics(

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from libs.evaluation.runner import run_episode
+from libs.evaluation.sweep_whiskers import record_whisker_episode
 from libs.sim.env import SO101PickPlaceEnv
 from libs.sim.scene_config import SceneConfig
 from libs.sim.scripted_policy import ScriptedPolicy
@@ -14,7 +15,6 @@ from libs.viz.whiskers import (
     WhiskerError,
     WhiskerRecorder,
     WhiskerSimulator,
-    record_whisker_episode,
 )
 
 #: Long enough for the expert to descend and close on the block (it closes at about step 45).

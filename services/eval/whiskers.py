@@ -1,10 +1,11 @@
-"""``./pants run libs/viz:whiskers -- --policy scripted --seed 0 --out results/whiskers``
+"""``./pants run services/eval:whiskers -- --policy scripted --seed 0 --out results/whiskers``
 
-Plays episodes of a policy through the evaluation runner (every contract check included), forward-
-simulates each predicted chunk from a copy of the state, and writes per seed: the whisker MP4 (overhead +
-free 3-D view), a summary PNG, the recording (``.npz``), the diagnostics (``diagnostics.json``, also
-printed: the likely causes of failure) and optionally a rerun ``.rrd``. Torch and JAX checkpoints run
-through ``libs/viz:whiskers-torch_lerobot`` and ``libs/viz:whiskers-jax_openpi``.
+Plays episodes of a policy as the sweep plays them (its executor: the checkpoint's decided scene, the
+training-scene check, every contract check), forward-simulates each predicted chunk from a copy of the
+state, and writes per seed: the whisker MP4 (overhead + free 3-D view), a summary PNG, the recording
+(``.npz``), the diagnostics (``diagnostics.json``, also printed: the likely causes of failure) and
+optionally a rerun ``.rrd``. Torch and JAX checkpoints run through ``services/eval:whiskers-torch_lerobot``
+and ``services/eval:whiskers-jax_openpi``.
 """
 
 from __future__ import annotations
@@ -75,67 +76,56 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def load_action_stats(policy: Any, dataset: str | None) -> Mapping[str, Any] | None:
-    """The ``action`` stats from ``--dataset`` if given, else from the checkpoint's card."""
-    from libs.policy_api.card import card_of
+def dataset_action_stats(dataset: str) -> Mapping[str, Any]:
+    """The ``action`` stats of ``--dataset`` (instead of the checkpoint card's)."""
+    from libs.datasets.lerobot_v3 import LeRobotV3Dataset
 
-    if dataset:
-        from libs.datasets.lerobot_v3 import LeRobotV3Dataset
-
-        stats = LeRobotV3Dataset(dataset).stats
-        if not stats or "action" not in stats:
-            raise WhiskerError(
-                f"dataset {dataset} has no action stats in meta/stats.json: run the dataset doctor with --fix"
-            )
-        return stats["action"]
-    card = card_of(policy)
-    return card.action_stats if card is not None else None
+    stats = LeRobotV3Dataset(dataset).stats
+    if not stats or "action" not in stats:
+        raise WhiskerError(
+            f"dataset {dataset} has no action stats in meta/stats.json: run the dataset doctor with --fix"
+        )
+    return stats["action"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
     from libs.datasets.lerobot_v3 import DatasetError
     from libs.evaluation.checkpoints import CheckpointTarget
-    from libs.evaluation.executor import EnvSettings, check_against_training, make_env
-    from libs.policy_api.contracts import ContractViolation, EpisodeGuardedPolicy
-    from libs.policy_api.registry import PolicyLoadError, make_policy, split_policy_uri
+    from libs.evaluation.executor import EnvSettings, EpisodeExecutor, EpisodeTask, SweepError
+    from libs.evaluation.sweep_whiskers import play_with_whiskers
+    from libs.policy_api.contracts import ContractViolation
+    from libs.policy_api.registry import PolicyLoadError, read_card, split_policy_uri
     from libs.sim.env import SimInputError
     from libs.sim.gl import GLBackendError
     from libs.sim.scene_config import SceneConfigError
     from libs.viz.diagnostics import findings_lines
     from libs.viz.episode_outputs import write_episode_outputs
-    from libs.viz.whiskers import record_whisker_episode
 
     if arguments.episodes < 1:
         print("error: --episodes must be at least 1", file=sys.stderr)
         return 2
     try:
         video = None if arguments.no_video else VideoSettings(*arguments.size, past_chunks=arguments.past)
-        policy = EpisodeGuardedPolicy(make_policy(arguments.policy))
-        spec = policy.spec
-        action_stats = load_action_stats(policy, arguments.dataset)
-        settings = EnvSettings(scene_path=arguments.scene, max_steps=arguments.max_steps, task=arguments.task)
-        cameras = tuple(dict.fromkeys(camera.name for camera in spec.cameras))
-        # The sweep's rule, from the loaded checkpoint's card: --scene, else its training scene, else default.
-        checkpoint_id = split_policy_uri(arguments.policy)[1] if policy.card is not None else ""
+        settings = EnvSettings(
+            scene_path=arguments.scene,
+            max_steps=arguments.max_steps,
+            task=arguments.task,
+            check_scene=not arguments.no_scene_check,
+        )
+        # One checkpoint, planned as the sweep plans each: its card read once, the scene decided from it
+        # (a policy whose card comes only with loading it, as a remote one's, is decided by the executor).
+        card = read_card(arguments.policy)
+        checkpoint_id = split_policy_uri(arguments.policy)[1] if card is not None else ""
         target = CheckpointTarget(checkpoint_id, arguments.policy, None)
-        target = target.with_scene(policy.card, arguments.scene)
-        env = make_env(settings, spec.action_space, cameras, target.scene)
-        if not arguments.no_scene_check:
-            check_against_training(env.scene, target, cameras)
-        step = target.step
+        if card is not None:
+            target = target.with_scene(card, arguments.scene)
+        executor = EpisodeExecutor(settings)
+        _, card_action_stats, env = executor.prepared(target)
+        action_stats = dataset_action_stats(arguments.dataset) if arguments.dataset else card_action_stats
         seeds = [arguments.seed + i for i in range(arguments.episodes)]
         for seed in tqdm(seeds, desc="whisker episodes", unit="episode", disable=len(seeds) == 1):
-            result, episode = record_whisker_episode(
-                policy,
-                env,
-                seed,
-                mode=arguments.mode,
-                policy_name=arguments.policy,
-                checkpoint_id=checkpoint_id,
-                step=step,
-                action_stats=action_stats,
-            )
+            result, episode = play_with_whiskers(executor, EpisodeTask(target, seed), arguments.mode)
             folder = arguments.out / f"seed_{seed}"
             with tqdm(
                 total=len(episode.actual_qpos),
@@ -167,6 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"  {name}: {path}")
     except (
         WhiskerError,
+        SweepError,
         PolicyLoadError,
         ContractViolation,
         SimInputError,

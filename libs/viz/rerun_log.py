@@ -34,7 +34,8 @@ def import_rerun() -> Any:
     except ImportError as error:
         raise RerunUnavailableError(
             f"rerun-sdk is not installed here ({error}): run through Pants (`./pants run "
-            "services/eval:whiskers`, whose resolves lock rerun-sdk) or `pip install rerun-sdk`, or drop --rrd"
+            "services/eval:whiskers`, whose resolves lock rerun-sdk) or `pip install rerun-sdk`, or drop "
+            "--rrd"
         ) from None
     return rerun
 

@@ -5,19 +5,25 @@ Each episode keeps its outcome, seed and the simulator's per-episode figures as 
 (``success``, a comma list of outcomes, or any predicate over the episode's metadata and frames); with a
 filter, recording continues until ``episodes`` episodes were kept or ``max_attempts`` were run.
 
+How an episode is played is the caller's: the scripted expert's demonstrations are played here, directly
+(``play_directly``); a learned policy's rollouts are played by the evaluation runner, with every contract
+check and in the checkpoint's training scene (``libs.evaluation.rollouts``). Either way each executed
+action's frame is written with the observation it was predicted from.
+
 Commands:
     ./pants run libs/datasets:record -- --out DIR --episodes N [--action-space ee] [--keep success]
-    ./pants run libs/datasets:rollouts -- --policy torch_lerobot:CKPT --out DIR --episodes N --keep success
+    ./pants run backends/torch_lerobot:rollouts -- --policy torch_lerobot:CKPT --out DIR --episodes N \
+        --keep success
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -32,7 +38,17 @@ from libs.datasets.lerobot_v3 import (
     vector_feature,
     write_json_atomic,
 )
-from libs.policy_api.types import ENVIRONMENT_STATE_KEY, STATE_KEY, TASK_KEY, NeedsEnv, Policy
+from libs.policy_api.types import ENVIRONMENT_STATE_KEY, STATE_KEY, TASK_KEY, NeedsEnv, Observation, Policy
+
+#: Called for each action with the observation it was predicted from; returns the action to execute.
+BeforeStep = Callable[[Observation, np.ndarray], np.ndarray]
+
+
+class EpisodePlayer(Protocol):
+    def __call__(self, env: Any, policy: Policy, seed: int, before_step: BeforeStep) -> str:
+        """Plays one episode of ``policy`` from ``env.reset(seed)``, calling ``before_step`` before every
+        env step, and returns its outcome."""
+        ...
 
 
 @dataclass
@@ -96,11 +112,13 @@ def record_dataset(
     overwrite: bool = False,
     progress: bool = True,
     action_noise: ActionNoise | None = None,
+    play_episode: EpisodePlayer | None = None,
 ) -> RecordSummary:
     """Run ``policy`` for episodes with seeds ``seed, seed+1, ...`` and write the kept ones to ``root``.
 
     ``action_noise`` perturbs the executed actions while the frames keep the policy's own (see
-    ``libs.datasets.action_noise``): demonstrations that show recovery."""
+    ``libs.datasets.action_noise``): demonstrations that show recovery. ``play_episode`` plays each episode
+    (default ``play_directly``)."""
     from libs.policy_api.registry import make_policy
     from libs.sim.env import SO101PickPlaceEnv
 
@@ -138,13 +156,14 @@ def record_dataset(
     try:
         while summary.episodes_kept < episodes and summary.episodes_run < max_attempts:
             episode_seed = seed + summary.episodes_run
-            metadata, frames, block_xy = _run_episode(
-                env, policy, writer, features, episode_seed, action_noise
+            metadata, frames, block_xy = _record_episode(
+                env, policy, writer, features, episode_seed, action_noise, play_episode or play_directly
             )
             summary.episodes_run += 1
             outcome = str(metadata["outcome"])
             summary.outcomes[outcome] = summary.outcomes.get(outcome, 0) + 1
-            if episode_filter(metadata, frames):
+            # An episode stopped before its first step (a rollout's first chunk was unsafe) has no frames.
+            if _length(frames) > 0 and episode_filter(metadata, frames):
                 writer.save_episode(metadata)
                 summary.episodes_kept += 1
                 summary.kept_seeds.append(episode_seed)
@@ -183,17 +202,39 @@ def record_scripted_dataset(
     )
 
 
-def _run_episode(
+def _record_episode(
     env: Any,
     policy: Policy,
     writer: LeRobotV3Writer,
     features: Mapping[str, Any],
     seed: int,
-    action_noise: ActionNoise | None = None,
+    action_noise: ActionNoise | None,
+    play_episode: EpisodePlayer,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray], list[float]]:
-    observation, info = env.reset(seed=seed)
     noise = action_noise.process(seed, env.action_space_name) if action_noise else None
-    block_xy = [round(float(value), 4) for value in np.asarray(env.block_position)[:2]]
+    block_xy: list[float] = []
+
+    def write_frame(observation: Observation, action: np.ndarray) -> np.ndarray:
+        if not block_xy:  # the first action comes right after reset: where the block starts
+            block_xy.extend(round(float(value), 4) for value in np.asarray(env.block_position)[:2])
+        frame = _frame_from_observation(observation, features)
+        frame["action"] = action
+        writer.add_frame(frame)
+        return noise.perturb(action) if noise is not None else action
+
+    outcome = play_episode(env, policy, seed, write_frame)
+    figures = env.episode_figures().to_dict()
+    metadata: dict[str, Any] = {"outcome": outcome, "seed": seed}
+    for name, value in figures.items():
+        if name != "outcome":
+            metadata[f"figures/{name}"] = value
+    return metadata, writer.buffered_episode(), block_xy
+
+
+def play_directly(env: Any, policy: Policy, seed: int, before_step: BeforeStep) -> str:
+    """The scripted expert's loop: its chunks executed ``n_action_steps`` at a time, no contract checks (the
+    expert is the bench's own reference; learned policies are played by the evaluation runner)."""
+    observation, info = env.reset(seed=seed)
     policy.reset()
     if isinstance(policy, NeedsEnv):
         policy.attach_env(env)
@@ -201,20 +242,15 @@ def _run_episode(
     while not done:
         chunk = np.asarray(policy.infer(observation), dtype=np.float32).reshape(-1, policy.spec.action_dim)
         for action in chunk[: policy.spec.n_action_steps]:
-            frame = _frame_from_observation(observation, features)
-            frame["action"] = action
-            writer.add_frame(frame)
-            executed = noise.perturb(action) if noise is not None else action
-            observation, _, terminated, truncated, info = env.step(executed)
+            observation, _, terminated, truncated, info = env.step(before_step(observation, action))
             done = terminated or truncated
             if done:
                 break
-    figures = env.episode_figures().to_dict()
-    metadata: dict[str, Any] = {"outcome": info.get("outcome") or figures.get("outcome"), "seed": seed}
-    for name, value in figures.items():
-        if name != "outcome":
-            metadata[f"figures/{name}"] = value
-    return metadata, writer.buffered_episode(), block_xy
+    return str(info.get("outcome") or env.episode_figures().outcome)
+
+
+def _length(frames: Mapping[str, Any]) -> int:
+    return min((len(values) for values in frames.values()), default=0)
 
 
 def _keep_all(metadata: Mapping[str, Any], frames: Mapping[str, np.ndarray]) -> bool:
@@ -236,11 +272,17 @@ def _progress(total: int, enabled: bool) -> Any:
 
 
 # --------------------------------------------------------------------------------------------------- CLI
-def _parser(prog: str, with_policy: bool) -> argparse.ArgumentParser:
+def recording_parser(prog: str, with_policy: bool) -> argparse.ArgumentParser:
+    """``record``'s options; with ``with_policy``, ``rollouts``' (``libs.evaluation.rollouts``)."""
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     if with_policy:
         parser.add_argument(
             "--policy", required=True, help="scripted | torch_lerobot:DIR | jax_openpi:DIR | remote:ws://…"
+        )
+        parser.add_argument(
+            "--no-scene-check",
+            action="store_true",
+            help="record in a scene whose cameras differ from the checkpoint's training scene",
         )
     parser.add_argument("--out", required=True, type=Path, help="new dataset directory")
     parser.add_argument("--episodes", type=int, default=10, help="episodes to keep")
@@ -249,7 +291,12 @@ def _parser(prog: str, with_policy: bool) -> argparse.ArgumentParser:
     parser.add_argument("--keep", default=None, help="all | success | outcome list | classifier:DIR")
     parser.add_argument("--max-attempts", type=int, default=None, help="default: 3 × episodes with --keep")
     parser.add_argument("--max-steps", type=int, default=None)
-    parser.add_argument("--scene", type=Path, default=None, help="scene.json to record in (default scene)")
+    parser.add_argument(
+        "--scene",
+        type=Path,
+        default=None,
+        help="scene.json to record in (default: a checkpoint's training scene, else the bench scene)",
+    )
     parser.add_argument("--image-size", default=None, help="HxW for every camera, e.g. 96x128")
     parser.add_argument("--depth", action="store_true", help="add depth images for every camera")
     parser.add_argument(
@@ -283,11 +330,23 @@ def scene_from_args(
     environment_state: bool = False,
     no_cameras: bool = False,
 ) -> Any:
-    from dataclasses import replace
-
+    """The scene ``record`` records in: ``--scene`` (else the bench scene) with the command's changes."""
     from libs.sim.scene_config import SceneConfig
 
     scene = SceneConfig.load(scene_path) if scene_path else SceneConfig()
+    return apply_scene_options(scene, image_size, depth, environment_state, no_cameras)
+
+
+def apply_scene_options(
+    scene: Any,
+    image_size: str | None,
+    depth: bool,
+    environment_state: bool = False,
+    no_cameras: bool = False,
+) -> Any:
+    """``scene`` with ``--image-size``, ``--depth``, ``--environment-state`` and ``--no-cameras`` applied."""
+    from dataclasses import replace
+
     if image_size:
         try:
             height, width = (int(part) for part in image_size.lower().split("x"))
@@ -308,42 +367,35 @@ def scene_from_args(
     return scene
 
 
-def _main(argv: Sequence[str] | None, prog: str, with_policy: bool) -> int:
-    args = _parser(prog, with_policy).parse_args(argv)
+def recording_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The parsed options every recording passes to ``record_dataset`` (all but the policy and scene)."""
+    return dict(
+        episodes=args.episodes,
+        seed=args.seed,
+        keep=args.keep,
+        max_attempts=args.max_attempts,
+        max_steps=args.max_steps,
+        use_video=not args.images,
+        overwrite=args.overwrite,
+        action_noise=ActionNoise(args.noise, args.noise_steps) if args.noise > 0 else None,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``record``: the scripted expert's demonstrations."""
+    args = recording_parser("record", with_policy=False).parse_args(argv)
     try:
         scene = scene_from_args(
             args.scene, args.image_size, args.depth, args.environment_state, args.no_cameras
         )
-        common = dict(
-            episodes=args.episodes,
-            seed=args.seed,
-            scene=scene,
-            keep=args.keep,
-            max_attempts=args.max_attempts,
-            max_steps=args.max_steps,
-            use_video=not args.images,
-            overwrite=args.overwrite,
-            action_noise=ActionNoise(args.noise, args.noise_steps) if args.noise > 0 else None,
+        summary = record_scripted_dataset(
+            args.out, action_space=args.action_space or "joint", scene=scene, **recording_options(args)
         )
-        if with_policy:
-            summary = record_dataset(args.out, args.policy, action_space=args.action_space, **common)
-        else:
-            summary = record_scripted_dataset(args.out, action_space=args.action_space or "joint", **common)
     except (DatasetError, ValueError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(summary.line())
     return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``record``: the scripted expert's demonstrations."""
-    return _main(argv, "record", with_policy=False)
-
-
-def rollouts_main(argv: Sequence[str] | None = None) -> int:
-    """``rollouts``: any policy's rollouts (the data flywheel)."""
-    return _main(argv, "rollouts", with_policy=True)
 
 
 if __name__ == "__main__":

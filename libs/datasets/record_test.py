@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from libs.datasets.lerobot_v3 import DatasetError, LeRobotV3Dataset
-from libs.datasets.record import main, record_dataset, rollouts_main
+from libs.datasets.record import main, record_dataset
 from libs.sim.env import sample_layout
 
 
@@ -58,10 +58,10 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     dataset = LeRobotV3Dataset(tmp_path / "a")
     assert "observation.images.overhead_depth" in dataset.features
     assert dataset.features["action"]["shape"] == [7]
-    assert rollouts_main(["--policy", "scripted", "--out", str(tmp_path / "b"), "--images", *common]) == 0
+    assert main(["--out", str(tmp_path / "b"), "--images", *common]) == 0
     assert LeRobotV3Dataset(tmp_path / "b").features["observation.images.wrist"]["dtype"] == "image"
-    assert rollouts_main(["--policy", "nonsense:x", "--out", str(tmp_path / "c"), *common]) == 2
-    assert "unknown policy backend" in capsys.readouterr().err
+    assert main(["--out", str(tmp_path / "c"), "--image-size", "large", "--episodes", "1"]) == 2
+    assert "--image-size 'large' must look like 96x128" in capsys.readouterr().err
 
 
 def test_state_based_recording_with_recovery_noise(tmp_path: Path) -> None:

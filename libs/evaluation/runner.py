@@ -4,7 +4,8 @@ The runner owns chunk execution: it calls ``infer`` when the previous chunk's ``
 executed, so every backend re-plans at the same points. Each inference can be observed through
 ``on_inference`` (the env at the moment of inference and the chunk it produced), which is how whiskers
 forward-simulate a chunk from a copy of the state; ``on_step`` sees every executed action (whiskers record
-the path actually taken with it).
+the path actually taken with it); ``before_step`` sees each action with the observation it was predicted
+from and chooses what is executed (the recorder writes the frame and may perturb the executed action).
 """
 
 from __future__ import annotations
@@ -80,11 +81,14 @@ def run_episode(
     on_inference: Callable[[InferenceEvent], None] | None = None,
     keep_chunks: bool = True,
     on_step: Callable[[StepEvent], None] | None = None,
+    before_step: Callable[[Observation, np.ndarray], np.ndarray] | None = None,
 ) -> EpisodeResult:
     """One episode from ``env.reset(seed)`` to the env's decision (or its step limit).
 
     ``action_stats`` (the dataset's ``action`` stats) enables the de-normalisation check; ``block_xy`` places
-    the block for ``--grid`` evaluations. Raises ContractViolation when the policy breaks its contract.
+    the block for ``--grid`` evaluations. ``before_step(observation, action)`` returns the action to execute
+    (recordings: the frame is written, the executed action may be perturbed). Raises ContractViolation when
+    the policy breaks its contract.
     """
     guarded = policy if isinstance(policy, EpisodeGuardedPolicy) else EpisodeGuardedPolicy(policy)
     spec = guarded.spec
@@ -146,14 +150,15 @@ def run_episode(
                     on_inference(InferenceEvent(env, env_step, observation, chunk, latency))
                 queue = list(chunk[: spec.n_action_steps])
             action = queue.pop(0)
+            executed = before_step(observation, action) if before_step is not None else action
             # Dropped before the step: an observation nobody holds needs no copy of the state it shows.
             del observation
-            observation, _reward, terminated, truncated, info = env.step(action)
+            observation, _reward, terminated, truncated, info = env.step(executed)
             env_step += 1
             if signals is not None:
                 signals.record(env)
             if on_step is not None:
-                on_step(StepEvent(env, env_step, action))
+                on_step(StepEvent(env, env_step, executed))
             if terminated or truncated:
                 break
     finally:

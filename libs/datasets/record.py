@@ -381,21 +381,30 @@ def recording_options(args: argparse.Namespace) -> dict[str, Any]:
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``record``: the scripted expert's demonstrations."""
-    args = recording_parser("record", with_policy=False).parse_args(argv)
+def run_recording(record: Callable[[], RecordSummary], errors: tuple[type[Exception], ...] = ()) -> int:
+    """A recording command's exit status: its summary line, or one ``error:`` line for bad input."""
     try:
-        scene = scene_from_args(
-            args.scene, args.image_size, args.depth, args.environment_state, args.no_cameras
-        )
-        summary = record_scripted_dataset(
-            args.out, action_space=args.action_space or "joint", scene=scene, **recording_options(args)
-        )
-    except (DatasetError, ValueError, RuntimeError) as error:
+        summary = record()
+    except (DatasetError, ValueError, RuntimeError, *errors) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(summary.line())
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``record``: the scripted expert's demonstrations."""
+    args = recording_parser("record", with_policy=False).parse_args(argv)
+
+    def record() -> RecordSummary:
+        scene = scene_from_args(
+            args.scene, args.image_size, args.depth, args.environment_state, args.no_cameras
+        )
+        return record_scripted_dataset(
+            args.out, action_space=args.action_space or "joint", scene=scene, **recording_options(args)
+        )
+
+    return run_recording(record)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from libs.datasets.lerobot_v3 import DatasetError
 from libs.datasets.record import (
     BeforeStep,
     RecordSummary,
@@ -25,6 +24,7 @@ from libs.datasets.record import (
     record_dataset,
     recording_options,
     recording_parser,
+    run_recording,
 )
 from libs.evaluation.checkpoints import CheckpointTarget
 from libs.evaluation.executor import check_against_training
@@ -76,8 +76,8 @@ def record_rollouts(
 def main(argv: Sequence[str] | None = None) -> int:
     """``rollouts``: any policy's rollouts, each episode judged by the simulator (and ``--keep``)."""
     args = recording_parser("rollouts", with_policy=True).parse_args(argv)
-    try:
-        summary = record_rollouts(
+    return run_recording(
+        lambda: record_rollouts(
             args.out,
             args.policy,
             scene_path=args.scene,
@@ -88,19 +88,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             check_scene=not args.no_scene_check,
             action_space=args.action_space,
             **recording_options(args),
-        )
-    except (
-        DatasetError,
-        PolicyLoadError,
-        ContractViolation,
-        SceneConfigError,
-        ValueError,
-        RuntimeError,
-    ) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(summary.line())
-    return 0
+        ),
+        errors=(PolicyLoadError, ContractViolation, SceneConfigError),
+    )
 
 
 if __name__ == "__main__":

@@ -93,6 +93,33 @@ def record_whisker_episode(
     return result, recorder.finish(result.record.outcome, policy.spec.n_action_steps)
 
 
+def write_whisker_outputs(
+    episode: WhiskerEpisode,
+    env: Any,
+    folder: Path,
+    action_stats: Mapping[str, Any] | None,
+    *,
+    video: VideoSettings | None,
+    failure: str | None,
+    rrd: bool = False,
+    progress: Any = None,
+) -> EpisodeOutputs:
+    """The episode's video, summary, recording and diagnostics in ``folder``, drawn in the env it was
+    played in (its model, action names and bowl)."""
+    return write_episode_outputs(
+        episode,
+        env.model,
+        folder,
+        action_stats=action_stats,
+        action_names=env.action_names,
+        video=video,
+        rrd=rrd,
+        bowl_radius_m=env.scene.bowl_inner_radius_m,
+        progress=progress,
+        failure=failure,
+    )
+
+
 def choose_tasks(
     tasks: Sequence[Any], per_checkpoint: int, outcomes: Mapping[tuple[str, int], str]
 ) -> list[Any]:
@@ -143,15 +170,8 @@ def record_sweep_whiskers(
                 runs.append(WhiskerRun(checkpoint_id, task.seed, outcomes.get(task.key), outcome, None))
                 continue
         has_video = (folder / f"whiskers_{mode}.mp4").is_file()
-        outputs = write_episode_outputs(
-            episode,
-            env.model,
-            folder,
-            action_stats=action_stats,
-            action_names=env.action_names,
-            video=None if has_video else video,
-            bowl_radius_m=env.scene.bowl_inner_radius_m,
-            failure=failure,
+        outputs = write_whisker_outputs(
+            episode, env, folder, action_stats, video=None if has_video else video, failure=failure
         )
         if has_video:
             outputs.files["video"] = folder / f"whiskers_{mode}.mp4"

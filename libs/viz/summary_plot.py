@@ -68,30 +68,11 @@ def forecast_errors(episode: WhiskerEpisode) -> list[tuple[np.ndarray, np.ndarra
     return errors
 
 
-def plot_whisker_summary(
-    episode: WhiskerEpisode,
-    path: str | Path,
-    *,
-    action_stats: Mapping[str, Any] | None = None,
-    findings: Sequence[Finding] = (),
-    bowl_radius_m: float | None = None,
-    failure: str | None = None,
-    block_size_m: float = BLOCK_SIZE_M,
-    bowl_wall_height_m: float = BOWL_WALL_HEIGHT_M,
-) -> Path:
-    """Writes the summary PNG to ``path`` and returns it."""
+def plot_whisker_summary(episode: WhiskerEpisode, path: str | Path, **figure_options: Any) -> Path:
+    """Writes the summary PNG to ``path`` (options: ``whisker_summary_figure``'s) and returns it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure = whisker_summary_figure(
-        episode,
-        action_stats=action_stats,
-        findings=findings,
-        bowl_radius_m=bowl_radius_m,
-        failure=failure,
-        block_size_m=block_size_m,
-        bowl_wall_height_m=bowl_wall_height_m,
-    )
-    figure.savefig(path)
+    whisker_summary_figure(episode, **figure_options).savefig(path)
     return path
 
 

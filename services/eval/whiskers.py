@@ -93,14 +93,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from libs.datasets.lerobot_v3 import DatasetError
     from libs.evaluation.checkpoints import CheckpointTarget
     from libs.evaluation.executor import EnvSettings, EpisodeExecutor, EpisodeTask, SweepError
-    from libs.evaluation.sweep_whiskers import play_with_whiskers
+    from libs.evaluation.sweep_whiskers import play_with_whiskers, write_whisker_outputs
     from libs.policy_api.contracts import ContractViolation
     from libs.policy_api.registry import PolicyLoadError, read_card, split_policy_uri
     from libs.sim.env import SimInputError
     from libs.sim.gl import GLBackendError
     from libs.sim.scene_config import SceneConfigError
     from libs.viz.diagnostics import findings_lines
-    from libs.viz.episode_outputs import write_episode_outputs
 
     if arguments.episodes < 1:
         print("error: --episodes must be at least 1", file=sys.stderr)
@@ -133,17 +132,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 unit="frame",
                 disable=video is None,
             ) as bar:
-                outputs = write_episode_outputs(
+                outputs = write_whisker_outputs(
                     episode,
-                    env.model,
+                    env,
                     folder,
-                    action_stats=action_stats,
-                    action_names=env.action_names,
+                    action_stats,
                     video=video,
-                    rrd=arguments.rrd,
-                    bowl_radius_m=env.scene.bowl_inner_radius_m,
-                    progress=bar,
                     failure=result.record.failure_detail,
+                    rrd=arguments.rrd,
+                    progress=bar,
                 )
             print(
                 f"seed {seed}: {result.record.outcome} after {result.record.steps} steps, "

@@ -23,11 +23,11 @@ MAX_STEPS = 4
 
 
 class CarriedScenePolicy:
-    """Holds the home pose; its checkpoint carries ``scene`` (as a pre-card checkpoint's scene.json)."""
+    """Holds the home pose; its card carries ``scene`` and names the ``dataset`` it was trained on."""
 
-    def __init__(self, scene: dict) -> None:
+    def __init__(self, scene: dict, dataset: Path) -> None:
         self.spec = PolicySpec(cameras=(CameraInput("overhead", 96, 128),), chunk_length=4, n_action_steps=4)
-        self.card = CheckpointCard(scene=scene)
+        self.card = CheckpointCard(scene=scene, dataset=str(dataset))
 
     def reset(self) -> None:
         pass
@@ -44,9 +44,8 @@ def test_a_checkpoint_scene_edited_after_training_is_refused_in_one_line(tmp_pat
     edited = dataclasses.replace(SceneConfig(), cameras=(overhead,)).to_dict()
     pretrained = tmp_path / "run" / "checkpoints" / "000100" / "pretrained_model"
     pretrained.mkdir(parents=True)
-    (pretrained / "scene.json").write_text(json.dumps(edited))
-    (pretrained / "train_config.json").write_text(json.dumps({"dataset": {"root": str(dataset)}}))
-    register_backend("test_edited_scene", lambda argument: CarriedScenePolicy(edited))
+    (pretrained / "scene.json").write_text(json.dumps(edited))  # a pre-card checkpoint's copy
+    register_backend("test_edited_scene", lambda argument: CarriedScenePolicy(edited, dataset))
     target = CheckpointTarget("000100", "test_edited_scene", 100, pretrained.parent)
     executor = EpisodeExecutor(EnvSettings(max_steps=MAX_STEPS))
     with pytest.raises(TrainingSceneMismatch, match=rf"fovy_deg: {fovy + 6:g} vs {fovy:g}.*cp .*--scene"):

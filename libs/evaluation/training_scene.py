@@ -1,17 +1,15 @@
 """Is the scene a checkpoint carries the scene its training dataset was recorded in?
 
 A checkpoint's card keeps a copy of its training dataset's ``meta/scene.json`` (a checkpoint older than
-cards, a ``scene.json`` file), and an evaluation without
-``--scene`` runs in that copy. An edited copy (a camera's FOV changed by hand) would be evaluated in the
-edited scene without a word, though the dataset it names says otherwise. When the training dataset is
-reachable — ``train_config.json`` beside the checkpoint names its root (LeRobot's layout), or the caller
-knows it (a checkpoint card's ``dataset``) — the two scenes are compared and a difference is refused in one
-line naming both files, the first differences and the fix.
+cards, a ``scene.json`` file its backend reads into the card), and an evaluation without ``--scene`` runs in
+that copy. An edited copy (a camera's FOV changed by hand) would be evaluated in the edited scene without a
+word, though the dataset it names says otherwise. When the training dataset the card names (its
+``dataset``, which each backend fills from its own layout) is reachable, the two scenes are compared and a
+difference is refused in one line naming both files, the first differences and the fix.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -20,11 +18,8 @@ from libs.policy_api.card import CARD_FILE
 from libs.policy_api.contracts import ContractViolation
 from libs.sim.scene_config import SceneConfig, SceneConfigError
 
-TRAIN_CONFIG_FILE = "train_config.json"
 SCENE_FILE = "scene.json"
 DATASET_SCENE = Path("meta") / SCENE_FILE
-#: Where LeRobot keeps a checkpoint's files inside ``checkpoints/NNNNNN/``.
-PRETRAINED_DIR = "pretrained_model"
 #: Differences named in the line (the rest are counted).
 SHOWN_DIFFERENCES = 3
 
@@ -33,28 +28,15 @@ class TrainingSceneMismatch(ContractViolation):
     """The checkpoint's scene differs from its training dataset's; the message names both and the fix."""
 
 
-def _beside(checkpoint_dir: Path, name: str) -> Path | None:
-    for folder in (checkpoint_dir, checkpoint_dir / PRETRAINED_DIR):
-        if (folder / name).is_file():
-            return folder / name
+def _scene_file(checkpoint_dir: Path) -> Path | None:
+    """The file holding the checkpoint's scene copy (its card, else an older ``scene.json``), in the
+    checkpoint folder or one level down (a backend's own folder inside it)."""
+    for name in (CARD_FILE, SCENE_FILE):
+        found = [checkpoint_dir / name] if (checkpoint_dir / name).is_file() else []
+        found += sorted(checkpoint_dir.glob(f"*/{name}"))
+        if found:
+            return found[0]
     return None
-
-
-def training_dataset_root(checkpoint_dir: str | Path) -> Path | None:
-    """The dataset root ``train_config.json`` (beside the checkpoint) names, or None.
-
-    An unreadable ``train_config.json`` is the backend's to report when it loads; here it means "unknown".
-    """
-    path = _beside(Path(checkpoint_dir), TRAIN_CONFIG_FILE)
-    if path is None:
-        return None
-    try:
-        config = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-        return None
-    dataset = config.get("dataset") if isinstance(config, Mapping) else None
-    root = dataset.get("root") if isinstance(dataset, Mapping) else None
-    return Path(root).expanduser() if isinstance(root, str) and root else None
 
 
 def training_scene_difference(
@@ -93,17 +75,15 @@ def training_scene_difference(
 def check_training_scene(
     checkpoint_dir: str | Path | None,
     checkpoint_scene: Mapping[str, Any] | None,
-    dataset_root: str | Path | None = None,
+    dataset_root: str | Path | None,
 ) -> None:
     """Raise ``TrainingSceneMismatch`` when the scene ``checkpoint_dir`` carries differs from its training
-    dataset's (``dataset_root``, else the one its ``train_config.json`` names); silent when either is
-    unknown."""
-    if checkpoint_dir is None or checkpoint_scene is None:
+    dataset's (``dataset_root``, the card's ``dataset``); silent when either is unknown."""
+    if checkpoint_dir is None or checkpoint_scene is None or dataset_root is None:
         return
     checkpoint_dir = Path(checkpoint_dir)
-    root = dataset_root if dataset_root is not None else training_dataset_root(checkpoint_dir)
-    scene_file = _beside(checkpoint_dir, CARD_FILE) or _beside(checkpoint_dir, SCENE_FILE)
+    scene_file = _scene_file(checkpoint_dir)
     name = str(scene_file) if scene_file is not None else f"of {checkpoint_dir}"
-    line = training_scene_difference(checkpoint_scene, name, root)
+    line = training_scene_difference(checkpoint_scene, name, dataset_root)
     if line is not None:
         raise TrainingSceneMismatch(line)

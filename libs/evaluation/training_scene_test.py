@@ -6,11 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from libs.evaluation.training_scene import (
-    TrainingSceneMismatch,
-    check_training_scene,
-    training_dataset_root,
-)
+from libs.evaluation.training_scene import TrainingSceneMismatch, check_training_scene
 from libs.sim.scene_config import SceneConfig
 
 
@@ -22,13 +18,12 @@ def wider_overhead() -> dict:
     return dataclasses.replace(SceneConfig(), cameras=cameras).to_dict()
 
 
-def lerobot_checkpoint(tmp_path: Path, scene: dict, dataset_root: Path) -> Path:
-    """checkpoints/000100/pretrained_model with a scene.json copy and train_config.json as LeRobot writes."""
-    pretrained = tmp_path / "run" / "checkpoints" / "000100" / "pretrained_model"
-    pretrained.mkdir(parents=True)
-    (pretrained / "scene.json").write_text(json.dumps(scene))
-    (pretrained / "train_config.json").write_text(json.dumps({"dataset": {"root": str(dataset_root)}}))
-    return pretrained.parent
+def checkpoint_with_scene_file(tmp_path: Path, scene: dict) -> Path:
+    """checkpoints/000100 with the scene copy one folder down (where a backend keeps its files)."""
+    weights = tmp_path / "run" / "checkpoints" / "000100" / "pretrained_model"
+    weights.mkdir(parents=True)
+    (weights / "scene.json").write_text(json.dumps(scene))
+    return weights.parent
 
 
 def dataset_with_scene(tmp_path: Path) -> Path:
@@ -39,10 +34,9 @@ def dataset_with_scene(tmp_path: Path) -> Path:
 
 def test_an_edited_checkpoint_scene_is_one_line_naming_both_and_the_fix(tmp_path: Path) -> None:
     root = dataset_with_scene(tmp_path)
-    checkpoint = lerobot_checkpoint(tmp_path, wider_overhead(), root)
-    assert training_dataset_root(checkpoint) == root
+    checkpoint = checkpoint_with_scene_file(tmp_path, wider_overhead())
     with pytest.raises(TrainingSceneMismatch) as raised:
-        check_training_scene(checkpoint, wider_overhead())
+        check_training_scene(checkpoint, wider_overhead(), dataset_root=root)
     message = str(raised.value)
     assert "\n" not in message
     fovy = SceneConfig().camera("overhead").fovy_deg
@@ -54,12 +48,10 @@ def test_an_edited_checkpoint_scene_is_one_line_naming_both_and_the_fix(tmp_path
 
 def test_the_same_scene_or_an_unreachable_dataset_passes(tmp_path: Path) -> None:
     root = dataset_with_scene(tmp_path)
-    checkpoint = lerobot_checkpoint(tmp_path, SceneConfig().to_dict(), root)
-    check_training_scene(checkpoint, SceneConfig().to_dict())
+    checkpoint = checkpoint_with_scene_file(tmp_path, SceneConfig().to_dict())
+    check_training_scene(checkpoint, SceneConfig().to_dict(), dataset_root=root)
+    # A card that names no dataset: nothing to compare with.
+    check_training_scene(checkpoint, wider_overhead(), dataset_root=None)
     # The dataset moved away (another machine): nothing to compare with.
     (root / "meta" / "scene.json").unlink()
-    check_training_scene(checkpoint, wider_overhead())
-    # A card naming the dataset root directly is used instead of train_config.json.
-    other = dataset_with_scene(tmp_path / "elsewhere")
-    with pytest.raises(TrainingSceneMismatch):
-        check_training_scene(checkpoint, wider_overhead(), dataset_root=other)
+    check_training_scene(checkpoint, wider_overhead(), dataset_root=root)

@@ -27,7 +27,7 @@ from lerobot.optim.schedulers import CosineDecayWithWarmupSchedulerConfig
 from lerobot.scripts import lerobot_train
 from tqdm import tqdm
 
-from backends.torch_lerobot import scratch_backbones  # noqa: F401  (registers the GroupNorm ResNets)
+from backends.torch_lerobot import scratch_backbones
 from backends.torch_lerobot.backbones import BackboneError, configure_backbone
 from backends.torch_lerobot.checkpoints import PRETRAINED_DIR_NAME, list_checkpoints, write_card
 from backends.torch_lerobot.depth_channels import add_depth_step
@@ -301,6 +301,13 @@ def _worker_counts(text: str) -> tuple[int, ...]:
     return tuple(int(part) for part in text.split(","))
 
 
+#: --vision-backbone choices (scratch_backbones registers the GroupNorm ones with torchvision).
+VISION_BACKBONES: tuple[str, ...] = (
+    "resnet18",
+    *(scratch_backbones.backbone_name(width) for width in scratch_backbones.WIDTHS),
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -317,6 +324,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int)
     parser.add_argument(
         "--save-freq", type=int, help="checkpoint every N steps (default: only the last step)"
+    )
+    parser.add_argument(
+        "--vision-backbone",
+        choices=VISION_BACKBONES,
+        help="act/diffusion image encoder: resnet18 (LeRobot's, frozen batch norm: for ImageNet weights via "
+        "--backbone-dir) or a GroupNorm ResNet-18 at base width 16/32/64 that trains from random weights "
+        "(default: the preset's)",
     )
     parser.add_argument(
         "--backbone-dir",
@@ -368,6 +382,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.vision_backbone and args.policy not in ("act", "diffusion"):
+        print(
+            f"error: --vision-backbone applies to act and diffusion (their ResNet); {args.policy} has its "
+            "own vision model: drop the flag",
+            file=sys.stderr,
+        )
+        return 2
     try:
         checkpoints = train_policy(
             args.policy,
@@ -392,6 +413,7 @@ def main(argv: list[str] | None = None) -> int:
             lr_final_fraction=args.lr_final_fraction,
             lr_warmup_steps=args.lr_warmup_steps,
             frames_in_memory=not args.no_frame_cache,
+            policy_overrides={"vision_backbone": args.vision_backbone} if args.vision_backbone else None,
         )
     except (TrainError, BackboneError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -10,7 +10,7 @@ from lerobot.configs.default import DatasetConfig
 from lerobot.configs.train import TrainPipelineConfig
 
 from backends.torch_lerobot.presets import make_policy_config
-from backends.torch_lerobot.train import TrainError, _use_cosine_schedule, build_parser, train_policy
+from backends.torch_lerobot.train import TrainError, _use_cosine_schedule, build_parser, main, train_policy
 
 
 def _config(steps: int) -> TrainPipelineConfig:
@@ -54,3 +54,14 @@ def test_schedule_flags_default_to_auto_and_bad_values_are_one_line(tmp_path) ->
     (dataset / "meta" / "stats.json").write_text("{}")
     with pytest.raises(TrainError, match="--lr-final-fraction"):
         train_policy("act", dataset, tmp_path / "run", 10, lr_final_fraction=2.0)
+
+
+def test_vision_backbone_flag_offers_the_groupnorm_resnets_and_refuses_other_policies(capsys) -> None:
+    common = ["--dataset", "d", "--steps", "1", "--out", "o"]
+    parsed = build_parser().parse_args(["--policy", "act", *common, "--vision-backbone", "resnet18_gn_w32"])
+    assert parsed.vision_backbone == "resnet18_gn_w32"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--policy", "act", *common, "--vision-backbone", "resnet50"])
+    capsys.readouterr()
+    assert main(["--policy", "smolvla", *common, "--vision-backbone", "resnet18_gn_w16"]) == 2
+    assert "--vision-backbone applies to act and diffusion" in capsys.readouterr().err

@@ -148,13 +148,7 @@ def connect_ray(address: str | None, workers: int | None = None) -> bool:
                 runtime_env={"py_modules": _code_packages()},
             )
         else:
-            ray.init(
-                num_cpus=workers or os.cpu_count() or 1,
-                object_store_memory=OBJECT_STORE_BYTES,
-                include_dashboard=False,
-                log_to_driver=False,
-                logging_level="ERROR",
-            )
+            _start_local_ray(workers)
     except Exception as error:  # Ray raises a bare Exception when its node does not come up in time
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         if not address or address == "local":
@@ -167,6 +161,31 @@ def connect_ray(address: str | None, workers: int | None = None) -> bool:
             "same Ray version (`ray status` on the head), or drop --ray-address to use local cores"
         ) from None
     return True
+
+
+#: Local start-up attempts: Ray waits a fixed 30 s for its raylet, which a machine busy training can miss.
+LOCAL_START_ATTEMPTS = 2
+
+
+def _start_local_ray(workers: int | None) -> None:
+    """``ray.init`` on this machine's cores, tried again once (after stopping what the failed attempt
+    started) when its node misses Ray's start-up deadline."""
+    import ray
+
+    for attempt in range(1, LOCAL_START_ATTEMPTS + 1):
+        try:
+            ray.init(
+                num_cpus=workers or os.cpu_count() or 1,
+                object_store_memory=OBJECT_STORE_BYTES,
+                include_dashboard=False,
+                log_to_driver=False,
+                logging_level="ERROR",
+            )
+            return
+        except Exception:
+            ray.shutdown()  # the processes the failed attempt started
+            if attempt == LOCAL_START_ATTEMPTS:
+                raise
 
 
 def _code_packages() -> list[Any]:

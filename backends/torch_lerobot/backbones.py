@@ -40,7 +40,11 @@ def _resnet_weights(backbone_path: Path, vision_backbone: str = "resnet18") -> d
     (torch_home / "hub" / "checkpoints").mkdir(parents=True)
     (torch_home / "hub" / "checkpoints" / expected_name).symlink_to(weight_file.resolve())
     os.environ["TORCH_HOME"] = str(torch_home)
-    return {"pretrained_backbone_weights": f"{type(weights_enum).__name__}.IMAGENET1K_V1"}
+    # ImageNet weights are for torchvision's own ResNet (the presets' GroupNorm ResNets start from scratch).
+    return {
+        "pretrained_backbone_weights": f"{type(weights_enum).__name__}.IMAGENET1K_V1",
+        "vision_backbone": vision_backbone,
+    }
 
 
 def configure_backbone(

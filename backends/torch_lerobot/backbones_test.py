@@ -26,10 +26,12 @@ def test_resnet_weights_load_from_a_local_file_without_the_network(
     torch.save(local, weight_file)
 
     overrides, backbone_dir = configure_backbone("act", backbone_dir=weight_file)
-    assert (
-        overrides == {"pretrained_backbone_weights": "ResNet18_Weights.IMAGENET1K_V1"}
-        and backbone_dir is None
-    )
+    # ImageNet weights are for torchvision's resnet18, whatever backbone the preset trains from scratch.
+    assert overrides == {
+        "pretrained_backbone_weights": "ResNet18_Weights.IMAGENET1K_V1",
+        "vision_backbone": "resnet18",
+    }
+    assert backbone_dir is None
     assert os.environ["TORCH_HOME"] != str(tmp_path / "untouched")
     from lerobot.configs.types import FeatureType, PolicyFeature
     from lerobot.policies.act.modeling_act import ACTPolicy

@@ -20,3 +20,10 @@ def test_state_preset_is_for_state_based_policies_only() -> None:
     assert config.use_vae is False and config.n_action_steps <= config.chunk_size
     with pytest.raises(ValueError, match="needs images"):
         make_policy_config("smolvla", "state", device="cpu")
+
+
+def test_cpu_act_is_the_measured_vision_recipe() -> None:
+    """GroupNorm ResNet-18 (width 32) from random weights, no VAE, 10 of 30 actions executed per chunk."""
+    config = make_policy_config("act", "cpu", device="cpu")
+    assert config.vision_backbone == "resnet18_gn_w32" and config.pretrained_backbone_weights is None
+    assert config.use_vae is False and (config.chunk_size, config.n_action_steps) == (30, 10)

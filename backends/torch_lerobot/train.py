@@ -258,7 +258,7 @@ def train_policy(
         seed=seed,
         wandb=WandBConfig(enable=wandb, mode="online" if wandb else "disabled"),
     )
-    if lr_schedule == "cosine" or (lr_schedule == "auto" and preset == "state"):
+    if lr_schedule == "cosine" or (lr_schedule == "auto" and _cosine_by_default(policy, preset)):
         _use_cosine_schedule(config, lr_final_fraction, lr_warmup_steps)
     with (
         _lerobot_cli_free(),
@@ -273,9 +273,14 @@ def train_policy(
 
 #: ``preset``: the policy's own (ACT: constant; Diffusion: cosine to 0 at the run's last step); ``cosine``:
 #: warm up linearly, then decay to ``lr_final_fraction`` of the policy's learning rate at the run's last
-#: step; ``auto``: cosine for ``--preset state`` (ACT-state on 200 demos under 2.0° executed-action noise,
-#: 4,000 steps, the same seed: 95/100 seeds with it, 69/100 on the constant rate), the policy's own otherwise.
+#: step; ``auto``: cosine for ``--preset state`` and for ACT's ``cpu`` preset (ACT-state on 200 demos under
+#: 2.0° executed-action noise, 4,000 steps, the same seed: 95/100 seeds with it, 69/100 on the constant
+#: rate; the vision ACT was measured with it), the policy's own otherwise.
 LR_SCHEDULES: tuple[str, ...] = ("auto", "preset", "cosine")
+
+
+def _cosine_by_default(policy: str, preset: str) -> bool:
+    return preset == "state" or (policy == "act" and preset == "cpu")
 
 
 def _use_cosine_schedule(config: TrainPipelineConfig, final_fraction: float, warmup_steps: int) -> None:
@@ -363,7 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=LR_SCHEDULES,
         default="auto",
         help="preset: the policy's own; cosine: warm up, then decay to --lr-final-fraction at the last "
-        "step; auto (default): cosine for --preset state, the policy's own otherwise",
+        "step; auto (default): cosine for --preset state and ACT's cpu preset, the policy's own otherwise",
     )
     parser.add_argument(
         "--no-frame-cache",
@@ -382,6 +387,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.vision_backbone and args.backbone_dir and args.vision_backbone != "resnet18":
+        print(
+            "error: --backbone-dir holds ImageNet weights for torchvision's resnet18; "
+            f"{args.vision_backbone} trains from random weights: drop one of the two",
+            file=sys.stderr,
+        )
+        return 2
     if args.vision_backbone and args.policy not in ("act", "diffusion"):
         print(
             f"error: --vision-backbone applies to act and diffusion (their ResNet); {args.policy} has its "

@@ -25,15 +25,14 @@ PRESETS: tuple[str, ...] = ("cpu", "state", "gpu")
 # Overrides on top of LeRobot's defaults. The control loop runs at 30 Hz, so a chunk of 30 covers one second.
 _CPU_OVERRIDES: dict[str, dict[str, Any]] = {
     # Vision ACT from random weights, measured on 200 demos (2.0° recovery noise), batch 16, 100 seeds
-    # (README "Vision ACT"): LeRobot's ResNet-18 with frozen batch norm 34/100 after 1,600 steps (39 min
-    # on one core), this GroupNorm ResNet-18 at width 32 44/100 after 6,000 steps (49 min), executing 20 of
-    # each 30-action chunk.
+    # (README "Vision ACT"), one core: LeRobot's ResNet-18 with frozen batch norm (the identity without
+    # ImageNet weights) 34/100 after 1,600 steps (39 min); GroupNorm ResNet-18 at width 32 70/100 after
+    # 6,000 steps (49 min), at width 16 81/100 after 15,000 steps (60 min: 2.2× the steps of width 32).
     "act": {
         "chunk_size": 30,
-        # Executed steps per chunk, same checkpoint (GroupNorm width 32, 6,000 steps): 5 → 38/100 (24
-        # timeouts: it re-plans into its own jitter), 10 → 70, 20 → 44, 30 → 41; temporal ensembling (coeff
-        # 0.01, a chunk every step) 73 at ~4.5× the eval time. From images the policy re-aims as the block
-        # comes into the wrist camera's view: too few executed steps and it never commits.
+        # Executed steps per chunk, one checkpoint (width 32, 6,000 steps): 5 → 38/100 (24 timeouts: it
+        # re-plans into its own jitter), 10 → 70, 20 → 44, 30 → 41; temporal ensembling (coeff 0.01, a
+        # chunk every step) 73 at ~4.5× the evaluation time. Width 16, 15,000 steps: 10 → 81, 20 → 69.
         "n_action_steps": 10,
         "dim_model": 128,
         "n_heads": 4,
@@ -42,7 +41,7 @@ _CPU_OVERRIDES: dict[str, dict[str, Any]] = {
         "n_decoder_layers": 1,
         # The scripted expert is one deterministic behaviour per state: nothing for a style latent to hold.
         "use_vae": False,
-        "vision_backbone": "resnet18_gn_w32",
+        "vision_backbone": "resnet18_gn_w16",
         # Short runs need a larger step than LeRobot's 1e-5 (tuned for 100k-step runs).
         "optimizer_lr": 2e-4,
         "optimizer_lr_backbone": 2e-4,

@@ -23,7 +23,7 @@ def test_state_preset_is_for_state_based_policies_only() -> None:
 
 
 def test_cpu_act_is_the_measured_vision_recipe() -> None:
-    """GroupNorm ResNet-18 (width 32) from random weights, no VAE, 10 of 30 actions executed per chunk."""
+    """GroupNorm ResNet-18 (width 16) from random weights, no VAE, 10 of 30 actions executed per chunk."""
     config = make_policy_config("act", "cpu", device="cpu")
-    assert config.vision_backbone == "resnet18_gn_w32" and config.pretrained_backbone_weights is None
+    assert config.vision_backbone == "resnet18_gn_w16" and config.pretrained_backbone_weights is None
     assert config.use_vae is False and (config.chunk_size, config.n_action_steps) == (30, 10)

@@ -100,8 +100,9 @@ def test_killing_the_launcher_stops_the_sweep_and_its_ray_processes(tmp_path: Pa
     with processes.held_still(sweep):
         started = descendants_of(sweep) | {sweep}  # Ray's GCS, raylet and workers, started by the sweep
         assert len(started) > 2, "the sweep should be running on Ray"
-        launcher.kill()  # what killing `./pants run` does to the sweep: its launcher is gone
-        launcher.wait()
+        with processes.held_still(*(started - {sweep})):  # its worker would run the queued episodes
+            launcher.kill()  # what killing `./pants run` does to the sweep: its launcher is gone
+            launcher.wait()
     assert wait_until_gone(started) == set(), "processes the sweep started are still running"
     resume_and_compare(tmp_path, reference, "--serial")  # the store resumes however the rest runs
 

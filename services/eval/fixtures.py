@@ -63,11 +63,22 @@ def wait_for_rows(out: Path, process: subprocess.Popen, rows: int = 1, timeout_s
 
 
 @contextmanager
-def held_still(pid: int) -> Iterator[None]:
-    """Process ``pid`` stopped (SIGSTOP) for the block: a fault injected meanwhile lands mid-sweep however
-    fast the episodes run, instead of racing the sweep to its end."""
-    os.kill(pid, signal.SIGSTOP)
+def held_still(*pids: int) -> Iterator[None]:
+    """Processes ``pids`` stopped (SIGSTOP) for the block: a fault injected meanwhile lands mid-sweep however
+    fast the episodes run, instead of racing the sweep to its end. (A sweep on Ray needs its workers held
+    too: they run the episodes already handed to them while the driver waits.)"""
+    stopped = []
     try:
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGSTOP)
+            except ProcessLookupError:
+                continue
+            stopped.append(pid)
         yield
     finally:
-        os.kill(pid, signal.SIGCONT)
+        for pid in stopped:
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass

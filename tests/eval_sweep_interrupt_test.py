@@ -19,8 +19,13 @@ from services.eval import fixtures as processes
 # Enough that a sweep interrupted after its first stored episode still has episodes left to run, even with
 # each of two Ray workers holding two episodes in flight on a fast machine.
 EPISODES = 12
-#: stands in for ``./pants run``: it starts the sweep as its child and waits for it
-LAUNCHER = "import subprocess, sys; sys.exit(subprocess.Popen(sys.argv[1:]).wait())"
+#: stands in for ``./pants run`` from a terminal: it starts the sweep as its child and waits for it. SIGHUP
+#: is set back to its default first: under ``nohup`` (a CI started in the background) it would be inherited
+#: as ignored, which the sweep reads as "detached on purpose" and stops watching its launcher.
+LAUNCHER = (
+    "import signal, subprocess, sys; signal.signal(signal.SIGHUP, signal.SIG_DFL); "
+    "sys.exit(subprocess.Popen(sys.argv[1:]).wait())"
+)
 
 
 def sweep_command(out: Path, *extra: str) -> list[str]:

@@ -22,6 +22,19 @@ Preset = Literal["cpu", "state", "gpu"]
 POLICY_TYPES: tuple[str, ...] = ("act", "diffusion", "smolvla", "pi0")
 PRESETS: tuple[str, ...] = ("cpu", "state", "gpu")
 
+# The ACT transformer both CPU presets use. Each step's cost is the decoder's 30 action queries per sample
+# (~17 MFLOP forward at this width): about 10 steps/s of batch 32 on one core without images. The scripted
+# expert is one deterministic behaviour per state: the VAE's style latent has nothing to capture, and its
+# encoder over the 30-step action chunk was half of each state step's compute.
+_ACT_NARROW: dict[str, Any] = {
+    "dim_model": 128,
+    "n_heads": 4,
+    "dim_feedforward": 512,
+    "n_encoder_layers": 2,
+    "n_decoder_layers": 1,
+    "use_vae": False,
+}
+
 # Overrides on top of LeRobot's defaults. The control loop runs at 30 Hz, so a chunk of 30 covers one second.
 _CPU_OVERRIDES: dict[str, dict[str, Any]] = {
     # Vision ACT from random weights, measured on 200 demos (2.0° recovery noise), batch 16, 100 seeds
@@ -34,13 +47,7 @@ _CPU_OVERRIDES: dict[str, dict[str, Any]] = {
         # re-plans into its own jitter), 10 → 70, 20 → 44, 30 → 41; temporal ensembling (coeff 0.01, a
         # chunk every step) 73 at ~4.5× the evaluation time. Width 16, 15,000 steps: 10 → 81, 20 → 69.
         "n_action_steps": 10,
-        "dim_model": 128,
-        "n_heads": 4,
-        "dim_feedforward": 512,
-        "n_encoder_layers": 2,
-        "n_decoder_layers": 1,
-        # The scripted expert is one deterministic behaviour per state: nothing for a style latent to hold.
-        "use_vae": False,
+        **_ACT_NARROW,
         "vision_backbone": "resnet18_gn_w16",
         # Short runs need a larger step than LeRobot's 1e-5 (tuned for 100k-step runs).
         "optimizer_lr": 2e-4,
@@ -89,16 +96,7 @@ _STATE_OVERRIDES: dict[str, dict[str, Any]] = {
         # 0.01, a chunk every step) 84% at 2.5× the inference. Too few steps re-plan into the policy's own
         # jitter; too many run blind past the grasp.
         "n_action_steps": 20,
-        # Each step's cost is the decoder's 30 action queries per sample (~17 MFLOP forward at this width):
-        # about 10 steps/s of batch 32 on one core, so 10 minutes are several thousand steps.
-        "dim_model": 128,
-        "n_heads": 4,
-        "dim_feedforward": 512,
-        "n_encoder_layers": 2,
-        "n_decoder_layers": 1,
-        # The scripted expert is one deterministic behaviour per state: the VAE's style latent has nothing to
-        # capture, and its encoder over the 30-step action chunk was half of each step's compute.
-        "use_vae": False,
+        **_ACT_NARROW,
         "optimizer_lr": 3e-4,
     },
     "diffusion": {

@@ -42,11 +42,19 @@ def frame_bytes(dataset: Any) -> int:
     return per_frame * int(dataset.num_frames)
 
 
-def cache_refusal(dataset: Any, memory_limit_bytes: int = DEFAULT_MEMORY_LIMIT_BYTES) -> str | None:
-    """Why ``dataset`` is read by LeRobot's own reader instead of held in memory, or None when it can be."""
+def _unsupported(dataset: Any) -> str | None:
+    """What this cache cannot hold at all, whatever the memory."""
     depth_keys = list(getattr(dataset.meta, "depth_keys", []) or [])
     if depth_keys:
         return f"depth cameras ({', '.join(depth_keys)}) are read by LeRobot's reader"
+    return None
+
+
+def cache_refusal(dataset: Any, memory_limit_bytes: int = DEFAULT_MEMORY_LIMIT_BYTES) -> str | None:
+    """Why ``dataset`` is read by LeRobot's own reader instead of held in memory, or None when it can be."""
+    unsupported = _unsupported(dataset)
+    if unsupported is not None:
+        return unsupported
     needed = frame_bytes(dataset)
     if needed > memory_limit_bytes:
         return (
@@ -60,7 +68,7 @@ class InMemoryFrames(torch.utils.data.Dataset):
     """``dataset``'s samples, precomputed (see module docstring); attribute reads fall through to it."""
 
     def __init__(self, dataset: Any, progress: Any = None) -> None:
-        refusal = cache_refusal(dataset, memory_limit_bytes=2**62)
+        refusal = _unsupported(dataset)  # the memory limit is the caller's (cache_refusal)
         if refusal is not None:
             raise ValueError(f"InMemoryFrames cannot hold this dataset: {refusal}")
         self._dataset = dataset
@@ -77,8 +85,12 @@ class InMemoryFrames(torch.utils.data.Dataset):
         # Rows are sorted by absolute index; a clamped absolute index maps back to its row.
         order = np.argsort(absolute)
 
-        def rows_of(indices: np.ndarray) -> np.ndarray:
-            return order[np.searchsorted(absolute[order], indices)]
+        def window(deltas: Any) -> tuple[np.ndarray, np.ndarray]:
+            """Each row's window as rows (clamped at its episode's ends) and its ``_is_pad`` flags."""
+            wanted = absolute[:, None] + np.asarray(deltas, dtype=np.int64)[None, :]
+            clamped = np.clip(wanted, episode_start[:, None], episode_end[:, None] - 1)
+            padded = (wanted < episode_start[:, None]) | (wanted >= episode_end[:, None])
+            return order[np.searchsorted(absolute[order], clamped)], padded
 
         self._tensors: dict[str, torch.Tensor] = {}
         feature_keys = [key for key in dataset.meta.features if key in columns]
@@ -90,10 +102,8 @@ class InMemoryFrames(torch.utils.data.Dataset):
             if deltas is None:
                 self._tensors[key] = torch.from_numpy(values)
                 continue
-            wanted = absolute[:, None] + np.asarray(deltas, dtype=np.int64)[None, :]
-            clamped = np.clip(wanted, episode_start[:, None], episode_end[:, None] - 1)
-            self._tensors[key] = torch.from_numpy(values[rows_of(clamped)])
-            padded = (wanted < episode_start[:, None]) | (wanted >= episode_end[:, None])
+            rows, padded = window(deltas)
+            self._tensors[key] = torch.from_numpy(values[rows])
             self._tensors[f"{key}_is_pad"] = torch.from_numpy(padded)
         for key in _INDEX_COLUMNS:
             if key in columns:
@@ -110,10 +120,8 @@ class InMemoryFrames(torch.utils.data.Dataset):
             self._frames[key] = torch.from_numpy(frames)
             deltas = (delta_indices or {}).get(key)
             if deltas is not None:
-                wanted = absolute[:, None] + np.asarray(deltas, dtype=np.int64)[None, :]
-                clamped = np.clip(wanted, episode_start[:, None], episode_end[:, None] - 1)
-                self._frame_rows[key] = torch.from_numpy(rows_of(clamped))
-                padded = (wanted < episode_start[:, None]) | (wanted >= episode_end[:, None])
+                rows, padded = window(deltas)
+                self._frame_rows[key] = torch.from_numpy(rows)
                 self._tensors[f"{key}_is_pad"] = torch.from_numpy(padded)
         self._image_transforms = getattr(dataset, "image_transforms", None)
         tasks = dataset.meta.tasks

@@ -203,6 +203,7 @@ def train_policy(
     ``threads`` sets torch's CPU threads; on a CPU shared with other jobs 1 is several times faster than
     torch's default (its OpenMP threads spin waiting for each other). ``frames_in_memory`` holds every
     sample (camera frames as uint8) in memory once, when it fits (``frame_cache``)."""
+    _check_vision_backbone(policy, (policy_overrides or {}).get("vision_backbone"), backbone_dir)
     dataset = Path(dataset).expanduser().resolve()
     out = Path(out).expanduser().resolve()
     _check_dataset(dataset)
@@ -269,6 +270,24 @@ def train_policy(
     ):
         lerobot_train.train(config)
     return list_checkpoints(out)
+
+
+def _check_vision_backbone(policy: str, name: str | None, backbone_dir: str | Path | None) -> None:
+    """Refuse a ``vision_backbone`` override LeRobot would fail on later (or silently replace)."""
+    if name is None:
+        return
+    if policy not in ("act", "diffusion"):
+        raise TrainError(
+            f"--vision-backbone applies to act and diffusion (their ResNet); {policy} has its own vision "
+            "model: drop the flag"
+        )
+    if name not in VISION_BACKBONES:
+        raise TrainError(f"unknown --vision-backbone {name!r}: use one of {', '.join(VISION_BACKBONES)}")
+    if backbone_dir is not None and name != "resnet18":
+        raise TrainError(
+            "--backbone-dir holds ImageNet weights for torchvision's resnet18; "
+            f"{name} trains from random weights: drop one of the two"
+        )
 
 
 #: ``preset``: the policy's own (ACT: constant; Diffusion: cosine to 0 at the run's last step); ``cosine``:
@@ -387,20 +406,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.vision_backbone and args.backbone_dir and args.vision_backbone != "resnet18":
-        print(
-            "error: --backbone-dir holds ImageNet weights for torchvision's resnet18; "
-            f"{args.vision_backbone} trains from random weights: drop one of the two",
-            file=sys.stderr,
-        )
-        return 2
-    if args.vision_backbone and args.policy not in ("act", "diffusion"):
-        print(
-            f"error: --vision-backbone applies to act and diffusion (their ResNet); {args.policy} has its "
-            "own vision model: drop the flag",
-            file=sys.stderr,
-        )
-        return 2
     try:
         checkpoints = train_policy(
             args.policy,

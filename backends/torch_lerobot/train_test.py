@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import pytest
 import torch
@@ -65,3 +66,25 @@ def test_vision_backbone_flag_offers_the_groupnorm_resnets_and_refuses_other_pol
     capsys.readouterr()
     assert main(["--policy", "smolvla", *common, "--vision-backbone", "resnet18_gn_w16"]) == 2
     assert "--vision-backbone applies to act and diffusion" in capsys.readouterr().err
+    with_weights = ["--vision-backbone", "resnet18_gn_w16", "--backbone-dir", "w"]
+    assert main(["--policy", "act", *common, *with_weights]) == 2
+    assert "drop one of the two" in capsys.readouterr().err
+
+
+def test_library_callers_get_the_same_backbone_refusals_as_the_command(tmp_path: Path) -> None:
+    # train_policy's own checks, before any dataset is read: a caller passing policy_overrides is told
+    # what is wrong in our words, not by LeRobot or torchvision halfway through building the model.
+    dataset, out = tmp_path / "d", tmp_path / "o"
+    with pytest.raises(TrainError, match="unknown --vision-backbone 'resnet50'"):
+        train_policy("act", dataset, out, 1, policy_overrides={"vision_backbone": "resnet50"})
+    with pytest.raises(TrainError, match="applies to act and diffusion"):
+        train_policy("pi0", dataset, out, 1, policy_overrides={"vision_backbone": "resnet18"})
+    with pytest.raises(TrainError, match="drop one of the two"):
+        train_policy(
+            "diffusion",
+            dataset,
+            out,
+            1,
+            backbone_dir=tmp_path / "w",
+            policy_overrides={"vision_backbone": "resnet18_gn_w32"},
+        )

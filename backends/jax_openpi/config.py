@@ -27,6 +27,11 @@ class ModelConfig:
 
     image_size: tuple[int, int] = (224, 224)
     patch_size: int = 16
+    #: Channels of stride-2 3x3 convolutions (GroupNorm, GELU) that turn pixels into patch tokens in place of
+    #: openpi's one linear patch projection; their strides multiply to ``patch_size``. () = the linear one.
+    #: A small object (the block spans ~2 pixels at 64x64) must be found inside a patch: a linear projection
+    #: learned from scratch on a few hundred demos sees it as a faint colour shift of one token.
+    conv_stem: tuple[int, ...] = ()
     num_cameras: int = 2  # 0: no image tokens (a state-based policy)
     #: Length of ``observation.environment_state`` (privileged object state) fed as prefix tokens; 0: none.
     environment_state_dim: int = 0
@@ -43,6 +48,12 @@ class ModelConfig:
     action_dim: int = 32
 
     def __post_init__(self) -> None:
+        stem_patch = 2 ** len(self.conv_stem)
+        if self.conv_stem and stem_patch != self.patch_size:
+            raise ValueError(
+                f"a conv stem of {len(self.conv_stem)} stride-2 layers makes {stem_patch}-pixel patches, "
+                f"but patch_size is {self.patch_size}: make the two agree"
+            )
         if self.num_cameras == 0 and self.environment_state_dim == 0:
             raise ValueError("a model needs a prefix: cameras (num_cameras > 0) or environment_state_dim > 0")
 
@@ -102,6 +113,7 @@ class TrainConfig:
     def from_dict(cls, data: Mapping[str, Any]) -> TrainConfig:
         model_fields = dict(data["model"])
         model_fields["image_size"] = tuple(model_fields["image_size"])
+        model_fields["conv_stem"] = tuple(model_fields.get("conv_stem", ()))
         known = {f.name for f in dataclasses.fields(cls)}
         fields = {key: value for key, value in data.items() if key in known}
         return cls(**{**fields, "model": ModelConfig(**model_fields)})

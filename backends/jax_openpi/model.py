@@ -133,6 +133,28 @@ class JointLayer(nnx.Module):
         return outputs, present
 
 
+class ConvStem(nnx.Module):
+    """Pixels → patch tokens through stride-2 convolutions ("early convolutions help transformers see
+    better", Xiao et al. 2021): each token summarises its patch from features, not raw colours."""
+
+    def __init__(self, channels: tuple[int, ...], width: int, *, rngs: nnx.Rngs):
+        ins = (3, *channels[:-1])
+        self.convs = nnx.List(
+            [
+                nnx.Conv(a, b, kernel_size=(3, 3), strides=(2, 2), padding="SAME", rngs=rngs)
+                for a, b in zip(ins, channels, strict=True)
+            ]
+        )
+        self.norms = nnx.List([nnx.GroupNorm(b, num_groups=min(8, b), rngs=rngs) for b in channels])
+        self.project = nnx.Conv(channels[-1], width, kernel_size=(1, 1), rngs=rngs)
+
+    def __call__(self, pixels: jax.Array) -> jax.Array:
+        x = pixels
+        for conv, norm in zip(self.convs, self.norms, strict=True):
+            x = nnx.gelu(norm(conv(x)))
+        return self.project(x)
+
+
 class Pi0Policy(nnx.Module):
     def __init__(self, config: ModelConfig, *, rngs: nnx.Rngs):
         self.config = config
@@ -140,9 +162,12 @@ class Pi0Policy(nnx.Module):
         p = config.patch_size
         init = nnx.initializers.normal(0.02)
         if config.num_cameras:
-            self.patch_embed = nnx.Conv(
-                3, width, kernel_size=(p, p), strides=(p, p), padding="VALID", rngs=rngs
-            )
+            if config.conv_stem:
+                self.patch_embed = ConvStem(config.conv_stem, width, rngs=rngs)
+            else:
+                self.patch_embed = nnx.Conv(
+                    3, width, kernel_size=(p, p), strides=(p, p), padding="VALID", rngs=rngs
+                )
             self.patch_position = nnx.Param(init(rngs.params(), (config.tokens_per_camera, width)))
             self.camera_embedding = nnx.Param(init(rngs.params(), (config.num_cameras, width)))
             self.vision_layers = nnx.List(

@@ -80,6 +80,39 @@ def test_every_named_config_builds_with_whole_patches(name: str) -> None:
     assert len(model.layers) == config.depth and len(model.vision_layers) == config.vision_depth
 
 
+def test_conv_stem_makes_the_same_tokens_as_the_patch_projection_and_learns(fixed_batch) -> None:
+    import dataclasses
+
+    from flax import nnx
+
+    from backends.jax_openpi.config import ModelConfig
+    from backends.jax_openpi.model import ConvStem, Pi0Policy
+
+    with pytest.raises(ValueError, match="patch_size is 8"):
+        dataclasses.replace(CONFIG.model, conv_stem=(4, 8))
+    stem = CONFIG.replace(model=dataclasses.replace(CONFIG.model, conv_stem=(4, 8, 8)))
+    model = Pi0Policy(stem.model, rngs=nnx.Rngs(0))
+    assert isinstance(model.patch_embed, ConvStem)
+    observation, actions = fixed_batch
+    tokens = model.embed_images(observation.images)
+    assert tokens.shape == (CONFIG.batch_size, 2 * stem.model.tokens_per_camera, stem.model.width)
+    # a checkpoint's config.json (lists, as JSON has them) rebuilds the same model config
+    assert type(stem).from_dict(stem.to_dict()).model == stem.model
+    assert ModelConfig().conv_stem == ()  # openpi's linear patch projection stays the default
+
+    graphdef, params = init_model(stem, seed=0)
+    state = new_train_state(stem, params)
+    train_step = make_train_step(graphdef, stem)
+    rng = jax.random.key(1)
+    losses = []
+    for _ in range(12):
+        state.params, state.opt_state, state.ema, info = train_step(
+            state.params, state.opt_state, state.ema, rng, observation, actions
+        )
+        losses.append(float(info["loss"]))
+    assert losses[-1] < 0.7 * losses[0], losses
+
+
 def test_state_based_config_has_no_image_weights_and_learns_from_the_environment_state() -> None:
     from flax import nnx
 

@@ -104,3 +104,14 @@ def expand_policy(uri: str) -> list[CheckpointTarget]:
 def plan_checkpoints(uri: str, scene_path: str | Path | None = None) -> list[CheckpointTarget]:
     """``expand_policy`` with every checkpoint's card read and its scene decided, once."""
     return [target.with_scene(read_card(target.policy_uri), scene_path) for target in expand_policy(uri)]
+
+
+def plan_one_checkpoint(uri: str, scene_path: str | Path | None = None) -> CheckpointTarget:
+    """The one checkpoint ``uri`` names, loaded as written (rollouts, whiskers): its card read once and, when
+    it has one, its scene decided from it. Without a card (a scripted policy, or a remote one whose card
+    comes with loading it) the scene stays undecided for whoever loads it: ``decide_scene(None, ...)`` for
+    what needs the scene first, the executor for a remote policy."""
+    card = read_card(uri)
+    if card is None:
+        return CheckpointTarget("", uri, None)
+    return CheckpointTarget(split_policy_uri(uri)[1], uri, None).with_scene(card, scene_path)

@@ -11,6 +11,7 @@ from libs.evaluation.checkpoints import (
     CheckpointNotFoundError,
     expand_policy,
     plan_checkpoints,
+    plan_one_checkpoint,
 )
 from libs.policy_api.card import CheckpointCard
 from libs.policy_api.checkpoint_folders import find_step_folders
@@ -81,3 +82,17 @@ def test_each_checkpoints_scene_is_decided_once_from_scene_card_or_default(tmp_p
     for target in plan_checkpoints(f"test_layout:{root}", chosen):
         assert target.scene is not None and target.scene.source == f"the scene {chosen}"
         assert target.scene.config == json.loads(chosen.read_text())
+
+
+def test_one_named_checkpoint_is_planned_as_the_sweep_plans_each(tmp_path: Path) -> None:
+    # rollouts and whiskers load the one checkpoint a URI names: card read once, scene decided from it.
+    root = run(tmp_path / "run", [100, 200])
+    trained_in = SceneConfig(block_region_xy=((0.2, 0.25), (0.0, 0.1))).to_dict()
+    checkpoint = root / "checkpoints" / "000200"
+    CheckpointCard(scene=trained_in, step=200).write(checkpoint)
+    target = plan_one_checkpoint(f"test_layout:{checkpoint}")
+    assert target.policy_uri == f"test_layout:{checkpoint}" and target.checkpoint_id == str(checkpoint)
+    assert target.step == 200 and target.scene is not None and target.scene.source == TRAINING_SCENE
+    # without a card the scene is left to whoever loads the policy (a remote one brings its card then)
+    bare = plan_one_checkpoint(f"test_layout:{root / 'checkpoints' / '000100'}")
+    assert bare.card is None and bare.scene is None and bare.checkpoint_id == ""

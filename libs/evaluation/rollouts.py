@@ -26,11 +26,11 @@ from libs.datasets.record import (
     recording_parser,
     run_recording,
 )
-from libs.evaluation.checkpoints import CheckpointTarget
+from libs.evaluation.checkpoints import plan_one_checkpoint
 from libs.evaluation.executor import check_against_training
 from libs.evaluation.runner import run_episode
 from libs.policy_api.contracts import ContractViolation, EpisodeGuardedPolicy
-from libs.policy_api.registry import PolicyLoadError, make_policy, read_card, split_policy_uri
+from libs.policy_api.registry import PolicyLoadError, make_policy
 from libs.policy_api.types import Policy
 from libs.sim.scene_config import SceneConfigError
 
@@ -55,9 +55,9 @@ def record_rollouts(
 ) -> RecordSummary:
     """Rollouts of ``policy_uri`` in its decided scene (with the recorder's scene options applied) into a
     dataset at ``root``; ``recording`` goes to ``record_dataset`` (episodes, seed, keep, noise, ...)."""
-    card = read_card(policy_uri)
-    checkpoint_id = split_policy_uri(policy_uri)[1] if card is not None else ""
-    target = CheckpointTarget(checkpoint_id, policy_uri, None).with_scene(card, scene_path)
+    target = plan_one_checkpoint(policy_uri, scene_path)
+    if target.scene is None:  # no card: the scene the user names, else the default
+        target = target.with_scene(None, scene_path)
     assert target.scene is not None
     scene = apply_scene_options(target.scene.load(), image_size, depth, environment_state, no_cameras)
     policy = EpisodeGuardedPolicy(make_policy(policy_uri))

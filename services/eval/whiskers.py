@@ -91,11 +91,11 @@ def dataset_action_stats(dataset: str) -> Mapping[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
     from libs.datasets.lerobot_v3 import DatasetError
-    from libs.evaluation.checkpoints import CheckpointTarget
+    from libs.evaluation.checkpoints import plan_one_checkpoint
     from libs.evaluation.executor import EnvSettings, EpisodeExecutor, EpisodeTask, SweepError
     from libs.evaluation.sweep_whiskers import play_with_whiskers, write_whisker_outputs
     from libs.policy_api.contracts import ContractViolation
-    from libs.policy_api.registry import PolicyLoadError, read_card, split_policy_uri
+    from libs.policy_api.registry import PolicyLoadError
     from libs.sim.env import SimInputError
     from libs.sim.gl import GLBackendError
     from libs.sim.scene_config import SceneConfigError
@@ -114,11 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         # One checkpoint, planned as the sweep plans each: its card read once, the scene decided from it
         # (a policy whose card comes only with loading it, as a remote one's, is decided by the executor).
-        card = read_card(arguments.policy)
-        checkpoint_id = split_policy_uri(arguments.policy)[1] if card is not None else ""
-        target = CheckpointTarget(checkpoint_id, arguments.policy, None)
-        if card is not None:
-            target = target.with_scene(card, arguments.scene)
+        target = plan_one_checkpoint(arguments.policy, arguments.scene)
         executor = EpisodeExecutor(settings)
         _, card_action_stats, env = executor.prepared(target)
         action_stats = dataset_action_stats(arguments.dataset) if arguments.dataset else card_action_stats

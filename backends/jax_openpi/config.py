@@ -146,11 +146,15 @@ CONFIGS: dict[str, TrainConfig] = {
         keep_period=None,
         log_interval=1,
     ),
+    # Images + joint state. Measured on 200 demos (96x128, 2.0° executed-action noise), one core, 8,000 steps
+    # (33 min), seeds 0-49: 18/50 (README "Vision JAX policy"). Before (linear patch projection, horizon 50
+    # sampled from noise, EMA 0.99): 0% in the quickstart at every checkpoint.
     "so101_cpu": TrainConfig(
         name="so101_cpu",
         model=ModelConfig(
             image_size=(64, 64),
             patch_size=8,
+            conv_stem=(16, 32, 64),
             width=96,
             expert_width=96,
             vision_depth=1,
@@ -158,14 +162,17 @@ CONFIGS: dict[str, TrainConfig] = {
             num_heads=4,
             head_dim=24,
             mlp_ratio=2,
+            action_horizon=30,
         ),
         batch_size=16,
         peak_lr=5e-4,
         warmup_steps=100,
-        decay_steps=5000,
+        decay_steps=8000,
         end_lr=5e-5,
-        ema_decay=0.99,
-        save_interval=500,
+        ema_decay=0.995,
+        sample_noise_scale=0.0,
+        n_action_steps=10,
+        save_interval=1000,
         keep_last=3,
         keep_period=2000,
     ),

@@ -27,6 +27,7 @@ import numpy as np
 
 from libs.evaluation.planner import (
     PairRates,
+    SimulationSettings,
     connor_pairs,
     mcnemar_power,
     simulate_paired,
@@ -108,9 +109,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         for power in arguments.powers:
             guess = max(4, int(connor_pairs(rates, power, alpha)))
             planned = smallest_budget(
-                lambda budget, rates=rates: simulate_paired(rates, budget, alpha, 2000, seed=1), power, guess
+                lambda budget, rates=rates: simulate_paired(
+                    rates, budget, SimulationSettings(alpha, 2000, 1)
+                ),
+                power,
+                guess,
             )
-            measured = simulate_paired(rates, planned.budget, alpha, runs, seed=2)
+            measured = simulate_paired(rates, planned.budget, SimulationSettings(alpha, runs, 2))
             fixed = smallest_n(lambda n, rates=rates: mcnemar_power(n, rates, alpha), measured.power, guess)
             saving = 1 - measured.mean_episodes / fixed
             alternatives.append(

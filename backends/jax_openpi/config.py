@@ -122,29 +122,38 @@ class TrainConfig:
         return dataclasses.replace(self, **changes)
 
 
+#: The unit-test configs' transformer: one joint layer, no ViT layers, width 32.
+_TEST_MODEL: dict[str, Any] = {
+    "width": 32,
+    "expert_width": 32,
+    "vision_depth": 0,
+    "depth": 1,
+    "num_heads": 2,
+    "head_dim": 16,
+    "mlp_ratio": 2,
+}
+#: The unit-test configs' optimiser and checkpointing: a few steps, a save every 5, every step logged.
+_TEST_RUN: dict[str, Any] = {
+    "batch_size": 4,
+    "peak_lr": 1e-3,
+    "warmup_steps": 2,
+    "decay_steps": 1000,
+    "end_lr": 1e-4,
+    "save_interval": 5,
+    "keep_last": 2,
+    "keep_period": None,
+    "log_interval": 1,
+}
+
 CONFIGS: dict[str, TrainConfig] = {
     "so101_test": TrainConfig(
         name="so101_test",
         model=ModelConfig(
             image_size=(32, 32),
             patch_size=8,
-            width=32,
-            expert_width=32,
-            vision_depth=0,
-            depth=1,
-            num_heads=2,
-            head_dim=16,
-            mlp_ratio=2,
+            **_TEST_MODEL,
         ),
-        batch_size=4,
-        peak_lr=1e-3,
-        warmup_steps=2,
-        decay_steps=1000,
-        end_lr=1e-4,
-        save_interval=5,
-        keep_last=2,
-        keep_period=None,
-        log_interval=1,
+        **_TEST_RUN,
     ),
     # Images + joint state. Measured on 200 demos (96x128, 2.0° executed-action noise), one core, 8,000 steps
     # (33 min), seeds 0-49: 18/50 (README "Vision JAX policy"). Before (linear patch projection, horizon 50
@@ -240,27 +249,13 @@ CONFIGS: dict[str, TrainConfig] = {
         model=ModelConfig(
             num_cameras=0,
             environment_state_dim=9,
-            width=32,
-            expert_width=32,
-            vision_depth=0,
-            depth=1,
-            num_heads=2,
-            head_dim=16,
-            mlp_ratio=2,
+            **_TEST_MODEL,
             action_horizon=10,
         ),
         base_camera=None,
         wrist_camera=None,
-        batch_size=4,
-        peak_lr=1e-3,
-        warmup_steps=2,
-        decay_steps=1000,
-        end_lr=1e-4,
         n_action_steps=5,
-        save_interval=5,
-        keep_last=2,
-        keep_period=None,
-        log_interval=1,
+        **_TEST_RUN,
     ),
 }
 

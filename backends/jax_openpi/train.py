@@ -112,14 +112,14 @@ def _preflight_disk(out: Path, config: TrainConfig, params: Params, steps: int, 
     copies = 1 + 2 + (1 if config.ema_decay is not None else 0)  # weights, Adam's two moments, EMA
     kept_by_period = steps // config.keep_period if config.keep_period else 0
     try:
-        preflight.check_disk(
+        plan = preflight.plan_disk(
             out,
             preflight.checkpoint_bytes_estimate(parameters, optimizer_slots=copies - 1),
             total_steps=steps,
             save_every=config.save_interval,
             keep_last=config.keep_last + kept_by_period,
-            report=tqdm.write if report else None,
         )
+        preflight.check_disk(plan, report=tqdm.write if report else None)
     except preflight.PreflightError as error:
         raise TrainError(str(error)) from error
 

@@ -127,9 +127,8 @@ def _lerobot_hooks(
         trained = sum(parameter.numel() for parameter in policy.parameters() if parameter.requires_grad)
         checkpoint_bytes = 4 * weights + 2 * 4 * trained  # float32 weights + Adam's two moments
         try:
-            preflight.check_disk(
-                out, checkpoint_bytes, total_steps=steps, save_every=save_freq, report=logger.info
-            )
+            plan = preflight.plan_disk(out, checkpoint_bytes, total_steps=steps, save_every=save_freq)
+            preflight.check_disk(plan, report=logger.info)
         except preflight.PreflightError as error:
             raise TrainError(str(error)) from error
         return policy

@@ -107,6 +107,10 @@ class DiskPlan:
     resident_checkpoints: int
     required_bytes: int
     warnings: tuple[str, ...] = ()
+    #: What the plan assumed, for the refusal to name: retention (None: all kept), other output, margin.
+    keep_last: int | None = None
+    extra_bytes: int = 0
+    margin: float = DEFAULT_MARGIN
 
     @property
     def fits(self) -> bool:
@@ -158,40 +162,38 @@ def plan_disk(
             "prefer a data volume"
         )
     return DiskPlan(
-        mount, Path(output_dir), int(checkpoint_bytes), saves, resident, required, tuple(warnings)
+        mount,
+        Path(output_dir),
+        int(checkpoint_bytes),
+        saves,
+        resident,
+        required,
+        tuple(warnings),
+        keep_last,
+        int(extra_bytes),
+        margin,
     )
 
 
-def check_disk(
-    output_dir: str | Path,
-    checkpoint_bytes: int,
-    total_steps: int,
-    save_every: int,
-    keep_last: int | None = None,
-    extra_bytes: int = 0,
-    margin: float = DEFAULT_MARGIN,
-    report: Callable[[str], None] | None = print,
-    mountinfo: str | Path = "/proc/self/mountinfo",
-) -> DiskPlan:
-    """``plan_disk``, printing the plan and its warnings; raises ``PreflightError`` with the numbers when the
-    run cannot fit."""
-    plan = plan_disk(
-        output_dir, checkpoint_bytes, total_steps, save_every, keep_last, extra_bytes, margin, mountinfo
-    )
+def check_disk(plan: DiskPlan, report: Callable[[str], None] | None = print) -> DiskPlan:
+    """Prints ``plan_disk``'s plan and its warnings; raises ``PreflightError`` with the numbers when the run
+    cannot fit."""
     if report is not None:
         report(f"preflight: {plan.summary()}")
         for warning in plan.warnings:
             report(f"preflight warning: {warning}")
     if not plan.fits:
         retention = (
-            "every checkpoint is kept" if keep_last is None else f"--keep-last {keep_last} (+1 while saving)"
+            "every checkpoint is kept"
+            if plan.keep_last is None
+            else f"--keep-last {plan.keep_last} (+1 while saving)"
         )
         raise PreflightError(
             f"not enough disk for {plan.output_dir}: {plan.mount.mount_point} ({plan.mount.filesystem}) has "
             f"{_mib(plan.mount.free_bytes)} free but the run needs {_mib(plan.required_bytes)} = "
             f"{plan.resident_checkpoints} × {_mib(plan.checkpoint_bytes)} checkpoints ({plan.saves} saves, "
-            f"{retention}) + {int(margin * 100)}% margin"
-            + (f" + {_mib(extra_bytes)} other output" if extra_bytes else "")
+            f"{retention}) + {int(plan.margin * 100)}% margin"
+            + (f" + {_mib(plan.extra_bytes)} other output" if plan.extra_bytes else "")
             + ": free space, save less often, keep fewer checkpoints (--keep-last), or write elsewhere"
         )
     return plan
@@ -331,7 +333,7 @@ def run_training_preflight(
 ) -> tuple[DiskPlan, LoaderProbe | None]:
     """What a train command runs before step 0: the disk check (raises ``PreflightError`` when the run
     cannot fit) and, given a loader factory, the throughput probe with its recommendation."""
-    plan = check_disk(output_dir, checkpoint_bytes, total_steps, save_every, keep_last, report=report)
+    plan = check_disk(plan_disk(output_dir, checkpoint_bytes, total_steps, save_every, keep_last), report)
     probe = None
     if make_loader is not None:
         probe = probe_data_loader(make_loader, worker_counts, batches=probe_batches, step=step)
@@ -364,7 +366,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             checkpoint = int(args.checkpoint_mb * MIB)
         check_disk(
-            args.out, checkpoint, args.steps, args.save_every, args.keep_last, int(args.extra_mb * MIB)
+            plan_disk(
+                args.out, checkpoint, args.steps, args.save_every, args.keep_last, int(args.extra_mb * MIB)
+            )
         )
         if args.dataset:
             from libs.datasets.fast_loader import probe_reader

@@ -49,13 +49,15 @@ def test_mount_is_named_and_refusal_has_numbers(small_filesystem: Path) -> None:
     assert 3 * MIB < mount.total_bytes <= 4 * MIB
     with pytest.raises(PreflightError) as refused:
         check_disk(
-            output, checkpoint_bytes=2 * MIB, total_steps=1000, save_every=100, keep_last=2, report=None
+            plan_disk(output, checkpoint_bytes=2 * MIB, total_steps=1000, save_every=100, keep_last=2),
+            report=None,
         )
     message = str(refused.value)
     assert str(small_filesystem) in message and "tmpfs" in message
     assert "3 × 2.0 MiB" in message and "6.6 MiB" in message and "--keep-last" in message
     fits = check_disk(
-        output, checkpoint_bytes=MIB // 2, total_steps=1000, save_every=500, keep_last=1, report=None
+        plan_disk(output, checkpoint_bytes=MIB // 2, total_steps=1000, save_every=500, keep_last=1),
+        report=None,
     )
     assert fits.fits and fits.saves == 2 and fits.resident_checkpoints == 2
     assert main(["--out", str(output), "--checkpoint-mb", "2", "--steps", "1000", "--save-every", "100"]) == 2

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import lru_cache
 from statistics import NormalDist
 from typing import Any
@@ -170,36 +170,40 @@ class SequentialSimulation:
     runs: int
 
 
+@dataclass(frozen=True)
+class SimulationSettings:
+    """How sequential tests are simulated: their level, how many runs, the random seed, the prior's strength
+    (None: ``MixtureSPRT``'s own, from the budget)."""
+
+    alpha: float = 0.05
+    runs: int = DEFAULT_SIMULATIONS
+    seed: int = 0
+    prior_strength: float | None = None
+
+
+DEFAULT_SETTINGS = SimulationSettings()
+
+
 def simulate_paired(
-    rates: PairRates,
-    budget: int,
-    alpha: float = 0.05,
-    runs: int = DEFAULT_SIMULATIONS,
-    seed: int = 0,
-    prior_strength: float | None = None,
+    rates: PairRates, budget: int, settings: SimulationSettings = DEFAULT_SETTINGS
 ) -> SequentialSimulation:
-    """``runs`` simulated sequential comparisons looking after every pair (vectorised)."""
-    rng = np.random.default_rng(seed)
-    draws = rng.random((runs, budget))
+    """``settings.runs`` simulated sequential comparisons looking after every pair (vectorised)."""
+    rng = np.random.default_rng(settings.seed)
+    draws = rng.random((settings.runs, budget))
     wins = np.cumsum(draws < rates.only_first, axis=1)
     losses = np.cumsum((draws >= rates.only_first) & (draws < rates.discordant), axis=1)
-    test = MixtureSPRT(0.5, alpha, budget, prior_strength)
+    test = MixtureSPRT(0.5, settings.alpha, budget, settings.prior_strength)
     return _summarise(test, wins, losses, budget)
 
 
 def simulate_target(
-    rate: float,
-    target: float,
-    budget: int,
-    alpha: float = 0.05,
-    runs: int = DEFAULT_SIMULATIONS,
-    seed: int = 0,
-    prior_strength: float | None = None,
+    rate: float, target: float, budget: int, settings: SimulationSettings = DEFAULT_SETTINGS
 ) -> SequentialSimulation:
-    rng = np.random.default_rng(seed)
-    successes = np.cumsum(rng.random((runs, budget)) < rate, axis=1)
+    """Simulated sequential tests of one checkpoint at ``rate`` against ``target``, looking every episode."""
+    rng = np.random.default_rng(settings.seed)
+    successes = np.cumsum(rng.random((settings.runs, budget)) < rate, axis=1)
     failures = np.arange(1, budget + 1) - successes
-    test = MixtureSPRT(target, alpha, budget, prior_strength)
+    test = MixtureSPRT(target, settings.alpha, budget, settings.prior_strength)
     return _summarise(test, successes, failures, budget)
 
 
@@ -289,12 +293,9 @@ class Plan:
 
 
 def plan_paired(
-    rates: PairRates,
-    power: float = 0.9,
-    alpha: float = 0.05,
-    simulations: int = DEFAULT_SIMULATIONS,
-    seed: int = 0,
+    rates: PairRates, power: float = 0.9, settings: SimulationSettings = DEFAULT_SETTINGS
 ) -> Plan:
+    alpha = settings.alpha
     _check_levels(power, alpha)
     if rates.difference == 0:
         raise PlanError(
@@ -304,38 +305,30 @@ def plan_paired(
     closed = connor_pairs(rates, power, alpha)
     fixed = smallest_n(lambda n: mcnemar_power(n, rates, alpha), power, closed)
     sequential = smallest_budget(
-        lambda budget: simulate_paired(rates, budget, alpha, simulations, seed), power, fixed
+        lambda budget: simulate_paired(rates, budget, settings),
+        power,
+        fixed,
     )
     no_difference = PairRates(rates.first, rates.first, rates.discordant / 2, rates.discordant / 2)
-    equal = simulate_paired(no_difference, sequential.budget, alpha, simulations, seed + 1)
-    return Plan(
-        question="paired",
-        description=(
+    equal = simulate_paired(no_difference, sequential.budget, replace(settings, seed=settings.seed + 1))
+    return _plan(
+        "paired",
+        (
             f"two checkpoints at {rates.first:.0%} and {rates.second:.0%} success on paired seeds "
             f"(seeds going only to the first {rates.only_first:.3f}, "
             f"only to the second {rates.only_second:.3f})"
         ),
-        alpha=alpha,
-        power=power,
-        fixed_episodes=fixed,
-        fixed_power=mcnemar_power(fixed, rates, alpha),
-        closed_form_episodes=closed,
-        sequential_budget=sequential.budget,
-        sequential_power=sequential.power,
-        sequential_mean_episodes=sequential.mean_episodes,
-        sequential_mean_episodes_if_equal=equal.mean_episodes,
-        simulations=simulations,
+        power,
+        settings,
+        (fixed, mcnemar_power(fixed, rates, alpha), closed),
+        (sequential, equal),
     )
 
 
 def plan_target(
-    rate: float,
-    target: float,
-    power: float = 0.9,
-    alpha: float = 0.05,
-    simulations: int = DEFAULT_SIMULATIONS,
-    seed: int = 0,
+    rate: float, target: float, power: float = 0.9, settings: SimulationSettings = DEFAULT_SETTINGS
 ) -> Plan:
+    alpha = settings.alpha
     _check_levels(power, alpha)
     if not 0 < target < 1 or not 0 <= rate <= 1 or rate == target:
         raise PlanError(
@@ -345,22 +338,46 @@ def plan_target(
     closed = normal_target_episodes(rate, target, power, alpha)
     fixed = smallest_n(lambda n: binomial_test_power(n, rate, target, alpha), power, closed)
     sequential = smallest_budget(
-        lambda budget: simulate_target(rate, target, budget, alpha, simulations, seed), power, fixed
+        lambda budget: simulate_target(rate, target, budget, settings),
+        power,
+        fixed,
     )
-    equal = simulate_target(target, target, sequential.budget, alpha, simulations, seed + 1)
+    equal = simulate_target(target, target, sequential.budget, replace(settings, seed=settings.seed + 1))
+    return _plan(
+        "target",
+        f"one checkpoint expected at {rate:.0%} against a target of {target:.0%}",
+        power,
+        settings,
+        (fixed, binomial_test_power(fixed, rate, target, alpha), closed),
+        (sequential, equal),
+    )
+
+
+def _plan(
+    question: str,
+    description: str,
+    power: float,
+    settings: SimulationSettings,
+    fixed_design: tuple[int, float, float],
+    sequential_design: tuple[SequentialSimulation, SequentialSimulation],
+) -> Plan:
+    """A ``Plan`` from the fixed design (episodes, exact power, closed-form episodes) and the sequential one
+    (simulated at the planned rates, then with no difference)."""
+    fixed, fixed_power, closed = fixed_design
+    sequential, equal = sequential_design
     return Plan(
-        question="target",
-        description=f"one checkpoint expected at {rate:.0%} against a target of {target:.0%}",
-        alpha=alpha,
+        question=question,
+        description=description,
+        alpha=settings.alpha,
         power=power,
         fixed_episodes=fixed,
-        fixed_power=binomial_test_power(fixed, rate, target, alpha),
+        fixed_power=fixed_power,
         closed_form_episodes=closed,
         sequential_budget=sequential.budget,
         sequential_power=sequential.power,
         sequential_mean_episodes=sequential.mean_episodes,
         sequential_mean_episodes_if_equal=equal.mean_episodes,
-        simulations=simulations,
+        simulations=settings.runs,
     )
 
 

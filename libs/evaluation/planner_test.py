@@ -8,6 +8,7 @@ from libs.evaluation.fixtures import record
 from libs.evaluation.planner import (
     PairRates,
     PlanError,
+    SimulationSettings,
     binomial_pmf,
     binomial_test_power,
     connor_pairs,
@@ -31,7 +32,7 @@ def test_mcnemar_power_matches_the_closed_form_when_the_second_never_wins_alone(
 def test_fixed_plan_is_the_first_n_reaching_the_power_and_agrees_with_connor():
     for first, second in [(0.8, 0.5), (0.6, 0.3), (0.9, 0.7)]:
         rates = PairRates.independent(first, second)
-        plan = plan_paired(rates, power=0.8, simulations=500)
+        plan = plan_paired(rates, power=0.8, settings=SimulationSettings(runs=500))
         assert mcnemar_power(plan.fixed_episodes, rates) >= 0.8
         assert mcnemar_power(plan.fixed_episodes - 1, rates) < 0.8
         # Connor's normal approximation (the closed form) lands within 15% of the exact answer.
@@ -46,7 +47,7 @@ def test_connor_formula_by_hand():
 
 
 def test_target_plan_agrees_with_the_normal_formula_and_exact_power():
-    plan = plan_target(0.9, 0.7, power=0.8, simulations=500)
+    plan = plan_target(0.9, 0.7, power=0.8, settings=SimulationSettings(runs=500))
     assert binomial_test_power(plan.fixed_episodes, 0.9, 0.7) >= 0.8
     assert plan.fixed_episodes == pytest.approx(normal_target_episodes(0.9, 0.7, 0.8), rel=0.2)
     # Exact power at n = 1 by hand: no single episode can reach p < 0.05, so power is 0.
@@ -55,7 +56,7 @@ def test_target_plan_agrees_with_the_normal_formula_and_exact_power():
 
 
 def test_sequential_plan_reaches_the_power_and_spends_less_when_the_difference_holds():
-    plan = plan_paired(PairRates.independent(0.9, 0.5), power=0.8, simulations=1000)
+    plan = plan_paired(PairRates.independent(0.9, 0.5), power=0.8, settings=SimulationSettings(runs=1000))
     assert plan.sequential_power >= 0.8
     assert plan.sequential_mean_episodes < plan.fixed_episodes
     # With no difference the sequential test mostly runs to its budget.

@@ -18,6 +18,7 @@ from libs.evaluation.planner import (
     DEFAULT_SIMULATIONS,
     PairRates,
     PlanError,
+    SimulationSettings,
     plan_paired,
     plan_target,
     rates_from_pilot,
@@ -48,13 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
+    settings = SimulationSettings(arguments.alpha, arguments.simulations)
     try:
         if arguments.rate is not None:
             if arguments.target_rate is None:
                 raise PlanError("--rate needs --target-rate: the rate it is tested against, e.g. 0.8")
-            plan = plan_target(
-                arguments.rate, arguments.target_rate, arguments.power, arguments.alpha, arguments.simulations
-            )
+            plan = plan_target(arguments.rate, arguments.target_rate, arguments.power, settings)
             heading = plan.description
         else:
             if arguments.pilot is not None:
@@ -70,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 rates = PairRates.independent(*arguments.rates)
                 first, second, source = "first", "second", "given"
-            plan = plan_paired(rates, arguments.power, arguments.alpha, arguments.simulations)
+            plan = plan_paired(rates, arguments.power, settings)
             heading = f"{plan.description}; rates {source}"
     except (PlanError, SequentialTestError, ResultsStoreError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -80,7 +80,7 @@ def test_every_named_config_builds_with_whole_patches(name: str) -> None:
     assert len(model.layers) == config.depth and len(model.vision_layers) == config.vision_depth
 
 
-def test_conv_stem_makes_the_same_tokens_as_the_patch_projection_and_learns(fixed_batch) -> None:
+def test_conv_stem_makes_one_token_per_patch_and_learns(fixed_batch) -> None:
     import dataclasses
 
     from flax import nnx

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import itertools
+import json
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -34,6 +36,7 @@ from backends.jax_openpi.data import (
     compute_norm_stats,
     load_training_arrays,
 )
+from backends.jax_openpi.layout import CONFIG_FILE
 from backends.jax_openpi.model import Observation
 from backends.jax_openpi.model_io import model_actions, model_observation, model_pipeline
 from backends.jax_openpi.norm_stats import (
@@ -160,6 +163,7 @@ def train(
     manager = checkpoints.checkpoint_manager(out, config)
     latest = manager.latest_step() if resume else None
     if latest is not None:
+        _check_same_model(checkpoints.step_dir(out, latest), config)
         state = restore_train_state(checkpoints.step_dir(out, latest), config, state)
     train_step = make_train_step(graphdef, config)
     schedule = learning_rate_schedule(config)
@@ -241,6 +245,23 @@ def _config_with_overrides(args: argparse.Namespace) -> TrainConfig:
     if args.no_ema:
         overrides["ema_decay"] = None
     return config.replace(**overrides) if overrides else config
+
+
+def _check_same_model(checkpoint: Path, config: TrainConfig) -> None:
+    """A run resumes only with the model it was trained with: a config whose model changed since (e.g. a
+    named config redefined between versions) would meet orbax's shape errors halfway through restoring."""
+    try:
+        saved = TrainConfig.from_dict(json.loads((checkpoint / CONFIG_FILE).read_text())).model
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # no readable config: restoring names what is wrong with the checkpoint
+    if saved != config.model:
+        changed = sorted(
+            name for name, value in dataclasses.asdict(config.model).items() if getattr(saved, name) != value
+        )
+        raise TrainError(
+            f"{checkpoint} was trained with another model than config {config.name!r} builds now (differs in "
+            f"{', '.join(changed)}): pass --no-resume to start over in it, or a new --out"
+        )
 
 
 def _common_arguments(parser: argparse.ArgumentParser) -> None:

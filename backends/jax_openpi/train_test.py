@@ -94,6 +94,19 @@ def test_training_resumes_from_the_last_checkpoint(trained_run, dataset: Path) -
     assert [int(row["step"]) for row in rows][-2:] == [5, 6]  # continued, not restarted at 1
 
 
+def test_resuming_with_a_changed_model_is_refused_in_one_line(trained_run, dataset: Path) -> None:
+    # e.g. a named config redefined between versions (so101_cpu gained a conv stem): orbax would fail
+    # with shape errors mid-restore; the run folder is left as it is.
+    import dataclasses
+
+    out, _ = trained_run
+    before = sorted(path.name for path in (out / "checkpoints").iterdir())
+    changed = CONFIG.replace(model=dataclasses.replace(CONFIG.model, conv_stem=(4, 8, 8)))
+    with pytest.raises(train_lib.TrainError, match="differs in conv_stem.*--no-resume"):
+        train_lib.train(changed, dataset, out, steps=8, progress=False)
+    assert sorted(path.name for path in (out / "checkpoints").iterdir()) == before
+
+
 def test_saved_checkpoint_reproduces_actions(trained_run) -> None:
     out, _ = trained_run
     policy = make_policy(f"jax_openpi:{out / 'checkpoints' / '000005'}")

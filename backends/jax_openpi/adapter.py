@@ -9,7 +9,6 @@ pad, resize), samples a chunk with Euler steps, then runs the *inverse* pipeline
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,10 +22,11 @@ from backends.jax_openpi.checkpoints import (
     ASSETS_DIR,
     CONFIG_FILE,
     PARAMS_ITEM,
+    load_config,
+    read_json,
     restore_items,
 )
 from backends.jax_openpi.compilation_cache import enable_compilation_cache
-from backends.jax_openpi.config import TrainConfig
 from backends.jax_openpi.layout import CheckpointError, read_card, resolve_checkpoint_dir
 from backends.jax_openpi.model import Observation, Pi0Policy
 from backends.jax_openpi.model_io import model_observation, model_pipeline
@@ -41,30 +41,6 @@ from libs.policy_api.types import (
     PolicySpec,
 )
 from libs.policy_api.types import Observation as EnvObservation
-
-
-def _read_json(path: Path) -> Any | None:
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as error:
-        raise CheckpointError(f"{path} is not valid JSON ({error}): the checkpoint is corrupt") from error
-
-
-def load_config(directory: Path) -> TrainConfig:
-    path = directory / CONFIG_FILE
-    data = _read_json(path)
-    if data is None:
-        raise CheckpointError(
-            f"{directory} has no {CONFIG_FILE}: pass a step folder written by jax_openpi:train"
-        )
-    try:
-        return TrainConfig.from_dict(data)
-    except (KeyError, TypeError, ValueError) as error:
-        raise CheckpointError(
-            f"{path} is not a jax_openpi config ({error}): the checkpoint is corrupt"
-        ) from error
 
 
 @dataclasses.dataclass
@@ -112,7 +88,7 @@ class JaxOpenpiPolicy:
         self._seed = seed
         self._episode = self.new_episode(0)
 
-        extra = _read_json(directory / CONFIG_FILE) or {}
+        extra = read_json(directory / CONFIG_FILE) or {}
         height, width = extra.get("source_image_size") or config.model.image_size
         self._spec = PolicySpec(
             cameras=tuple(CameraInput(name, int(height), int(width)) for name in config.cameras),

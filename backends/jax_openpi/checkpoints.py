@@ -97,3 +97,29 @@ def restore_items(directory: Path, targets: Mapping[str, Any]) -> dict[str, Any]
                     "it is corrupt or from another config; use another step"
                 ) from error
     return restored
+
+
+def read_json(path: Path) -> Any | None:
+    """A JSON file beside a checkpoint (None when absent); a corrupt one is a one-line ``CheckpointError``."""
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise CheckpointError(f"{path} is not valid JSON ({error}): the checkpoint is corrupt") from error
+
+
+def load_config(directory: Path) -> TrainConfig:
+    """The ``TrainConfig`` a step folder was saved with (``save_checkpoint`` writes it), for loading and resuming."""
+    path = directory / CONFIG_FILE
+    data = read_json(path)
+    if data is None:
+        raise CheckpointError(
+            f"{directory} has no {CONFIG_FILE}: pass a step folder written by jax_openpi:train"
+        )
+    try:
+        return TrainConfig.from_dict(data)
+    except (KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(
+            f"{path} is not a jax_openpi config ({error}): the checkpoint is corrupt"
+        ) from error

@@ -15,7 +15,6 @@ import argparse
 import csv
 import dataclasses
 import itertools
-import json
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -36,7 +35,6 @@ from backends.jax_openpi.data import (
     compute_norm_stats,
     load_training_arrays,
 )
-from backends.jax_openpi.layout import CONFIG_FILE
 from backends.jax_openpi.model import Observation
 from backends.jax_openpi.model_io import model_actions, model_observation, model_pipeline
 from backends.jax_openpi.norm_stats import (
@@ -251,8 +249,8 @@ def _check_same_model(checkpoint: Path, config: TrainConfig) -> None:
     """A run resumes only with the model it was trained with: a config whose model changed since (e.g. a
     named config redefined between versions) would meet orbax's shape errors halfway through restoring."""
     try:
-        saved = TrainConfig.from_dict(json.loads((checkpoint / CONFIG_FILE).read_text())).model
-    except (OSError, ValueError, KeyError, TypeError):
+        saved = checkpoints.load_config(checkpoint).model
+    except checkpoints.CheckpointError:
         return  # no readable config: restoring names what is wrong with the checkpoint
     if saved != config.model:
         changed = sorted(

@@ -110,7 +110,7 @@ def read_json(path: Path) -> Any | None:
 
 
 def load_config(directory: Path) -> TrainConfig:
-    """The ``TrainConfig`` a step folder was saved with (``save_checkpoint`` writes it), for loading and resuming."""
+    """The ``TrainConfig`` a step folder was saved with (``save_checkpoint`` writes it): loading, resuming."""
     path = directory / CONFIG_FILE
     data = read_json(path)
     if data is None:

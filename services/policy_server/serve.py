@@ -11,11 +11,18 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
 from libs.policy_api.registry import PolicyLoadError, make_policy
-from services.policy_server.server import DEFAULT_MAX_BATCH, PolicyServer, UnservablePolicyError
+from services.policy_server.server import (
+    DEFAULT_MAX_BATCH,
+    PolicyServer,
+    UnservablePolicyError,
+    default_inference_threads,
+    limit_inference_threads,
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -31,7 +38,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=DEFAULT_MAX_BATCH,
         help="most requests in one forward pass (1 serves one request at a time)",
     )
+    parser.add_argument(
+        "--inference-threads",
+        type=int,
+        default=None,
+        help="CPU threads of the forward pass (default: OMP_NUM_THREADS if set, else every core but one, "
+        "which the event loop keeps)",
+    )
     args = parser.parse_args(argv)
+    if args.inference_threads is not None or "OMP_NUM_THREADS" not in os.environ:
+        limit_inference_threads(args.inference_threads or default_inference_threads())
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
         server = PolicyServer(

@@ -1,4 +1,5 @@
 import dataclasses
+import os
 import threading
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -149,6 +150,22 @@ def test_serve_cli_reports_a_bad_policy_string_in_one_line(capsys) -> None:
     assert main(["--policy", "nonsense:/x", "--port", "0"]) == 2
     error = capsys.readouterr().err.strip()
     assert error.startswith("error: unknown policy backend 'nonsense'") and "\n" not in error
+
+
+def test_serve_caps_the_forward_passs_threads_before_the_policy_loads(monkeypatch, capsys) -> None:
+    """The forward pass leaves the event loop a core: two torch threads on 2 cores served fewer requests."""
+    from services.policy_server.serve import main
+
+    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        monkeypatch.setenv(variable, "")  # remembered, so that the test's values do not outlive it
+        monkeypatch.delenv(variable)
+    main(["--policy", "nonsense:/x", "--port", "0"])
+    assert os.environ["OMP_NUM_THREADS"] == str(max(1, len(os.sched_getaffinity(0)) - 1))
+    main(["--policy", "nonsense:/x", "--port", "0", "--inference-threads", "3"])
+    assert os.environ["OMP_NUM_THREADS"] == os.environ["MKL_NUM_THREADS"] == "3"
+    monkeypatch.setenv("OMP_NUM_THREADS", "5")  # the user's own setting wins over the default
+    main(["--policy", "nonsense:/x", "--port", "0"])
+    assert os.environ["OMP_NUM_THREADS"] == "5"
 
 
 @dataclasses.dataclass

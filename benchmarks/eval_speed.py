@@ -111,7 +111,7 @@ def lerobot_eval_seconds(checkpoint: Path, episodes: int, max_steps: int, out: P
     argv = [
         "lerobot-eval",
         "--env.type=so101_pick_place",
-        f"--env.scene_path={checkpoint / 'scene.json'}",
+        f"--env.scene_path={checkpoint / 'card.json'}",  # the checkpoint's training scene
         f"--env.episode_length={max_steps}",
         f"--policy.path={checkpoint}",
         "--policy.device=cpu",

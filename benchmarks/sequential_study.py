@@ -9,6 +9,9 @@ it save?
    (the smallest ``--max-episodes`` reaching the wanted power) is simulated ``--runs`` times; its measured
    power is matched by the smallest fixed n whose exact McNemar test has at least that power (computed
    exactly), and the mean episodes per checkpoint are compared.
+3. **The limit.** The same comparison for an oracle that knows the true rates (Wald's SPRT of the true
+   discordant win rate, same threshold rule; ``benchmarks/sequential_oracle.py``, exact): what any
+   anytime-valid test of this question could save at that power.
 
 ``./pants run benchmarks:sequential_study -- --runs 10000 --png docs/sequential-study.png``
 """
@@ -25,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.sequential_oracle import oracle_design
 from libs.evaluation.planner import (
     PairRates,
     SimulationSettings,
@@ -100,9 +104,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     print(
         "| rates | wanted power | budget | sequential power | sequential mean "
-        "| fixed n (same power) | saving |"
+        "| fixed n (same power) | saving | oracle: budget, mean, fixed n, saving |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     alternatives = []
     for first, second in ALTERNATIVES:
         rates = PairRates.independent(first, second)
@@ -118,6 +122,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             measured = simulate_paired(rates, planned.budget, SimulationSettings(alpha, runs, 2))
             fixed = smallest_n(lambda n, rates=rates: mcnemar_power(n, rates, alpha), measured.power, guess)
             saving = 1 - measured.mean_episodes / fixed
+            oracle = oracle_design(rates, power, alpha, start=guess)
+            oracle_fixed = smallest_n(
+                lambda n, rates=rates: mcnemar_power(n, rates, alpha), oracle.power, guess
+            )
+            oracle_saving = 1 - oracle.mean_episodes / oracle_fixed
             alternatives.append(
                 {
                     "first": first,
@@ -128,18 +137,27 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "sequential_mean_episodes": measured.mean_episodes,
                     "fixed_episodes": fixed,
                     "saving": saving,
+                    "oracle_budget": oracle.budget,
+                    "oracle_power": oracle.power,
+                    "oracle_mean_episodes": oracle.mean_episodes,
+                    "oracle_fixed_episodes": oracle_fixed,
+                    "oracle_saving": oracle_saving,
                 }
             )
             print(
                 f"| {first:.0%} vs {second:.0%} | {power:.2f} | {planned.budget} | {measured.power:.3f} | "
-                f"{measured.mean_episodes:.1f} | {fixed} | {saving:.0%} |"
+                f"{measured.mean_episodes:.1f} | {fixed} | {saving:.0%} | {oracle.budget}, "
+                f"{oracle.mean_episodes:.1f}, {oracle_fixed}, {oracle_saving:.0%} |"
             )
     print()
     for power in arguments.powers:
-        savings = [row["saving"] for row in alternatives if row["wanted_power"] == power]
+        rows = [row for row in alternatives if row["wanted_power"] == power]
+        savings = [row["saving"] for row in rows]
+        limits = [row["oracle_saving"] for row in rows]
         print(
             f"power {power:.2f}: saving min {min(savings):.0%}, median {float(np.median(savings)):.0%}, "
-            f"max {max(savings):.0%}"
+            f"max {max(savings):.0%}; the oracle's min {min(limits):.0%}, median "
+            f"{float(np.median(limits)):.0%}, max {max(limits):.0%}"
         )
     print(f"\n(study took {time.perf_counter() - started:.0f} s)")
 

@@ -75,7 +75,10 @@ CLOSED_OPENING = 8.0
 #: Shut for at least this many control steps (0.1 s): jaws passing below ``CLOSED_OPENING`` for a step
 #: while re-opening are not a close.
 CLOSED_MIN_STEPS = 3
-#: The command counts as "close" below this (0–100): the expert commands 0, its open commands are >= 30.
+#: The command counts as "close" below this (0–100): the expert commands 0, its open commands are >= 30;
+#: the jaws meet the 2.5 cm block at an opening of ~15 (the expert's held opening is 14.6–15.2), so a
+#: command above that never grips, and 12 leaves a margin. A gripper regressed to the demonstrations' mean
+#: (≈ 25) stays above it — the Pi0 failure. The whisker diagnostics and drawings use the same threshold.
 CLOSE_COMMAND = 12.0
 #: Closing this far (m, gripper frame to block centre) from the block is closing on air: the expert grasps
 #: with the frame 0.3–0.9 cm from the centre and still picks with aim errors of 1 cm; at 1.5 cm a jaw no

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from libs.sim.failures import CLOSE_COMMAND
 from libs.viz.whiskers import WhiskerEpisode
 
 #: "does not move": the 90th percentile over chunks of the predicted gripper frame's largest distance from
@@ -30,10 +31,9 @@ DOES_NOT_MOVE_PERCENTILE = 90.0
 MEAN_BAND_STD = 0.5
 #: ... and is flagged when at least this fraction of all predicted gripper commands sit in that band.
 MEAN_REGRESSION_FRACTION = 0.8
-#: A gripper command (0–100) below this squeezes the block: the jaws meet the 2.5 cm block at an opening of
-#: ~15 (measured: the expert's held opening is 14.6–15.2), so a command above that never grips; 12 leaves a
-#: margin. A gripper regressed to the demonstrations' mean (≈ 25) stays above it — the Pi0 failure.
-GRIPPER_CLOSE_THRESHOLD = 12.0
+#: A gripper command (0–100) below this squeezes the block: the failure diagnosis's own threshold (its
+#: comment gives the measurements), so the whiskers and the report never disagree on what "closed" means.
+GRIPPER_CLOSE_THRESHOLD = CLOSE_COMMAND
 #: "chunks disagree": median over consecutive chunk pairs of the mean distance between their predicted
 #: gripper-frame positions for the same future steps. 2 cm is about the block's size: a plan that moves
 #: by a block width between two inferences 1/6 s apart is changing its mind, not refining. The expert's

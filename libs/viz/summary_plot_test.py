@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.patches import Circle
 
+from libs.viz.fixtures import BLOCK, BOWL, straight_episode
 from libs.viz.summary_plot import (
     ACTUAL_WIDTH,
     FORECAST_WIDTH,
@@ -16,50 +17,6 @@ from libs.viz.summary_plot import (
     plot_whisker_summary,
     whisker_summary_figure,
 )
-from libs.viz.whiskers import ChunkForecast, WhiskerEpisode
-
-BOWL = np.array([0.16, 0.09, 0.0])
-BLOCK = np.array([0.23, -0.05, 0.0125])
-
-
-def straight_episode(
-    chunk: int = 4, executed: int = 4, chunks: int = 3, drift: float = 0.0
-) -> WhiskerEpisode:
-    """The gripper moves 1 cm per step along x; each forecast is the path (plus ``drift`` per row in y)."""
-    steps = chunk * chunks
-    actual = [np.array([0.1 + 0.01 * t, 0.0, 0.1]) for t in range(steps + 1)]
-    forecasts = []
-    for index in range(chunks):
-        start = index * executed
-        rows = np.arange(start + 1, start + chunk + 1)
-        path = np.array([[0.1 + 0.01 * t, drift * (t - start), 0.1] for t in rows])
-        forecasts.append(
-            ChunkForecast(
-                env_step=start,
-                actions=np.zeros((chunk, 6), np.float32),
-                ee_start=actual[start],
-                ee_path=path,
-                gripper_command=np.full(chunk, 80.0),
-                gripper_opening=np.full(chunk, 80.0),
-                block_start=BLOCK,
-                block_path=np.tile(BLOCK, (chunk, 1)),
-            )
-        )
-    return WhiskerEpisode(
-        mode="dynamic",
-        seed=3,
-        action_space="joint",
-        chunk_length=chunk,
-        n_action_steps=executed,
-        bowl_position=BOWL,
-        forecasts=forecasts,
-        actual_ee=actual,
-        actual_gripper=[80.0] * (steps + 1),
-        actual_block=[BLOCK] * (steps + 1),
-        actual_qpos=[np.zeros(3)] * (steps + 1),
-        executed_actions=[np.zeros(6, np.float32)] * steps,
-        outcome="never_picked_up",
-    )
 
 
 def test_every_fully_executed_chunk_is_drawn_thick_over_a_thin_path() -> None:

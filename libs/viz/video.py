@@ -4,8 +4,10 @@ Each frame shows the overhead view and a free 3-D view side by side, under a hea
 seed, outcome and the whisker mode. Paths are MuJoCo user geoms (``mjv_connector`` GL lines appended to the
 renderer's ``mjvScene`` after ``update_scene``), not pixels drawn afterwards: drawn in the scene they are
 hidden behind the arm and the bowl where they should be, look the same from any camera, and need no
-projection code. Colours: the chunk in force in green (a red dot where it commands the gripper closed),
-earlier chunks in blue fading with age, the path actually taken in orange.
+projection code. Drawn as the summary PNG draws them (``libs.viz.summary_plot``): every chunk's forecast
+is a thick line coloured by the step at which it was predicted (the same viridis ramp for time), the chunk
+in force thickest and the earlier ones fading with age; the path actually taken is a thin black line; a red
+dot marks where the forecast in force commands the gripper closed (the executed gripper is the arm itself).
 
 Rendering happens after the episode, from the qpos recorded at every step, so recording whiskers stays
 render-free (and cheap) and a saved ``whiskers.npz`` can be rendered again later.
@@ -26,17 +28,19 @@ import numpy as np
 
 from libs.sim.physics import offscreen_renderer
 from libs.viz.diagnostics import GRIPPER_CLOSE_THRESHOLD
+from libs.viz.summary_plot import TIME_COLORMAP
 from libs.viz.whiskers import WhiskerEpisode, WhiskerError
 from scenes.so101.scene import BOWL_BODY
 
-CURRENT_RGBA = np.array([0.1, 0.85, 0.2, 1.0], dtype=np.float32)
-PAST_RGBA = np.array([0.2, 0.45, 1.0, 0.7], dtype=np.float32)
-ACTUAL_RGBA = np.array([1.0, 0.55, 0.0, 1.0], dtype=np.float32)
+ACTUAL_RGBA = np.array([0.0, 0.0, 0.0, 1.0], dtype=np.float32)
 CLOSE_RGBA = np.array([0.9, 0.1, 0.1, 1.0], dtype=np.float32)
-#: Line widths (pixels). GL lines, not capsules: a few hundred capsules made each CPU frame 3–5× slower.
-CURRENT_WIDTH_PX = 4
-PAST_WIDTH_PX = 2
-ACTUAL_WIDTH_PX = 3
+#: Line widths (pixels): forecasts prominent, the path taken thin. GL lines, not capsules: a few hundred
+#: capsules made each CPU frame 3–5× slower.
+CURRENT_WIDTH_PX = 5
+PAST_WIDTH_PX = 3
+ACTUAL_WIDTH_PX = 1
+#: Opacity of the oldest drawn chunk (the newest past chunk is opaque).
+OLDEST_PAST_ALPHA = 0.25
 CLOSE_MARKER_RADIUS_M = 0.005
 #: Where the overhead camera of the default scene is (``libs.sim.scene_config.default_cameras``): used as
 #: an equivalent free camera when the env was built without it (policies that read no camera).
@@ -129,6 +133,14 @@ def add_sphere(scene: mujoco.MjvScene, position: np.ndarray, radius: float, rgba
     scene.ngeom += 1
 
 
+def time_rgba(env_step: int, episode_steps: int) -> np.ndarray:
+    """The time ramp's colour for a chunk predicted at ``env_step`` (the summary PNG's ramp)."""
+    from matplotlib import colormaps
+
+    fraction = env_step / max(1, episode_steps)
+    return np.asarray(colormaps[TIME_COLORMAP](min(1.0, max(0.0, fraction))), dtype=np.float32)
+
+
 def draw_whiskers(scene: mujoco.MjvScene, episode: WhiskerEpisode, step: int, past_chunks: int = 8) -> None:
     """The whiskers in force at env step ``step`` and the path taken up to it, into ``scene``."""
     actual = np.asarray(episode.actual_ee[: step + 1])
@@ -142,11 +154,12 @@ def draw_whiskers(scene: mujoco.MjvScene, episode: WhiskerEpisode, step: int, pa
         if index < 0:
             continue
         forecast = episode.forecasts[index]
-        rgba = PAST_RGBA.copy()
-        rgba[3] = PAST_RGBA[3] * (1.0 - (age - 1) / past_chunks)
+        rgba = time_rgba(forecast.env_step, episode.steps)
+        rgba[3] = 1.0 - (1.0 - OLDEST_PAST_ALPHA) * (age - 1) / max(1, past_chunks - 1)
         add_path(scene, np.vstack([forecast.ee_start, forecast.ee_path]), PAST_WIDTH_PX, rgba)
     forecast = episode.forecasts[current]
-    add_path(scene, np.vstack([forecast.ee_start, forecast.ee_path]), CURRENT_WIDTH_PX, CURRENT_RGBA)
+    rgba = time_rgba(forecast.env_step, episode.steps)
+    add_path(scene, np.vstack([forecast.ee_start, forecast.ee_path]), CURRENT_WIDTH_PX, rgba)
     closing = np.flatnonzero(forecast.gripper_command < GRIPPER_CLOSE_THRESHOLD)
     if closing.size:
         add_sphere(scene, forecast.ee_path[closing[0]], CLOSE_MARKER_RADIUS_M, CLOSE_RGBA)
@@ -161,17 +174,21 @@ def header_image(text: str, width: int, height: int = HEADER_HEIGHT) -> np.ndarr
     figure = Figure(figsize=(width / dpi, height / dpi), dpi=dpi)
     canvas = FigureCanvasAgg(figure)
     figure.text(0.005, 0.72, text, va="center", ha="left", fontsize=6.5)
+    black = np.array([0.0, 0.0, 0.0])
+    ramp = [("\u25a0", time_rgba(k, 4)[:3]) for k in range(5)]
     legend = (
-        ("current chunk", CURRENT_RGBA),
-        ("past chunks (fading)", PAST_RGBA),
-        ("path taken", ACTUAL_RGBA),
-        ("predicted close", CLOSE_RGBA),
+        ("forecasts (thick), by the step predicted: early", black),
+        *ramp,
+        ("late; older chunks fade", black),
+        ("\u2014 path taken (thin)", ACTUAL_RGBA[:3]),
+        ("\u25cf predicted close", CLOSE_RGBA[:3]),
     )
     x = 0.005
-    for label, rgba in legend:
-        item = figure.text(x, 0.25, f"\u25a0 {label}", va="center", ha="left", fontsize=6.5, color=rgba[:3])
+    for label, rgb in legend:
+        item = figure.text(x, 0.25, label, va="center", ha="left", fontsize=6.5, color=rgb)
         canvas.draw()
-        x += item.get_window_extent().width / width + 0.02
+        gap = 0.004 if len(label) == 1 else 0.02
+        x += item.get_window_extent().width / width + gap
     canvas.draw()
     image = np.asarray(canvas.buffer_rgba())[..., :3]
     return np.ascontiguousarray(image[:height, :width])

@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
                 POLICIES[name][2], mode.replace("_", " "), f"{median:.2f}", f"{60.0 / median:.1f}",
                 paired("eager"), paired("lerobot_eval"),
             )
-    Console().print(table)
+    Console(width=140).print(table)
     print(
         f"load average (1, 5, 15 min) before: {', '.join(f'{v:.2f}' for v in load_before)}; "
         f"after: {', '.join(f'{v:.2f}' for v in load_after)} on {os.cpu_count()} cores"

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from libs.evaluation.checkpoints import CheckpointTarget, EvaluationScene, decide_scene
+from libs.evaluation.lockstep import LockstepEpisode, run_lockstep, supports_batches
 from libs.evaluation.records import EpisodeRecord
 from libs.evaluation.runner import EpisodeResult, InferenceEvent, StepEvent, run_episode
 from libs.evaluation.training_scene import check_training_scene
@@ -36,6 +37,10 @@ class EnvSettings:
     max_steps: int | None = None
     task: str | None = None
     check_scene: bool = True
+    #: Episodes of one checkpoint a worker plays together in lockstep, one batched inference for every
+    #: observation due (policies that take batches: LeRobot, JAX; others play one at a time); 1 = one at
+    #: a time. Sampling policies (Diffusion, flow matching) then draw one batch's noise together.
+    lockstep_envs: int = 1
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,24 @@ class EpisodeTask:
     @property
     def key(self) -> tuple[str, int]:
         return (self.target.checkpoint_id, self.seed)
+
+
+def lockstep_batches(tasks: Sequence[EpisodeTask], size: int) -> list[list[EpisodeTask]]:
+    """``tasks`` in order, cut into runs of at most ``size`` that share one checkpoint and perturbation
+    (what one worker can play in lockstep)."""
+    batches: list[list[EpisodeTask]] = []
+    for task in tasks:
+        last = batches[-1] if batches else None
+        if (
+            last is not None
+            and len(last) < max(1, size)
+            and last[0].target.policy_uri == task.target.policy_uri
+            and last[0].target.perturbation == task.target.perturbation
+        ):
+            last.append(task)
+        else:
+            batches.append([task])
+    return batches
 
 
 @dataclass
@@ -66,7 +89,7 @@ class EpisodeExecutor:
     def __init__(self, env_settings: EnvSettings, keep_policies: int = 1) -> None:
         self.env_settings = env_settings
         self._current: _Loaded | None = None
-        self._envs: dict[tuple[Any, ...], Any] = {}
+        self._envs: dict[tuple[Any, ...], list[Any]] = {}
         self.policy_loads = 0
         #: Policies kept loaded besides the current one (a paired --until-decided sweep alternates two).
         self._keep_policies = max(1, keep_policies)
@@ -74,6 +97,27 @@ class EpisodeExecutor:
 
     def run(self, task: EpisodeTask) -> EpisodeRecord:
         return self.run_with_chunks(task, keep_chunks=False).record
+
+    def run_batch(self, tasks: Sequence[EpisodeTask]) -> list[EpisodeRecord]:
+        """``tasks`` (one ``lockstep_batches`` batch) in lockstep when the policy takes batches, else one
+        after another; records in the given order."""
+        if len(tasks) < 2:
+            return [self.run(task) for task in tasks]
+        target = tasks[0].target
+        policy, action_stats, _ = self._prepare(target)
+        if not supports_batches(policy):
+            return [self.run(task) for task in tasks]
+        assert self._current is not None
+        envs = self._envs_for(policy.spec, self._current.target.scene, target.perturbation, len(tasks))
+        results = run_lockstep(
+            policy,
+            envs,
+            [LockstepEpisode(task.seed, task.block_xy, task.grid_cell) for task in tasks],
+            checkpoint_id=target.checkpoint_id,
+            step=self._current.target.step,
+            action_stats=action_stats,
+        )
+        return [result.record for result in results]
 
     def run_with_chunks(
         self,
@@ -145,15 +189,22 @@ class EpisodeExecutor:
     def _env_for(
         self, spec: PolicySpec, scene: EvaluationScene | None, perturbation: str | None = None
     ) -> Any:
+        return self._envs_for(spec, scene, perturbation, 1)[0]
+
+    def _envs_for(
+        self, spec: PolicySpec, scene: EvaluationScene | None, perturbation: str | None, count: int
+    ) -> list[Any]:
+        """``count`` envs for this policy, scene and perturbation (the first is the one-at-a-time env)."""
         camera_names = tuple(dict.fromkeys(camera.name for camera in spec.cameras))
         scene_key = json.dumps(scene.config, sort_keys=True) if scene is not None else None
         key = (spec.action_space, camera_names, scene_key, perturbation)
         if key not in self._envs:
-            self._envs.clear()  # one env at a time: renderers hold GL contexts and memory
-            self._envs[key] = make_env(
-                self.env_settings, spec.action_space, camera_names, scene, perturbation
-            )
-        return self._envs[key]
+            self._envs.clear()  # one kind of env at a time: renderers hold GL contexts and memory
+            self._envs[key] = []
+        envs = self._envs[key]
+        while len(envs) < count:
+            envs.append(make_env(self.env_settings, spec.action_space, camera_names, scene, perturbation))
+        return envs[:count]
 
 
 def check_against_training(env_scene: Any, target: CheckpointTarget, camera_names: Sequence[str]) -> None:

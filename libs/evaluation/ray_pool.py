@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlparse
 
-from libs.evaluation.executor import EnvSettings, EpisodeExecutor, EpisodeTask, SweepError
+from libs.evaluation.executor import EnvSettings, EpisodeExecutor, EpisodeTask, SweepError, lockstep_batches
 from libs.evaluation.ray_auth import ClusterAuthError, join_with_token_auth
 from libs.evaluation.records import EpisodeRecord
 from libs.policy_api.contracts import ContractViolation
@@ -25,9 +25,7 @@ OBJECT_STORE_BYTES = 200 * 1024 * 1024
 EPISODES_QUEUED_PER_WORKER = 2
 
 
-def start_workers(
-    env: EnvSettings, workers: int | None, episodes: int, keep_policies: int = 1
-) -> list[Any]:
+def start_workers(env: EnvSettings, workers: int | None, episodes: int, keep_policies: int = 1) -> list[Any]:
     """One Ray actor per worker: ``workers`` or every CPU of the cluster, no more than ``episodes``."""
     import ray
 
@@ -50,20 +48,22 @@ def run_on_ray(
     actors: Sequence[Any],
     record_done: Callable[[EpisodeRecord], None],
     episode_timeout_s: float,
+    lockstep_envs: int = 1,
 ) -> int:
-    """Runs ``tasks`` on ``actors`` (left running); returns the policy loads of the workers so far."""
+    """Runs ``tasks`` on ``actors`` (left running), ``lockstep_envs`` episodes of one checkpoint per call;
+    returns the policy loads of the workers so far."""
     import ray
 
-    # Each worker holds a second episode in its queue, so it starts the next one the moment it finishes
-    # instead of idling through the round trip to this driver (result, store write, next submit).
+    # Each worker holds a second batch in its queue, so it starts the next one the moment it finishes
+    # instead of idling through the round trip to this driver (results, store writes, next submit).
     idle = [actor for actor in actors for _ in range(EPISODES_QUEUED_PER_WORKER)]
     pending: dict[Any, Any] = {}
-    queue = list(reversed(tasks))
+    queue = list(reversed(lockstep_batches(tasks, lockstep_envs)))
     while queue or pending:
         while idle and queue:
             actor = idle.pop()
-            pending[actor.run.remote(queue.pop())] = actor
-        ready, _ = ray.wait(list(pending), num_returns=1, timeout=episode_timeout_s)
+            pending[actor.run_batch.remote(queue.pop())] = actor
+        ready, _ = ray.wait(list(pending), num_returns=1, timeout=episode_timeout_s * max(1, lockstep_envs))
         if not ready:
             raise SweepError(
                 f"no episode finished within {episode_timeout_s:.0f} s on {len(actors)} Ray workers: "
@@ -71,7 +71,8 @@ def run_on_ray(
             )
         for ref in ready:
             actor = pending.pop(ref)
-            record_done(EpisodeRecord.from_dict(_get(ref)))
+            for record in _get(ref):
+                record_done(EpisodeRecord.from_dict(record))
             idle.append(actor)
     return sum(_get(actor.policy_loads.remote()) for actor in actors)
 
@@ -116,8 +117,8 @@ def _episode_worker_class() -> Any:
             def __init__(self, env_settings: EnvSettings, keep_policies: int = 1) -> None:
                 self.executor = EpisodeExecutor(env_settings, keep_policies)
 
-            def run(self, task: EpisodeTask) -> dict[str, Any]:
-                return self.executor.run(task).to_dict()
+            def run_batch(self, tasks: list[EpisodeTask]) -> list[dict[str, Any]]:
+                return [record.to_dict() for record in self.executor.run_batch(tasks)]
 
             def policy_loads(self) -> int:
                 return self.executor.policy_loads

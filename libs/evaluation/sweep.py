@@ -26,7 +26,13 @@ from libs.evaluation.checkpoints import CheckpointTarget, file_safe_id, plan_che
 
 # EnvSettings, EpisodeTask, EpisodeExecutor, SweepError and connect_ray are part of this module's interface
 # (the CLI, tests and benchmarks import them from here).
-from libs.evaluation.executor import EnvSettings, EpisodeExecutor, EpisodeTask, SweepError
+from libs.evaluation.executor import (
+    EnvSettings,
+    EpisodeExecutor,
+    EpisodeTask,
+    SweepError,
+    lockstep_batches,
+)
 from libs.evaluation.ray_pool import connect_ray, run_on_ray, start_workers, stop_workers
 from libs.evaluation.records import EpisodeRecord
 from libs.evaluation.report import GridSpec, Report, write_provenance, write_report
@@ -78,6 +84,8 @@ class SweepConfig:
             **({"compare_to": self.compare_to} if self.compare_to else {}),
             **({"until_decided": self.until_decided.settings()} if self.until_decided else {}),
             **({"perturbations": list(self.perturbations)} if self.perturbations else {}),
+            # Batched sampling draws one batch's noise together: the batch size decides those episodes.
+            **({"lockstep_envs": self.env.lockstep_envs} if self.env.lockstep_envs > 1 else {}),
         }
 
 
@@ -318,11 +326,12 @@ def _run_until_decided(
                 chosen = set(missing[:per_round])
                 round_tasks = [task for task in tasks if task.seed in chosen and task.key not in done]
                 if executor is not None:
-                    for task in round_tasks:
-                        record_done(executor.run(task))
+                    _run_batches(executor, round_tasks, config, record_done)
                 else:
                     # Each call returns the workers' loads so far (they live across rounds).
-                    loads = run_on_ray(round_tasks, actors, record_done, config.episode_timeout_s)
+                    loads = run_on_ray(
+                        round_tasks, actors, record_done, config.episode_timeout_s, config.env.lockstep_envs
+                    )
         finally:
             stop_workers(actors)
     return executor.policy_loads if executor is not None else loads
@@ -340,7 +349,7 @@ def _run_with_progress(
             return _run_serial(todo, config, record_done)
         actors = start_workers(config.env, config.workers, len(todo))
         try:
-            return run_on_ray(todo, actors, record_done, config.episode_timeout_s)
+            return run_on_ray(todo, actors, record_done, config.episode_timeout_s, config.env.lockstep_envs)
         finally:
             stop_workers(actors)
 
@@ -384,9 +393,20 @@ def _run_serial(
     tasks: Iterable[EpisodeTask], config: SweepConfig, record_done: Callable[[EpisodeRecord], None]
 ) -> int:
     executor = EpisodeExecutor(config.env)
-    for task in tasks:
-        record_done(executor.run(task))
+    _run_batches(executor, list(tasks), config, record_done)
     return executor.policy_loads
+
+
+def _run_batches(
+    executor: EpisodeExecutor,
+    tasks: Sequence[EpisodeTask],
+    config: SweepConfig,
+    record_done: Callable[[EpisodeRecord], None],
+) -> None:
+    """In this process: each batch of ``--lockstep-envs`` episodes of one checkpoint together."""
+    for batch in lockstep_batches(tasks, config.env.lockstep_envs):
+        for record in executor.run_batch(batch):
+            record_done(record)
 
 
 # --------------------------------------------------------------------------- scenes evaluated in

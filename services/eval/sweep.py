@@ -37,6 +37,13 @@ from services.eval.stopping import stop_like_ctrl_c
 DISK_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EFBIG})
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive number of episodes, e.g. 4")
+    return value
+
+
 def parse_grid(text: str) -> tuple[int, int]:
     match = re.fullmatch(r"\s*(\d+)\s*(?:[x×,]\s*(\d+))?\s*", text)
     if not match:
@@ -74,6 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--ray-address", default=None, help="join this Ray cluster (host:port, ray://host:port or auto)"
     )
     parser.add_argument("--serial", action="store_true", help="run in this process without Ray")
+    parser.add_argument(
+        "--lockstep-envs",
+        type=_positive_int,
+        default=1,
+        help="episodes of one checkpoint each worker plays together, one batched inference for the "
+        "observations due (LeRobot and JAX policies; default 1: one at a time)",
+    )
     parser.add_argument(
         "--scene",
         default=None,
@@ -187,6 +201,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_steps=arguments.max_steps,
             task=arguments.task,
             check_scene=not arguments.no_scene_check,
+            lockstep_envs=arguments.lockstep_envs,
         ),
         workers=arguments.workers,
         ray_address=arguments.ray_address,

@@ -3,10 +3,12 @@ chunk), a per-step policy (ACT with temporal ensembling, which observes every st
 observation history (Diffusion, n_obs_steps 2, 8 of its actions per plan), the harness's episodes give the
 same records and execute the same actions with on-demand and with eager rendering, on the same seeds; and
 on demand draws only the frames the policy reads. Tiny LeRobot models (one training step from random
-initialisation) on a scripted-expert dataset. Also: the same episodes in lockstep, batched per inference."""
+initialisation) on a scripted-expert dataset. Also: the same episodes in lockstep, batched per inference,
+alone and through the sweep (``--lockstep-envs``)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ from libs.datasets.record import record_scripted_dataset
 from libs.evaluation.runner import StepEvent, run_episode
 from libs.sim.env import SO101PickPlaceEnv
 from libs.sim.scene_config import SceneConfig
+from services.eval.fixtures import stored
 
 torch.set_num_threads(1)  # two busy cores: torch's default threads spin-wait
 EPISODE_STEPS = 20
@@ -179,3 +182,27 @@ def test_lockstep_batch_keeps_each_episode_its_own(policy: LeRobotPolicy) -> Non
             # the first chunk, 0.3 by step 16 seen); another episode's chunk differs by tens of degrees.
             np.testing.assert_allclose(batched_chunk, single_chunk, rtol=1e-4, atol=1.0)  # degrees
         np.testing.assert_allclose(batched.chunks[0][1], single.chunks[0][1], rtol=1e-5, atol=1e-3)
+
+
+def test_a_sweep_with_lockstep_envs_gives_each_seed_the_outcome_it_gets_alone(
+    policy: LeRobotPolicy, tmp_path: Path
+) -> None:
+    """``--lockstep-envs 2`` in the sweep: every seed stored once, and (ACT, deterministic) with the outcome
+    and length it has when played one at a time."""
+    from libs.evaluation.sweep import EnvSettings, SweepConfig, evaluate
+
+    uri = f"torch_lerobot:{policy.pretrained_dir.parent}"
+    for envs in (1, 2):
+        sweep = SweepConfig(
+            policy=uri,
+            episodes=3,
+            env=EnvSettings(max_steps=EPISODE_STEPS, lockstep_envs=envs),
+            serial=True,
+            progress=False,
+        )
+        evaluate(sweep, tmp_path / f"envs{envs}", argv=["lockstep"])
+        report = json.loads((tmp_path / f"envs{envs}" / "report.json").read_text())
+        assert report["checkpoints"][0]["episodes"] == 3
+    assert len(stored(tmp_path / "envs2")) == 3
+    if policy.config.type != "diffusion":  # its batch shares one draw of noise: outcomes may differ
+        assert stored(tmp_path / "envs2") == stored(tmp_path / "envs1")

@@ -111,6 +111,14 @@ def test_one_and_two_ray_workers_give_identical_outcomes(tmp_path: Path, referen
     assert (one.policy_loads, two.policy_loads) == (1, 2)
 
 
+def test_episodes_sent_to_ray_workers_in_lockstep_batches_are_each_stored_once(
+    tmp_path: Path, reference: Path, local_ray
+) -> None:
+    """Batches of 3 episodes per call (the expert takes no batches, so each worker plays them in turn)."""
+    evaluate(config(serial=False, workers=2, env=EnvSettings(lockstep_envs=3)), tmp_path, argv=["batched"])
+    assert processes.stored(tmp_path) == processes.stored(reference)
+
+
 def test_contract_violation_in_a_ray_worker_is_one_line(tmp_path: Path, local_ray, capsys) -> None:
     code = sweep_cli.main(
         ["--policy", "scripted:sideways", "--episodes", "1", "--out", str(tmp_path), "--no-progress"]

@@ -196,12 +196,16 @@ def train_policy(
     lr_final_fraction: float = 0.1,
     lr_warmup_steps: int = 100,
     frames_in_memory: bool = True,
+    image_shift: float = 0.0,
 ) -> list[Path]:
     """Train and return the checkpoint directories (``<out>/checkpoints/NNNNNN``) in step order.
 
     ``threads`` sets torch's CPU threads; on a CPU shared with other jobs 1 is several times faster than
     torch's default (its OpenMP threads spin waiting for each other). ``frames_in_memory`` holds every
-    sample (camera frames as uint8) in memory once, when it fits (``frame_cache``)."""
+    sample (camera frames as uint8) in memory once, when it fits (``frame_cache``). ``image_shift`` > 0
+    shifts every training camera frame by a random offset of up to that fraction of its width and height
+    (LeRobot's ``RandomAffine`` image transform, translation only), the random-shift augmentation of
+    image-based control."""
     _check_vision_backbone(policy, (policy_overrides or {}).get("vision_backbone"), backbone_dir)
     dataset = Path(dataset).expanduser().resolve()
     out = Path(out).expanduser().resolve()
@@ -241,7 +245,11 @@ def train_policy(
         # PyAV decodes (torchcodec needs a system FFmpeg, and LeRobot's probe for it prints its load
         # failure); depth maps in metres, the env's unit, so the adapter feeds the env's depth as is.
         dataset=DatasetConfig(
-            repo_id=f"local/{dataset.name}", root=str(dataset), video_backend="pyav", depth_output_unit="m"
+            repo_id=f"local/{dataset.name}",
+            root=str(dataset),
+            video_backend="pyav",
+            depth_output_unit="m",
+            image_transforms=_shift_transforms(image_shift),
         ),
         policy=policy_config,
         output_dir=out,
@@ -269,6 +277,20 @@ def train_policy(
     ):
         lerobot_train.train(config)
     return list_checkpoints(out)
+
+
+def _shift_transforms(fraction: float) -> Any:
+    """LeRobot's image transforms: off, or only a random translation of up to ``fraction``."""
+    from lerobot.transforms.transforms import ImageTransformConfig, ImageTransformsConfig
+
+    if not 0.0 <= fraction < 0.5:
+        raise TrainError(f"--image-shift {fraction} must be a fraction of the image in [0, 0.5), e.g. 0.06")
+    if fraction == 0.0:
+        return ImageTransformsConfig(enable=False)
+    shift = ImageTransformConfig(
+        weight=1.0, type="RandomAffine", kwargs={"degrees": 0.0, "translate": (fraction, fraction)}
+    )
+    return ImageTransformsConfig(enable=True, max_num_transforms=1, tfs={"shift": shift})
 
 
 def _check_vision_backbone(policy: str, name: str | None, backbone_dir: str | Path | None) -> None:
@@ -389,6 +411,14 @@ def build_parser() -> argparse.ArgumentParser:
         "step; auto (default): cosine for --preset state and ACT's cpu preset, the policy's own otherwise",
     )
     parser.add_argument(
+        "--image-shift",
+        type=float,
+        default=0.0,
+        metavar="FRACTION",
+        help="random-shift augmentation: move each training camera frame by up to this fraction of its "
+        "size (e.g. 0.06; default 0: off)",
+    )
+    parser.add_argument(
         "--no-frame-cache",
         action="store_true",
         help="read every sample through LeRobot's dataset reader (default: samples and frames held in "
@@ -429,6 +459,7 @@ def main(argv: list[str] | None = None) -> int:
             lr_final_fraction=args.lr_final_fraction,
             lr_warmup_steps=args.lr_warmup_steps,
             frames_in_memory=not args.no_frame_cache,
+            image_shift=args.image_shift,
             policy_overrides={"vision_backbone": args.vision_backbone} if args.vision_backbone else None,
         )
     except (TrainError, BackboneError) as error:

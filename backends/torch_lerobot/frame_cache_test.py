@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 from lerobot.datasets.lerobot_dataset import LeRobotDataset
 
@@ -79,3 +80,32 @@ def test_a_dataset_too_large_for_memory_is_left_to_lerobots_reader(tmp_path: Pat
     assert frame_bytes(dataset) == 5 * 2 * 3 * 24 * 32
     refusal = cache_refusal(dataset, memory_limit_bytes=1000)
     assert refusal is not None and "LeRobot's reader" in refusal
+
+
+def test_the_image_shift_augmentation_moves_in_memory_frames_and_nothing_else(tmp_path: Path) -> None:
+    """``train --image-shift``: LeRobot's transform, translation only, applied to every camera frame the
+    in-memory samples hand out; states and actions untouched."""
+    from lerobot.transforms.transforms import ImageTransforms
+
+    from backends.torch_lerobot.train import TrainError, _shift_transforms
+
+    root = tmp_path / "images"
+    record_dataset(
+        root, "scripted", episodes=1, scene=SceneConfig().with_image_size(48, 64), max_steps=6, progress=False
+    )
+    plain = InMemoryFrames(LeRobotDataset("local/images", root=root, video_backend="pyav"))
+    shifted_dataset = LeRobotDataset(
+        "local/images",
+        root=root,
+        video_backend="pyav",
+        image_transforms=ImageTransforms(_shift_transforms(0.2)),
+    )
+    shifted = InMemoryFrames(shifted_dataset)
+    torch.manual_seed(0)
+    before, after = plain[3], shifted[3]
+    assert torch.equal(before["observation.state"], after["observation.state"])
+    for key in ("observation.images.overhead", "observation.images.wrist"):
+        assert after[key].shape == before[key].shape and not torch.equal(after[key], before[key])
+    assert not _shift_transforms(0.0).enable
+    with pytest.raises(TrainError, match=r"--image-shift 0.7"):
+        _shift_transforms(0.7)

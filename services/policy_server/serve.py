@@ -46,6 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "which the event loop keeps)",
     )
     args = parser.parse_args(argv)
+    if args.inference_threads is not None and args.inference_threads < 1:
+        print(f"error: --inference-threads {args.inference_threads}: give at least 1", file=sys.stderr)
+        return 2
     if args.inference_threads is not None or "OMP_NUM_THREADS" not in os.environ:
         limit_inference_threads(args.inference_threads or default_inference_threads())
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")

@@ -166,6 +166,9 @@ def test_serve_caps_the_forward_passs_threads_before_the_policy_loads(monkeypatc
     monkeypatch.setenv("OMP_NUM_THREADS", "5")  # the user's own setting wins over the default
     main(["--policy", "nonsense:/x", "--port", "0"])
     assert os.environ["OMP_NUM_THREADS"] == "5"
+    capsys.readouterr()
+    assert main(["--policy", "nonsense:/x", "--inference-threads", "0"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --inference-threads 0: give at least 1"
 
 
 @dataclasses.dataclass

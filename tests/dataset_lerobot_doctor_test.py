@@ -3,7 +3,6 @@ RGB-D dataset (depth stored as LeRobot depth maps) and an end-effector dataset (
 dimension) pass every check; a copy with a planted defect does not, so a pass means something."""
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -14,19 +13,17 @@ import pytest
 
 from libs.datasets.record import record_scripted_dataset
 from libs.sim.scene_config import SceneConfig
+from services.eval.fixtures import own_environment
 
 DOCTOR = Path("tests.lerobot_doctor/lerobot_doctor.pex")
 
 
 def doctor(dataset: Path) -> dict:
-    environment = {
-        key: value for key, value in os.environ.items() if not key.startswith(("PEX_", "__PEX", "PYTHON"))
-    }
     done = subprocess.run(
         [sys.executable, str(DOCTOR), "check", str(dataset), "--json"],
         capture_output=True,
         text=True,
-        env=environment | {"HF_HUB_OFFLINE": "1"},
+        env=own_environment() | {"HF_HUB_OFFLINE": "1"},
         timeout=600,
     )
     assert done.stdout.strip().startswith("{"), f"lerobot-doctor printed no report: {done.stderr[-2000:]}"

@@ -5,7 +5,6 @@ The long runs use openpi-client from its own resolve (``tests/openpi_client:brok
 so101lab code), as a separate process, which is how a robot process meets the server."""
 
 import json
-import os
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +21,7 @@ from backends.jax_openpi.config import get_config
 from backends.jax_openpi.fixtures import write_tiny_dataset
 from libs.policy_api.registry import make_policy
 from libs.policy_api.remote import RemoteInferenceError
+from services.eval.fixtures import own_environment
 from services.policy_server.server import PolicyServer
 
 BROKER_DRIVER = Path("tests.openpi_client/broker_driver.pex")
@@ -95,14 +95,11 @@ def test_remote_client_matches_in_process_inference(served: PolicyServer) -> Non
 
 
 def run_broker_driver(url: str, *args: str) -> dict:
-    environment = {
-        key: value for key, value in os.environ.items() if not key.startswith(("PEX_", "__PEX", "PYTHON"))
-    }
     done = subprocess.run(
         [sys.executable, str(BROKER_DRIVER), "--url", url, *args],
         capture_output=True,
         text=True,
-        env=environment,
+        env=own_environment(),
         timeout=600,
     )
     assert done.stdout.strip(), f"broker driver printed nothing: {done.stderr[-2000:]}"

@@ -5,7 +5,6 @@ keys go out, the chunk comes back exact, an error is one line, and a sweep runs 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,16 +15,10 @@ import pytest
 from libs.evaluation.sweep import EnvSettings, SweepConfig, evaluate
 from libs.policy_api.registry import make_policy
 from libs.policy_api.remote import RemoteInferenceError, RemotePolicyError
+from services.eval.fixtures import own_environment
 
 SERVER_PEX = Path("tests.openpi_client/openpi_server.pex")
 CHUNK = 8
-
-
-def own_environment() -> dict[str, str]:
-    """The pex runs with its own requirements only: nothing of this test's environment leaks into it."""
-    return {
-        key: value for key, value in os.environ.items() if not key.startswith(("PEX_", "__PEX", "PYTHON"))
-    }
 
 
 @pytest.fixture(scope="module")

@@ -25,6 +25,14 @@ def subprocess_environment() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
 
 
+def own_environment() -> dict[str, str]:
+    """This environment without this interpreter's pex and Python settings, for a pex of another resolve
+    run as a subprocess: it runs with its own requirements only, nothing of the test's leaks into it."""
+    return {
+        key: value for key, value in os.environ.items() if not key.startswith(("PEX_", "__PEX", "PYTHON"))
+    }
+
+
 def sweep_command(out: Path, *extra: str, policy: str = "scripted", episodes: int) -> list[str]:
     return [
         sys.executable, "-m", "services.eval.sweep", "--policy", policy, "--episodes", str(episodes),

@@ -27,7 +27,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from libs.evaluation.metrics import wilson_interval
-from services.quickstart.quickstart import QuickstartError, Stage, find_buildroot, record_stage, run_stages
+from services.quickstart.quickstart import (
+    QuickstartError,
+    Stage,
+    find_buildroot,
+    move_aside,
+    record_stage,
+    run_stages,
+)
 
 #: Seed of the first pooled demonstration; evaluation seeds are 0..K-1, far below it.
 DEMO_FIRST_SEED = 200_000
@@ -155,6 +162,27 @@ def pool_stage(out: Path, pool: DemoPool, episodes: int) -> Stage:
         first_seed=DEMO_FIRST_SEED,
         fresh=True,
     )
+
+
+def set_aside_short_pool(out: Path, pool: DemoPool, episodes: int) -> Path | None:
+    """Moves aside a pool recorded for a smaller grid, so that its record stage records ``episodes`` anew.
+
+    The recorder plays seeds from ``DEMO_FIRST_SEED`` on with noise drawn per seed, so the larger pool's
+    first episodes are the smaller pool's: subsets and cells already made from it stay valid."""
+    pool_dir = _pool_dir(out, pool.name)
+    info = pool_dir / "meta" / "info.json"
+    if not info.exists():
+        return None
+    recorded = int(json.loads(info.read_text())["total_episodes"])
+    if recorded >= episodes:
+        return None
+    kept = move_aside(pool_dir, f"{recorded}-demos")
+    print(
+        f"the {pool.name} pool has {recorded} demonstrations and this grid needs {episodes}: recording it "
+        f"again from the same seeds (the old pool is kept at {kept})",
+        flush=True,
+    )
+    return kept
 
 
 def cell_stages(out: Path, recipe: Recipe, demos: int, eval_seeds: int, workers: int | None) -> list[Stage]:
@@ -325,6 +353,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             for stage in planned:
                 print(f"# {stage.name}: {stage.description}\n{stage.shell_command()}")
             return 0
+        for pool in pools:
+            set_aside_short_pool(out, POOLS[pool], max(demo_counts))
         run_stages(pool_stages, buildroot, pants)
         for number, (recipe, demos) in enumerate(cells, start=1):
             cell_file = _cell_path(out, recipe.name, demos)

@@ -36,6 +36,7 @@ def test_a_finished_cell_is_not_redone(tmp_path: Path, monkeypatch, capsys) -> N
     (tmp_path / "pants.toml").write_text("")
     monkeypatch.chdir(tmp_path)
     ran: list[str] = []
+
     def record_names(stages, *_):
         ran.extend(stage.name for stage in stages)
         return []
@@ -67,3 +68,35 @@ def test_cell_stages_train_into_a_fresh_run_and_evaluate_its_last_checkpoint(tmp
     assert train.fresh_dir == tmp_path / "runs" / "diffusion-state-50"
     assert f"torch_lerobot:{train.done_marker}" in evaluate.argv
     assert evaluate.argv[-2:] == ("--workers", "2") and "100" in evaluate.argv
+
+
+def test_a_pool_recorded_for_fewer_demos_is_recorded_again_and_the_old_one_kept(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    (tmp_path / "pants.toml").write_text("")
+    monkeypatch.chdir(tmp_path)
+    pools_seen: list[bool] = []
+
+    def note_the_pool(stages, *_):
+        if stages and stages[0].name == "record-vision":
+            pools_seen.append(stages[0].done_marker.exists())
+        raise learning_curves.QuickstartError("stop after the pool stage")
+
+    monkeypatch.setattr(learning_curves, "run_stages", note_the_pool)
+    meta = tmp_path / "data" / "vision-pool" / "meta"
+    meta.mkdir(parents=True)
+    (meta / "info.json").write_text(json.dumps({"total_episodes": 100}))
+    assert main(["--out", str(tmp_path), "--policies", "act-vision", "--demos", "100,200"]) == 2
+    # The 100-demo pool cannot serve the 200-demo cell: its record stage must run, the old pool kept.
+    assert pools_seen == [False]
+    kept = tmp_path / "data" / "vision-pool.100-demos-1" / "meta" / "info.json"
+    assert json.loads(kept.read_text()) == {"total_episodes": 100}
+    assert "the vision pool has 100 demonstrations and this grid needs 200" in capsys.readouterr().out
+
+
+def test_a_pool_large_enough_is_kept_as_it_is(tmp_path: Path, monkeypatch) -> None:
+    meta = tmp_path / "data" / "vision-pool" / "meta"
+    meta.mkdir(parents=True)
+    (meta / "info.json").write_text(json.dumps({"total_episodes": 200}))
+    assert learning_curves.set_aside_short_pool(tmp_path, learning_curves.POOLS["vision"], 50) is None
+    assert (meta / "info.json").exists()

@@ -342,7 +342,7 @@ def run_stages(stages: Sequence[Stage], buildroot: Path, pants: str) -> list[tup
         print(f"\n{header}\n      $ {stage.shell_command()}", flush=True)
         if stage.fresh_dir is not None and stage.fresh_dir.exists():
             # An interrupted run of a stage that needs a new directory: keep it, out of the way.
-            kept = _move_aside(stage.fresh_dir)
+            kept = move_aside(stage.fresh_dir, "interrupted")
             print(f"      an unfinished earlier run was moved to {kept}", flush=True)
         stage_started = time.monotonic()
         completed = subprocess.run(stage.command(pants), cwd=buildroot, check=False)
@@ -361,13 +361,14 @@ def run_stages(stages: Sequence[Stage], buildroot: Path, pants: str) -> list[tup
     return timings
 
 
-def _move_aside(directory: Path) -> Path:
+def move_aside(directory: Path, label: str) -> Path:
+    """Renames ``directory`` to ``<name>.<label>-<n>`` beside it (nothing written is deleted)."""
     for number in range(1, 1000):
-        target = directory.with_name(f"{directory.name}.interrupted-{number}")
+        target = directory.with_name(f"{directory.name}.{label}-{number}")
         if not target.exists():
             directory.rename(target)
             return target
-    raise QuickstartError(f"too many interrupted runs beside {directory}: delete the *.interrupted-* folders")
+    raise QuickstartError(f"too many {label} copies beside {directory}: delete the *.{label}-* folders")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from libs.datasets.lerobot_v3 import DatasetError, LeRobotV3Dataset
 from libs.evaluation.metrics import wilson_interval
 from services.quickstart.quickstart import (
     QuickstartError,
@@ -170,10 +171,12 @@ def set_aside_short_pool(out: Path, pool: DemoPool, episodes: int) -> Path | Non
     The recorder plays seeds from ``DEMO_FIRST_SEED`` on with noise drawn per seed, so the larger pool's
     first episodes are the smaller pool's: subsets and cells already made from it stay valid."""
     pool_dir = _pool_dir(out, pool.name)
-    info = pool_dir / "meta" / "info.json"
-    if not info.exists():
-        return None
-    recorded = int(json.loads(info.read_text())["total_episodes"])
+    if not (pool_dir / "meta" / "info.json").exists():
+        return None  # not recorded yet (or interrupted): its record stage starts it afresh
+    try:
+        recorded = LeRobotV3Dataset(pool_dir).num_episodes
+    except DatasetError as error:
+        raise QuickstartError(f"the {pool.name} pool cannot be read: {error}") from error
     if recorded >= episodes:
         return None
     kept = move_aside(pool_dir, f"{recorded}-demos")

@@ -85,18 +85,19 @@ def test_a_pool_recorded_for_fewer_demos_is_recorded_again_and_the_old_one_kept(
     monkeypatch.setattr(learning_curves, "run_stages", note_the_pool)
     meta = tmp_path / "data" / "vision-pool" / "meta"
     meta.mkdir(parents=True)
-    (meta / "info.json").write_text(json.dumps({"total_episodes": 100}))
+    header = {"codebase_version": "v3.0", "total_episodes": 100}
+    (meta / "info.json").write_text(json.dumps(header))
     assert main(["--out", str(tmp_path), "--policies", "act-vision", "--demos", "100,200"]) == 2
     # The 100-demo pool cannot serve the 200-demo cell: its record stage must run, the old pool kept.
     assert pools_seen == [False]
     kept = tmp_path / "data" / "vision-pool.100-demos-1" / "meta" / "info.json"
-    assert json.loads(kept.read_text()) == {"total_episodes": 100}
+    assert json.loads(kept.read_text()) == header
     assert "the vision pool has 100 demonstrations and this grid needs 200" in capsys.readouterr().out
 
 
 def test_a_pool_large_enough_is_kept_as_it_is(tmp_path: Path, monkeypatch) -> None:
     meta = tmp_path / "data" / "vision-pool" / "meta"
     meta.mkdir(parents=True)
-    (meta / "info.json").write_text(json.dumps({"total_episodes": 200}))
+    (meta / "info.json").write_text(json.dumps({"codebase_version": "v3.0", "total_episodes": 200}))
     assert learning_curves.set_aside_short_pool(tmp_path, learning_curves.POOLS["vision"], 50) is None
     assert (meta / "info.json").exists()

@@ -23,7 +23,7 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from libs.datasets.lerobot_v3 import DatasetError, LeRobotV3Dataset
@@ -154,7 +154,7 @@ def _cell_path(out: Path, recipe: str, demos: int) -> Path:
 
 
 def pool_stage(out: Path, pool: DemoPool, episodes: int) -> Stage:
-    return record_stage(
+    stage = record_stage(
         f"record-{pool.name}",
         _pool_dir(out, pool.name),
         episodes,
@@ -163,6 +163,10 @@ def pool_stage(out: Path, pool: DemoPool, episodes: int) -> Stage:
         first_seed=DEMO_FIRST_SEED,
         fresh=True,
     )
+    # A larger pool serves a smaller grid (its first episodes are the smaller pool's), so the count is not
+    # part of what the pool was made with; a pool too small is set aside by set_aside_short_pool.
+    position = stage.argv.index("--episodes")
+    return replace(stage, fingerprint=stage.argv[:position] + stage.argv[position + 2 :])
 
 
 def set_aside_short_pool(out: Path, pool: DemoPool, episodes: int) -> Path | None:
@@ -209,7 +213,9 @@ def cell_stages(out: Path, recipe: Recipe, demos: int, eval_seeds: int, workers:
                 ",".join(str(index) for index in range(demos)),
             ),
             subset / "meta" / "info.json",
-            fresh_dir=subset,
+            output=subset,
+            resumes=False,
+            inputs=(_pool_dir(out, recipe.pool),),
         ),
         Stage(
             f"train-{recipe.name}-{demos}",
@@ -218,7 +224,9 @@ def cell_stages(out: Path, recipe: Recipe, demos: int, eval_seeds: int, workers:
             recipe.train_target.replace("/", ".").replace(":", "."),
             ("--dataset", str(subset), "--out", str(run), *recipe.train_args),
             checkpoint,
-            fresh_dir=run,
+            output=run,
+            resumes=False,
+            inputs=(subset,),
         ),
         Stage(
             f"eval-{recipe.name}-{demos}",
@@ -235,8 +243,25 @@ def cell_stages(out: Path, recipe: Recipe, demos: int, eval_seeds: int, workers:
                 *worker_args,
             ),
             evaluation / "report.json",
+            output=evaluation,
+            inputs=(run,),
         ),
     ]
+
+
+def why_cell_is_stale(cell_file: Path, recipe: Recipe, eval_seeds: int) -> str | None:
+    """Why a stored cell does not answer this grid's question (another recipe, pool or seed count)."""
+    try:
+        cell = json.loads(cell_file.read_text())
+    except (OSError, ValueError) as error:
+        return f"cannot be read ({error})"
+    if cell.get("train_args") != list(recipe.train_args):
+        return f"was trained with {cell.get('train_args')}, the recipe now says {list(recipe.train_args)}"
+    if cell.get("record_args") != list(POOLS[recipe.pool].record_args):
+        return f"used a pool recorded with {cell.get('record_args')}"
+    if cell.get("episodes") != eval_seeds:
+        return f"was evaluated on {cell.get('episodes')} seeds, not {eval_seeds}"
+    return None
 
 
 def read_cell(out: Path, recipe: Recipe, demos: int, train_seconds: float | None) -> dict:
@@ -362,8 +387,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         for number, (recipe, demos) in enumerate(cells, start=1):
             cell_file = _cell_path(out, recipe.name, demos)
             if cell_file.exists():
-                print(f"cell {number}/{len(cells)} {recipe.name}-{demos}: done ({cell_file}), skipping")
-                continue
+                stale = why_cell_is_stale(cell_file, recipe, args.eval_seeds)
+                if stale is None:
+                    print(f"cell {number}/{len(cells)} {recipe.name}-{demos}: done ({cell_file}), skipping")
+                    continue
+                kept = move_aside(cell_file, "stale")
+                print(f"cell {recipe.name}-{demos}: the stored result {stale}; moved to {kept}", flush=True)
             title = f"cell {number}/{len(cells)}: {recipe.name} on {demos} demonstrations"
             print(f"\n=== {title} ===", flush=True)
             stages = cell_stages(out, recipe, demos, args.eval_seeds, args.workers)

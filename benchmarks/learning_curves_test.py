@@ -46,7 +46,8 @@ def test_a_finished_cell_is_not_redone(tmp_path: Path, monkeypatch, capsys) -> N
     cell = {
         "policy": "act-state", "demos": 25, "episodes": 100, "successes": 91, "success_rate": 0.91,
         "wilson95": list(wilson_interval(91, 100)), "outcomes": {"success": 91, "timeout": 9},
-        "train_seconds": 540.0, "train_args": [], "record_args": [],
+        "train_seconds": 540.0, "train_args": list(RECIPES["act-state"].train_args),
+        "record_args": list(learning_curves.POOLS["state"].record_args),
     }  # fmt: skip
     (tmp_path / "cells").mkdir()
     (tmp_path / "cells" / "act-state-25.json").write_text(json.dumps(cell))
@@ -65,7 +66,8 @@ def test_wilson_interval_matches_the_closed_form() -> None:
 
 def test_cell_stages_train_into_a_fresh_run_and_evaluate_its_last_checkpoint(tmp_path: Path) -> None:
     subset, train, evaluate = cell_stages(tmp_path, RECIPES["diffusion-state"], 50, eval_seeds=100, workers=2)
-    assert train.fresh_dir == tmp_path / "runs" / "diffusion-state-50"
+    assert train.output == tmp_path / "runs" / "diffusion-state-50" and not train.resumes
+    assert train.inputs == (subset.output,) and evaluate.inputs == (train.output,)
     assert f"torch_lerobot:{train.done_marker}" in evaluate.argv
     assert evaluate.argv[-2:] == ("--workers", "2") and "100" in evaluate.argv
 
@@ -101,3 +103,23 @@ def test_a_pool_large_enough_is_kept_as_it_is(tmp_path: Path, monkeypatch) -> No
     (meta / "info.json").write_text(json.dumps({"codebase_version": "v3.0", "total_episodes": 200}))
     assert learning_curves.set_aside_short_pool(tmp_path, learning_curves.POOLS["vision"], 50) is None
     assert (meta / "info.json").exists()
+
+
+def test_a_cell_stored_with_another_recipe_is_set_aside_and_redone(tmp_path: Path) -> None:
+    recipe = RECIPES["act-state"]
+    cell_file = tmp_path / "act-state-25.json"
+    cell = {"train_args": list(recipe.train_args), "record_args": ["--environment-state", "--no-cameras",
+            "--noise", "2.0"], "episodes": 100}  # fmt: skip
+    cell_file.write_text(json.dumps(cell))
+    assert learning_curves.why_cell_is_stale(cell_file, recipe, 100) is None
+    assert "evaluated on 100 seeds, not 50" in learning_curves.why_cell_is_stale(cell_file, recipe, 50)
+    cell_file.write_text(json.dumps({**cell, "train_args": ["--steps", "2000"]}))
+    assert "the recipe now says" in learning_curves.why_cell_is_stale(cell_file, recipe, 100)
+
+
+def test_the_pool_is_reused_whatever_count_it_was_recorded_for(tmp_path: Path) -> None:
+    # The count is set_aside_short_pool's to judge; the stamp covers how the pool was recorded.
+    small = learning_curves.pool_stage(tmp_path, learning_curves.POOLS["vision"], 50)
+    large = learning_curves.pool_stage(tmp_path, learning_curves.POOLS["vision"], 200)
+    assert small.fingerprint == large.fingerprint and "--episodes" not in small.fingerprint
+    assert "--image-size" in small.fingerprint

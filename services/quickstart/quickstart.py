@@ -15,7 +15,9 @@ The state-based policies are the ones that learn the task in minutes on a CPU; t
 images stand at the same budget (see the README's learning figures for longer runs).
 The torch and JAX stacks live in different Pants resolves, so one process cannot hold both: the quickstart
 runs every stage as its own ``./pants run`` and the sweeps write their reports side by side. A stage whose
-output already exists is skipped, so rerunning after an interruption resumes where it stopped.
+output is finished is skipped, so rerunning after an interruption resumes where it stopped; an output made
+by another command (another ``--size``) or from inputs made again since is moved aside and made anew
+(``stamps.py``).
 """
 
 from __future__ import annotations
@@ -30,6 +32,16 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from services.quickstart.stamps import (
+    Stamp,
+    input_ids,
+    new_made_id,
+    read_stamp,
+    stamp_path,
+    why_stale,
+    write_stamp,
+)
 
 #: Seed of the first demonstration; the sweeps use seeds 0, 1, ... (their default), far below it.
 DEMO_FIRST_SEED = 100_000
@@ -114,8 +126,15 @@ class Stage:
     argv: tuple[str, ...]
     #: a path that exists once the stage has finished
     done_marker: Path
-    #: a directory the stage's command must create itself (it refuses an existing one)
-    fresh_dir: Path | None = None
+    #: what the stage writes (a folder, or the summary's file); a stale one is moved aside, never deleted
+    output: Path
+    #: whether the stage's command continues an unfinished ``output`` (the recorder, the sweeps); one that
+    #: refuses an existing folder (training) has its unfinished output moved aside instead
+    resumes: bool = True
+    #: outputs of earlier stages that this one reads: when one of them is made again, this one is stale
+    inputs: tuple[Path, ...] = ()
+    #: what an existing output must have been made with to count as this stage's (default: ``argv``)
+    fingerprint: tuple[str, ...] | None = None
 
     def command(self, pants: str = "./pants") -> list[str]:
         return [pants, "--no-pantsd", "run", self.target, "--", *self.argv]
@@ -134,8 +153,9 @@ def record_stage(
     first_seed: int = DEMO_FIRST_SEED,
     fresh: bool = False,
 ) -> Stage:
-    """A ``libs/datasets:record`` stage keeping successful episodes from ``first_seed`` on (``fresh``: the
-    recorder must create ``data`` itself). Also the learning-curve benchmark's pool recorder."""
+    """A ``libs/datasets:record`` stage keeping successful episodes from ``first_seed`` on (``fresh``: an
+    unfinished ``data`` is moved aside rather than continued). Also the learning-curve benchmark's pool
+    recorder."""
     return Stage(
         name,
         description,
@@ -155,7 +175,8 @@ def record_stage(
             *extra,
         ),
         data / "meta" / "info.json",
-        fresh_dir=data if fresh else None,
+        output=data,
+        resumes=not fresh,
     )
 
 
@@ -187,7 +208,9 @@ def _train_act(name: str, data: Path, run: Path, preset: str, steps: int, save_f
             "1",
         ),
         run / "checkpoints" / f"{steps:06d}",
-        fresh_dir=run,
+        output=run,
+        resumes=False,
+        inputs=(data,),
     )
 
 
@@ -211,6 +234,8 @@ def _sweep(
             *workers,
         ),
         out / "report.json",
+        output=out,
+        inputs=(run,),
     )
 
 
@@ -269,6 +294,8 @@ def plan_stages(out: Path, sizes: Sizes, workers: int | None = None) -> list[Sta
                 "--compute-norm-stats",
             ),
             jax_state_run / "checkpoints" / f"{sizes.jax_state_steps:06d}",
+            output=jax_state_run,
+            inputs=(state_data,),
         ),
         _sweep(
             "eval-jax-state",
@@ -303,6 +330,8 @@ def plan_stages(out: Path, sizes: Sizes, workers: int | None = None) -> list[Sta
             "services.quickstart.summary",
             ("--out", str(out)),
             out / "summary.md",
+            output=out / "summary.md",
+            inputs=tuple(out / "eval" / name for name in ("act-state", "jax-state", "act")),
         ),
     ]
 
@@ -335,15 +364,30 @@ def run_stages(stages: Sequence[Stage], buildroot: Path, pants: str) -> list[tup
     started = time.monotonic()
     for number, stage in enumerate(stages, start=1):
         header = f"[{number}/{total}] {stage.name}: {stage.description}"
-        if stage.done_marker.exists():
+        fingerprint = list(stage.fingerprint if stage.fingerprint is not None else stage.argv)
+        inputs_now = input_ids(stage.inputs)
+        stamp = read_stamp(stage.output)
+        finished = stage.done_marker.exists()
+        # An unfinished output without a stamp was begun before stamps existed: treat it as this stage's.
+        stale = why_stale(stamp, fingerprint, inputs_now) if (finished or stamp is not None) else None
+        if finished and stale is None and stamp is not None and stamp.finished:
             print(f"{header} — already done ({stage.done_marker}), skipping", flush=True)
             timings.append((stage.name, 0.0, "skipped"))
             continue
         print(f"\n{header}\n      $ {stage.shell_command()}", flush=True)
-        if stage.fresh_dir is not None and stage.fresh_dir.exists():
-            # An interrupted run of a stage that needs a new directory: keep it, out of the way.
-            kept = move_aside(stage.fresh_dir, "interrupted")
-            print(f"      an unfinished earlier run was moved to {kept}", flush=True)
+        made_id = new_made_id()
+        if stage.output.exists():
+            if stale is not None:
+                kept = _set_aside_with_stamp(stage.output, "stale")
+                print(f"      its earlier output was {stale}: moved to {kept}", flush=True)
+            elif not stage.resumes:
+                # An interrupted run of a stage that needs a new directory: keep it, out of the way.
+                kept = _set_aside_with_stamp(stage.output, "interrupted")
+                print(f"      an unfinished earlier run was moved to {kept}", flush=True)
+            else:
+                made_id = stamp.made_id if stamp is not None else made_id
+                print(f"      continuing the unfinished {stage.output}", flush=True)
+        write_stamp(stage.output, Stamp(fingerprint, inputs_now, made_id, finished=False))
         stage_started = time.monotonic()
         completed = subprocess.run(stage.command(pants), cwd=buildroot, check=False)
         elapsed = time.monotonic() - stage_started
@@ -353,6 +397,7 @@ def run_stages(stages: Sequence[Stage], buildroot: Path, pants: str) -> list[tup
                 f"fix what it printed above, then rerun the quickstart (finished stages are skipped) "
                 f"or only this stage: {stage.shell_command()}"
             )
+        write_stamp(stage.output, Stamp(fingerprint, inputs_now, made_id, finished=True))
         timings.append((stage.name, elapsed, "ran"))
         print(
             f"      done in {_format_seconds(elapsed)} (total {_format_seconds(time.monotonic() - started)})",
@@ -361,8 +406,16 @@ def run_stages(stages: Sequence[Stage], buildroot: Path, pants: str) -> list[tup
     return timings
 
 
+def _set_aside_with_stamp(output: Path, label: str) -> Path:
+    """Moves an output aside together with its stamp, so the kept copy still says what made it."""
+    kept = move_aside(output, label)
+    if stamp_path(output).exists():
+        stamp_path(output).rename(stamp_path(kept))
+    return kept
+
+
 def move_aside(directory: Path, label: str) -> Path:
-    """Renames ``directory`` to ``<name>.<label>-<n>`` beside it (nothing written is deleted)."""
+    """Renames ``directory`` (or a file) to ``<name>.<label>-<n>`` beside it (nothing written is deleted)."""
     for number in range(1, 1000):
         target = directory.with_name(f"{directory.name}.{label}-{number}")
         if not target.exists():

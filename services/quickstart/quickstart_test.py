@@ -1,6 +1,7 @@
 """The quickstart's plan and summary: what a newcomer's first command does and what it prints."""
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,85 @@ def test_an_interrupted_training_run_is_moved_aside_not_lost(tmp_path: Path) -> 
     assert timings[0][2] == "ran" and not partial.exists()
     kept = tmp_path / "qs" / "runs" / "act.interrupted-1" / "checkpoints" / "note.txt"
     assert kept.read_text() == "half a run"
+
+
+FAKE_PANTS = """#!/usr/bin/env python3
+# Stands in for ./pants: makes the finished-marker each stage's real command would make.
+import pathlib, sys
+argv = sys.argv[sys.argv.index("--") + 1 :]
+target = sys.argv[sys.argv.index("run") + 1]
+out = pathlib.Path(argv[argv.index("--out") + 1])
+if target == "libs/datasets:record":
+    (out / "meta").mkdir(parents=True, exist_ok=True)
+    (out / "meta" / "info.json").write_text(argv[argv.index("--episodes") + 1])
+elif target.endswith(":train"):
+    (out / "checkpoints" / f"{int(argv[argv.index('--steps') + 1]):06d}").mkdir(parents=True)
+else:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text("{}")
+"""
+
+
+def _fake_pants(tmp_path: Path) -> str:
+    fake = tmp_path / "fake-pants"
+    fake.write_text(FAKE_PANTS)
+    fake.chmod(0o755)
+    return str(fake)
+
+
+def _state_stages(out: Path, size: str) -> list:
+    return [s for s in plan_stages(out, SIZES[size]) if s.name in ("record-state", "train-act-state")]
+
+
+def test_a_finished_stage_of_the_same_command_is_skipped(tmp_path: Path) -> None:
+    pants = _fake_pants(tmp_path)
+    stages = _state_stages(tmp_path / "qs", "tiny")
+    assert [how for _, _, how in run_stages(stages, tmp_path, pants)] == ["ran", "ran"]
+    assert [how for _, _, how in run_stages(stages, tmp_path, pants)] == ["skipped", "skipped"]
+
+
+def test_a_smaller_run_in_the_same_folder_is_set_aside_not_trained_on(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `--size tiny` and then the default size into one --out: before stamps, the 2-demo dataset counted
+    # as recorded and the default run trained on it.
+    pants = _fake_pants(tmp_path)
+    out = tmp_path / "qs"
+    run_stages(_state_stages(out, "tiny"), tmp_path, pants)
+    capsys.readouterr()
+    timings = run_stages(_state_stages(out, "default"), tmp_path, pants)
+    assert [how for _, _, how in timings] == ["ran", "ran"]
+    printed = capsys.readouterr().out
+    assert "made with `--episodes 2` where this run asks for `--episodes 200`" in printed
+    assert (out / "data_state" / "meta" / "info.json").read_text() == "200"
+    # the tiny outputs are kept beside, with the stamp saying what made them
+    assert (out / "data_state.stale-1" / "meta" / "info.json").read_text() == "2"
+    assert (out / ".data_state.stale-1.stage.json").exists()
+    assert (out / "runs" / "act-state.stale-1" / "checkpoints" / "000004").is_dir()
+
+
+def test_a_stage_whose_input_was_made_again_runs_again(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pants = _fake_pants(tmp_path)
+    record, train = _state_stages(tmp_path / "qs", "tiny")
+    run_stages([record, train], tmp_path, pants)
+    shutil.rmtree(record.output)  # the user deletes the demonstrations to record them again
+    capsys.readouterr()
+    assert [how for _, _, how in run_stages([record, train], tmp_path, pants)] == ["ran", "ran"]
+    assert f"its input {record.output} was made again since" in capsys.readouterr().out
+
+
+def test_an_unfinished_recording_is_continued_and_a_legacy_finished_one_redone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pants = _fake_pants(tmp_path)
+    record, _ = _state_stages(tmp_path / "qs", "tiny")
+    (record.output / "data").mkdir(parents=True)  # half a recording, from before stamps existed
+    run_stages([record], tmp_path, pants)
+    assert "continuing the unfinished" in capsys.readouterr().out
+    assert (record.output / "data").is_dir()
+    # a finished output that nothing records the making of may be another size's: made again
+    (tmp_path / "qs" / ".data_state.stage.json").unlink()
+    assert run_stages([record], tmp_path, pants)[0][2] == "ran"
+    assert "nothing records which command made it" in capsys.readouterr().out

@@ -74,6 +74,9 @@ class Recipe:
     policy_prefix: str
     #: checkpoint folder name of the last step (the train command's own layout)
     last_checkpoint: str
+    #: whether the train command continues an interrupted run in its --out (the JAX trainer does, from its
+    #: last checkpoint with the same batches; LeRobot's trainer here starts over, so its run is moved aside)
+    train_resumes: bool = False
 
 
 RECIPES: dict[str, Recipe] = {
@@ -109,6 +112,7 @@ RECIPES: dict[str, Recipe] = {
         "services/eval:sweep-jax_openpi",
         "jax_openpi",
         "008000",
+        train_resumes=True,
     ),
     "act-vision": Recipe(
         "act-vision",
@@ -129,6 +133,7 @@ RECIPES: dict[str, Recipe] = {
         "services/eval:sweep-jax_openpi",
         "jax_openpi",
         "008000",
+        train_resumes=True,
     ),
 }
 
@@ -225,7 +230,7 @@ def cell_stages(out: Path, recipe: Recipe, demos: int, eval_seeds: int, workers:
             ("--dataset", str(subset), "--out", str(run), *recipe.train_args),
             checkpoint,
             output=run,
-            resumes=False,
+            resumes=recipe.train_resumes,
             inputs=(subset,),
         ),
         Stage(

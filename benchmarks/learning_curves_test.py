@@ -72,6 +72,14 @@ def test_cell_stages_train_into_a_fresh_run_and_evaluate_its_last_checkpoint(tmp
     assert evaluate.argv[-2:] == ("--workers", "2") and "100" in evaluate.argv
 
 
+def test_an_interrupted_jax_cell_continues_its_training_and_a_lerobot_one_starts_over(tmp_path: Path) -> None:
+    # The JAX trainer resumes from its last checkpoint in --out (same batches); LeRobot's here does not, so
+    # its unfinished run is moved aside by run_stages rather than trained into again.
+    for recipe, resumes in (("jax-state", True), ("jax-vision", True), ("act-state", False)):
+        _, train, _ = cell_stages(tmp_path, RECIPES[recipe], 25, eval_seeds=100, workers=None)
+        assert train.resumes is resumes, recipe
+
+
 def test_a_pool_recorded_for_fewer_demos_is_recorded_again_and_the_old_one_kept(
     tmp_path: Path, monkeypatch, capsys
 ) -> None:

@@ -74,9 +74,16 @@ class Recipe:
     policy_prefix: str
     #: checkpoint folder name of the last step (the train command's own layout)
     last_checkpoint: str
-    #: whether the train command continues an interrupted run in its --out (the JAX trainer does, from its
-    #: last checkpoint with the same batches; LeRobot's trainer here starts over, so its run is moved aside)
-    train_resumes: bool = False
+
+    @property
+    def train_resumes(self) -> bool:
+        """Whether the train command continues an interrupted run in its --out: a property of the trainer,
+        not of the recipe (the JAX trainer resumes from its last checkpoint with the same batches; LeRobot's
+        here starts over, so its unfinished run is moved aside)."""
+        return self.train_target in RESUMING_TRAINERS
+
+
+RESUMING_TRAINERS = frozenset({"backends/jax_openpi:train"})
 
 
 RECIPES: dict[str, Recipe] = {
@@ -112,7 +119,6 @@ RECIPES: dict[str, Recipe] = {
         "services/eval:sweep-jax_openpi",
         "jax_openpi",
         "008000",
-        train_resumes=True,
     ),
     "act-vision": Recipe(
         "act-vision",
@@ -133,7 +139,6 @@ RECIPES: dict[str, Recipe] = {
         "services/eval:sweep-jax_openpi",
         "jax_openpi",
         "008000",
-        train_resumes=True,
     ),
 }
 

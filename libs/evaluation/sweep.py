@@ -39,6 +39,8 @@ from libs.evaluation.report import GridSpec, Report, write_provenance, write_rep
 from libs.evaluation.store import STORE_FILE_NAME, ResultsStore
 from libs.evaluation.until_decided import UntilDecided, decision_section, fixed_design_episodes
 from libs.policy_api.card import dataset_block_positions
+from libs.report_html.plan import write_sweep_plan
+from libs.report_html.sweep_page import write_report_html
 
 
 @dataclass
@@ -172,6 +174,7 @@ def evaluate(
     tasks = plan_tasks(targets, config)
     out.mkdir(parents=True, exist_ok=True)
     write_provenance(out, argv)
+    write_sweep_plan(out, tasks)  # what was asked: the pages show done of planned, and each episode's command
     with ResultsStore(out / STORE_FILE_NAME) as store:
         store.bind_settings(config.settings())
         done = store.done_keys()
@@ -229,6 +232,7 @@ def evaluate(
     report = write_report(
         records, out, config.settings() | {"episodes": episodes}, grid, training_xy, sections
     )
+    write_report_html(out)  # report.html beside report.md, drawn from the folder's files (libs.report_html)
     skipped = len(records) - len(todo) if rule is not None else len(tasks) - len(todo)
     return SweepResult(
         out,

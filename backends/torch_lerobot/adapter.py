@@ -28,13 +28,18 @@ from typing import Any
 import numpy as np
 import torch
 from lerobot.configs.policies import PreTrainedConfig
-from lerobot.configs.types import FeatureType
+from lerobot.configs.types import FeatureType, PolicyFeature
 from lerobot.policies.act.modeling_act import ACTTemporalEnsembler
 from lerobot.policies.factory import get_policy_class, make_pre_post_processors
 from safetensors import SafetensorError
 
 # scratch_backbones registers the GroupNorm ResNets a checkpoint may name as its vision_backbone.
-from backends.torch_lerobot import depth_channels, scratch_backbones, tiny_backbones  # noqa: F401
+from backends.torch_lerobot import (  # noqa: F401
+    depth_channels,
+    environment_state,
+    scratch_backbones,
+    tiny_backbones,
+)
 from backends.torch_lerobot.checkpoints import (
     PREPROCESSOR_FILE,
     TRAIN_CONFIG_FILE,
@@ -44,6 +49,7 @@ from backends.torch_lerobot.checkpoints import (
     read_json_beside,
     resolve_pretrained_dir,
 )
+from backends.torch_lerobot.object_state_estimator import EstimateObjectStateStep, find_estimator_step
 from libs.policy_api.card import CARD_FILE, LEGACY_FILES, CheckpointCard
 from libs.policy_api.types import (
     ENVIRONMENT_STATE_KEY,
@@ -93,6 +99,23 @@ def _cameras_by_key(scene_config: Mapping[str, Any] | None) -> dict[str, CameraI
             depth = CameraInput(name, height, width, "depth")
             cameras[depth.key] = depth
     return cameras
+
+
+def _observed_features(
+    policy_features: dict[str, PolicyFeature],
+    estimator: EstimateObjectStateStep | None,
+    declared: Mapping[str, CameraInput],
+) -> dict[str, PolicyFeature]:
+    """What the env must give: the policy's inputs, except an object state its estimator writes from the
+    cameras, which it reads in its place (at the size the scene declares)."""
+    if estimator is None:
+        return policy_features
+    features = {key: value for key, value in policy_features.items() if key != ENVIRONMENT_STATE_KEY}
+    for key in estimator.camera_keys:
+        if key not in features and key in declared:
+            camera = declared[key]
+            features[key] = PolicyFeature(FeatureType.VISUAL, (3, camera.height, camera.width))
+    return features
 
 
 def _check_local_backbone(config: PreTrainedConfig, pretrained_dir: Path) -> None:
@@ -166,8 +189,9 @@ class LeRobotPolicy:
         except (OSError, RuntimeError, KeyError, ValueError) as error:
             raise CheckpointError(f"cannot load {self.pretrained_dir}: {_root_reason(error)}") from None
         self.policy.eval()
-        # Depth checkpoints name depth_channels' step in their preprocessor (imported above, so it loads).
-        assert depth_channels.RepeatDepthChannelsStep
+        # Depth checkpoints name depth_channels' step in their preprocessor, SmolVLA/Pi0 ones trained with
+        # the object state environment_state's (both imported above, so they load).
+        assert depth_channels.RepeatDepthChannelsStep and environment_state.AppendEnvironmentStateStep
 
         card = read_card(self.pretrained_dir)
         #: What the checkpoint carries from its dataset (``HasCard``), with the policy type for reports.
@@ -177,6 +201,10 @@ class LeRobotPolicy:
             for key, feature in config.input_features.items()
             if not key.startswith(_SYNTHETIC_CAMERA_PREFIX)
         }
+        #: What the env must give (the policy's inputs, or an estimator's cameras for its object state).
+        self._observed_features = _observed_features(
+            self._input_features, find_estimator_step(self.preprocessor), _cameras_by_key(self.card.scene)
+        )
         self._temporal_ensemble_coeff: float | None = getattr(config, "temporal_ensemble_coeff", None)
         self._spec = self._make_spec()
         self._episode = self.new_episode(0)
@@ -186,7 +214,7 @@ class LeRobotPolicy:
     def _make_spec(self) -> PolicySpec:
         declared = _cameras_by_key(self.card.scene)
         cameras = []
-        for key, feature in self._input_features.items():
+        for key, feature in self._observed_features.items():
             if feature.type is not FeatureType.VISUAL:
                 continue
             _, height, width = (int(size) for size in feature.shape)
@@ -195,8 +223,8 @@ class LeRobotPolicy:
                 cameras.append(CameraInput(camera.name, height, width, camera.modality))
             else:  # no scene.json: an RGB camera named after the key
                 cameras.append(CameraInput(key.removeprefix(IMAGE_KEY_PREFIX), height, width, "rgb"))
-        state = self._input_features.get(STATE_KEY)
-        environment = self._input_features.get(ENVIRONMENT_STATE_KEY)
+        state = self._observed_features.get(STATE_KEY)
+        environment = self._observed_features.get(ENVIRONMENT_STATE_KEY)
         action_dim = int(self.config.output_features[ACTION_FEATURE].shape[0])
         chunk_length = int(getattr(self.config, "chunk_size", 0) or self.config.n_action_steps)
         n_action_steps = int(self.config.n_action_steps)
@@ -257,16 +285,17 @@ class LeRobotPolicy:
         )
 
     def _to_policy_inputs(self, observation: Observation) -> dict[str, Any]:
-        missing = [key for key in self._input_features if key not in observation]
+        missing = [key for key in self._observed_features if key not in observation]
         if missing:
             offered = sorted(key for key in observation if key.startswith("observation."))
             raise ObservationMismatchError(
                 f"observation lacks {', '.join(missing)} needed by {self.pretrained_dir} "
-                f"(policy inputs: {', '.join(self._input_features)}; observation has: {', '.join(offered)}): "
+                f"(policy inputs: {', '.join(self._observed_features)}; "
+                f"observation has: {', '.join(offered)}): "
                 "evaluate with the cameras the policy was trained with"
             )
         inputs: dict[str, Any] = {}
-        for key, feature in self._input_features.items():
+        for key, feature in self._observed_features.items():
             value = np.asarray(observation[key])
             if feature.type is FeatureType.VISUAL:
                 inputs[key] = self._image_tensor(key, value, tuple(feature.shape))
@@ -391,4 +420,3 @@ def _concatenate(batches: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
 
 def load_policy(checkpoint: str | Path, device: str | None = None) -> LeRobotPolicy:
     return LeRobotPolicy(checkpoint, device=device)
-

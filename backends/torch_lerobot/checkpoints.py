@@ -16,6 +16,7 @@ from typing import Any
 
 from libs.policy_api.card import CheckpointCard, card_from_dataset
 from libs.policy_api.registry import PolicyLoadError
+from libs.policy_api.types import ENVIRONMENT_STATE_KEY
 
 PRETRAINED_DIR_NAME = "pretrained_model"
 CHECKPOINTS_DIR_NAME = "checkpoints"
@@ -92,9 +93,24 @@ def check_processor_files(pretrained_dir: Path) -> None:
         )
 
 
-def write_card(dataset_root: Path, pretrained_dir: Path, extra: dict[str, Any] | None = None) -> Path:
-    """The checkpoint's card (from its training dataset), beside its weights."""
+def write_card(
+    dataset_root: Path,
+    pretrained_dir: Path,
+    extra: dict[str, Any] | None = None,
+    object_state_from_cameras: bool = False,
+) -> Path:
+    """The checkpoint's card (from its training dataset), beside its weights. A policy that estimates the
+    object state from its cameras (``object_state_estimator.py``) takes none from the scene: its card's
+    scene and observation features say so, and an evaluation then runs without it."""
     card = card_from_dataset(dataset_root, step=step_from_dir(pretrained_dir), extra=extra)
+    if object_state_from_cameras:
+        card = card.with_fields(
+            scene={**(card.scene or {}), "environment_state": False},
+            observation_features=tuple(
+                feature for feature in card.observation_features if feature.name != ENVIRONMENT_STATE_KEY
+            ),
+            extra={**card.extra, "object_state": "estimated from the cameras"},
+        )
     return card.write(pretrained_dir)
 
 

@@ -93,6 +93,8 @@ class InMemoryFrames(torch.utils.data.Dataset):
             return order[np.searchsorted(absolute[order], clamped)], padded
 
         self._tensors: dict[str, torch.Tensor] = {}
+        #: Each windowed feature's own per-row value (``column``).
+        self._columns: dict[str, torch.Tensor] = {}
         feature_keys = [key for key in dataset.meta.features if key in columns]
         for key in feature_keys:
             if key in _INDEX_COLUMNS:
@@ -103,6 +105,7 @@ class InMemoryFrames(torch.utils.data.Dataset):
                 self._tensors[key] = torch.from_numpy(values)
                 continue
             rows, padded = window(deltas)
+            self._columns[key] = torch.from_numpy(values)
             self._tensors[key] = torch.from_numpy(values[rows])
             self._tensors[f"{key}_is_pad"] = torch.from_numpy(padded)
         for key in _INDEX_COLUMNS:
@@ -130,6 +133,16 @@ class InMemoryFrames(torch.utils.data.Dataset):
 
     def __len__(self) -> int:
         return self._length
+
+    def frames(self, key: str) -> torch.Tensor:
+        """Every frame of camera ``key``, uint8 (rows, C, H, W), in row order (no window, no transform)."""
+        return self._frames[key]
+
+    def column(self, key: str) -> torch.Tensor:
+        """A feature or index column of every row (no window)."""
+        if key in self._columns:
+            return self._columns[key]
+        return self._tensors[key]
 
     def __getitem__(self, row: int) -> dict[str, Any]:
         item: dict[str, Any] = {key: tensor[row] for key, tensor in self._tensors.items()}

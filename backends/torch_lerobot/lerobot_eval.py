@@ -18,7 +18,7 @@ from lerobot.configs.policies import PreTrainedConfig
 from lerobot.scripts import lerobot_eval
 
 import lerobot_env_so101
-from backends.torch_lerobot import depth_channels
+from backends.torch_lerobot import depth_channels, environment_state
 from backends.torch_lerobot.tiny_backbones import loading_context
 
 
@@ -34,6 +34,7 @@ def _policy_path(argv: list[str]) -> Path | None:
 def main() -> None:
     assert lerobot_env_so101.ENV_TYPE  # importing the plugin registered --env.type=so101_pick_place
     assert depth_channels.RepeatDepthChannelsStep  # a depth checkpoint's preprocessor names this step
+    assert environment_state.AppendEnvironmentStateStep  # and a SmolVLA/Pi0 one with object state, this
     policy_path = _policy_path(sys.argv[1:])
     if policy_path is None or not (policy_path / "config.json").is_file():
         lerobot_eval.main()

@@ -2,8 +2,9 @@
 
 ``cpu`` presets are small enough to train a few hundred steps on a 2-core laptop-class CPU (ACT with a
 narrow transformer, Diffusion with a small U-Net sampled by DDIM in a few steps); ``state`` presets are for
-datasets without images (joint state + ``observation.environment_state``), sized to learn the task in
-minutes on 2 CPU cores; ``gpu`` presets are LeRobot's own defaults. All are plain LeRobot config objects:
+datasets with the privileged object state (joint state + ``observation.environment_state``; ACT and
+Diffusion need no images, SmolVLA and Pi0 take theirs beside it), sized to learn the task in minutes on 2
+CPU cores; ``gpu`` presets are LeRobot's own defaults. All are plain LeRobot config objects:
 nothing here changes how LeRobot trains.
 """
 
@@ -120,6 +121,26 @@ _STATE_OVERRIDES: dict[str, dict[str, Any]] = {
         "optimizer_lr": 3e-4,
         "scheduler_warmup_steps": 200,
     },
+    # The VLAs with the object state (``observation.environment_state``, joined to their one state vector by
+    # ``environment_state.py``) beside their cameras: over a tiny random backbone nothing pretrained is worth
+    # keeping frozen, so every weight trains (LeRobot's SmolVLA defaults freeze the VLM and its vision tower,
+    # which over random weights feed the action expert fixed random features).
+    "smolvla": {
+        "chunk_size": 30,
+        "n_action_steps": 15,
+        "num_steps": 10,
+        "freeze_vision_encoder": False,
+        "train_expert_only": False,
+        "optimizer_lr": 3e-4,
+    },
+    "pi0": {
+        "chunk_size": 30,
+        "n_action_steps": 15,
+        "num_inference_steps": 10,
+        "freeze_vision_encoder": False,
+        "train_expert_only": False,
+        "optimizer_lr": 3e-4,
+    },
 }
 
 _CONFIG_CLASSES: dict[str, type[PreTrainedConfig]] = {
@@ -150,19 +171,13 @@ def make_policy_config(
     fields: dict[str, Any] = {"device": device, "push_to_hub": False}
     if policy in ("act", "diffusion"):
         fields["pretrained_backbone_weights"] = None
-    if preset == "state" and policy not in _STATE_OVERRIDES:
-        raise ValueError(
-            f"preset 'state' has no {policy} size: {policy} needs images (use --preset cpu or gpu); "
-            f"state-based policies are {', '.join(_STATE_OVERRIDES)}"
-        )
-    if policy in ("act", "diffusion"):
-        # LeRobot's ACT and Diffusion leave ``observation.environment_state`` (FeatureType.ENV) out of their
-        # normalisation mappings, so it would enter raw: block coordinates that vary by a few centimetres
-        # around 0.2 m look constant to the network, which then cannot aim (ACT trained that way picked the
-        # block in 6 of 100 episodes). Normalise it as each policy normalises the joint state.
-        mapping = dict(_CONFIG_CLASSES[policy]().normalization_mapping)
-        mapping.setdefault("ENV", mapping["STATE"])
-        fields["normalization_mapping"] = mapping
+    # LeRobot's policies leave ``observation.environment_state`` (FeatureType.ENV) out of their normalisation
+    # mappings, so it would enter raw: block coordinates that vary by a few centimetres around 0.2 m look
+    # constant to the network, which then cannot aim (ACT trained that way picked the block in 6 of 100
+    # episodes). Normalise it as each policy normalises the joint state.
+    mapping = dict(_CONFIG_CLASSES[policy]().normalization_mapping)
+    mapping.setdefault("ENV", mapping["STATE"])
+    fields["normalization_mapping"] = mapping
     if preset == "cpu":
         fields.update(_CPU_OVERRIDES[policy])
     elif preset == "state":

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import os
 import shutil
 import sys
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,10 +33,18 @@ from backends.torch_lerobot import scratch_backbones
 from backends.torch_lerobot.backbones import BackboneError, configure_backbone
 from backends.torch_lerobot.checkpoints import PRETRAINED_DIR_NAME, list_checkpoints, write_card
 from backends.torch_lerobot.depth_channels import add_depth_step
+from backends.torch_lerobot.environment_state import STATE_ONLY_POLICIES, add_environment_state_step
 from backends.torch_lerobot.frame_cache import InMemoryFrames, cache_refusal, frame_bytes, is_vector_only
+from backends.torch_lerobot.object_state_estimator import (
+    EstimateObjectStateStep,
+    ObjectStateNet,
+    insert_before_normalizer,
+)
 from backends.torch_lerobot.presets import POLICY_TYPES, PRESETS, make_policy_config
 from backends.torch_lerobot.tiny_backbones import TINY_BACKBONE_FILE, building_context
+from backends.torch_lerobot.train_estimator import EstimatorError, load_estimator
 from libs.datasets import preflight
+from libs.policy_api.types import ENVIRONMENT_STATE_KEY
 
 logger = logging.getLogger(__name__)
 #: ``RUN/preflight.txt``: the data-loader probe's table and recommendation (with --probe-loader).
@@ -45,13 +55,21 @@ class TrainError(RuntimeError):
     """Training cannot start; the message names the problem and the fix."""
 
 
-def _check_dataset(dataset: Path) -> None:
-    if not (dataset / "meta" / "info.json").is_file():
+def _check_dataset(dataset: Path, policy: str) -> None:
+    info = dataset / "meta" / "info.json"
+    if not info.is_file():
         raise TrainError(
             f"{dataset} is not a LeRobot v3 dataset (no meta/info.json): pass --dataset <dataset root>"
         )
     if not (dataset / "meta" / "stats.json").is_file():
         raise TrainError(f"{dataset} has no meta/stats.json: recompute the stats before training")
+    features = json.loads(info.read_text()).get("features", {})
+    has_camera = any(spec.get("dtype") in ("video", "image") for spec in features.values())
+    if policy in STATE_ONLY_POLICIES and not has_camera:
+        raise TrainError(
+            f"{policy} needs at least one camera and {dataset} has none: record the dataset with cameras "
+            "(drop --no-cameras; --image-size 48x64 keeps them cheap)"
+        )
 
 
 @contextlib.contextmanager
@@ -65,6 +83,15 @@ def _lerobot_cli_free() -> Iterator[None]:
         sys.argv = saved
 
 
+@dataclass(frozen=True)
+class ObjectStateInputs:
+    """Where the policy's object state comes from: the dataset (None) or an estimator over the cameras,
+    and whether the policy's own network also reads the camera images."""
+
+    estimator: ObjectStateNet | None = None
+    policy_cameras: bool = True
+
+
 @contextlib.contextmanager
 def _lerobot_hooks(
     dataset: Path,
@@ -74,15 +101,20 @@ def _lerobot_hooks(
     save_freq: int,
     probe_workers: Sequence[int] = (),
     frames_in_memory: bool = True,
+    object_state: ObjectStateInputs | None = None,
 ) -> Iterator[None]:
     """Hooks into LeRobot's loop, each a thin wrapper around its own function:
 
     - after ``make_policy`` (before step 0): the disk preflight, sized from the real parameter count;
     - after ``make_pre_post_processors``: depth maps (one-channel images) are repeated to the three
-      channels the image encoders take (``depth_channels``), a step saved with the preprocessor;
+      channels the image encoders take (``depth_channels``), and SmolVLA's and Pi0's state gains the object
+      state they would otherwise never read (``environment_state``): steps saved with the preprocessor;
     - after ``make_pre_post_processors`` (still before step 0), when ``probe_workers`` is given: the
       preflight's data-loader probe — LeRobot's own dataset in a DataLoader for each ``num_workers``,
       against one forward + backward pass of the policy — with its recommendation;
+    - with an object-state estimator: the estimator step goes before the normaliser (its estimate replaces
+      the dataset's object state in every batch), and without ``policy_cameras`` the policy's input
+      features are the state vectors only (its network builds no image encoder);
     - after ``save_checkpoint``: every checkpoint, even of an interrupted run, gets its card (the dataset's
       scene, stats, block positions and features: ``libs.policy_api.card``; LeRobot saves the processors,
       the rest is ours) and, for a tiny backbone, its sizes.
@@ -91,6 +123,7 @@ def _lerobot_hooks(
     original_datasets = lerobot_train.make_train_eval_datasets
     original_processors = lerobot_train.make_pre_post_processors
     tiny_sizes = backbone_dir / TINY_BACKBONE_FILE if backbone_dir is not None else None
+    object_state = object_state or ObjectStateInputs()
     seen: dict[str, Any] = {}
 
     def make_datasets_and_keep(cfg: Any, *args: Any, **kwargs: Any) -> Any:
@@ -112,6 +145,9 @@ def _lerobot_hooks(
         policy_config = kwargs.get("policy_cfg", args[0] if args else None)
         if policy_config is not None:
             add_depth_step(processors[0], policy_config.input_features)
+            add_environment_state_step(processors[0], policy_config.type, policy_config.input_features)
+        if object_state.estimator is not None:
+            insert_before_normalizer(processors[0], EstimateObjectStateStep.from_net(object_state.estimator))
         if probe_workers and "dataset" in seen and "policy" in seen:
             probe = _probe_loader(
                 seen["dataset"], seen["batch_size"], seen["policy"], processors[0], probe_workers
@@ -121,6 +157,9 @@ def _lerobot_hooks(
         return processors
 
     def make_policy_then_preflight(*args: Any, **kwargs: Any) -> Any:
+        if not object_state.policy_cameras:
+            config, meta = kwargs.get("cfg", args[0] if args else None), kwargs.get("ds_meta")
+            config.input_features = _state_features(meta.features)
         policy = original_make_policy(*args, **kwargs)
         seen["policy"] = policy
         weights = sum(parameter.numel() for parameter in policy.parameters())
@@ -136,7 +175,7 @@ def _lerobot_hooks(
     def save_checkpoint_with_card(checkpoint_dir: Path, *args: Any, **kwargs: Any) -> None:
         original_save(checkpoint_dir, *args, **kwargs)
         pretrained_dir = Path(checkpoint_dir) / PRETRAINED_DIR_NAME
-        write_card(dataset, pretrained_dir)
+        write_card(dataset, pretrained_dir, object_state_from_cameras=object_state.estimator is not None)
         if tiny_sizes is not None and tiny_sizes.is_file():
             shutil.copy2(tiny_sizes, pretrained_dir / TINY_BACKBONE_FILE)
 
@@ -150,6 +189,46 @@ def _lerobot_hooks(
         lerobot_train.save_checkpoint, lerobot_train.make_policy = original_save, original_make_policy
         lerobot_train.make_train_eval_datasets = original_datasets
         lerobot_train.make_pre_post_processors = original_processors
+
+
+def _state_features(dataset_features: dict[str, Any]) -> dict[str, Any]:
+    """The dataset's joint and object state as policy input features (no cameras)."""
+    from lerobot.configs.types import FeatureType
+    from lerobot.utils.feature_utils import dataset_to_policy_features
+
+    features = dataset_to_policy_features(dataset_features)
+    return {
+        key: feature
+        for key, feature in features.items()
+        if feature.type in (FeatureType.STATE, FeatureType.ENV)
+    }
+
+
+def _object_state_inputs(
+    policy: str, dataset: Path, estimator_dir: str | Path | None, policy_cameras: bool
+) -> ObjectStateInputs:
+    """The estimator named by ``--object-state-estimator``, checked against the dataset."""
+    if estimator_dir is None:
+        if not policy_cameras:
+            raise TrainError(
+                "--no-policy-cameras needs --object-state-estimator DIR (the cameras' only reader)"
+            )
+        return ObjectStateInputs()
+    try:
+        estimator = load_estimator(estimator_dir)
+    except EstimatorError as error:
+        raise TrainError(str(error)) from None
+    features = json.loads((dataset / "meta" / "info.json").read_text()).get("features", {})
+    missing = [key for key in estimator.config.camera_keys if key not in features]
+    if missing or ENVIRONMENT_STATE_KEY not in features:
+        lacks = ", ".join(missing or [ENVIRONMENT_STATE_KEY])
+        raise TrainError(
+            f"{dataset} lacks {lacks}, which the estimator in {estimator_dir} needs: train on a dataset "
+            "recorded with the estimator's cameras and --environment-state"
+        )
+    if not policy_cameras and policy in STATE_ONLY_POLICIES:
+        raise TrainError(f"{policy} needs camera images itself: drop --no-policy-cameras")
+    return ObjectStateInputs(estimator=estimator, policy_cameras=policy_cameras)
 
 
 def _probe_loader(
@@ -197,6 +276,8 @@ def train_policy(
     lr_warmup_steps: int = 100,
     frames_in_memory: bool = True,
     image_shift: float = 0.0,
+    object_state_estimator: str | Path | None = None,
+    policy_cameras: bool = True,
 ) -> list[Path]:
     """Train and return the checkpoint directories (``<out>/checkpoints/NNNNNN``) in step order.
 
@@ -205,11 +286,14 @@ def train_policy(
     sample (camera frames as uint8) in memory once, when it fits (``frame_cache``). ``image_shift`` > 0
     shifts every training camera frame by a random offset of up to that fraction of its width and height
     (LeRobot's ``RandomAffine`` image transform, translation only), the random-shift augmentation of
-    image-based control."""
+    image-based control. ``object_state_estimator`` (a ``train_estimator`` output) makes the policy read the
+    object state from the cameras instead of the dataset; without ``policy_cameras`` the cameras reach
+    the policy only through it."""
     _check_vision_backbone(policy, (policy_overrides or {}).get("vision_backbone"), backbone_dir)
     dataset = Path(dataset).expanduser().resolve()
     out = Path(out).expanduser().resolve()
-    _check_dataset(dataset)
+    _check_dataset(dataset, policy)
+    object_state = _object_state_inputs(policy, dataset, object_state_estimator, policy_cameras)
     if out.exists():
         raise TrainError(
             f"output dir {out} already exists: choose a new --out (LeRobot never overwrites a run)"
@@ -271,7 +355,14 @@ def train_policy(
     with (
         _lerobot_cli_free(),
         _lerobot_hooks(
-            dataset, backbone_path, out, steps, config.save_freq, probe_workers, frames_in_memory
+            dataset,
+            backbone_path,
+            out,
+            steps,
+            config.save_freq,
+            probe_workers,
+            frames_in_memory,
+            object_state,
         ),
         building_context(policy, backbone_path),
     ):
@@ -424,6 +515,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="read every sample through LeRobot's dataset reader (default: samples and frames held in "
         "memory once when they fit, several times faster on a CPU)",
     )
+    parser.add_argument(
+        "--object-state-estimator",
+        type=Path,
+        metavar="DIR",
+        help="read the object state from the cameras with this estimator (train-estimator's --out): the "
+        "policy then needs no object state from the scene",
+    )
+    parser.add_argument(
+        "--no-policy-cameras",
+        action="store_true",
+        help="with --object-state-estimator: the cameras reach act/diffusion only through the estimator "
+        "(no image encoder in the policy; trains at state-based speed)",
+    )
     parser.add_argument("--lr-final-fraction", type=float, default=0.1)
     parser.add_argument("--lr-warmup-steps", type=int, default=100)
     parser.add_argument("--log-freq", type=int, default=50)
@@ -460,6 +564,8 @@ def main(argv: list[str] | None = None) -> int:
             lr_warmup_steps=args.lr_warmup_steps,
             frames_in_memory=not args.no_frame_cache,
             image_shift=args.image_shift,
+            object_state_estimator=args.object_state_estimator,
+            policy_cameras=not args.no_policy_cameras,
             policy_overrides={"vision_backbone": args.vision_backbone} if args.vision_backbone else None,
         )
     except (TrainError, BackboneError) as error:

@@ -3,7 +3,7 @@
     ./pants run benchmarks:eval_scaling_run -- --episodes 24
 
 Prints two tables (scripted policy, no cameras rendered, so the numbers measure the harness and the physics):
-- harness overhead: seconds per episode of the bare env loop (reset, infer, step) vs ``run_episode`` with
+- harness overhead: seconds per episode of the bare env loop (reset, infer, step) vs ``evaluate_episode`` with
   every contract check and record keeping; target ≤ 5%;
 - throughput: episodes per minute serially in this process, then on Ray with 1, 2, … workers up to the
   core count; speedup is relative to Ray with 1 worker; target ≥ 0.85 × workers on idle cores.
@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from libs.evaluation.executor import make_env
-from libs.evaluation.runner import run_episode
+from libs.evaluation.play.evaluated_episode import evaluate_episode
 from libs.evaluation.sweep import EnvSettings, SweepConfig, connect_ray, evaluate
 from libs.policy_api.registry import make_policy
 
@@ -54,7 +54,7 @@ def harness_seconds(policy: Any, env: Any, seeds: range) -> tuple[float, int]:
     total_steps = 0
     started = time.perf_counter()
     for seed in seeds:
-        total_steps += run_episode(policy, env, seed, keep_chunks=True).record.steps
+        total_steps += evaluate_episode(policy, env, seed, keep_chunks=True).record.steps
     return (time.perf_counter() - started) / len(seeds), total_steps
 
 
@@ -102,7 +102,7 @@ def main() -> None:
     print(f"{'bare env loop':<28}{bare_s:>12.3f}{1000 * bare_s / steps:>10.3f}{'':>10}")
     overhead = (harness_s - bare_s) / bare_s
     per_step = 1000 * harness_s / steps
-    print(f"{'run_episode (all checks)':<28}{harness_s:>12.3f}{per_step:>10.3f}{overhead:>10.1%}")
+    print(f"{'evaluate_episode (checks)':<28}{harness_s:>12.3f}{per_step:>10.3f}{overhead:>10.1%}")
     print(f"target: overhead <= {OVERHEAD_TARGET:.0%}: {'met' if overhead <= OVERHEAD_TARGET else 'MISSED'}")
 
     rows: list[tuple[str, int, float]] = []

@@ -76,8 +76,8 @@ def _env(policy: Any, max_steps: int, image_rendering: str) -> Any:
 
 def harness_seconds(policy: Any, seeds: list[int], max_steps: int, mode: str) -> float:
     """Seconds per episode through the harness (contract checks included), policy already loaded."""
-    from libs.evaluation.lockstep import LockstepEpisode, run_lockstep
-    from libs.evaluation.runner import run_episode
+    from libs.evaluation.play.evaluated_episode import evaluate_episode, evaluate_lockstep
+    from libs.sim.play.episode import EpisodeStart
 
     stats = policy.card.action_stats
     if mode == "on_demand_batched":
@@ -87,7 +87,7 @@ def harness_seconds(policy: Any, seeds: list[int], max_steps: int, mode: str) ->
             for env in envs:
                 env.reset(seed=0)
             started = time.perf_counter()
-            run_lockstep(policy, envs, [LockstepEpisode(seed) for seed in seeds], action_stats=stats)
+            evaluate_lockstep(policy, envs, [EpisodeStart(seed) for seed in seeds], action_stats=stats)
             return (time.perf_counter() - started) / len(seeds)
         finally:
             for env in envs:
@@ -97,7 +97,7 @@ def harness_seconds(policy: Any, seeds: list[int], max_steps: int, mode: str) ->
         env.reset(seed=0)
         started = time.perf_counter()
         for seed in seeds:
-            run_episode(policy, env, seed, action_stats=stats, keep_chunks=False)
+            evaluate_episode(policy, env, seed, action_stats=stats)
         return (time.perf_counter() - started) / len(seeds)
     finally:
         env.close()

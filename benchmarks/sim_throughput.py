@@ -24,7 +24,7 @@ from rich.table import Table
 from libs.sim.env import HOME_JOINTS, SO101PickPlaceEnv
 from libs.sim.gl import GLBackendError, gl_backend_name, gl_renderer_string, make_renderer
 from libs.sim.layout import ee_action
-from libs.sim.rollout import run_episode
+from libs.sim.play.episode import play_episode
 from libs.sim.scene_config import SceneConfig
 from libs.sim.scripted_policy import ScriptedPolicy
 from scenes.so101.scene import PHYSICS_SUBSTEPS, build_scene_spec
@@ -129,7 +129,7 @@ def expert_rates(episodes: int) -> list[tuple[str, float, float, str]]:
         env = SO101PickPlaceEnv(action_space=action_space, render=render, image_rendering="eager")
         policy = ScriptedPolicy(action_space=action_space)
         started = time.perf_counter()
-        figures = [run_episode(env, policy, seed) for seed in range(episodes)]
+        figures = [play_episode(policy, env, seed).figures for seed in range(episodes)]
         elapsed = time.perf_counter() - started
         successes = sum(f.outcome == "success" for f in figures)
         label = f"{action_space}, {'2 cameras 96×128' if render else 'headless'}"

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from libs.evaluation.checkpoints import CheckpointTarget
-from libs.evaluation.runner import run_episode
+from libs.evaluation.play.evaluated_episode import evaluate_episode
 from libs.evaluation.sweep import EnvSettings, EpisodeExecutor, EpisodeTask
 from libs.policy_api.card import CheckpointCard
 from libs.policy_api.contracts import ContractViolation, EpisodeGuardedPolicy
@@ -47,26 +47,26 @@ class HoldPolicy:
 def test_wrong_camera_key_names_the_cameras_provided() -> None:
     policy = HoldPolicy(cameras=(CameraInput("front", 96, 128),))
     with pytest.raises(ContractViolation, match=r"no 'observation.images.front'.*images.overhead"):
-        run_episode(policy, make_env(("overhead",)), seed=0)
+        evaluate_episode(policy, make_env(("overhead",)), 0)
 
 
 def test_depth_suffix_in_camera_name_is_refused() -> None:
     # The researcher's bug: passing "overhead_depth" where the base camera name was expected.
     policy = HoldPolicy(cameras=(CameraInput("overhead_depth", 96, 128, "depth"),))
     with pytest.raises(ContractViolation, match=r"CameraInput\(name='overhead', modality='depth'\)"):
-        run_episode(policy, make_env(("overhead",)), seed=0)
+        evaluate_episode(policy, make_env(("overhead",)), 0)
 
 
 def test_depth_expected_but_camera_not_declared_depth() -> None:
     policy = HoldPolicy(cameras=(CameraInput("overhead", 96, 128, "depth"),))
     with pytest.raises(ContractViolation, match="declare modality 'depth'"):
-        run_episode(policy, make_env(("overhead",)), seed=0)
+        evaluate_episode(policy, make_env(("overhead",)), 0)
 
 
 def test_image_size_differs_from_training() -> None:
     policy = HoldPolicy(cameras=(CameraInput("overhead", 480, 640),))
     with pytest.raises(ContractViolation, match=r"96×128×3 but the policy was trained on 480×640"):
-        run_episode(policy, make_env(("overhead",)), seed=0)
+        evaluate_episode(policy, make_env(("overhead",)), 0)
 
 
 class StaleQueuePolicy(HoldPolicy):
@@ -101,7 +101,7 @@ def test_reset_runs_before_every_episode_so_no_stale_queue_leaks() -> None:
     policy = StaleQueuePolicy()
     guarded = EpisodeGuardedPolicy(policy)
     for _ in range(2):
-        run_episode(guarded, env, seed=1)
+        evaluate_episode(guarded, env, 1)
     assert policy.resets == 2 and guarded.episodes_started == 2
     # Same seed, fresh plan each time: the second episode's first action is the first episode's.
     np.testing.assert_array_equal(policy.first_actions[0], policy.first_actions[1])
@@ -130,7 +130,7 @@ class NaNPolicy(HoldPolicy):
 
 
 def test_non_finite_actions_stop_the_episode_as_a_violation() -> None:
-    record = run_episode(NaNPolicy(), make_env(), seed=0).record
+    record = evaluate_episode(NaNPolicy(), make_env(), 0).record
     assert record.outcome == "contract_violation" and record.steps == 0
     assert "non-finite actions (NaN/inf at chunk steps [2])" in record.violation
     assert "normalisation stats" in record.violation
@@ -143,7 +143,7 @@ class FlatActionPolicy(HoldPolicy):
 
 def test_wrong_action_shape() -> None:
     with pytest.raises(ContractViolation, match=r"shape \(6,\), expected \(T, 6\)"):
-        run_episode(FlatActionPolicy(), make_env(), seed=0)
+        evaluate_episode(FlatActionPolicy(), make_env(), 0)
 
 
 class OutOfRangePolicy(HoldPolicy):
@@ -154,7 +154,7 @@ class OutOfRangePolicy(HoldPolicy):
 
 
 def test_actions_far_outside_joint_limits_stop_the_episode_as_a_violation() -> None:
-    record = run_episode(OutOfRangePolicy(), make_env(), seed=0).record
+    record = evaluate_episode(OutOfRangePolicy(), make_env(), 0).record
     assert record.outcome == "contract_violation"
     assert "joint action 1 = -2455.0 at chunk step 0 is outside the joint range" in record.violation
 
@@ -169,7 +169,7 @@ class OvershootingGripperPolicy(HoldPolicy):
 
 
 def test_small_overshoot_is_behaviour_not_a_violation() -> None:
-    record = run_episode(OvershootingGripperPolicy(), make_env(), seed=0).record
+    record = evaluate_episode(OvershootingGripperPolicy(), make_env(), 0).record
     assert record.violation is None and record.steps == MAX_STEPS
 
 
@@ -188,7 +188,7 @@ class WildHorizonPolicy(HoldPolicy):
 
 
 def test_out_of_range_steps_that_are_never_executed_do_not_stop_the_episode() -> None:
-    record = run_episode(WildHorizonPolicy(), make_env(), seed=0).record
+    record = evaluate_episode(WildHorizonPolicy(), make_env(), 0).record
     assert record.violation is None and record.steps == MAX_STEPS
 
 
@@ -215,11 +215,11 @@ class NeverDenormalizedPolicy(HoldPolicy):
 
 def test_actions_never_denormalized() -> None:
     with pytest.raises(ContractViolation, match="never de-normalised"):
-        run_episode(NeverDenormalizedPolicy(), make_env(), seed=0, action_stats=ACTION_STATS)
+        evaluate_episode(NeverDenormalizedPolicy(), make_env(), 0, action_stats=ACTION_STATS)
 
 
 def test_denormalized_home_pose_is_not_flagged() -> None:
-    record = run_episode(HoldPolicy(), make_env(), seed=0, action_stats=ACTION_STATS).record
+    record = evaluate_episode(HoldPolicy(), make_env(), 0, action_stats=ACTION_STATS).record
     assert record.steps == MAX_STEPS
 
 
@@ -238,7 +238,7 @@ class TinyStdPolicy(HoldPolicy):
 def test_normalized_inputs_blown_up_by_tiny_std() -> None:
     policy = TinyStdPolicy(cameras=(CameraInput("overhead", 96, 128),))
     with pytest.raises(ContractViolation, match=r"'observation.images.overhead' reaches ±\d+ .* std .* tiny"):
-        run_episode(policy, make_env(("overhead",)), seed=0)
+        evaluate_episode(policy, make_env(("overhead",)), 0)
 
 
 class TrainedWithOtherFovPolicy(HoldPolicy):

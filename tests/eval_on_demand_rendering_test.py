@@ -19,8 +19,10 @@ import torch
 from backends.torch_lerobot.adapter import LeRobotPolicy
 from backends.torch_lerobot.train import train_policy
 from libs.datasets.record import record_scripted_dataset
-from libs.evaluation.runner import StepEvent, run_episode
+from libs.evaluation.play.evaluated_episode import evaluate_episode
+from libs.evaluation.play.fixtures import SMALL_ACT
 from libs.sim.env import SO101PickPlaceEnv
+from libs.sim.play.observers import EpisodeObserver, StepEvent
 from libs.sim.scene_config import SceneConfig
 from services.eval.fixtures import stored
 
@@ -30,17 +32,6 @@ SEEDS = (0, 1)
 #: Record fields that measure time, not behaviour.
 TIMING_FIELDS = ("wall_time_s", "latency_mean_ms", "latency_p95_ms")
 
-# LeRobot's resnet18 rather than the preset's GroupNorm encoder: on these near-flat 48×64 images, a 1-step
-# model's group statistics are tiny, so batch-size-dependent float summation order moves its actions by up
-# to ~2°; this test checks that each batched episode keeps its own chunks, at a 1° tolerance.
-SMALL_ACT = {
-    "dim_model": 64,
-    "n_heads": 2,
-    "dim_feedforward": 128,
-    "n_encoder_layers": 1,
-    "latent_dim": 8,
-    "vision_backbone": "resnet18",
-}
 POLICIES: dict[str, tuple[str, dict[str, Any]]] = {
     "act_chunked": ("act", {**SMALL_ACT, "chunk_size": 10, "n_action_steps": 4}),
     "act_temporal_ensemble": (
@@ -98,16 +89,12 @@ def _episodes(
         for seed in SEEDS:
             executed: list[np.ndarray] = []
 
-            def keep(event: StepEvent, executed: list[np.ndarray] = executed) -> None:
-                executed.append(np.array(event.action, copy=True))
+            class Keep(EpisodeObserver):
+                def on_step(self, event: StepEvent, executed: list[np.ndarray] = executed) -> None:
+                    executed.append(np.array(event.action, copy=True))
 
-            result = run_episode(
-                policy,
-                env,
-                seed,
-                action_stats=policy.card.action_stats,
-                on_step=keep,
-            )
+            stats = policy.card.action_stats
+            result = evaluate_episode(policy, env, seed, action_stats=stats, observers=[Keep()])
             record = result.record.to_dict()
             records.append({key: value for key, value in record.items() if key not in TIMING_FIELDS})
             actions.append(np.stack(executed))
@@ -147,7 +134,9 @@ def test_lockstep_batch_keeps_each_episode_its_own(policy: LeRobotPolicy) -> Non
     """Both seeds in lockstep, one infer_batch per step for the episodes due: each episode's record and
     chunks are the ones it gets alone (ACT is deterministic; Diffusion's batch noise is shared, so only
     its seeds and lengths are compared)."""
-    from libs.evaluation.lockstep import LockstepEpisode, run_lockstep, supports_batches
+    from libs.evaluation.play.evaluated_episode import evaluate_lockstep
+    from libs.sim.play.episode import EpisodeStart
+    from libs.sim.play.lockstep import supports_batches
 
     assert supports_batches(policy)
     scene = SceneConfig.from_dict(policy.card.scene)
@@ -155,10 +144,12 @@ def test_lockstep_batch_keeps_each_episode_its_own(policy: LeRobotPolicy) -> Non
     envs = [SO101PickPlaceEnv(scene=scene, max_steps=EPISODE_STEPS) for _ in SEEDS]
     stats = policy.card.action_stats
     try:
-        together = run_lockstep(
-            policy, envs, [LockstepEpisode(seed) for seed in SEEDS], action_stats=stats, keep_chunks=True
+        together = evaluate_lockstep(
+            policy, envs, [EpisodeStart(seed) for seed in SEEDS], action_stats=stats, keep_chunks=True
         )
-        alone = [run_episode(policy, envs[0], seed, action_stats=stats) for seed in SEEDS]
+        alone = [
+            evaluate_episode(policy, envs[0], seed, action_stats=stats, keep_chunks=True) for seed in SEEDS
+        ]
     finally:
         for env in envs:
             env.close()

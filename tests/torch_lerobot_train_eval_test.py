@@ -17,7 +17,7 @@ from backends.torch_lerobot.adapter import LeRobotPolicy
 from backends.torch_lerobot.checkpoints import CheckpointError
 from backends.torch_lerobot.train import TrainError, train_policy
 from libs.datasets.record import record_scripted_dataset
-from libs.evaluation.runner import run_episode
+from libs.evaluation.play.evaluated_episode import RecordLabel, evaluate_episode
 from libs.policy_api.card import CheckpointCard, HasCard
 from libs.policy_api.registry import PolicyLoadError, make_policy
 from libs.policy_api.types import ReportsNormalizedInputs
@@ -88,7 +88,14 @@ def test_harness_runs_one_episode(trained_run: tuple[str, Path]) -> None:
     try:
         for noise_seed in range(20):
             torch.manual_seed(noise_seed)
-            result = run_episode(policy, env, seed=3, step=policy.card.step, action_stats=action_stats)
+            result = evaluate_episode(
+                policy,
+                env,
+                3,
+                action_stats=action_stats,
+                label=RecordLabel(step=policy.card.step),
+                keep_chunks=True,
+            )
             if result.record.violation is None:
                 break
             violations.append(result.record.violation)

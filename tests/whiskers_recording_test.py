@@ -3,9 +3,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from libs.evaluation.runner import run_episode
+from libs.evaluation.play.evaluated_episode import evaluate_episode
 from libs.evaluation.sweep_whiskers import record_whisker_episode
 from libs.sim.env import SO101PickPlaceEnv
+from libs.sim.play.observers import EpisodeObserver, StepEvent
 from libs.sim.scene_config import SceneConfig
 from libs.sim.scripted_policy import ScriptedPolicy
 from libs.viz.diagnostics import GRIPPER_CLOSE_THRESHOLD
@@ -32,19 +33,14 @@ def live_trajectory(env: SO101PickPlaceEnv, seed: int, mode: str | None) -> tupl
     states = []
     recorder = WhiskerRecorder(mode) if mode else None
 
-    def on_step(event) -> None:
-        data = env.data
-        states.append(np.concatenate([[data.time], data.qpos, data.qvel, data.act, data.ctrl, data.qacc]))
-        if recorder is not None:
-            recorder.on_step(event)
+    class KeepStates(EpisodeObserver):
+        def on_step(self, event: StepEvent) -> None:
+            data = env.data
+            states.append(np.concatenate([[data.time], data.qpos, data.qvel, data.act, data.ctrl, data.qacc]))
 
-    result = run_episode(
-        ScriptedPolicy(action_space=env.action_space_name),
-        env,
-        seed,
-        on_inference=recorder.on_inference if recorder else None,
-        on_step=on_step,
-    )
+    observers = [KeepStates(), *([recorder] if recorder is not None else [])]
+    policy = ScriptedPolicy(action_space=env.action_space_name)
+    result = evaluate_episode(policy, env, seed, observers=observers)
     if recorder is not None:
         episode = recorder.finish(result.record.outcome, 5)
         assert len(episode.forecasts) == result.record.inferences

@@ -18,10 +18,11 @@ from backends.jax_openpi import transforms as T
 from backends.jax_openpi.config import TrainConfig
 from backends.jax_openpi.norm_stats import NormStats, environment_state_min_spread, stats_of
 from libs.datasets.lerobot_v3 import LeRobotV3Dataset
+from libs.errors import LabError
 from libs.policy_api.types import ENVIRONMENT_STATE_KEY, STATE_KEY
 
 
-class DatasetInputError(ValueError):
+class DatasetInputError(LabError, ValueError):
     """The dataset cannot feed this config; the message names the mismatch and the fix."""
 
 

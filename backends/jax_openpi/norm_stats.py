@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from libs.errors import LabError
+
 NORM_STATS_FILE = "norm_stats.json"
 REQUIRED_KEYS = ("state", "actions")
 #: Floor on std and on (q99 - q01) / 2, in the normalised quantity's units (degrees, gripper 0–1): a
@@ -38,7 +40,7 @@ def environment_state_min_spread(names: Sequence[str] | None, dim: int) -> np.nd
     )
 
 
-class MissingNormStatsError(FileNotFoundError):
+class MissingNormStatsError(LabError, FileNotFoundError):
     """No usable norm_stats.json where one is required; the message names the command that makes it."""
 
 

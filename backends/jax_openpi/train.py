@@ -56,12 +56,13 @@ from backends.jax_openpi.train_state import (
 from backends.jax_openpi.transforms import TransformError
 from libs.datasets import preflight
 from libs.datasets.lerobot_v3 import DatasetError
+from libs.errors import LabError
 
 METRICS_FILE = "metrics.csv"
 METRICS_COLUMNS = ("step", "loss", "grad_norm", "learning_rate", "steps_per_s", "elapsed_s")
 
 
-class TrainError(RuntimeError):
+class TrainError(LabError, RuntimeError):
     """Training cannot start or go on; the message names the fix."""
 
 

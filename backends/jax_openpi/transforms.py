@@ -23,6 +23,7 @@ import numpy as np
 from openpi_client import image_tools
 
 from backends.jax_openpi.norm_stats import NormStats
+from libs.errors import LabError
 
 Sample = dict[str, Any]
 
@@ -41,7 +42,7 @@ GRIPPER_ENV_RANGE = 100.0
 SO101_DELTA_MASK = (True, True, True, True, True, False)
 
 
-class TransformError(ValueError):
+class TransformError(LabError, ValueError):
     """A sample does not have what a transform needs; the message names the key and the fix."""
 
 

@@ -18,8 +18,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from libs.errors import LabError
 
-class ActionNoiseError(ValueError):
+
+class ActionNoiseError(LabError, ValueError):
     """Bad noise settings; the message names the fix."""
 
 

@@ -52,6 +52,7 @@ from libs.datasets.video import (
     encode_png16,
     video_info,
 )
+from libs.errors import LabError
 
 CODEBASE_VERSION = "v3.0"
 DEFAULT_CHUNK_SIZE = 1000
@@ -84,7 +85,7 @@ MM_PER_METRE = 1000.0
 _DEPTH_MAX_MM = 65535
 
 
-class DatasetError(ValueError):
+class DatasetError(LabError, ValueError):
     """A dataset is missing, malformed or misused; the message names the problem and the fix."""
 
 

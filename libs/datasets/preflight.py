@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from libs.errors import LabError
+
 MIB = 1024**2
 #: Free space kept beyond the checkpoints: logs, metrics, evaluation videos, filesystem slack.
 DEFAULT_MARGIN = 0.10
@@ -38,7 +40,7 @@ DEFAULT_MARGIN = 0.10
 OVERLAY_FILESYSTEMS = ("overlay", "overlayfs", "aufs", "fuse-overlayfs")
 
 
-class PreflightError(RuntimeError):
+class PreflightError(LabError, RuntimeError):
     """The run cannot start as configured; the message has the numbers and the fix."""
 
 

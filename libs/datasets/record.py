@@ -5,10 +5,10 @@ Each episode keeps its outcome, seed and the simulator's per-episode figures as 
 (``success``, a comma list of outcomes, or any predicate over the episode's metadata and frames); with a
 filter, recording continues until ``episodes`` episodes were kept or ``max_attempts`` were run.
 
-How an episode is played is the caller's: the scripted expert's demonstrations are played here, directly
-(``play_directly``); a learned policy's rollouts are played by the evaluation runner, with every contract
-check and in the checkpoint's training scene (``libs.evaluation.rollouts``). Either way each executed
-action's frame is written with the observation it was predicted from.
+Every episode is played by the episode loop (``libs.sim.play``) with the contract checks; the recorder is
+one of its observers, writing each action's frame with the observation current when it is executed (and
+perturbing the executed action with recovery noise). A learned policy's rollouts are planned as the sweep
+plans a checkpoint, in its training scene (``libs.evaluation.rollouts``), then recorded here.
 
 Commands:
     ./pants run libs/datasets:record -- --out DIR --episodes N [--action-space ee] [--keep success]
@@ -23,7 +23,7 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
@@ -38,17 +38,10 @@ from libs.datasets.lerobot_v3 import (
     vector_feature,
     write_json_atomic,
 )
-from libs.policy_api.types import ENVIRONMENT_STATE_KEY, STATE_KEY, TASK_KEY, NeedsEnv, Observation, Policy
-
-#: Called for each action with the observation it was predicted from; returns the action to execute.
-BeforeStep = Callable[[Observation, np.ndarray], np.ndarray]
-
-
-class EpisodePlayer(Protocol):
-    def __call__(self, env: Any, policy: Policy, seed: int, before_step: BeforeStep) -> str:
-        """Plays one episode of ``policy`` from ``env.reset(seed)``, calling ``before_step`` before every
-        env step, and returns its outcome."""
-        ...
+from libs.policy_api.types import ENVIRONMENT_STATE_KEY, STATE_KEY, TASK_KEY, Observation, Policy
+from libs.sim.play.episode import play_episode
+from libs.sim.play.evaluable_env import EvaluableEnv
+from libs.sim.play.observers import ContractChecks, EpisodeObserver
 
 
 @dataclass
@@ -112,13 +105,11 @@ def record_dataset(
     overwrite: bool = False,
     progress: bool = True,
     action_noise: ActionNoise | None = None,
-    play_episode: EpisodePlayer | None = None,
 ) -> RecordSummary:
     """Run ``policy`` for episodes with seeds ``seed, seed+1, ...`` and write the kept ones to ``root``.
 
     ``action_noise`` perturbs the executed actions while the frames keep the policy's own (see
-    ``libs.datasets.action_noise``): demonstrations that show recovery. ``play_episode`` plays each episode
-    (default ``play_directly``)."""
+    ``libs.datasets.action_noise``): demonstrations that show recovery."""
     from libs.policy_api.registry import make_policy
     from libs.sim.env import SO101PickPlaceEnv
 
@@ -157,7 +148,7 @@ def record_dataset(
         while summary.episodes_kept < episodes and summary.episodes_run < max_attempts:
             episode_seed = seed + summary.episodes_run
             metadata, frames, block_xy = _record_episode(
-                env, policy, writer, features, episode_seed, action_noise, play_episode or play_directly
+                env, policy, FrameWriter(writer, features, env, action_noise), episode_seed
             )
             summary.episodes_run += 1
             outcome = str(metadata["outcome"])
@@ -202,51 +193,44 @@ def record_scripted_dataset(
     )
 
 
-def _record_episode(
-    env: Any,
-    policy: Policy,
-    writer: LeRobotV3Writer,
-    features: Mapping[str, Any],
-    seed: int,
-    action_noise: ActionNoise | None,
-    play_episode: EpisodePlayer,
-) -> tuple[dict[str, Any], dict[str, np.ndarray], list[float]]:
-    noise = action_noise.process(seed, env.action_space_name) if action_noise else None
-    block_xy: list[float] = []
+class FrameWriter(EpisodeObserver):
+    """The recorder as an observer of the episode loop: before each step, the frame (the current
+    observation with the action) goes to the writer, and the executed action gets the recovery noise."""
 
-    def write_frame(observation: Observation, action: np.ndarray) -> np.ndarray:
-        if not block_xy:  # the first action comes right after reset: where the block starts
-            block_xy.extend(round(float(value), 4) for value in np.asarray(env.block_position)[:2])
-        frame = _frame_from_observation(observation, features)
+    def __init__(
+        self,
+        writer: LeRobotV3Writer,
+        features: Mapping[str, Any],
+        env: EvaluableEnv,
+        action_noise: ActionNoise | None,
+    ) -> None:
+        self.writer, self.features, self.env, self.action_noise = writer, features, env, action_noise
+        self.noise: Any = None
+        #: Where the block started (table x, y), taken at the first action.
+        self.block_xy: list[float] = []
+
+    def on_reset(self, env: EvaluableEnv, seed: int) -> None:
+        self.noise = self.action_noise.process(seed, env.action_space_name) if self.action_noise else None
+        self.block_xy = []
+
+    def before_step(self, observation: Observation, action: np.ndarray) -> np.ndarray:
+        if not self.block_xy:  # the first action comes right after reset: where the block starts
+            self.block_xy.extend(round(float(value), 4) for value in np.asarray(self.env.block_position)[:2])
+        frame = _frame_from_observation(observation, self.features)
         frame["action"] = action
-        writer.add_frame(frame)
-        return noise.perturb(action) if noise is not None else action
+        self.writer.add_frame(frame)
+        return self.noise.perturb(action) if self.noise is not None else action
 
-    outcome = play_episode(env, policy, seed, write_frame)
-    figures = env.episode_figures().to_dict()
-    metadata: dict[str, Any] = {"outcome": outcome, "seed": seed}
-    for name, value in figures.items():
+
+def _record_episode(
+    env: EvaluableEnv, policy: Policy, frames: FrameWriter, seed: int
+) -> tuple[dict[str, Any], dict[str, np.ndarray], list[float]]:
+    played = play_episode(policy, env, seed, [ContractChecks(), frames])
+    metadata: dict[str, Any] = {"outcome": played.outcome, "seed": seed}
+    for name, value in played.figures.to_dict().items():
         if name != "outcome":
             metadata[f"figures/{name}"] = value
-    return metadata, writer.buffered_episode(), block_xy
-
-
-def play_directly(env: Any, policy: Policy, seed: int, before_step: BeforeStep) -> str:
-    """The scripted expert's loop: its chunks executed ``n_action_steps`` at a time, no contract checks (the
-    expert is the bench's own reference; learned policies are played by the evaluation runner)."""
-    observation, info = env.reset(seed=seed)
-    policy.reset()
-    if isinstance(policy, NeedsEnv):
-        policy.attach_env(env)
-    done = False
-    while not done:
-        chunk = np.asarray(policy.infer(observation), dtype=np.float32).reshape(-1, policy.spec.action_dim)
-        for action in chunk[: policy.spec.n_action_steps]:
-            observation, _, terminated, truncated, info = env.step(before_step(observation, action))
-            done = terminated or truncated
-            if done:
-                break
-    return str(info.get("outcome") or env.episode_figures().outcome)
+    return metadata, frames.writer.buffered_episode(), frames.block_xy
 
 
 def _length(frames: Mapping[str, Any]) -> int:

@@ -20,6 +20,8 @@ from typing import Any
 import av
 import numpy as np
 
+from libs.errors import LabError
+
 #: Encoder preference (see the module docstring for why LeRobot's AV1 default is not first).
 CODEC_PREFERENCE: tuple[str, ...] = ("libx264", "libsvtav1", "mpeg4")
 #: LeRobot 0.6.1's RGB encoder defaults (``lerobot.configs.video.RGBEncoderConfig``).
@@ -29,7 +31,7 @@ SVTAV1_PRESET = 12
 PIX_FMT = "yuv420p"
 
 
-class VideoError(RuntimeError):
+class VideoError(LabError, RuntimeError):
     """A video could not be written or read; the message names the file and the fix."""
 
 

@@ -9,23 +9,34 @@ planning decided for it (``libs.evaluation.checkpoints``).
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from libs.errors import LabError
 from libs.evaluation.checkpoints import CheckpointTarget, EvaluationScene, decide_scene
-from libs.evaluation.lockstep import LockstepEpisode, run_lockstep, supports_batches
+from libs.evaluation.play.evaluated_episode import (
+    EpisodeResult,
+    RecordLabel,
+    evaluate_episode,
+    evaluate_lockstep,
+)
 from libs.evaluation.records import EpisodeRecord
-from libs.evaluation.runner import EpisodeResult, InferenceEvent, StepEvent, run_episode
 from libs.evaluation.training_scene import check_training_scene
 from libs.policy_api.card import CheckpointCard
 from libs.policy_api.contracts import ContractViolation, EpisodeGuardedPolicy, check_scene_matches
 from libs.policy_api.registry import PolicyLoadError, make_policy
 from libs.policy_api.types import PolicySpec
+from libs.sim.play.episode import EpisodeStart
+from libs.sim.play.lockstep import supports_batches
+from libs.sim.play.observers import EpisodeObserver
+
+if TYPE_CHECKING:
+    from libs.sim.env import SO101PickPlaceEnv
 
 
 # Defined here, in the lowest of the sweep's modules, so that planning and the Ray pool raise the same error.
-class SweepError(RuntimeError):
+class SweepError(LabError, RuntimeError):
     """The sweep cannot go on; the message is one line naming the problem and the fix."""
 
 
@@ -53,6 +64,13 @@ class EpisodeTask:
     @property
     def key(self) -> tuple[str, int]:
         return (self.target.checkpoint_id, self.seed)
+
+    @property
+    def start(self) -> EpisodeStart:
+        return EpisodeStart(self.seed, self.block_xy)
+
+    def label(self, step: int | None) -> RecordLabel:
+        return RecordLabel(self.target.checkpoint_id, step, self.grid_cell)
 
 
 def lockstep_batches(tasks: Sequence[EpisodeTask], size: int) -> list[list[EpisodeTask]]:
@@ -89,14 +107,14 @@ class EpisodeExecutor:
     def __init__(self, env_settings: EnvSettings, keep_policies: int = 1) -> None:
         self.env_settings = env_settings
         self._current: _Loaded | None = None
-        self._envs: dict[tuple[Any, ...], list[Any]] = {}
+        self._envs: dict[tuple[Any, ...], list[SO101PickPlaceEnv]] = {}
         self.policy_loads = 0
         #: Policies kept loaded besides the current one (a paired --until-decided sweep alternates two).
         self._keep_policies = max(1, keep_policies)
         self._parked: dict[str, _Loaded] = {}
 
     def run(self, task: EpisodeTask) -> EpisodeRecord:
-        return self.run_with_chunks(task, keep_chunks=False).record
+        return self.play(task).record
 
     def run_batch(self, tasks: Sequence[EpisodeTask]) -> list[EpisodeRecord]:
         """``tasks`` (one ``lockstep_batches`` batch) in lockstep when the policy takes batches, else one
@@ -109,46 +127,34 @@ class EpisodeExecutor:
             return [self.run(task) for task in tasks]
         assert self._current is not None
         envs = self._envs_for(policy.spec, self._current.target.scene, target.perturbation, len(tasks))
-        results = run_lockstep(
+        step = self._current.target.step
+        results = evaluate_lockstep(
             policy,
             envs,
-            [LockstepEpisode(task.seed, task.block_xy, task.grid_cell) for task in tasks],
-            checkpoint_id=target.checkpoint_id,
-            step=self._current.target.step,
+            [task.start for task in tasks],
             action_stats=action_stats,
+            labels=[task.label(step) for task in tasks],
         )
         return [result.record for result in results]
 
-    def run_with_chunks(
-        self,
-        task: EpisodeTask,
-        on_inference: Callable[[InferenceEvent], None] | None = None,
-        keep_chunks: bool = True,
-        on_step: Callable[[StepEvent], None] | None = None,
-    ) -> EpisodeResult:
-        """The episode with every predicted chunk (and ``on_inference`` called with the live env at each
-        inference), for whiskers and other per-chunk analyses."""
+    def play(self, task: EpisodeTask, observers: Sequence[EpisodeObserver] = ()) -> EpisodeResult:
+        """The episode of ``task``, with ``observers`` (whiskers) riding along."""
         policy, action_stats, env = self._prepare(task.target)
         assert self._current is not None
-        return run_episode(
+        return evaluate_episode(
             policy,
             env,
-            task.seed,
-            checkpoint_id=task.target.checkpoint_id,
-            step=self._current.target.step,
+            task.start,
             action_stats=action_stats,
-            block_xy=task.block_xy,
-            grid_cell=task.grid_cell,
-            on_inference=on_inference,
-            keep_chunks=keep_chunks,
-            on_step=on_step,
+            label=task.label(self._current.target.step),
+            observers=observers,
         )
 
-    def prepared(self, target: CheckpointTarget) -> tuple[EpisodeGuardedPolicy, Any, Any]:
+    def prepared(self, target: CheckpointTarget) -> tuple[EpisodeGuardedPolicy, Any, SO101PickPlaceEnv]:
         """(policy, its dataset's ``action`` stats or None, env) for ``target``, loading it if needed."""
         return self._prepare(target)
 
-    def _prepare(self, target: CheckpointTarget) -> tuple[EpisodeGuardedPolicy, Any, Any]:
+    def _prepare(self, target: CheckpointTarget) -> tuple[EpisodeGuardedPolicy, Any, SO101PickPlaceEnv]:
         current = self._current
         if current is None or current.target.policy_uri != target.policy_uri:
             if current is not None and self._keep_policies > 1:
@@ -188,12 +194,12 @@ class EpisodeExecutor:
 
     def _env_for(
         self, spec: PolicySpec, scene: EvaluationScene | None, perturbation: str | None = None
-    ) -> Any:
+    ) -> SO101PickPlaceEnv:
         return self._envs_for(spec, scene, perturbation, 1)[0]
 
     def _envs_for(
         self, spec: PolicySpec, scene: EvaluationScene | None, perturbation: str | None, count: int
-    ) -> list[Any]:
+    ) -> list[SO101PickPlaceEnv]:
         """``count`` envs for this policy, scene and perturbation (the first is the one-at-a-time env)."""
         camera_names = tuple(dict.fromkeys(camera.name for camera in spec.cameras))
         scene_key = json.dumps(scene.config, sort_keys=True) if scene is not None else None
@@ -226,7 +232,7 @@ def make_env(
     camera_names: Sequence[str],
     scene: EvaluationScene | None = None,
     perturbation: str | None = None,
-) -> Any:
+) -> SO101PickPlaceEnv:
     """The env for a policy in ``scene`` (a checkpoint's decided scene; None: the sweep's --scene, else the
     default), rendering only the cameras the policy reads. A camera the scene lacks is one line naming the
     scene's cameras.

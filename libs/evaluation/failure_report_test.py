@@ -5,15 +5,15 @@ from pathlib import Path
 
 from libs.evaluation.failure_report import checkpoint_causes, failure_section
 from libs.evaluation.fixtures import record
+from libs.evaluation.play.evaluated_episode import RecordLabel, evaluate_episode
 from libs.evaluation.report import write_report
-from libs.evaluation.runner import run_episode
 from libs.sim.env import SO101PickPlaceEnv
 from libs.sim.faulty_expert import FaultyExpert
 
 
 def test_a_failed_episode_record_names_its_first_decisive_failure() -> None:
     env = SO101PickPlaceEnv(render=False, max_steps=50)
-    result = run_episode(FaultyExpert("stall"), env, seed=0, checkpoint_id="000100")
+    result = evaluate_episode(FaultyExpert("stall"), env, 0, label=RecordLabel("000100"))
     assert result.record.outcome == "never_picked_up"
     assert result.record.failure == "stalls"
     assert result.record.failure_value >= 1.5

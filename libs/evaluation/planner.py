@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from libs.errors import LabError
 from libs.evaluation.records import EpisodeRecord
 from libs.evaluation.sequential import MAX_CALIBRATED_TRIALS, MixtureSPRT
 
@@ -36,7 +37,7 @@ MAX_PLANNED_EPISODES = MAX_CALIBRATED_TRIALS
 DEFAULT_SIMULATIONS = 4000
 
 
-class PlanError(ValueError):
+class PlanError(LabError, ValueError):
     """Rates that cannot be planned for; the message names the fix."""
 
 

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
+from libs.errors import LabError
+
 AUTH_MODE_VARIABLE = "RAY_AUTH_MODE"
 TOKEN_VARIABLE = "RAY_AUTH_TOKEN"
 TOKEN_PATH_VARIABLE = "RAY_AUTH_TOKEN_PATH"
@@ -25,7 +27,7 @@ TOKEN_PATH_VARIABLE = "RAY_AUTH_TOKEN_PATH"
 PRINT_TOKEN_COMMAND = "ray get-auth-token"
 
 
-class ClusterAuthError(RuntimeError):
+class ClusterAuthError(LabError, RuntimeError):
     """The cluster wants a token this process does not have (or has wrong); the message names the fix."""
 
 

@@ -5,9 +5,9 @@
 
 The checkpoint is planned as the sweep plans one: its card read once and the scene decided from it
 (``--scene``, else its training scene, else the bench scene), the recording scene checked against the
-training scene's cameras, and every episode played by the evaluation runner with every contract check
-(an unsafe chunk ends the episode as ``contract_violation``, which ``--keep success`` leaves out). The
-dataset writing, ``--keep`` judges and recovery noise are the recorder's (``libs.datasets.record``).
+training scene's cameras, and every episode played by the episode loop with every contract check (an unsafe
+chunk ends the episode as ``contract_violation``, which ``--keep success`` leaves out). The dataset writing,
+``--keep`` judges and recovery noise are the recorder's (``libs.datasets.record``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from libs.datasets.record import (
-    BeforeStep,
     RecordSummary,
     apply_scene_options,
     record_dataset,
@@ -28,16 +27,9 @@ from libs.datasets.record import (
 )
 from libs.evaluation.checkpoints import plan_one_checkpoint
 from libs.evaluation.executor import check_against_training
-from libs.evaluation.runner import run_episode
 from libs.policy_api.contracts import ContractViolation, EpisodeGuardedPolicy
 from libs.policy_api.registry import PolicyLoadError, make_policy
-from libs.policy_api.types import Policy
 from libs.sim.scene_config import SceneConfigError
-
-
-def play_through_runner(env: Any, policy: Policy, seed: int, before_step: BeforeStep) -> str:
-    """One episode through the evaluation runner (the recorder's ``EpisodePlayer``): its outcome."""
-    return run_episode(policy, env, seed, keep_chunks=False, before_step=before_step).record.outcome
 
 
 def record_rollouts(
@@ -68,7 +60,6 @@ def record_rollouts(
         policy,
         scene=scene,
         action_space=action_space,
-        play_episode=play_through_runner,
         **recording,
     )
 

@@ -47,6 +47,8 @@ from typing import Any
 
 import numpy as np
 
+from libs.errors import LabError
+
 #: Pseudo-trials of the Beta prior on each side of the null rate (a + b = 2 * this) when there is no budget.
 DEFAULT_PRIOR_STRENGTH = 2.0
 #: With a budget, the prior follows it: a small budget was planned for a large difference (a wide prior,
@@ -59,7 +61,7 @@ PRIOR_STRENGTH_RANGE = (0.5, 4.0)
 MAX_CALIBRATED_TRIALS = 5_000
 
 
-class SequentialTestError(ValueError):
+class SequentialTestError(LabError, ValueError):
     """A sequential test was set up with impossible numbers; the message names the fix."""
 
 

@@ -13,12 +13,13 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from libs.errors import LabError
 from libs.evaluation.records import RECORD_FIELDS, EpisodeRecord
 
 STORE_FILE_NAME = "episodes.sqlite"
 
 
-class ResultsStoreError(RuntimeError):
+class ResultsStoreError(LabError, RuntimeError):
     """The results folder holds something this sweep cannot continue; the message names the fix."""
 
 

@@ -1,4 +1,4 @@
-"""Episodes played with whiskers recording, through the evaluation runner: ``--whiskers N`` on the sweep
+"""Episodes played with whiskers recording (an observer of the episode loop): ``--whiskers N`` on the sweep
 and the whiskers command (``services/eval/whiskers.py``).
 
 After the sweep's episodes are stored, N of each checkpoint's episodes (its failures first, then in seed
@@ -20,8 +20,9 @@ from tqdm import tqdm
 
 from libs.evaluation.checkpoints import file_safe_id
 from libs.evaluation.executor import EpisodeExecutor, EpisodeTask
+from libs.evaluation.play.evaluated_episode import EpisodeResult, evaluate_episode
 from libs.evaluation.report import ReportSection
-from libs.evaluation.runner import EpisodeResult, run_episode
+from libs.sim.play.evaluable_env import EvaluableEnv
 from libs.viz.diagnostics import (
     CHECK_NAMES,
     CHUNKS_DISAGREE_M,
@@ -69,12 +70,10 @@ def play_with_whiskers(
     executor: EpisodeExecutor, task: EpisodeTask, mode: str = "dynamic"
 ) -> tuple[EpisodeResult, WhiskerEpisode]:
     """``task`` played by ``executor`` (its env, scene, policy and contract checks) with every predicted
-    chunk forward-simulated: (the runner's result, the whiskers)."""
+    chunk forward-simulated: (the evaluated episode, the whiskers)."""
     policy, _action_stats, _env = executor.prepared(task.target)
     recorder = WhiskerRecorder(mode, policy=task.target.policy_uri, checkpoint_id=task.target.checkpoint_id)
-    result = executor.run_with_chunks(
-        task, on_inference=recorder.on_inference, on_step=recorder.on_step, keep_chunks=False
-    )
+    result = executor.play(task, observers=[recorder])
     try:
         return result, recorder.finish(result.record.outcome, policy.spec.n_action_steps)
     except WhiskerError as error:
@@ -82,14 +81,12 @@ def play_with_whiskers(
 
 
 def record_whisker_episode(
-    policy: Any, env: Any, seed: int, *, mode: str = "dynamic", policy_name: str = ""
+    policy: Any, env: EvaluableEnv, seed: int, *, mode: str = "dynamic", policy_name: str = ""
 ) -> tuple[EpisodeResult, WhiskerEpisode]:
-    """One episode of ``policy`` in a given ``env`` through the runner, with whiskers (tests and notebooks
-    that build their own env; commands go through an executor: ``play_with_whiskers``)."""
+    """One evaluated episode of ``policy`` in a given ``env``, with whiskers (tests and notebooks that build
+    their own env; commands go through an executor: ``play_with_whiskers``)."""
     recorder = WhiskerRecorder(mode, policy=policy_name)
-    result = run_episode(
-        policy, env, seed, on_inference=recorder.on_inference, on_step=recorder.on_step, keep_chunks=False
-    )
+    result = evaluate_episode(policy, env, seed, observers=[recorder])
     return result, recorder.finish(result.record.outcome, policy.spec.n_action_steps)
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from libs.errors import LabError
 from libs.policy_api.card import CheckpointCard, card_of
 from libs.policy_api.lazy_observation import array_signature
 from libs.policy_api.types import (
@@ -44,7 +45,7 @@ JOINT_LIMIT_TOLERANCE = 5.0
 JOINT_LIMIT_RANGE_FRACTION = 0.25
 
 
-class ContractViolation(RuntimeError):
+class ContractViolation(LabError, RuntimeError):
     """A policy and the env disagree; the message is one line naming the problem and the fix."""
 
 

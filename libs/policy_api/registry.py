@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from libs.errors import LabError
 from libs.policy_api.types import Policy
 
 if TYPE_CHECKING:  # card.py and checkpoint_folders.py import this module (their errors are PolicyLoadErrors)
@@ -30,7 +31,7 @@ CardReader = Callable[[str], "CheckpointCard | None"]
 CheckpointFinder = Callable[[Path], "list[FoundCheckpoint]"]
 
 
-class PolicyLoadError(RuntimeError):
+class PolicyLoadError(LabError, RuntimeError):
     """A policy string could not be turned into a policy; the message names the fix."""
 
 

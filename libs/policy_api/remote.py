@@ -30,6 +30,7 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 import msgpack
 import numpy as np
 
+from libs.errors import LabError
 from libs.policy_api.card import CheckpointCard
 from libs.policy_api.registry import PolicyLoadError, register_backend
 from libs.policy_api.types import (
@@ -54,7 +55,7 @@ class RemotePolicyError(PolicyLoadError):
     """The server cannot be reached, or it is not a so101lab policy server; the message names the fix."""
 
 
-class RemoteInferenceError(RuntimeError):
+class RemoteInferenceError(LabError, RuntimeError):
     """The server answered a request with an error (a text frame); the message is the server's line."""
 
 

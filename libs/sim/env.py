@@ -33,6 +33,7 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 
+from libs.errors import LabError
 from libs.policy_api.lazy_observation import LazyImage, LazyObservation
 from libs.policy_api.types import ENVIRONMENT_STATE_KEY, STATE_KEY, TASK_KEY
 from libs.sim.ik import IKSolution
@@ -73,7 +74,7 @@ ImageRendering = Literal["on_demand", "eager"]
 IMAGE_RENDERINGS: tuple[str, ...] = ("on_demand", "eager")
 
 
-class SimInputError(ValueError):
+class SimInputError(LabError, ValueError):
     """Bad input to the simulation (action, seed, camera name); the message names the fix."""
 
 

@@ -19,7 +19,7 @@ from rich.table import Table
 
 from libs.sim.env import SimInputError, SO101PickPlaceEnv
 from libs.sim.outcome import EpisodeFigures, Outcome
-from libs.sim.rollout import run_episode
+from libs.sim.play.episode import play_episode
 from libs.sim.scripted_policy import ScriptedPolicy
 
 
@@ -29,7 +29,7 @@ def run_expert(action_space: str, seeds: range, progress: bool = True) -> dict[i
     results: dict[int, EpisodeFigures] = {}
     iterator = track(seeds, description=f"expert ({action_space})") if progress else seeds
     for seed in iterator:
-        results[seed] = run_episode(env, policy, seed)
+        results[seed] = play_episode(policy, env, seed).figures
     env.close()
     return results
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from libs.errors import LabError
 from libs.policy_api.types import Observation
 from libs.sim.expert import PAN_AXIS_XY, ExpertPlan, ExpertTarget
 from libs.sim.scripted_policy import ScriptedPolicy, privileged_state
@@ -45,7 +46,7 @@ SWING_HALF_PERIOD = 10
 _GRASP, _LIFT, _CARRY = 2, 4, 5
 
 
-class FaultError(ValueError):
+class FaultError(LabError, ValueError):
     """An unknown fault name; the message lists the known ones."""
 
 

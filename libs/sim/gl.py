@@ -11,6 +11,8 @@ import os
 
 import mujoco
 
+from libs.errors import LabError
+
 _PACKAGES = {
     "egl": "apt-get install libegl1 libgl1-mesa-dri",
     "osmesa": "apt-get install libosmesa6",
@@ -18,12 +20,13 @@ _PACKAGES = {
 }
 
 
-class GLBackendError(RuntimeError):
+class GLBackendError(LabError, RuntimeError):
     """No MuJoCo renderer could be created; the message names the fix."""
 
 
 def gl_backend_name() -> str:
     return os.environ.get("MUJOCO_GL", "glfw (MuJoCo's default)")
+
 
 
 def make_renderer(model: mujoco.MjModel, height: int, width: int) -> mujoco.Renderer:

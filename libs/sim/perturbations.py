@@ -26,11 +26,13 @@ from typing import Any
 import mujoco
 import numpy as np
 
+from libs.errors import LabError
+
 #: Mixed into an episode's seed so a perturbation's draws never coincide with the layout's.
 _PERTURBATION_STREAM = 0x9E3779B1
 
 
-class PerturbationError(ValueError):
+class PerturbationError(LabError, ValueError):
     """A perturbation is declared wrongly; the message names the fix."""
 
 

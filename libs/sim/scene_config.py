@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from libs.errors import LabError
 from libs.policy_api.types import DEPTH_SUFFIX, IMAGE_KEY_PREFIX, CameraInput
 from libs.sim.perturbations import Perturbation, PerturbationError
 
@@ -26,7 +27,7 @@ WORLD = "world"
 _FLOAT_TOLERANCE = 1e-6
 
 
-class SceneConfigError(ValueError):
+class SceneConfigError(LabError, ValueError):
     """A scene config is malformed or unreadable; the message names the fix."""
 
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from libs.errors import LabError
 from libs.policy_api.registry import PolicyLoadError, register_backend
 from libs.policy_api.types import ENV_STATE_KEY, Observation, PolicySpec
 from libs.sim.expert import ExpertPlan
@@ -48,7 +49,7 @@ def privileged_state(env: Any) -> dict[str, Any]:
     }
 
 
-class ScriptedPolicyError(RuntimeError):
+class ScriptedPolicyError(LabError, RuntimeError):
     """The scripted policy was used wrongly; the message names the fix."""
 
 

@@ -5,7 +5,7 @@ from libs.policy_api.registry import PolicyLoadError, make_policy
 from libs.policy_api.types import NeedsEnv, Policy
 from libs.sim.env import SO101PickPlaceEnv
 from libs.sim.outcome import Outcome
-from libs.sim.rollout import run_episode
+from libs.sim.play.episode import play_episode
 from libs.sim.scripted_policy import ScriptedPolicy, ScriptedPolicyError
 
 #: A few seeds per action space keep this test at ~5 s; `libs/sim/expert_check.py` runs 200.
@@ -46,6 +46,6 @@ def test_expert_succeeds_and_returns_chunks(action_space):
     chunk = policy.infer(observation)
     assert chunk.shape == (policy.spec.chunk_length, policy.spec.action_dim) and chunk.dtype == np.float32
     assert np.isfinite(chunk).all()
-    outcomes = [run_episode(env, policy, seed).outcome for seed in SEEDS]
+    outcomes = [play_episode(policy, env, seed).outcome for seed in SEEDS]
     assert outcomes == [Outcome.SUCCESS] * len(SEEDS)
     env.close()

@@ -25,7 +25,9 @@ from typing import Any, Literal
 import mujoco
 import numpy as np
 
+from libs.errors import LabError
 from libs.sim.layout import gripper_rad_to_env
+from libs.sim.play.observers import EpisodeObserver, InferenceEvent, StepEvent
 
 WhiskerMode = Literal["dynamic", "kinematic"]
 WHISKER_MODES: tuple[str, ...] = ("dynamic", "kinematic")
@@ -37,7 +39,7 @@ MODE_LABELS: dict[str, str] = {
 WHISKERS_FILE = "whiskers.npz"
 
 
-class WhiskerError(ValueError):
+class WhiskerError(LabError, ValueError):
     """Whiskers cannot be recorded or read; the message names the problem and the fix."""
 
 
@@ -262,12 +264,10 @@ class WhiskerSimulator:
         )
 
 
-class WhiskerRecorder:
-    """Collects a ``WhiskerEpisode`` while the evaluation runner plays one episode.
-
-    Pass ``on_inference`` and ``on_step`` to the evaluation runner (``libs.evaluation.sweep_whiskers``
-    does): the first inference (env step 0, right after reset) starts the
-    episode, each inference adds a forecast, each step adds the state actually reached.
+class WhiskerRecorder(EpisodeObserver):
+    """Collects a ``WhiskerEpisode`` while the episode loop plays one episode, as one of its observers
+    (``libs.evaluation.sweep_whiskers`` passes it): the first inference (env step 0, right after reset)
+    starts the episode, each inference adds a forecast, each step adds the state actually reached.
     """
 
     def __init__(self, mode: str = "dynamic", *, policy: str = "", checkpoint_id: str = "") -> None:
@@ -285,8 +285,8 @@ class WhiskerRecorder:
             self.simulator = WhiskerSimulator(env, self.mode)
         return self.simulator
 
-    def on_inference(self, event: Any) -> None:
-        """The runner's hook: forecast the chunk just predicted from the live state (only read)."""
+    def on_inference(self, event: InferenceEvent) -> None:
+        """At each inference: forecast the chunk just predicted from the live state (only read)."""
         simulator = self._bind(event.env)
         chunk = np.asarray(event.chunk)
         if event.env_step == 0:
@@ -295,10 +295,10 @@ class WhiskerRecorder:
             raise WhiskerError("whiskers joined mid-episode: attach the recorder before the episode starts")
         self.episode.forecasts.append(simulator.forecast(chunk, event.env_step))  # type: ignore[union-attr]
 
-    def on_step(self, event: Any) -> None:
-        """The runner's hook after every executed action: the state actually reached."""
+    def on_step(self, event: StepEvent) -> None:
+        """After every executed action: the state actually reached."""
         if self.episode is None:
-            raise WhiskerError("on_step before the first inference: pass on_inference to the runner too")
+            raise WhiskerError("a step before the first inference: attach the recorder before the episode")
         self.episode.executed_actions.append(np.asarray(event.action, dtype=np.float32).copy())
         self._record_actual()
 
@@ -309,7 +309,7 @@ class WhiskerRecorder:
             seed=int(env.episode_seed) if env.episode_seed is not None else -1,
             action_space=env.action_space_name,
             chunk_length=int(chunk_length),
-            n_action_steps=0,  # set by finish(): the runner's events do not carry the spec
+            n_action_steps=0,  # set by finish(): the loop's events do not carry the spec
             bowl_position=env.data.xpos[env.physics.bowl_body].copy(),
             policy=self.policy,
             checkpoint_id=self.checkpoint_id,

@@ -33,6 +33,7 @@ import numpy as np
 from websockets.asyncio.server import Request, Response, Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
+from libs.errors import LabError
 from libs.policy_api.card import card_of
 from libs.policy_api.remote import ATTACH_KEY, NORMALIZED_INPUTS_KEY, RESET_KEY, SERVER_NAME, packb, unpackb
 from libs.policy_api.types import (
@@ -72,7 +73,7 @@ class BadRequest(ValueError):
     """An observation this policy cannot take; the message is the one line sent back."""
 
 
-class UnservablePolicyError(ValueError):
+class UnservablePolicyError(LabError, ValueError):
     """A policy that cannot run away from the simulator (it reads env state)."""
 
 

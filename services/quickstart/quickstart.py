@@ -33,6 +33,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from libs.errors import LabError
 from services.quickstart.stamps import (
     Stamp,
     input_ids,
@@ -47,7 +48,7 @@ from services.quickstart.stamps import (
 DEMO_FIRST_SEED = 100_000
 
 
-class QuickstartError(RuntimeError):
+class QuickstartError(LabError, RuntimeError):
     """A stage failed or the quickstart cannot start; the message names the fix."""
 
 

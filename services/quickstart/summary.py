@@ -18,11 +18,13 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from libs.errors import LabError
+
 EVAL_DIR = "eval"
 REPORT_JSON = "report.json"
 
 
-class SummaryError(RuntimeError):
+class SummaryError(LabError, RuntimeError):
     """No sweep results to summarise; the message names the fix."""
 
 

@@ -48,7 +48,9 @@ def file_safe_id(checkpoint_id: str) -> str:
 
 
 def is_sweep_folder(path: Path) -> bool:
-    return (path / STORE_FILE).is_file() or _is_sweep_report(path / REPORT_JSON)
+    return (
+        (path / STORE_FILE).is_file() or (path / PLAN_JSON).is_file() or _is_sweep_report(path / REPORT_JSON)
+    )
 
 
 def _is_sweep_report(path: Path) -> bool:

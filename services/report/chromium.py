@@ -90,10 +90,13 @@ class Page:
         return answer.get("result", {}).get("value")
 
     def wait_for(self, expression: str, timeout_s: float = 60, what: str | None = None) -> Any:
-        """Polls ``expression`` until it is truthy; its value."""
+        """Polls ``expression`` until it is truthy (through page loads); its value."""
         deadline = time.monotonic() + timeout_s
         while True:
-            value = self.evaluate(expression)
+            try:
+                value = self.evaluate(expression)
+            except ChromiumError:  # the page is between documents (a link followed, a reload)
+                value = None
             if value:
                 return value
             if time.monotonic() > deadline:

@@ -474,6 +474,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         best = json.loads((out / "summary.json").read_text()).get("best")
         if best:
             print(f"best checkpoint: {best}")
+        print(f"browse them: ./pants run services/report:serve -- {out} (or a sweep folder's report.html)")
     return 0
 
 

@@ -50,6 +50,7 @@ from backends.torch_lerobot.checkpoints import (
     resolve_pretrained_dir,
 )
 from backends.torch_lerobot.object_state_estimator import EstimateObjectStateStep, find_estimator_step
+from libs.errors import LabError
 from libs.policy_api.card import CARD_FILE, LEGACY_FILES, CheckpointCard
 from libs.policy_api.types import (
     ENVIRONMENT_STATE_KEY,
@@ -69,7 +70,7 @@ SIDECAR_FILES = (CARD_FILE, *LEGACY_FILES.values(), tiny_backbones.TINY_BACKBONE
 _SYNTHETIC_CAMERA_PREFIX = f"{IMAGE_KEY_PREFIX}empty_camera_"
 
 
-class ObservationMismatchError(ValueError):
+class ObservationMismatchError(LabError, ValueError):
     """The observation does not carry what the checkpoint was trained on; the message names the keys."""
 
 

@@ -14,8 +14,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from libs.errors import LabError
 
-class BackboneError(RuntimeError):
+
+class BackboneError(LabError, RuntimeError):
     """The backbone named on the command line cannot be used; the message names the fix."""
 
 

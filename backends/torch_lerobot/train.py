@@ -30,7 +30,7 @@ from lerobot.scripts import lerobot_train
 from tqdm import tqdm
 
 from backends.torch_lerobot import scratch_backbones
-from backends.torch_lerobot.backbones import BackboneError, configure_backbone
+from backends.torch_lerobot.backbones import configure_backbone
 from backends.torch_lerobot.checkpoints import PRETRAINED_DIR_NAME, list_checkpoints, write_card
 from backends.torch_lerobot.depth_channels import add_depth_step
 from backends.torch_lerobot.environment_state import STATE_ONLY_POLICIES, add_environment_state_step
@@ -44,6 +44,7 @@ from backends.torch_lerobot.presets import POLICY_TYPES, PRESETS, make_policy_co
 from backends.torch_lerobot.tiny_backbones import TINY_BACKBONE_FILE, building_context
 from backends.torch_lerobot.train_estimator import EstimatorError, load_estimator
 from libs.datasets import preflight
+from libs.errors import LabError
 from libs.policy_api.types import ENVIRONMENT_STATE_KEY
 
 logger = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ logger = logging.getLogger(__name__)
 PREFLIGHT_FILE = "preflight.txt"
 
 
-class TrainError(RuntimeError):
+class TrainError(LabError, RuntimeError):
     """Training cannot start; the message names the problem and the fix."""
 
 
@@ -568,7 +569,7 @@ def main(argv: list[str] | None = None) -> int:
             policy_cameras=not args.no_policy_cameras,
             policy_overrides={"vision_backbone": args.vision_backbone} if args.vision_backbone else None,
         )
-    except (TrainError, BackboneError) as error:
+    except LabError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except ValueError as error:  # LeRobot's own config validation (e.g. a crop larger than the images)

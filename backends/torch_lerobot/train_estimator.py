@@ -31,13 +31,14 @@ from backends.torch_lerobot.object_state_estimator import (
     targets_from_environment_state,
     yaw_error_degrees,
 )
+from libs.errors import LabError, one_line_errors
 
 ENV_KEY = "observation.environment_state"
 WEIGHTS_FILE = "estimator.safetensors"
 CONFIG_FILE = "estimator.json"
 
 
-class EstimatorError(RuntimeError):
+class EstimatorError(LabError, RuntimeError):
     """The estimator cannot be trained or loaded; the message names the problem and the fix."""
 
 
@@ -226,23 +227,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@one_line_errors
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     torch.set_num_threads(args.threads)
-    try:
-        errors = train_estimator(
-            args.dataset,
-            args.out,
-            args.steps,
-            batch_size=args.batch_size,
-            learning_rate=args.lr,
-            seed=args.seed,
-            width=args.width,
-            keypoints=args.keypoints,
-        )
-    except EstimatorError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    errors = train_estimator(
+        args.dataset,
+        args.out,
+        args.steps,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        seed=args.seed,
+        width=args.width,
+        keypoints=args.keypoints,
+    )
     print(errors.table())
     print(f"estimator saved in {Path(args.out).resolve()}")
     return 0 if math.isfinite(errors.block_xy_mm_median) else 1

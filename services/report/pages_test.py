@@ -12,10 +12,13 @@ from libs.evaluation import metrics
 from libs.evaluation.checkpoints import file_safe_id as evaluation_file_safe_id
 from libs.evaluation.fixtures import record
 from libs.evaluation.store import STORE_FILE_NAME, ResultsStore
+from libs.evaluation.sweep import EnvSettings, SweepConfig, evaluate
+from libs.evaluation.until_decided import UntilDecided
 from libs.report_html import stats
 from libs.report_html.folder import STORE_FILE, file_safe_id, load_sweep, read_store
 from libs.report_html.plan import read_sweep_plan, write_sweep_plan
 from libs.report_html.sweep_page import reproduce_command, write_report_html
+from services.report.fixtures import FAULTY, MAX_STEPS
 
 
 def test_the_pages_statistics_and_names_are_the_evaluation_codes() -> None:
@@ -72,3 +75,20 @@ def test_the_plan_decides_which_stored_episodes_are_this_sweeps(tmp_path: Path) 
     assert "--perturbations dim" in reproduce_command(folder, folder.episodes[2])
     html = write_report_html(tmp_path).read_text()
     assert "3 episodes stored of 4 planned" in html and "slow" in html
+
+
+def test_a_sweep_stopped_by_its_sequential_decision_is_finished_with_its_verdict(tmp_path: Path) -> None:
+    config = SweepConfig(
+        policy="scripted",
+        compare_to=FAULTY,
+        env=EnvSettings(max_steps=MAX_STEPS),
+        serial=True,
+        progress=False,
+        until_decided=UntilDecided(max_episodes=20, round_episodes=2),
+    )
+    result = evaluate(config, tmp_path, argv=["test"])
+    assert result.decision is not None and result.decision["verdict"] == "first_better"
+    folder = load_sweep(tmp_path)
+    assert folder.finished and len(folder.episodes) < folder.planned_episodes == 40  # stopped early
+    html = (tmp_path / "report.html").read_text()
+    assert "Sequential decision (first_better" in html and "in progress" not in html

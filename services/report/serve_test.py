@@ -97,7 +97,7 @@ def test_the_index_lists_every_sweep_quickstart_and_learning_curve_run(
         "Object.fromEntries([...document.querySelectorAll('#sweeps tbody tr')].map("
         "r => [r.dataset.path, [...r.children].map(c => c.textContent)]))"
     )
-    assert set(sweeps) == {
+    assert set(sweeps) - {"live"} == {  # "live" appears once the running-sweep test has started it
         "sweeps/pair",
         "quickstart/eval/scripted",
         "curves/eval/scripted-25",

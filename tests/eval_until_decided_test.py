@@ -62,3 +62,23 @@ def test_until_decided_options_are_checked_in_one_line(tmp_path: Path, capsys) -
     args = ["--policy", "scripted", "--out", out, "--until-decided", "--max-episodes", "5", "--alpha", "2"]
     assert sweep_cli.main(args) == 2
     assert "--alpha" in capsys.readouterr().err
+
+
+def test_perturbation_arms_play_matched_seeds_in_every_round(tmp_path: Path) -> None:
+    """--perturbations with --until-decided: each round plays the arm on the same seeds as its checkpoint;
+    the decision compares the checkpoints alone and stops as it does without arms."""
+    from libs.sim.perturbations import Perturbation
+    from libs.sim.scene_config import SceneConfig
+
+    arms = (Perturbation("shaky", action_noise_deg=8.0),)
+    scene = str(SceneConfig(perturbations=arms).save(tmp_path / "scene.json"))
+    env = EnvSettings(scene_path=scene, max_steps=MAX_STEPS)
+    result = evaluate(config(env=env, perturbations=("shaky",)), tmp_path / "out", argv=["test"])
+    decision = result.decision
+    assert decision["verdict"] == "first_better" and decision["episodes_run"] < BUDGET
+    assert result.ran == 4 * decision["episodes_run"]  # two checkpoints and their two arms, seed for seed
+    data = json.loads((tmp_path / "out" / "report.json").read_text())
+    rows = data["perturbations"]
+    assert {row["checkpoint_id"] for row in rows} == {"scripted", DEGRADED}
+    assert {row["seeds"] for row in rows} == {decision["episodes_run"]}
+    assert [s.checkpoint_id for s in result.report.summaries] == ["scripted", DEGRADED]

@@ -30,7 +30,6 @@ from backends.jax_openpi import checkpoints
 from backends.jax_openpi.compilation_cache import enable_compilation_cache
 from backends.jax_openpi.config import CONFIGS, TrainConfig, UnknownConfigError, get_config
 from backends.jax_openpi.data import (
-    DatasetInputError,
     TrainingArrays,
     compute_norm_stats,
     load_training_arrays,
@@ -39,7 +38,6 @@ from backends.jax_openpi.model import Observation
 from backends.jax_openpi.model_io import model_actions, model_observation, model_pipeline
 from backends.jax_openpi.norm_stats import (
     NORM_STATS_FILE,
-    MissingNormStatsError,
     NormStats,
     load_norm_stats,
     save_norm_stats,
@@ -53,9 +51,7 @@ from backends.jax_openpi.train_state import (
     new_train_state,
     restore_train_state,
 )
-from backends.jax_openpi.transforms import TransformError
 from libs.datasets import preflight
-from libs.datasets.lerobot_v3 import DatasetError
 from libs.errors import LabError
 
 METRICS_FILE = "metrics.csv"
@@ -273,15 +269,8 @@ def _common_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-KNOWN_ERRORS = (
-    TrainError,
-    TransformError,
-    MissingNormStatsError,
-    DatasetInputError,
-    DatasetError,
-    UnknownConfigError,
-    checkpoints.CheckpointError,
-)
+#: UnknownConfigError is a KeyError (a config looked up by name); every other bad input is a LabError.
+KNOWN_ERRORS = (LabError, UnknownConfigError)
 
 
 def _probe_loader(

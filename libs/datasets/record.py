@@ -38,6 +38,7 @@ from libs.datasets.lerobot_v3 import (
     vector_feature,
     write_json_atomic,
 )
+from libs.errors import LabError
 from libs.policy_api.types import ENVIRONMENT_STATE_KEY, STATE_KEY, TASK_KEY, Observation, Policy
 from libs.sim.play.episode import play_episode
 from libs.sim.play.evaluable_env import EvaluableEnv
@@ -365,11 +366,11 @@ def recording_options(args: argparse.Namespace) -> dict[str, Any]:
     )
 
 
-def run_recording(record: Callable[[], RecordSummary], errors: tuple[type[Exception], ...] = ()) -> int:
+def run_recording(record: Callable[[], RecordSummary]) -> int:
     """A recording command's exit status: its summary line, or one ``error:`` line for bad input."""
     try:
         summary = record()
-    except (DatasetError, ValueError, RuntimeError, *errors) as error:
+    except (LabError, ValueError, RuntimeError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(summary.line())

@@ -8,11 +8,13 @@ planning decided for it (``libs.evaluation.checkpoints``).
 
 from __future__ import annotations
 
+import argparse
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from libs.config_flags import flag
 from libs.errors import LabError
 from libs.evaluation.checkpoints import CheckpointTarget, EvaluationScene, decide_scene
 from libs.evaluation.play.evaluated_episode import (
@@ -40,18 +42,45 @@ class SweepError(LabError, RuntimeError):
     """The sweep cannot go on; the message is one line naming the problem and the fix."""
 
 
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive number of episodes, e.g. 4")
+    return value
+
+
 @dataclass(frozen=True)
 class EnvSettings:
     """How each worker builds its env (the action space and cameras come from the policy's spec)."""
 
-    scene_path: str | None = None
-    max_steps: int | None = None
-    task: str | None = None
-    check_scene: bool = True
+    scene_path: str | None = field(
+        default=None,
+        metadata=flag(
+            "scene.json to evaluate in; its cameras must match each checkpoint's training scene "
+            "(default: the training scene each checkpoint's card carries, else the bench scene)",
+            name="--scene",
+        ),
+    )
+    max_steps: int | None = field(default=None, metadata=flag("episode step limit (default: the env's)"))
+    task: str | None = field(default=None, metadata=flag("language prompt (default: the env's)"))
+    check_scene: bool = field(
+        default=True,
+        metadata=flag(
+            "allow cameras that differ from the checkpoint's training scene (deliberate shift experiments)",
+            name="--no-scene-check",
+        ),
+    )
     #: Episodes of one checkpoint a worker plays together in lockstep, one batched inference for every
     #: observation due (policies that take batches: LeRobot, JAX; others play one at a time); 1 = one at
     #: a time. Sampling policies (Diffusion, flow matching) then draw one batch's noise together.
-    lockstep_envs: int = 1
+    lockstep_envs: int = field(
+        default=1,
+        metadata=flag(
+            "episodes of one checkpoint each worker plays together, one batched inference for the "
+            "observations due (LeRobot and JAX policies; default 1: one at a time)",
+            parse=positive_int,
+        ),
+    )
 
 
 @dataclass(frozen=True)

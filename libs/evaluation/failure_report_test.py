@@ -43,7 +43,7 @@ def test_the_report_answers_why_zero_percent_in_words_and_numbers(tmp_path: Path
         "4 of 4 episodes failed: closes on air 3 (median 1.6 cm from the block), "
         "never descends 1 (median 5.0 cm above the block)"
     )
-    write_report(records, tmp_path, {"policy": "x", "episodes": 4})
+    write_report(records, tmp_path, {"policy": "x", "episodes": 4}, sections=[failure_section(records)])
     markdown = (tmp_path / "report.md").read_text()
     assert "## Why episodes failed" in markdown
     assert "- **000100**: 4 of 4 episodes failed: closes on air 3" in markdown

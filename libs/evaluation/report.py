@@ -103,13 +103,9 @@ def write_report(
     training_block_xy: Mapping[str, Sequence[Sequence[float]]] | None = None,
     sections: Sequence[ReportSection] = (),
 ) -> Report:
-    """Writes the report of every stored episode. ``training_block_xy`` maps checkpoint id → block xy list."""
-    # Imported here: the section module builds a ReportSection, defined above.
-    from libs.evaluation.failure_report import failure_section
-
+    """Writes the report of every stored episode: the ranked table, then ``sections`` in order (the sweep's
+    ``SWEEP_SECTIONS``). ``training_block_xy`` maps checkpoint id → block xy list."""
     out = Path(out_dir)
-    causes = failure_section(records)
-    sections = ([causes] if causes is not None else []) + list(sections)
     by_checkpoint: dict[str, list[EpisodeRecord]] = defaultdict(list)
     for record in records:
         by_checkpoint[record.checkpoint_id].append(record)

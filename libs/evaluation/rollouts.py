@@ -27,9 +27,8 @@ from libs.datasets.record import (
 )
 from libs.evaluation.checkpoints import plan_one_checkpoint
 from libs.evaluation.executor import check_against_training
-from libs.policy_api.contracts import ContractViolation, EpisodeGuardedPolicy
-from libs.policy_api.registry import PolicyLoadError, make_policy
-from libs.sim.scene_config import SceneConfigError
+from libs.policy_api.contracts import EpisodeGuardedPolicy
+from libs.policy_api.registry import make_policy
 
 
 def record_rollouts(
@@ -79,8 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             check_scene=not args.no_scene_check,
             action_space=args.action_space,
             **recording_options(args),
-        ),
-        errors=(PolicyLoadError, ContractViolation, SceneConfigError),
+        )
     )
 
 

@@ -10,9 +10,10 @@ every seed, so looking once per round (or resuming a killed sweep and looking ag
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from libs.config_flags import flag
 from libs.evaluation.planner import (
     PairRates,
     PlanError,
@@ -40,11 +41,16 @@ class UntilDecided:
     """The stopping rule: level ``alpha``, at most ``max_episodes`` seeds per checkpoint, and either two
     checkpoints compared on paired seeds or one against ``target_rate``."""
 
-    max_episodes: int
-    alpha: float = 0.05
-    target_rate: float | None = None
+    max_episodes: int = field(metadata=flag("budget per checkpoint"))
+    alpha: float = field(default=0.05, metadata=flag("error rate of the decision (0.05)"))
+    target_rate: float | None = field(
+        default=None, metadata=flag("test one checkpoint against this success rate")
+    )
     #: Seeds per checkpoint per round (None: one per Ray worker).
-    round_episodes: int | None = None
+    round_episodes: int | None = field(
+        default=None,
+        metadata=flag("episodes per checkpoint per round (default: workers)", name="--round", metavar="N"),
+    )
 
     def __post_init__(self) -> None:
         # Validates alpha, the budget and the target rate with one-line messages.

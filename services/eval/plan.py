@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from libs.errors import LabError
 from libs.evaluation.planner import (
     DEFAULT_SIMULATIONS,
     PairRates,
@@ -23,8 +24,7 @@ from libs.evaluation.planner import (
     plan_target,
     rates_from_pilot,
 )
-from libs.evaluation.sequential import SequentialTestError
-from libs.evaluation.store import STORE_FILE_NAME, ResultsStore, ResultsStoreError
+from libs.evaluation.store import STORE_FILE_NAME, ResultsStore
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 first, second, source = "first", "second", "given"
             plan = plan_paired(rates, arguments.power, settings)
             heading = f"{plan.description}; rates {source}"
-    except (PlanError, SequentialTestError, ResultsStoreError) as error:
+    except LabError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if arguments.json:

@@ -19,6 +19,9 @@ from typing import Any
 
 from tqdm import tqdm
 
+from libs.config_flags import add_flags, config_from_flags
+from libs.errors import one_line_errors
+from libs.evaluation.executor import EnvSettings
 from libs.viz.video import VideoSettings
 from libs.viz.whiskers import WHISKER_MODES, WhiskerError
 
@@ -57,16 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="LeRobot dataset whose action stats the diagnostics use (default: the checkpoint's)",
     )
-    parser.add_argument(
-        "--scene",
-        default=None,
-        help="scene.json to play in (default: the checkpoint's training scene, else the bench scene)",
-    )
-    parser.add_argument("--max-steps", type=int, default=None, help="episode step limit (default: the env's)")
-    parser.add_argument("--task", default=None, help="language prompt (default: the env's)")
-    parser.add_argument(
-        "--no-scene-check", action="store_true", help="allow cameras that differ from training"
-    )
+    add_flags(parser, EnvSettings, only=("scene_path", "max_steps", "task", "check_scene"))
     parser.add_argument(
         "--size", type=parse_size, default=(240, 320), help="each video view HxW (default 240x320)"
     )
@@ -88,79 +82,55 @@ def dataset_action_stats(dataset: str) -> Mapping[str, Any]:
     return stats["action"]
 
 
+@one_line_errors
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
-    from libs.datasets.lerobot_v3 import DatasetError
     from libs.evaluation.checkpoints import plan_one_checkpoint
-    from libs.evaluation.executor import EnvSettings, EpisodeExecutor, EpisodeTask, SweepError
+    from libs.evaluation.executor import EpisodeExecutor, EpisodeTask
     from libs.evaluation.sweep_whiskers import play_with_whiskers, write_whisker_outputs
-    from libs.policy_api.contracts import ContractViolation
-    from libs.policy_api.registry import PolicyLoadError
-    from libs.sim.env import SimInputError
-    from libs.sim.gl import GLBackendError
-    from libs.sim.scene_config import SceneConfigError
-    from libs.viz.diagnostics import findings_lines
 
     if arguments.episodes < 1:
         print("error: --episodes must be at least 1", file=sys.stderr)
         return 2
-    try:
-        video = None if arguments.no_video else VideoSettings(*arguments.size, past_chunks=arguments.past)
-        settings = EnvSettings(
-            scene_path=arguments.scene,
-            max_steps=arguments.max_steps,
-            task=arguments.task,
-            check_scene=not arguments.no_scene_check,
-        )
-        # One checkpoint, planned as the sweep plans each: its card read once, the scene decided from it
-        # (a policy whose card comes only with loading it, as a remote one's, is decided by the executor).
-        target = plan_one_checkpoint(arguments.policy, arguments.scene)
-        executor = EpisodeExecutor(settings)
-        _, card_action_stats, env = executor.prepared(target)
-        action_stats = dataset_action_stats(arguments.dataset) if arguments.dataset else card_action_stats
-        seeds = [arguments.seed + i for i in range(arguments.episodes)]
-        for seed in tqdm(seeds, desc="whisker episodes", unit="episode", disable=len(seeds) == 1):
-            result, episode = play_with_whiskers(executor, EpisodeTask(target, seed), arguments.mode)
-            folder = arguments.out / f"seed_{seed}"
-            with tqdm(
-                total=len(episode.actual_qpos),
-                desc=f"rendering seed {seed}",
-                unit="frame",
-                disable=video is None,
-            ) as bar:
-                outputs = write_whisker_outputs(
-                    episode,
-                    env,
-                    folder,
-                    action_stats,
-                    video=video,
-                    failure=result.record.failure_detail,
-                    rrd=arguments.rrd,
-                    progress=bar,
-                )
-            print(
-                f"seed {seed}: {result.record.outcome} after {result.record.steps} steps, "
-                f"whiskers {episode.mode_label}"
+    video = None if arguments.no_video else VideoSettings(*arguments.size, past_chunks=arguments.past)
+    # One checkpoint, planned as the sweep plans each: its card read once, the scene decided from it
+    # (a policy whose card comes only with loading it, as a remote one's, is decided by the executor).
+    target = plan_one_checkpoint(arguments.policy, arguments.scene_path)
+    executor = EpisodeExecutor(config_from_flags(EnvSettings, arguments))
+    _, card_action_stats, env = executor.prepared(target)
+    action_stats = dataset_action_stats(arguments.dataset) if arguments.dataset else card_action_stats
+    seeds = [arguments.seed + i for i in range(arguments.episodes)]
+    for seed in tqdm(seeds, desc="whisker episodes", unit="episode", disable=len(seeds) == 1):
+        result, episode = play_with_whiskers(executor, EpisodeTask(target, seed), arguments.mode)
+        with tqdm(
+            total=len(episode.actual_qpos), desc=f"rendering seed {seed}", unit="frame", disable=video is None
+        ) as bar:
+            outputs = write_whisker_outputs(
+                episode,
+                env,
+                arguments.out / f"seed_{seed}",
+                action_stats,
+                video=video,
+                failure=result.record.failure_detail,
+                rrd=arguments.rrd,
+                progress=bar,
             )
-            if result.record.failure_detail:
-                print(f"  failure: {result.record.failure_detail}")
-            for line in findings_lines(outputs.findings):
-                print(line)
-            for name, path in outputs.files.items():
-                print(f"  {name}: {path}")
-    except (
-        WhiskerError,
-        SweepError,
-        PolicyLoadError,
-        ContractViolation,
-        SimInputError,
-        SceneConfigError,
-        DatasetError,
-        GLBackendError,
-    ) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        print_episode(result, episode, outputs)
     return 0
+
+
+def print_episode(result: Any, episode: Any, outputs: Any) -> None:
+    """One episode's outcome, failure, likely causes and files."""
+    from libs.viz.diagnostics import findings_lines
+
+    record = result.record
+    print(f"seed {record.seed}: {record.outcome} after {record.steps} steps, whiskers {episode.mode_label}")
+    if record.failure_detail:
+        print(f"  failure: {record.failure_detail}")
+    for line in findings_lines(outputs.findings):
+        print(line)
+    for name, path in outputs.files.items():
+        print(f"  {name}: {path}")
 
 
 if __name__ == "__main__":

@@ -15,11 +15,11 @@ import os
 import sys
 from collections.abc import Sequence
 
-from libs.policy_api.registry import PolicyLoadError, make_policy
+from libs.errors import LabError
+from libs.policy_api.registry import make_policy
 from services.policy_server.server import (
     DEFAULT_MAX_BATCH,
     PolicyServer,
-    UnservablePolicyError,
     default_inference_threads,
     limit_inference_threads,
 )
@@ -62,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             new_client_policy=lambda: make_policy(args.policy),
             max_batch=args.max_batch,
         )
-    except (PolicyLoadError, UnservablePolicyError) as error:
+    except LabError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(

@@ -8,7 +8,7 @@ import shlex
 import subprocess
 import sys
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -158,11 +158,10 @@ def write_report(
     )
     markdown_path = out / REPORT_MD
     violations = [record for record in records if record.violation]
-    markdown_path.write_text(
-        _markdown(
-            summaries, best, comparison, settings, plots, out, grid, violations, sections, progress_comparison
-        )
+    content = ReportContent(
+        summaries, best, comparison, progress_comparison, settings, plots, out, grid, violations, sections
     )
+    markdown_path.write_text(_markdown(content))
     return Report(
         summaries, best, comparison, markdown_path, json_path, plots, len(violations), progress_comparison
     )
@@ -217,31 +216,42 @@ def _percent(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.0f}%"
 
 
-def _markdown(
-    summaries: Sequence[CheckpointSummary],
-    best: CheckpointSummary | None,
-    comparison: PairedComparison | None,
-    settings: Mapping[str, Any],
-    plots: Sequence[Path],
-    out: Path,
-    grid: GridSpec | None,
-    violations: Sequence[EpisodeRecord] = (),
-    sections: Sequence[ReportSection] = (),
-    progress_comparison: SequentialDecision | None = None,
-) -> str:
-    lines = [f"# Evaluation of `{settings.get('policy', '?')}`", ""]
-    mode = (
-        f"a {grid.columns}×{grid.rows} grid of block positions"
-        if grid
-        else f"{settings.get('episodes')} seeds"
-    )
-    lines.append(
-        f"{len(summaries)} checkpoint(s), each scored on the same {mode} "
-        f"(seeds from {settings.get('base_seed', 0)}). Intervals are 95% Wilson score intervals."
-    )
-    lines.append("")
+@dataclass(frozen=True)
+class ReportContent:
+    """What report.md is written from."""
+
+    summaries: Sequence[CheckpointSummary]
+    best: CheckpointSummary | None
+    comparison: PairedComparison | None
+    progress_comparison: SequentialDecision | None
+    settings: Mapping[str, Any]
+    plots: Sequence[Path]
+    out: Path
+    grid: GridSpec | None
+    violations: Sequence[EpisodeRecord]
+    sections: Sequence[ReportSection]
+
+    @property
+    def with_progress(self) -> bool:
+        return any(summary.progress_mean is not None for summary in self.summaries)
+
+
+def _heading(content: ReportContent) -> list[str]:
+    settings, grid = content.settings, content.grid
+    seeds = f"{settings.get('episodes')} seeds"
+    mode = f"a {grid.columns}×{grid.rows} grid of block positions" if grid else seeds
+    return [
+        f"# Evaluation of `{settings.get('policy', '?')}`",
+        "",
+        f"{len(content.summaries)} checkpoint(s), each scored on the same {mode} "
+        f"(seeds from {settings.get('base_seed', 0)}). Intervals are 95% Wilson score intervals.",
+        "",
+    ]
+
+
+def _table(content: ReportContent) -> list[str]:
+    summaries, best = content.summaries, content.best
     ee = any(summary.action_space == "ee" for summary in summaries)
-    with_progress = any(summary.progress_mean is not None for summary in summaries)
     header = [
         "checkpoint",
         "step",
@@ -252,19 +262,15 @@ def _markdown(
         *FAILURE_OUTCOMES,
         "mean steps (successes)",
         "max height mean / max (cm)",
+        *(["progress (95% interval)"] if content.with_progress else []),
+        *(["IK failures / step", "IK error (mm)"] if ee else []),
+        "latency mean / p95 (ms)",
     ]
-    if with_progress:
-        header += ["progress (95% interval)"]
-    if ee:
-        header += ["IK failures / step", "IK error (mm)"]
-    header += ["latency mean / p95 (ms)"]
-    lines.append("| " + " | ".join(header) + " |")
-    lines.append("|" + "---|" * len(header))
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for s in summaries:
+        is_best = best is not None and s.checkpoint_id == best.checkpoint_id
         row = [
-            f"**{s.checkpoint_id}**"
-            if best is not None and s.checkpoint_id == best.checkpoint_id
-            else s.checkpoint_id,
+            f"**{s.checkpoint_id}**" if is_best else s.checkpoint_id,
             "–" if s.step is None else str(s.step),
             f"{s.successes}/{s.episodes} ({_percent(s.success_rate)})",
             f"{_percent(s.success_ci95[0])}–{_percent(s.success_ci95[1])}",
@@ -274,7 +280,7 @@ def _markdown(
             "–" if s.mean_steps_of_successes is None else f"{s.mean_steps_of_successes:.0f}",
             f"{100 * s.max_block_height_m_mean:.1f} / {100 * s.max_block_height_m_max:.1f}",
         ]
-        if with_progress:
+        if content.with_progress:
             row += [_progress_cell(s)]
         if ee:
             row += [
@@ -284,61 +290,101 @@ def _markdown(
         row += [f"{s.latency_mean_ms:.1f} / {s.latency_p95_ms:.1f}"]
         lines.append("| " + " | ".join(row) + " |")
     lines.append("")
-    counts = sorted({s.episodes for s in summaries})
+    return lines
+
+
+def _verdicts(content: ReportContent) -> list[str]:
+    """Unequal episode counts, the best checkpoint and how it compares with the runner-up."""
+    lines: list[str] = []
+    counts = sorted({s.episodes for s in content.summaries})
     if len(counts) > 1:
-        lines.append(
+        lines += [
             f"**Unequal episode counts** ({counts}): the sweep is incomplete; run the same command again to "
-            "finish it before comparing checkpoints."
-        )
-        lines.append("")
+            "finish it before comparing checkpoints.",
+            "",
+        ]
+    best = content.best
     if best is not None:
         low, high = best.success_ci95
-        lines.append(
+        lines += [
             f"**Best checkpoint: {best.checkpoint_id}** — {best.successes}/{best.episodes} successes "
-            f"({_percent(best.success_rate)}, 95% interval {_percent(low)}–{_percent(high)})."
-        )
-        lines.append("")
-    elif summaries:
-        lines.append(
+            f"({_percent(best.success_rate)}, 95% interval {_percent(low)}–{_percent(high)}).",
+            "",
+        ]
+    elif content.summaries:
+        lines += [
             "**No best checkpoint:** every episode of every checkpoint was stopped as a contract violation "
-            "(see below); fix what the violations name, then rerun."
-        )
-        lines.append("")
-    if comparison is not None:
-        lines.append(f"**Against the runner-up ({comparison.runner_up}):** {comparison.wording}")
-        lines.append("")
-    if progress_comparison is not None:
-        lines.append(f"**On progress instead of success:** {progress_comparison.wording}")
-        lines.append("")
-    if with_progress:
-        lines.extend(_progress_section(summaries))
-    if violations:
-        lines.append("## Contract violations")
-        lines.append("")
-        lines.append(
-            f"{len(violations)} episode(s) were stopped because the policy emitted unsafe actions; they "
-            "count as failures above (outcome `contract_violation`). First message per checkpoint:"
-        )
-        lines.append("")
-        first: dict[str, EpisodeRecord] = {}
-        for record in sorted(violations, key=lambda r: (r.checkpoint_id, r.seed)):
-            first.setdefault(record.checkpoint_id, record)
-        counts = defaultdict(int)
-        for record in violations:
-            counts[record.checkpoint_id] += 1
-        for checkpoint_id, record in first.items():
-            count = counts[checkpoint_id]
-            lines.append(f"- {checkpoint_id} ({count} episodes; seed {record.seed}): {record.violation}")
-        lines.append("")
-    for section in sections:
-        lines.extend([f"## {section.title}", "", section.markdown, ""])
-    if plots:
-        lines.append("## Plots")
-        lines.append("")
-        lines.extend(f"![{path.stem}]({path.relative_to(out)})" for path in plots)
-        lines.append("")
-    lines.append(f"Reproduce with `{COMMAND_FILE}`; package versions in `{VERSIONS_FILE}`.")
-    return "\n".join(lines) + "\n"
+            "(see below); fix what the violations name, then rerun.",
+            "",
+        ]
+    if content.comparison is not None:
+        comparison = content.comparison
+        lines += [f"**Against the runner-up ({comparison.runner_up}):** {comparison.wording}", ""]
+    if content.progress_comparison is not None:
+        lines += [f"**On progress instead of success:** {content.progress_comparison.wording}", ""]
+    return lines
+
+
+def _progress(content: ReportContent) -> list[str]:
+    return _progress_section(content.summaries) if content.with_progress else []
+
+
+def _violations(content: ReportContent) -> list[str]:
+    violations = content.violations
+    if not violations:
+        return []
+    lines = [
+        "## Contract violations",
+        "",
+        f"{len(violations)} episode(s) were stopped because the policy emitted unsafe actions; they "
+        "count as failures above (outcome `contract_violation`). First message per checkpoint:",
+        "",
+    ]
+    first: dict[str, EpisodeRecord] = {}
+    for record in sorted(violations, key=lambda r: (r.checkpoint_id, r.seed)):
+        first.setdefault(record.checkpoint_id, record)
+    counts: dict[str, int] = defaultdict(int)
+    for record in violations:
+        counts[record.checkpoint_id] += 1
+    for checkpoint_id, record in first.items():
+        count = counts[checkpoint_id]
+        lines.append(f"- {checkpoint_id} ({count} episodes; seed {record.seed}): {record.violation}")
+    lines.append("")
+    return lines
+
+
+def _sections(content: ReportContent) -> list[str]:
+    return [
+        line for section in content.sections for line in (f"## {section.title}", "", section.markdown, "")
+    ]
+
+
+def _plots(content: ReportContent) -> list[str]:
+    if not content.plots:
+        return []
+    links = [f"![{path.stem}]({path.relative_to(content.out)})" for path in content.plots]
+    return ["## Plots", "", *links, ""]
+
+
+def _footer(content: ReportContent) -> list[str]:
+    return [f"Reproduce with `{COMMAND_FILE}`; package versions in `{VERSIONS_FILE}`."]
+
+
+#: report.md, part by part, in order.
+MARKDOWN_PARTS: list[Callable[[ReportContent], list[str]]] = [
+    _heading,
+    _table,
+    _verdicts,
+    _progress,
+    _violations,
+    _sections,
+    _plots,
+    _footer,
+]
+
+
+def _markdown(content: ReportContent) -> str:
+    return "\n".join(line for part in MARKDOWN_PARTS for line in part(content)) + "\n"
 
 
 def write_provenance(out_dir: str | Path, argv: Sequence[str] | None = None) -> None:

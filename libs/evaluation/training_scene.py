@@ -11,6 +11,7 @@ difference is refused in one line naming both files, the first differences and t
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +55,10 @@ def training_scene_difference(
         carried = SceneConfig.from_dict(dict(checkpoint_scene))
     except (OSError, SceneConfigError):
         return None  # not reachable or not comparable: the existing checks still run on the carried scene
+    if trained_in.environment_state and not carried.environment_state:
+        # A checkpoint may read less than its dataset recorded: one that estimates the object state from
+        # its cameras carries a scene without it. (It can never read state its dataset lacked.)
+        trained_in = replace(trained_in, environment_state=False)
     differences = carried.differences(trained_in)
     if not differences:
         return None

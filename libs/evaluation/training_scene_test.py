@@ -55,3 +55,14 @@ def test_the_same_scene_or_an_unreachable_dataset_passes(tmp_path: Path) -> None
     # The dataset moved away (another machine): nothing to compare with.
     (root / "meta" / "scene.json").unlink()
     check_training_scene(checkpoint, wider_overhead(), dataset_root=root)
+
+
+def test_a_checkpoint_that_reads_less_than_its_dataset_recorded_passes(tmp_path: Path) -> None:
+    """An object-state estimator's checkpoint: its dataset recorded the object state, its scene drops it."""
+    root = tmp_path / "data"
+    dataclasses.replace(SceneConfig(), environment_state=True).save(root / "meta" / "scene.json")
+    checkpoint = checkpoint_with_scene_file(tmp_path, SceneConfig().to_dict())
+    check_training_scene(checkpoint, SceneConfig().to_dict(), dataset_root=root)
+    gains = dataclasses.replace(SceneConfig(), environment_state=True).to_dict()
+    with pytest.raises(TrainingSceneMismatch, match="environment_state"):
+        check_training_scene(checkpoint, gains, dataset_root=dataset_with_scene(tmp_path / "plain"))

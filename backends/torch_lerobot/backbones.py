@@ -54,6 +54,7 @@ def configure_backbone(
     *,
     backbone_dir: str | Path | None = None,
     tiny_backbone_dir: str | Path | None = None,
+    tiny_scale: int = 1,
 ) -> tuple[dict[str, Any], Path | None]:
     """Policy-config overrides that load the backbone from local files (never from a hub), and the
     backbone dir in use (None for ResNets)."""
@@ -78,7 +79,7 @@ def configure_backbone(
         )
     if tiny_backbone_dir is not None:
         backbone_path = tiny_backbones.build_tiny_backbone(
-            policy, Path(tiny_backbone_dir).expanduser().resolve()
+            policy, Path(tiny_backbone_dir).expanduser().resolve(), scale=tiny_scale
         )
     assert backbone_path is not None
     if not backbone_path.is_dir():

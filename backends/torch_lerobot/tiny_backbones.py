@@ -71,6 +71,38 @@ _PI0_SIZES = {
 }
 
 
+def smolvlm_sizes(scale: int = 1) -> dict[str, Any]:
+    """The tiny SmolVLM's sizes with every width ``scale`` times the smallest (depth and heads kept)."""
+    text, vision = _SMOLVLM_SIZES["text"], _SMOLVLM_SIZES["vision"]
+    return {
+        **_SMOLVLM_SIZES,
+        "text": {
+            **text,
+            "hidden_size": text["hidden_size"] * scale,
+            "intermediate_size": text["intermediate_size"] * scale,
+        },
+        "vision": {
+            **vision,
+            "hidden_size": vision["hidden_size"] * scale,
+            "intermediate_size": vision["intermediate_size"] * scale,
+        },
+    }
+
+
+def pi0_sizes(scale: int = 1) -> dict[str, Any]:
+    """The tiny Pi0's sizes with every width (and the shared head_dim) ``scale`` times the smallest."""
+
+    def wider(part: dict[str, Any], *names: str) -> dict[str, Any]:
+        return {**part, **{name: part[name] * scale for name in names}}
+
+    return {
+        **_PI0_SIZES,
+        "paligemma": wider(_PI0_SIZES["paligemma"], "width", "mlp_dim", "head_dim"),
+        "action_expert": wider(_PI0_SIZES["action_expert"], "width", "mlp_dim", "head_dim"),
+        "vision": wider(_PI0_SIZES["vision"], "hidden_size", "intermediate_size"),
+    }
+
+
 def read_tiny_sizes(directory: Path) -> dict[str, Any] | None:
     path = Path(directory) / TINY_BACKBONE_FILE
     return json.loads(path.read_text()) if path.is_file() else None
@@ -96,13 +128,12 @@ def _train_tokenizer(extra_specials: dict[str, str]):  # -> PreTrainedTokenizerF
     )
 
 
-def _build_smolvlm(directory: Path, seed: int) -> None:
+def _build_smolvlm(directory: Path, seed: int, sizes: dict[str, Any]) -> None:
     from transformers import LlamaConfig, SmolVLMConfig, SmolVLMForConditionalGeneration, SmolVLMProcessor
     from transformers.models.smolvlm import SmolVLMImageProcessor, SmolVLMVideoProcessor
     from transformers.models.smolvlm.configuration_smolvlm import SmolVLMVisionConfig
 
     tokenizer = _train_tokenizer(_IMAGE_TOKENS)
-    sizes = _SMOLVLM_SIZES
     patches_per_side = TINY_IMAGE_SIZE // sizes["patch_size"]
     image_seq_len = (patches_per_side // sizes["scale_factor"]) ** 2
     text_config = LlamaConfig(
@@ -137,26 +168,34 @@ def _build_smolvlm(directory: Path, seed: int) -> None:
     processor.save_pretrained(directory)
 
 
-def build_tiny_backbone(policy: str, directory: Path, seed: int = 0) -> Path:
-    """Build (or reuse, when already built for ``policy``) a tiny random backbone in ``directory``."""
+def build_tiny_backbone(policy: str, directory: Path, seed: int = 0, scale: int = 1) -> Path:
+    """Build (or reuse, when already built for ``policy`` at ``scale``) a tiny random backbone in
+    ``directory``; ``scale`` multiplies every width (step time grows far slower than the weights do: at
+    these sizes a step is mostly the cost of launching its many small operations)."""
+    from backends.torch_lerobot.backbones import BackboneError
+
     directory = Path(directory)
     existing = read_tiny_sizes(directory)
     if existing is not None and existing.get("policy") == policy:
+        if int(existing.get("scale", 1)) != scale:
+            raise BackboneError(
+                f"--tiny-backbone {directory} holds a {policy} backbone of scale {existing.get('scale', 1)}, "
+                f"not {scale}: choose another directory"
+            )
         return directory
     if directory.exists() and any(directory.iterdir()):
-        from backends.torch_lerobot.backbones import BackboneError
-
         raise BackboneError(f"--tiny-backbone {directory} is not empty and holds no tiny {policy} backbone")
     directory.mkdir(parents=True, exist_ok=True)
     if policy == "smolvla":
-        _build_smolvlm(directory, seed)
-        sizes: dict[str, Any] = {"policy": policy, "image_size": TINY_IMAGE_SIZE, **_SMOLVLM_SIZES}
+        _build_smolvlm(directory, seed, smolvlm_sizes(scale))
+        sizes: dict[str, Any] = {"policy": policy, "image_size": TINY_IMAGE_SIZE, **smolvlm_sizes(scale)}
     elif policy == "pi0":
         tokenizer = _train_tokenizer({})
         tokenizer.save_pretrained(directory)
-        sizes = {"policy": policy, "vocab_size": len(tokenizer), **_PI0_SIZES}
+        sizes = {"policy": policy, "vocab_size": len(tokenizer), **pi0_sizes(scale)}
     else:
         raise ValueError(f"tiny backbones exist for smolvla and pi0, not {policy}")
+    sizes["scale"] = scale
     (directory / TINY_BACKBONE_FILE).write_text(json.dumps(sizes, indent=2))
     return directory
 

@@ -262,6 +262,7 @@ def train_policy(
     save_freq: int | None = None,
     backbone_dir: str | Path | None = None,
     tiny_backbone_dir: str | Path | None = None,
+    tiny_backbone_scale: int = 1,
     device: str | None = None,
     seed: int = 1000,
     num_workers: int = 0,
@@ -319,7 +320,7 @@ def train_policy(
 
     overrides = dict(policy_overrides or {})
     backbone_overrides, backbone_path = configure_backbone(
-        policy, backbone_dir=backbone_dir, tiny_backbone_dir=tiny_backbone_dir
+        policy, backbone_dir=backbone_dir, tiny_backbone_dir=tiny_backbone_dir, tiny_scale=tiny_backbone_scale
     )
     overrides.update(backbone_overrides)
     policy_config = make_policy_config(policy, preset, device=device, overrides=overrides)  # type: ignore[arg-type]
@@ -433,6 +434,13 @@ def _use_cosine_schedule(config: TrainPipelineConfig, final_fraction: float, war
     )
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def _worker_counts(text: str) -> tuple[int, ...]:
     """``--probe-loader 0,2,4`` → (0, 2, 4); argparse turns the ValueError into a one-line usage error."""
     return tuple(int(part) for part in text.split(","))
@@ -480,6 +488,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="DIR",
         help="smolvla/pi0 without real weights: build (or reuse) a tiny random backbone in DIR",
+    )
+    parser.add_argument(
+        "--tiny-backbone-scale",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="every width of the tiny backbone N times the smallest (default 1)",
     )
     parser.add_argument("--device", help="cpu or cuda (default: cuda when available)")
     parser.add_argument("--seed", type=int, default=1000)
@@ -551,6 +566,7 @@ def main(argv: list[str] | None = None) -> int:
             save_freq=args.save_freq,
             backbone_dir=args.backbone_dir,
             tiny_backbone_dir=args.tiny_backbone,
+            tiny_backbone_scale=args.tiny_backbone_scale,
             device=args.device,
             seed=args.seed,
             num_workers=args.num_workers,

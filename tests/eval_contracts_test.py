@@ -8,7 +8,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from libs.evaluation.checkpoints import CheckpointTarget
+from libs.evaluation.checkpoints import decide_scene, plan_one_checkpoint
 from libs.evaluation.play.evaluated_episode import evaluate_episode
 from libs.evaluation.sweep import EnvSettings, EpisodeExecutor, EpisodeTask
 from libs.policy_api.card import CheckpointCard
@@ -255,14 +255,19 @@ class TrainedWithOtherFovPolicy(HoldPolicy):
 
 
 def test_scene_camera_differs_from_checkpoint_scene(tmp_path) -> None:
-    register_backend("test_fov_mismatch", lambda argument: TrainedWithOtherFovPolicy())
-    task = EpisodeTask(CheckpointTarget("fov", "test_fov_mismatch", None), seed=0)
+    register_backend(
+        "test_fov_mismatch",
+        lambda argument: TrainedWithOtherFovPolicy(),
+        read_card=lambda argument: TrainedWithOtherFovPolicy().card,
+    )
     # Evaluating in the bench scene (52°) a policy trained with a 58° overhead camera:
-    bench_scene = SceneConfig().save(tmp_path / "scene.json")
-    executor = EpisodeExecutor(EnvSettings(scene_path=str(bench_scene), max_steps=MAX_STEPS))
+    bench_scene = str(SceneConfig().save(tmp_path / "scene.json"))
+    task = EpisodeTask(plan_one_checkpoint("test_fov_mismatch", bench_scene), seed=0)
+    executor = EpisodeExecutor(EnvSettings(scene_path=bench_scene, max_steps=MAX_STEPS))
     with pytest.raises(ContractViolation, match=r"camera 'overhead' fovy_deg: 52 vs 58.*--scene"):
         executor.run(task)
     # Without --scene the checkpoint is evaluated in its own training scene.
+    task = EpisodeTask(plan_one_checkpoint("test_fov_mismatch"), seed=0)
     record = EpisodeExecutor(EnvSettings(max_steps=MAX_STEPS)).run(task)
     assert record.steps == MAX_STEPS
 
@@ -272,7 +277,7 @@ def test_a_camera_the_scene_lacks_names_the_scenes_cameras(tmp_path) -> None:
 
     scene = SceneConfig().with_cameras(["wrist"]).save(tmp_path / "wrist_only.json")
     with pytest.raises(ContractViolation) as raised:
-        make_sweep_env(EnvSettings(scene_path=str(scene)), "joint", ("overhead", "wrist"))
+        make_sweep_env(EnvSettings(), "joint", ("overhead", "wrist"), decide_scene(None, scene))
     message = str(raised.value)
     assert message.startswith(f"the policy reads camera(s) overhead but the scene {scene} has wrist")
     assert "\n" not in message

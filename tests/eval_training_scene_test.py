@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from libs.evaluation.checkpoints import CheckpointTarget
+from libs.evaluation.checkpoints import FoundCheckpoint
 from libs.evaluation.sweep import EnvSettings, EpisodeExecutor, EpisodeTask
 from libs.evaluation.training_scene import TrainingSceneMismatch
 from libs.policy_api.card import CheckpointCard
@@ -46,13 +46,14 @@ def test_a_checkpoint_scene_edited_after_training_is_refused_in_one_line(tmp_pat
     pretrained.mkdir(parents=True)
     (pretrained / "scene.json").write_text(json.dumps(edited))  # a pre-card checkpoint's copy
     register_backend("test_edited_scene", lambda argument: CarriedScenePolicy(edited, dataset))
-    target = CheckpointTarget("000100", "test_edited_scene", 100, pretrained.parent)
+    found = FoundCheckpoint("000100", "test_edited_scene", 100, pretrained.parent)
+    card = CarriedScenePolicy(edited, dataset).card
     executor = EpisodeExecutor(EnvSettings(max_steps=MAX_STEPS))
     with pytest.raises(TrainingSceneMismatch, match=rf"fovy_deg: {fovy + 6:g} vs {fovy:g}.*cp .*--scene"):
-        executor.run(EpisodeTask(target, seed=0))
+        executor.run(EpisodeTask(found.planned(card, None), seed=0))
     # --scene chooses the scene on purpose: then only the cameras the policy reads are compared.
     scene = SceneConfig.from_dict(edited).save(tmp_path / "chosen.json")
     record = EpisodeExecutor(EnvSettings(scene_path=str(scene), max_steps=MAX_STEPS)).run(
-        EpisodeTask(target, seed=0)
+        EpisodeTask(found.planned(card, scene), seed=0)
     )
     assert record.steps == MAX_STEPS

@@ -13,7 +13,7 @@ carries, else the bench default. Every later step (episodes, the ``--grid`` regi
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -62,25 +62,36 @@ def decide_scene(card: CheckpointCard | None, scene_path: str | Path | None) -> 
 
 
 @dataclass(frozen=True)
-class CheckpointTarget:
-    """One checkpoint to score: ``policy_uri`` is what ``make_policy`` receives for it."""
+class FoundCheckpoint:
+    """A checkpoint a policy string names, before its card is read: ``policy_uri`` is what ``make_policy``
+    receives for it."""
 
     checkpoint_id: str
     policy_uri: str
     step: int | None
     path: Path | None = None
+
+    def planned(self, card: CheckpointCard | None, scene_path: str | Path | None) -> CheckpointTarget:
+        """This checkpoint with its card and the scene decided from it (the step from the card if unknown)."""
+        step = self.step if self.step is not None or card is None else card.step
+        scene = decide_scene(card, scene_path)
+        return CheckpointTarget(self.checkpoint_id, self.policy_uri, step, scene, self.path, card=card)
+
+
+@dataclass(frozen=True)
+class CheckpointTarget:
+    """One checkpoint to score, its card read and its scene decided once (``FoundCheckpoint.planned``)."""
+
+    checkpoint_id: str
+    policy_uri: str
+    step: int | None
+    #: The scene it is evaluated in, decided once when it was planned.
+    scene: EvaluationScene
+    path: Path | None = None
     #: A perturbation arm of the scene (libs.sim.perturbations) this target runs under; None = the control.
     perturbation: str | None = None
-    #: The checkpoint's card, read once by ``plan_checkpoints`` (None: it carries none).
+    #: The checkpoint's card, read once when it was planned (None: it carries none).
     card: CheckpointCard | None = None
-    #: The scene it is evaluated in, decided once by ``plan_checkpoints``; None for a target made by hand,
-    #: whose scene the executor decides by the same rule from the loaded policy's card.
-    scene: EvaluationScene | None = None
-
-    def with_scene(self, card: CheckpointCard | None, scene_path: str | Path | None) -> CheckpointTarget:
-        """This target with its card and the scene decided from it (the step from the card if unknown)."""
-        step = self.step if self.step is not None or card is None else card.step
-        return replace(self, card=card, scene=decide_scene(card, scene_path), step=step)
 
 
 def file_safe_id(checkpoint_id: str) -> str:
@@ -88,30 +99,27 @@ def file_safe_id(checkpoint_id: str) -> str:
     return "".join(char if char.isalnum() or char in "-_." else "_" for char in checkpoint_id) or "policy"
 
 
-def expand_policy(uri: str) -> list[CheckpointTarget]:
-    """Every checkpoint named by ``uri``, in step order (a single target for ``scripted``/``remote:``)."""
+def expand_policy(uri: str) -> list[FoundCheckpoint]:
+    """Every checkpoint named by ``uri``, in step order (a single one for ``scripted``/``remote:``)."""
     name, argument = split_policy_uri(uri)
     find = backend(name, uri).find_checkpoints  # an unknown backend is named before its path
     if find is None or not argument:
-        return [CheckpointTarget(checkpoint_id=uri, policy_uri=uri, step=None)]
+        return [FoundCheckpoint(checkpoint_id=uri, policy_uri=uri, step=None)]
     found = find(Path(argument).expanduser())
     if len(found) == 1 and found[0].path == Path(argument).expanduser():
         # The string named one checkpoint: it is loaded as written.
-        return [CheckpointTarget(found[0].checkpoint_id, uri, found[0].step, found[0].path)]
-    return [CheckpointTarget(f.checkpoint_id, f"{name}:{f.path}", f.step, f.path) for f in found]
+        return [FoundCheckpoint(found[0].checkpoint_id, uri, found[0].step, found[0].path)]
+    return [FoundCheckpoint(f.checkpoint_id, f"{name}:{f.path}", f.step, f.path) for f in found]
 
 
 def plan_checkpoints(uri: str, scene_path: str | Path | None = None) -> list[CheckpointTarget]:
     """``expand_policy`` with every checkpoint's card read and its scene decided, once."""
-    return [target.with_scene(read_card(target.policy_uri), scene_path) for target in expand_policy(uri)]
+    return [found.planned(read_card(found.policy_uri), scene_path) for found in expand_policy(uri)]
 
 
 def plan_one_checkpoint(uri: str, scene_path: str | Path | None = None) -> CheckpointTarget:
-    """The one checkpoint ``uri`` names, loaded as written (rollouts, whiskers): its card read once and, when
-    it has one, its scene decided from it. Without a card (a scripted policy, or a remote one whose card
-    comes with loading it) the scene stays undecided for whoever loads it: ``decide_scene(None, ...)`` for
-    what needs the scene first, the executor for a remote policy."""
+    """The one checkpoint ``uri`` names, loaded as written (rollouts, whiskers): its card read once (a remote
+    policy's from a short connection of its own) and its scene decided from it."""
     card = read_card(uri)
-    if card is None:
-        return CheckpointTarget("", uri, None)
-    return CheckpointTarget(split_policy_uri(uri)[1], uri, None).with_scene(card, scene_path)
+    checkpoint_id = split_policy_uri(uri)[1] if card is not None else ""
+    return FoundCheckpoint(checkpoint_id, uri, None).planned(card, scene_path)

@@ -80,7 +80,7 @@ def test_each_checkpoints_scene_is_decided_once_from_scene_card_or_default(tmp_p
     assert second.scene.config == trained_in and second.scene.block_region() == ((0.2, 0.25), (0.0, 0.1))
     chosen = SceneConfig().save(tmp_path / "chosen.json")
     for target in plan_checkpoints(f"test_layout:{root}", chosen):
-        assert target.scene is not None and target.scene.source == f"the scene {chosen}"
+        assert target.scene.source == f"the scene {chosen}"
         assert target.scene.config == json.loads(chosen.read_text())
 
 
@@ -92,7 +92,7 @@ def test_one_named_checkpoint_is_planned_as_the_sweep_plans_each(tmp_path: Path)
     CheckpointCard(scene=trained_in, step=200).write(checkpoint)
     target = plan_one_checkpoint(f"test_layout:{checkpoint}")
     assert target.policy_uri == f"test_layout:{checkpoint}" and target.checkpoint_id == str(checkpoint)
-    assert target.step == 200 and target.scene is not None and target.scene.source == TRAINING_SCENE
-    # without a card the scene is left to whoever loads the policy (a remote one brings its card then)
+    assert target.step == 200 and target.scene.source == TRAINING_SCENE
+    # without a card the scene is decided by the same rule: here the bench default
     bare = plan_one_checkpoint(f"test_layout:{root / 'checkpoints' / '000100'}")
-    assert bare.card is None and bare.scene is None and bare.checkpoint_id == ""
+    assert bare.card is None and bare.scene.source == DEFAULT_SCENE and bare.checkpoint_id == ""

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from libs.config_flags import flag
 from libs.errors import LabError
-from libs.evaluation.checkpoints import CheckpointTarget, EvaluationScene, decide_scene
+from libs.evaluation.checkpoints import CheckpointTarget, EvaluationScene
 from libs.evaluation.play.evaluated_episode import (
     EpisodeResult,
     RecordLabel,
@@ -212,9 +212,6 @@ class EpisodeExecutor:
                 ) from error
             raise
         self.policy_loads += 1
-        if target.scene is None:  # made by hand, not planned: decided here by the planner's rule
-            target = target.with_scene(policy.card, self.env_settings.scene_path)
-        assert target.scene is not None
         env = self._env_for(policy.spec, target.scene, target.perturbation)
         if self.env_settings.check_scene:
             check_against_training(env.scene, target, [camera.name for camera in policy.spec.cameras])
@@ -222,16 +219,16 @@ class EpisodeExecutor:
         return _Loaded(policy, target, action_stats)
 
     def _env_for(
-        self, spec: PolicySpec, scene: EvaluationScene | None, perturbation: str | None = None
+        self, spec: PolicySpec, scene: EvaluationScene, perturbation: str | None = None
     ) -> SO101PickPlaceEnv:
         return self._envs_for(spec, scene, perturbation, 1)[0]
 
     def _envs_for(
-        self, spec: PolicySpec, scene: EvaluationScene | None, perturbation: str | None, count: int
+        self, spec: PolicySpec, scene: EvaluationScene, perturbation: str | None, count: int
     ) -> list[SO101PickPlaceEnv]:
         """``count`` envs for this policy, scene and perturbation (the first is the one-at-a-time env)."""
         camera_names = tuple(dict.fromkeys(camera.name for camera in spec.cameras))
-        scene_key = json.dumps(scene.config, sort_keys=True) if scene is not None else None
+        scene_key = json.dumps(scene.config, sort_keys=True)
         key = (spec.action_space, camera_names, scene_key, perturbation)
         if key not in self._envs:
             self._envs.clear()  # one kind of env at a time: renderers hold GL contexts and memory
@@ -250,7 +247,7 @@ def check_against_training(env_scene: Any, target: CheckpointTarget, camera_name
     card: CheckpointCard | None = target.card
     if card is None or card.scene is None:
         return
-    if target.scene is not None and target.scene.is_training_scene:
+    if target.scene.is_training_scene:
         check_training_scene(target.path, card.scene, card.dataset)
     check_scene_matches(env_scene, card.scene, SceneConfig.from_dict, camera_names)
 
@@ -259,16 +256,14 @@ def make_env(
     settings: EnvSettings,
     action_space: str,
     camera_names: Sequence[str],
-    scene: EvaluationScene | None = None,
+    scene: EvaluationScene,
     perturbation: str | None = None,
 ) -> SO101PickPlaceEnv:
-    """The env for a policy in ``scene`` (a checkpoint's decided scene; None: the sweep's --scene, else the
-    default), rendering only the cameras the policy reads. A camera the scene lacks is one line naming the
-    scene's cameras.
+    """The env for a policy in ``scene`` (a checkpoint's decided scene), rendering only the cameras the
+    policy reads. A camera the scene lacks is one line naming the scene's cameras.
     """
     from libs.sim.env import SO101PickPlaceEnv
 
-    scene = scene if scene is not None else decide_scene(None, settings.scene_path)
     config = scene.load()
     missing = [name for name in camera_names if name not in config.camera_names]
     if missing:

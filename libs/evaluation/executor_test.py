@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from libs.evaluation.checkpoints import CheckpointTarget
+from libs.evaluation.checkpoints import FoundCheckpoint
 from libs.evaluation.executor import EnvSettings, EpisodeExecutor, EpisodeTask
 from libs.policy_api.registry import PolicyLoadError, register_backend
 
@@ -16,7 +16,7 @@ def test_a_checkpoint_that_goes_away_while_loading_is_one_line_naming_it(tmp_pat
         raise FileNotFoundError(2, "No such file or directory", str(checkpoint / "params" / "shard0"))
 
     register_backend("test_vanishing", load_while_it_is_deleted)
-    target = CheckpointTarget("000002", f"test_vanishing:{checkpoint}", 2, path=checkpoint)
+    target = FoundCheckpoint("000002", f"test_vanishing:{checkpoint}", 2, path=checkpoint).planned(None, None)
     expected = r"000002 went away while it was being loaded .*run the same command"
     with pytest.raises(PolicyLoadError, match=expected):
         EpisodeExecutor(EnvSettings()).run(EpisodeTask(target, seed=0))
@@ -27,6 +27,6 @@ def test_a_loader_failing_on_a_checkpoint_that_is_there_keeps_its_own_error(tmp_
         raise ValueError("unexpected key in params")
 
     register_backend("test_broken", broken)
-    target = CheckpointTarget("000001", f"test_broken:{tmp_path}", 1, path=tmp_path)
+    target = FoundCheckpoint("000001", f"test_broken:{tmp_path}", 1, path=tmp_path).planned(None, None)
     with pytest.raises(ValueError, match="unexpected key"):
         EpisodeExecutor(EnvSettings()).run(EpisodeTask(target, seed=0))

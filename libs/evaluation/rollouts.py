@@ -47,9 +47,6 @@ def record_rollouts(
     """Rollouts of ``policy_uri`` in its decided scene (with the recorder's scene options applied) into a
     dataset at ``root``; ``recording`` goes to ``record_dataset`` (episodes, seed, keep, noise, ...)."""
     target = plan_one_checkpoint(policy_uri, scene_path)
-    if target.scene is None:  # no card: the scene the user names, else the default
-        target = target.with_scene(None, scene_path)
-    assert target.scene is not None
     scene = apply_scene_options(target.scene.load(), image_size, depth, environment_state, no_cameras)
     policy = EpisodeGuardedPolicy(make_policy(policy_uri))
     if check_scene:

@@ -258,6 +258,5 @@ def _write_evaluated_scenes(targets: Sequence[CheckpointTarget], out: Path) -> N
     folder = out / SCENES_DIR
     folder.mkdir(exist_ok=True)
     for target in targets:
-        if target.scene is not None:
-            text = json.dumps(target.scene.config, indent=2, sort_keys=True) + "\n"
-            (folder / f"{file_safe_id(target.checkpoint_id)}.json").write_text(text)
+        text = json.dumps(target.scene.config, indent=2, sort_keys=True) + "\n"
+        (folder / f"{file_safe_id(target.checkpoint_id)}.json").write_text(text)

@@ -113,7 +113,6 @@ def plan_tasks(
 
 def block_region(target: CheckpointTarget) -> tuple[tuple[float, float], tuple[float, float]]:
     """The ``--grid`` region of the scene ``target`` is evaluated in (decided once, by planning)."""
-    assert target.scene is not None, "planned targets carry their scene"
     return target.scene.block_region()
 
 

@@ -40,6 +40,7 @@ from libs.policy_api.types import (
     CameraInput,
     Observation,
     PolicySpec,
+    SharesPrivilegedState,
 )
 
 SERVER_NAME = "so101lab.policy_server"
@@ -277,10 +278,15 @@ class RemoteEnvStatePolicy:
 
 
 def _env_state(env: Any) -> dict[str, Any]:
-    # The scripted expert is the one served policy that reads the simulator; its snapshot is stack-free.
-    from libs.sim.scripted_policy import privileged_state
-
-    return privileged_state(env)
+    # The scripted expert is the one served policy that reads the simulator; the env gives its snapshot as
+    # plain numbers (SharesPrivilegedState), so this module needs nothing from libs.sim.
+    unwrapped = getattr(env, "unwrapped", env)
+    if not isinstance(unwrapped, SharesPrivilegedState):
+        raise RemoteInferenceError(
+            f"{type(unwrapped).__name__} has no privileged_state(): the served policy plans from the "
+            "simulator's state, which only the bench's env (libs.sim.env) provides"
+        )
+    return unwrapped.privileged_state()
 
 
 def load_policy(argument: str) -> RemotePolicy | RemoteEnvStatePolicy:

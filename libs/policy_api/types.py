@@ -136,6 +136,14 @@ class AttachesEnvState(Protocol):
     def attach_state(self, state: Mapping[str, Any]) -> None: ...
 
 
+@runtime_checkable
+class SharesPrivilegedState(Protocol):
+    """An env that gives the simulator state a ``NeedsEnv`` policy plans from as plain numbers (the bench's
+    env), so a served expert can plan from a snapshot sent over the wire."""
+
+    def privileged_state(self) -> dict[str, Any]: ...
+
+
 @dataclass
 class EpisodeState:
     """One client's episode inside a ``BatchPolicy``: what ``reset`` clears, kept apart from the weights.

@@ -230,6 +230,21 @@ class SO101PickPlaceEnv(gym.Env):
         """The six joints in env units (float32[6]) of ``data`` (default: the env's)."""
         return self.physics.joint_state(self.data if data is None else data)
 
+    def privileged_state(self) -> dict[str, Any]:
+        """What the scripted expert reads from the simulator, as plain numbers (msgpack-able): the snapshot a
+        served expert plans from (``libs.policy_api.types.SharesPrivilegedState``)."""
+        arm_ids = self.physics.actuators[:5]
+        return {
+            "action_space": self.action_space_name,
+            "ee_position": np.asarray(self.ee_position, dtype=np.float64),
+            "block_position": np.asarray(self.block_position, dtype=np.float64),
+            "block_yaw": float(self.block_yaw),
+            "bowl_position": np.asarray(self.bowl_position, dtype=np.float64),
+            "block_size_m": float(self.scene.block_size_m),
+            "step": int(self.tracker.steps),
+            "arm_targets": np.asarray(self.data.ctrl[arm_ids], dtype=np.float64),
+        }
+
     def episode_figures(self) -> EpisodeFigures:
         return self.tracker.figures()
 

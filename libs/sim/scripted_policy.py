@@ -34,19 +34,9 @@ DEFAULT_N_ACTION_STEPS = 5
 
 
 def privileged_state(env: Any) -> dict[str, Any]:
-    """What the scripted expert reads from the simulator, as plain numbers (msgpack-able)."""
-    env = getattr(env, "unwrapped", env)
-    arm_ids = env.physics.actuators[:5]
-    return {
-        "action_space": env.action_space_name,
-        "ee_position": np.asarray(env.ee_position, dtype=np.float64),
-        "block_position": np.asarray(env.block_position, dtype=np.float64),
-        "block_yaw": float(env.block_yaw),
-        "bowl_position": np.asarray(env.bowl_position, dtype=np.float64),
-        "block_size_m": float(env.scene.block_size_m),
-        "step": int(env.tracker.steps),
-        "arm_targets": np.asarray(env.data.ctrl[arm_ids], dtype=np.float64),
-    }
+    """What the scripted expert reads from the simulator, as plain numbers (msgpack-able): the env's
+    ``privileged_state()``."""
+    return getattr(env, "unwrapped", env).privileged_state()
 
 
 class ScriptedPolicyError(LabError, RuntimeError):

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from libs.policy_api.registry import PolicyLoadError
+from libs.policy_api.load_errors import PolicyLoadError
 from libs.policy_api.types import ACTION_KEY
 
 CARD_FILE = "card.json"

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from libs.policy_api.registry import PolicyLoadError
+from libs.policy_api.load_errors import PolicyLoadError
 
 CHECKPOINTS_DIR_NAME = "checkpoints"
 

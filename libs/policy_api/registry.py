@@ -19,20 +19,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from libs.errors import LabError
+from libs.policy_api.load_errors import PolicyLoadError as PolicyLoadError  # re-exported
 from libs.policy_api.types import Policy
 
-if TYPE_CHECKING:  # card.py and checkpoint_folders.py import this module (their errors are PolicyLoadErrors)
+if TYPE_CHECKING:
     from libs.policy_api.card import CheckpointCard
     from libs.policy_api.checkpoint_folders import FoundCheckpoint
 
 PolicyFactory = Callable[[str], Policy]
 CardReader = Callable[[str], "CheckpointCard | None"]
 CheckpointFinder = Callable[[Path], "list[FoundCheckpoint]"]
-
-
-class PolicyLoadError(LabError, RuntimeError):
-    """A policy string could not be turned into a policy; the message names the fix."""
 
 
 @dataclass(frozen=True)
@@ -51,7 +47,7 @@ _BACKENDS: dict[str, Backend] = {}
 
 #: backend name -> (module that registers it on import, Pants target that runs the sweep in its resolve)
 KNOWN_BACKENDS: dict[str, tuple[str, str]] = {
-    "scripted": ("libs.sim.scripted_policy", "services/eval:sweep"),
+    "scripted": ("libs.sim.scripted_backend", "services/eval:sweep"),
     "remote": ("libs.policy_api.remote", "services/eval:sweep"),
     "torch_lerobot": ("backends.torch_lerobot.backend", "services/eval:sweep-torch_lerobot"),
     "jax_openpi": ("backends.jax_openpi.backend", "services/eval:sweep-jax_openpi"),

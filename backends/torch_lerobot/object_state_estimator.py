@@ -10,9 +10,11 @@ images: what pretraining an image encoder on privileged labels buys, with the en
 features computed once per frame.
 
 The network: per camera, four convolutions (stride 4 in all) and a spatial softmax (LeRobot Diffusion's
-keypoint layer: the expected image position of each of K feature maps); the keypoints of every camera go
-through a two-layer MLP. It predicts block x, y, z, the block's yaw as (cos 4ψ, sin 4ψ) — a cube looks the
-same turned by 90°, so only ψ mod 90° can be seen — and bowl x, y, standardised. The step writes them back in
+keypoint layer: the expected image position of each of K feature maps); the keypoints of every camera and
+the joint state go through a two-layer MLP. The joint state places the wrist camera, which moves with the
+arm: at the home pose the arm hides the block from the overhead camera and only the wrist camera sees it.
+It predicts block x, y, z, the block's yaw as (cos 4ψ, sin 4ψ) — a cube looks the same turned by 90°, so
+only ψ mod 90° can be seen — and bowl x, y, standardised. The step writes them back in
 the dataset's layout (``libs.sim.layout.ENVIRONMENT_STATE_NAMES``) with the quaternion of ψ in (−45°, 45°].
 
 The step carries its weights: LeRobot saves a stateful step's tensors as safetensors beside the
@@ -28,7 +30,7 @@ from typing import Any
 import torch
 from lerobot.configs.types import FeatureType, PipelineFeatureType, PolicyFeature
 from lerobot.processor.pipeline import ObservationProcessorStep
-from lerobot.utils.constants import OBS_ENV_STATE
+from lerobot.utils.constants import OBS_ENV_STATE, OBS_STATE
 from torch import nn
 
 #: Estimated values: block x, y, z, cos 4ψ, sin 4ψ, bowl x, bowl y.
@@ -113,6 +115,9 @@ class EstimatorConfig:
     #: Standardisation of the targets (``TARGET_NAMES``), from the training frames.
     target_mean: list[float] = field(default_factory=lambda: [0.0] * len(TARGET_NAMES))
     target_std: list[float] = field(default_factory=lambda: [1.0] * len(TARGET_NAMES))
+    #: Standardisation of the joint state the head reads (empty: the head reads the cameras only).
+    state_mean: list[float] = field(default_factory=list)
+    state_std: list[float] = field(default_factory=list)
 
 
 class ObjectStateNet(nn.Module):
@@ -122,7 +127,7 @@ class ObjectStateNet(nn.Module):
         super().__init__()
         self.config = config
         self.stems = nn.ModuleList(_camera_stem(config.width, config.keypoints) for _ in config.camera_keys)
-        features = 2 * config.keypoints * len(config.camera_keys)
+        features = 2 * config.keypoints * len(config.camera_keys) + len(config.state_mean)
         self.head = nn.Sequential(
             nn.Linear(features, config.hidden),
             nn.ReLU(),
@@ -132,14 +137,23 @@ class ObjectStateNet(nn.Module):
         )
         self.register_buffer("target_mean", torch.tensor(config.target_mean, dtype=torch.float32))
         self.register_buffer("target_std", torch.tensor(config.target_std, dtype=torch.float32))
+        self.register_buffer("state_mean", torch.tensor(config.state_mean, dtype=torch.float32))
+        self.register_buffer("state_std", torch.tensor(config.state_std, dtype=torch.float32))
 
-    def forward(self, images: list[torch.Tensor]) -> torch.Tensor:
-        keypoints = [stem(image) for stem, image in zip(self.stems, images, strict=True)]
-        return self.head(torch.cat(keypoints, dim=-1))
+    @property
+    def reads_state(self) -> bool:
+        return len(self.config.state_mean) > 0
 
-    def estimate(self, images: list[torch.Tensor]) -> torch.Tensor:
+    def forward(self, images: list[torch.Tensor], state: torch.Tensor | None = None) -> torch.Tensor:
+        features = [stem(image) for stem, image in zip(self.stems, images, strict=True)]
+        if self.reads_state:
+            assert state is not None, "this estimator reads the joint state"
+            features.append((state.float() - self.state_mean) / self.state_std)
+        return self.head(torch.cat(features, dim=-1))
+
+    def estimate(self, images: list[torch.Tensor], state: torch.Tensor | None = None) -> torch.Tensor:
         """The object state in the dataset's layout and units, (B, 9)."""
-        targets = self(images) * self.target_std + self.target_mean
+        targets = self(images, state) * self.target_std + self.target_mean
         return environment_state_from_targets(targets)
 
 
@@ -177,8 +191,11 @@ class EstimateObjectStateStep(ObservationProcessorStep):
         images = [observation[key] for key in self.camera_keys]
         leading = images[0].shape[:-3]  # (B,) or (B, n_obs_steps)
         flat = [image.reshape(-1, *image.shape[-3:]).float() for image in images]
+        state = observation.get(OBS_STATE)
+        if isinstance(state, torch.Tensor):
+            state = state.reshape(-1, state.shape[-1])
         self._net.to(flat[0].device)
-        estimate = self._net.estimate(flat).reshape(*leading, ENVIRONMENT_STATE_DIM)
+        estimate = self._net.estimate(flat, state).reshape(*leading, ENVIRONMENT_STATE_DIM)
         previous = observation.get(OBS_ENV_STATE)
         dtype = previous.dtype if isinstance(previous, torch.Tensor) else torch.float32
         observation[OBS_ENV_STATE] = estimate.to(dtype)
@@ -212,6 +229,8 @@ def _config_to_dict(config: EstimatorConfig) -> dict[str, Any]:
         "hidden": config.hidden,
         "target_mean": [float(value) for value in config.target_mean],
         "target_std": [float(value) for value in config.target_std],
+        "state_mean": [float(value) for value in config.state_mean],
+        "state_std": [float(value) for value in config.state_std],
     }
 
 

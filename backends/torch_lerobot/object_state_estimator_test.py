@@ -69,7 +69,7 @@ def test_estimator_saves_its_sizes_and_held_out_errors(estimator_dir: Path) -> N
     assert set(record["held_out_errors"]) >= {"block_xy_mm_median", "yaw_deg_median", "bowl_xy_mm_median"}
     net = load_estimator(estimator_dir)
     images = [torch.rand(2, 3, 48, 64), torch.rand(2, 3, 48, 64)]
-    assert net.estimate(images).shape == (2, 9)
+    assert net.estimate(images, torch.zeros(2, 6)).shape == (2, 9)
 
 
 def test_bad_estimator_inputs_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

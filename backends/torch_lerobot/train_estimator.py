@@ -34,6 +34,7 @@ from backends.torch_lerobot.object_state_estimator import (
 from libs.errors import LabError, one_line_errors
 
 ENV_KEY = "observation.environment_state"
+STATE_KEY = "observation.state"
 WEIGHTS_FILE = "estimator.safetensors"
 CONFIG_FILE = "estimator.json"
 
@@ -74,6 +75,7 @@ class LabelledFrames:
 
     camera_keys: list[str]
     images: list[torch.Tensor]
+    state: torch.Tensor
     environment_state: torch.Tensor
     episode_index: torch.Tensor
 
@@ -95,6 +97,7 @@ def load_labelled_frames(dataset: Path) -> LabelledFrames:
     return LabelledFrames(
         camera_keys=keys,
         images=[cached.frames(key) for key in keys],
+        state=cached.column(STATE_KEY).float(),
         environment_state=cached.column(ENV_KEY).float(),
         episode_index=cached.column("episode_index").long(),
     )
@@ -117,7 +120,9 @@ def _images(frames: LabelledFrames, rows: torch.Tensor) -> list[torch.Tensor]:
 @torch.no_grad()
 def measure_errors(net: ObjectStateNet, frames: LabelledFrames, rows: torch.Tensor) -> EstimatorErrors:
     net.eval()
-    estimates = torch.cat([net.estimate(_images(frames, chunk)) for chunk in rows.split(256)])
+    estimates = torch.cat(
+        [net.estimate(_images(frames, chunk), frames.state[chunk]) for chunk in rows.split(256)]
+    )
     true = frames.environment_state[rows]
     block_xy = torch.linalg.norm(estimates[:, :2] - true[:, :2], dim=-1) * 1000
     bowl_xy = torch.linalg.norm(estimates[:, 7:9] - true[:, 7:9], dim=-1) * 1000
@@ -142,6 +147,7 @@ def train_estimator(
     validation_fraction: float = 0.1,
     width: int = 16,
     keypoints: int = 16,
+    with_state: bool = True,
     progress: bool = True,
 ) -> EstimatorErrors:
     """Train, save into ``out`` (``estimator.safetensors``, ``estimator.json``) and return held-out errors."""
@@ -155,12 +161,15 @@ def train_estimator(
     targets = targets_from_environment_state(frames.environment_state)
     mean, std = targets[train_rows].mean(0), targets[train_rows].std(0).clamp_min(1e-4)
     torch.manual_seed(seed)
+    states = frames.state[train_rows]
     config = EstimatorConfig(
         camera_keys=frames.camera_keys,
         width=width,
         keypoints=keypoints,
         target_mean=mean.tolist(),
         target_std=std.tolist(),
+        state_mean=states.mean(0).tolist() if with_state else [],
+        state_std=states.std(0).clamp_min(1e-4).tolist() if with_state else [],
     )
     net = ObjectStateNet(config)
     optimizer = torch.optim.AdamW(net.parameters(), lr=learning_rate, weight_decay=1e-4)
@@ -172,7 +181,8 @@ def train_estimator(
     for step in bar:
         net.train()
         rows = train_rows[torch.randint(len(train_rows), (batch_size,), generator=generator)]
-        loss = torch.nn.functional.mse_loss(net(_images(frames, rows)), standardized[rows])
+        predicted = net(_images(frames, rows), frames.state[rows])
+        loss = torch.nn.functional.mse_loss(predicted, standardized[rows])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -223,6 +233,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--width", type=int, default=16, help="channels of each camera's first convolution")
     parser.add_argument("--keypoints", type=int, default=16, help="spatial-softmax keypoints per camera")
+    parser.add_argument(
+        "--cameras-only",
+        action="store_true",
+        help="the estimator reads the cameras alone (default: also the joint state, which places the "
+        "wrist camera)",
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     return parser
 
@@ -240,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         width=args.width,
         keypoints=args.keypoints,
+        with_state=not args.cameras_only,
     )
     print(errors.table())
     print(f"estimator saved in {Path(args.out).resolve()}")

@@ -111,28 +111,13 @@ def record_dataset(
 
     ``action_noise`` perturbs the executed actions while the frames keep the policy's own (see
     ``libs.datasets.action_noise``): demonstrations that show recovery."""
-    from libs.policy_api.registry import make_policy
-    from libs.sim.env import SO101PickPlaceEnv
-
     if episodes < 1:
         raise DatasetError(f"episodes must be >= 1, got {episodes}")
-    if isinstance(policy, str):
-        policy = make_policy(policy)
-    action_space = action_space or policy.spec.action_space
-    if policy.spec.action_space != action_space:
-        raise DatasetError(
-            f"the policy emits {policy.spec.action_space!r} actions but action_space={action_space!r}: "
-            "record with the policy's action space"
-        )
+    policy = _recording_policy(policy, action_space)
+    action_space = policy.spec.action_space
     episode_filter = (keep_filter(keep) if keep is None or isinstance(keep, str) else keep) or _keep_all
     max_attempts = max_attempts or (episodes if keep in (None, "", "all") else 3 * episodes)
-
-    env_kwargs: dict[str, Any] = {"scene": scene, "action_space": action_space}
-    if max_steps is not None:
-        env_kwargs["max_steps"] = max_steps
-    if task is not None:
-        env_kwargs["task"] = task
-    env = SO101PickPlaceEnv(**env_kwargs)
+    env = _recording_env(scene, action_space, max_steps, task)
     features = dataset_features(env.scene, action_space, use_video)
     writer = LeRobotV3Writer(
         root,
@@ -141,29 +126,11 @@ def record_dataset(
         scene_config=env.scene.to_dict(),
         overwrite=overwrite,
     )
+    recorder = _Recorder(env, policy, writer, features, action_noise, episode_filter)
     summary = RecordSummary(root=Path(root), episodes_kept=0, episodes_run=0)
-    #: Each kept episode's initial block xy, for the --grid map's overlay of where the training data was.
-    block_positions: list[list[float]] = []
     bar = _progress(episodes, enabled=progress)
     try:
-        while summary.episodes_kept < episodes and summary.episodes_run < max_attempts:
-            episode_seed = seed + summary.episodes_run
-            metadata, frames, block_xy = _record_episode(
-                env, policy, FrameWriter(writer, features, env, action_noise), episode_seed
-            )
-            summary.episodes_run += 1
-            outcome = str(metadata["outcome"])
-            summary.outcomes[outcome] = summary.outcomes.get(outcome, 0) + 1
-            # An episode stopped before its first step (a rollout's first chunk was unsafe) has no frames.
-            if _length(frames) > 0 and episode_filter(metadata, frames):
-                writer.save_episode(metadata)
-                summary.episodes_kept += 1
-                summary.kept_seeds.append(episode_seed)
-                block_positions.append(block_xy)
-                bar.update(1)
-            else:
-                writer.clear_episode()
-            bar.set_postfix(run=summary.episodes_run, last=outcome)
+        block_positions = recorder.record(summary, seed, episodes, max_attempts, bar)
         if summary.episodes_kept == 0:
             raise DatasetError(
                 f"none of {summary.episodes_run} episodes passed --keep {keep!r} "
@@ -175,6 +142,68 @@ def record_dataset(
         bar.close()
         env.close()
     return summary
+
+
+@dataclass
+class _Recorder:
+    """Plays episodes into the writer, keeping those ``episode_filter`` accepts."""
+
+    env: EvaluableEnv
+    policy: Policy
+    writer: LeRobotV3Writer
+    features: Mapping[str, Any]
+    action_noise: ActionNoise | None
+    episode_filter: EpisodeJudge
+
+    def record(
+        self, summary: RecordSummary, seed: int, episodes: int, max_attempts: int, bar: Any
+    ) -> list[list[float]]:
+        """Episodes from ``seed`` on until ``episodes`` are kept or ``max_attempts`` run; each kept
+        episode's initial block xy (the --grid map's overlay of where the training data was)."""
+        block_positions: list[list[float]] = []
+        while summary.episodes_kept < episodes and summary.episodes_run < max_attempts:
+            episode_seed = seed + summary.episodes_run
+            frame_writer = FrameWriter(self.writer, self.features, self.env, self.action_noise)
+            metadata, frames, block_xy = _record_episode(self.env, self.policy, frame_writer, episode_seed)
+            summary.episodes_run += 1
+            outcome = str(metadata["outcome"])
+            summary.outcomes[outcome] = summary.outcomes.get(outcome, 0) + 1
+            # An episode stopped before its first step (a rollout's first chunk was unsafe) has no frames.
+            if _length(frames) > 0 and self.episode_filter(metadata, frames):
+                self.writer.save_episode(metadata)
+                summary.episodes_kept += 1
+                summary.kept_seeds.append(episode_seed)
+                block_positions.append(block_xy)
+                bar.update(1)
+            else:
+                self.writer.clear_episode()
+            bar.set_postfix(run=summary.episodes_run, last=outcome)
+        return block_positions
+
+
+def _recording_policy(policy: Policy | str, action_space: str | None) -> Policy:
+    """The policy a string names; its action space must be the one asked for."""
+    from libs.policy_api.registry import make_policy
+
+    if isinstance(policy, str):
+        policy = make_policy(policy)
+    if action_space is not None and policy.spec.action_space != action_space:
+        raise DatasetError(
+            f"the policy emits {policy.spec.action_space!r} actions but action_space={action_space!r}: "
+            "record with the policy's action space"
+        )
+    return policy
+
+
+def _recording_env(scene: Any, action_space: str, max_steps: int | None, task: str | None) -> Any:
+    from libs.sim.env import SO101PickPlaceEnv
+
+    env_kwargs: dict[str, Any] = {"scene": scene, "action_space": action_space}
+    if max_steps is not None:
+        env_kwargs["max_steps"] = max_steps
+    if task is not None:
+        env_kwargs["task"] = task
+    return SO101PickPlaceEnv(**env_kwargs)
 
 
 def record_scripted_dataset(

@@ -124,21 +124,7 @@ def write_report(
                 by_checkpoint[ranked[0].checkpoint_id], by_checkpoint[ranked[1].checkpoint_id]
             )
 
-    plots: list[Path] = []
-    if summaries:
-        plots.append(plot_success_vs_step(summaries, out / PLOTS_DIR / "success_vs_step.png"))
-        plots.append(plot_outcome_bars(summaries, out / PLOTS_DIR / "outcomes.png"))
-    if grid is not None:
-        for summary in summaries:
-            plots.append(
-                plot_spatial_map(
-                    by_checkpoint[summary.checkpoint_id],
-                    out / PLOTS_DIR / f"grid_{file_safe_id(summary.checkpoint_id)}.png",
-                    grid.region_xy,
-                    (grid.columns, grid.rows),
-                    (training_block_xy or {}).get(summary.checkpoint_id),
-                )
-            )
+    plots = _write_plots(summaries, by_checkpoint, out, grid, training_block_xy)
 
     json_path = out / REPORT_JSON
     json_path.write_text(
@@ -165,6 +151,32 @@ def write_report(
     return Report(
         summaries, best, comparison, markdown_path, json_path, plots, len(violations), progress_comparison
     )
+
+
+def _write_plots(
+    summaries: Sequence[CheckpointSummary],
+    by_checkpoint: Mapping[str, Sequence[EpisodeRecord]],
+    out: Path,
+    grid: GridSpec | None,
+    training_block_xy: Mapping[str, Sequence[Sequence[float]]] | None,
+) -> list[Path]:
+    """Success vs step, outcome bars and, for ``--grid``, each checkpoint's spatial map."""
+    plots: list[Path] = []
+    if summaries:
+        plots.append(plot_success_vs_step(summaries, out / PLOTS_DIR / "success_vs_step.png"))
+        plots.append(plot_outcome_bars(summaries, out / PLOTS_DIR / "outcomes.png"))
+    if grid is not None:
+        for summary in summaries:
+            plots.append(
+                plot_spatial_map(
+                    by_checkpoint[summary.checkpoint_id],
+                    out / PLOTS_DIR / f"grid_{file_safe_id(summary.checkpoint_id)}.png",
+                    grid.region_xy,
+                    (grid.columns, grid.rows),
+                    (training_block_xy or {}).get(summary.checkpoint_id),
+                )
+            )
+    return plots
 
 
 def _progress_comparison(

@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 
 import pytest
 
+from benchmarks import learning_curves
 from libs.evaluation.fixtures import record
 from libs.evaluation.store import ResultsStore
 from libs.report_html.plan import PLAN_JSON
@@ -46,14 +47,16 @@ def results(tmp_path_factory) -> Path:
     quickstart = root / "quickstart"
     scripted_sweep(quickstart / "eval" / "scripted", episodes=2, compare_to=None, whiskers=0)
     write_summary(quickstart)
+    # A learning-curve run's files as benchmarks/learning_curves.py writes them, its cells' sweeps real ones
+    # (the scripted sweep standing in for the trained policy's).
     curves = root / "curves"
-    copy_sweep(quickstart / "eval" / "scripted", curves / "eval" / "scripted-25")
+    recipe = learning_curves.RECIPES["act-state"]
     (curves / "cells").mkdir(parents=True)
-    for demos, successes in ((25, 1), (50, 2)):
-        cell = {"policy": "scripted", "demos": demos, "episodes": 2, "successes": successes}
-        cell |= {"success_rate": successes / 2, "wilson95": [0.1, 1.0], "train_seconds": 60.0 * demos}
-        (curves / "cells" / f"scripted-{demos}.json").write_text(json.dumps(cell))
-    (curves / "learning_curves.md").write_text("# Learning curves\n")
+    for demos in (25, 50):
+        copy_sweep(quickstart / "eval" / "scripted", curves / "eval" / f"{recipe.name}-{demos}")
+        cell = learning_curves.read_cell(curves, recipe, demos, 60.0 * demos)
+        (curves / "cells" / f"{recipe.name}-{demos}.json").write_text(json.dumps(cell))
+    learning_curves.write_outputs(curves)
     broken = root / "broken"
     broken.mkdir()
     (broken / "episodes.sqlite").write_bytes(b"not a database at all " * 200)
@@ -100,7 +103,8 @@ def test_the_index_lists_every_sweep_quickstart_and_learning_curve_run(
     assert set(sweeps) - {"live"} == {  # "live" appears once the running-sweep test has started it
         "sweeps/pair",
         "quickstart/eval/scripted",
-        "curves/eval/scripted-25",
+        "curves/eval/act-state-25",
+        "curves/eval/act-state-50",
         "broken",
         "half",
         "markup",
@@ -188,8 +192,9 @@ def test_learning_curves_and_quickstart_pages(server: ResultsServer, page: Page)
     )
     assert cells == ["25", "50"]
     assert page.evaluate("document.querySelectorAll('svg.chart circle').length") == 2
+    assert page.evaluate("document.querySelector('img[alt=\"learning curves\"]').naturalWidth > 0")
     page.click("#cells tbody tr a")
-    page.wait_for("location.pathname === '/sweep/curves/eval/scripted-25/'", what="the cell's sweep")
+    page.wait_for("location.pathname === '/sweep/curves/eval/act-state-25/'", what="the cell's sweep")
     page.navigate(f"{server.url}quickstart/quickstart/")
     assert "Best: scripted:scripted" in page.evaluate("document.body.innerText")
     assert page.errors == []

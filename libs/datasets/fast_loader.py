@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from libs.datasets.lerobot_v3 import LeRobotV3Dataset
-from libs.datasets.preflight import LoaderProbe, probe_data_loader
+from libs.datasets.loader_probe import LoaderProbe, probe_data_loader
 
 Batch = dict[str, np.ndarray]
 

@@ -318,19 +318,7 @@ def paired_sequential(
         f"{second_id}; e-value {_e(result.log_e):.3g} (decides at {_e(result.log_threshold):.3g}), "
         f"anytime p = {result.p_value:.3g}. "
     )
-    if verdict == "undecided":
-        remaining = f" of {max_pairs}" if max_pairs else ""
-        tail = (
-            f"Undecided after {n}{remaining} episodes each: the difference is too small for these episodes "
-            "to separate the two; raise --max-episodes or compare progress scores."
-        )
-    else:
-        better, worse = (first_id, second_id) if verdict == "first_better" else (second_id, first_id)
-        saved = f", {max_pairs - decided_at} fewer than the budget" if max_pairs else ""
-        tail = (
-            f"Decided at episode {decided_at} of each{saved}: {better} is better than {worse} "
-            f"at the {alpha:g} level."
-        )
+    tail = _paired_verdict_words(verdict, first_id, second_id, n, decided_at, max_pairs, alpha)
     return SequentialDecision(
         question="paired",
         first=first_id,
@@ -346,6 +334,29 @@ def paired_sequential(
         trials=len(stream),
         wins=wins,
         wording=head + tail,
+    )
+
+
+def _paired_verdict_words(
+    verdict: str,
+    first_id: str,
+    second_id: str,
+    episodes: int,
+    decided_at: int | None,
+    max_pairs: int | None,
+    alpha: float,
+) -> str:
+    if verdict == "undecided":
+        remaining = f" of {max_pairs}" if max_pairs else ""
+        return (
+            f"Undecided after {episodes}{remaining} episodes each: the difference is too small for these "
+            "episodes to separate the two; raise --max-episodes or compare progress scores."
+        )
+    better, worse = (first_id, second_id) if verdict == "first_better" else (second_id, first_id)
+    saved = f", {max_pairs - (decided_at or 0)} fewer than the budget" if max_pairs else ""
+    return (
+        f"Decided at episode {decided_at} of each{saved}: {better} is better than {worse} "
+        f"at the {alpha:g} level."
     )
 
 

@@ -18,7 +18,7 @@ import os
 import shutil
 import sys
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +43,9 @@ from backends.torch_lerobot.object_state_estimator import (
 from backends.torch_lerobot.presets import POLICY_TYPES, PRESETS, make_policy_config
 from backends.torch_lerobot.tiny_backbones import TINY_BACKBONE_FILE, building_context
 from backends.torch_lerobot.train_estimator import EstimatorError, load_estimator
+from libs.config_flags import add_flags, config_from_flags, flag, flag_fields
 from libs.datasets import preflight
-from libs.errors import LabError
+from libs.errors import USAGE_EXIT_STATUS, LabError, one_line_errors
 from libs.policy_api.types import ENVIRONMENT_STATE_KEY
 
 logger = logging.getLogger(__name__)
@@ -120,15 +121,32 @@ def _lerobot_hooks(
       scene, stats, block positions and features: ``libs.policy_api.card``; LeRobot saves the processors,
       the rest is ours) and, for a tiny backbone, its sizes.
     """
-    original_save, original_make_policy = lerobot_train.save_checkpoint, lerobot_train.make_policy
-    original_datasets = lerobot_train.make_train_eval_datasets
-    original_processors = lerobot_train.make_pre_post_processors
-    tiny_sizes = backbone_dir / TINY_BACKBONE_FILE if backbone_dir is not None else None
     object_state = object_state or ObjectStateInputs()
+    tiny_sizes = backbone_dir / TINY_BACKBONE_FILE if backbone_dir is not None else None
     seen: dict[str, Any] = {}
+    wrappers = {
+        "make_train_eval_datasets": lambda original: _datasets_hook(original, frames_in_memory, seen),
+        "make_pre_post_processors": lambda original: _processors_hook(
+            original, out, probe_workers, object_state, seen
+        ),
+        "make_policy": lambda original: _policy_hook(original, out, steps, save_freq, object_state, seen),
+        "save_checkpoint": lambda original: _checkpoint_hook(original, dataset, tiny_sizes, object_state),
+    }
+    originals = {name: getattr(lerobot_train, name) for name in wrappers}
+    for name, wrap in wrappers.items():
+        setattr(lerobot_train, name, wrap(originals[name]))
+    try:
+        yield
+    finally:
+        for name, original in originals.items():
+            setattr(lerobot_train, name, original)
+
+
+def _datasets_hook(original: Any, frames_in_memory: bool, seen: dict[str, Any]) -> Any:
+    """``make_train_eval_datasets``, its training set held in memory (``frame_cache``) when it fits."""
 
     def make_datasets_and_keep(cfg: Any, *args: Any, **kwargs: Any) -> Any:
-        train_set, *rest = original_datasets(cfg, *args, **kwargs)
+        train_set, *rest = original(cfg, *args, **kwargs)
         # Every sample gathered once, frames decoded once (LeRobot's per-sample reads and video seeks
         # cost more than a small model's step on a CPU), unless it does not fit in memory.
         refusal = cache_refusal(train_set) if frames_in_memory else "--no-frame-cache"
@@ -141,8 +159,20 @@ def _lerobot_hooks(
         seen["dataset"], seen["batch_size"] = train_set, cfg.batch_size
         return (train_set, *rest)
 
+    return make_datasets_and_keep
+
+
+def _processors_hook(
+    original: Any,
+    out: Path,
+    probe_workers: Sequence[int],
+    object_state: ObjectStateInputs,
+    seen: dict[str, Any],
+) -> Any:
+    """``make_pre_post_processors`` plus our preprocessor steps, then the data-loader probe if asked."""
+
     def make_processors_then_probe(*args: Any, **kwargs: Any) -> Any:
-        processors = original_processors(*args, **kwargs)
+        processors = original(*args, **kwargs)
         policy_config = kwargs.get("policy_cfg", args[0] if args else None)
         if policy_config is not None:
             add_depth_step(processors[0], policy_config.input_features)
@@ -157,11 +187,24 @@ def _lerobot_hooks(
             (out / PREFLIGHT_FILE).write_text(probe.table() + "\n")
         return processors
 
+    return make_processors_then_probe
+
+
+def _policy_hook(
+    original: Any,
+    out: Path,
+    steps: int,
+    save_freq: int,
+    object_state: ObjectStateInputs,
+    seen: dict[str, Any],
+) -> Any:
+    """``make_policy`` (on the state vectors only without ``policy_cameras``), then the disk preflight."""
+
     def make_policy_then_preflight(*args: Any, **kwargs: Any) -> Any:
         if not object_state.policy_cameras:
             config, meta = kwargs.get("cfg", args[0] if args else None), kwargs.get("ds_meta")
             config.input_features = _state_features(meta.features)
-        policy = original_make_policy(*args, **kwargs)
+        policy = original(*args, **kwargs)
         seen["policy"] = policy
         weights = sum(parameter.numel() for parameter in policy.parameters())
         trained = sum(parameter.numel() for parameter in policy.parameters() if parameter.requires_grad)
@@ -173,23 +216,22 @@ def _lerobot_hooks(
             raise TrainError(str(error)) from error
         return policy
 
+    return make_policy_then_preflight
+
+
+def _checkpoint_hook(
+    original: Any, dataset: Path, tiny_sizes: Path | None, object_state: ObjectStateInputs
+) -> Any:
+    """``save_checkpoint``, then the checkpoint's card and (for a tiny backbone) its sizes."""
+
     def save_checkpoint_with_card(checkpoint_dir: Path, *args: Any, **kwargs: Any) -> None:
-        original_save(checkpoint_dir, *args, **kwargs)
+        original(checkpoint_dir, *args, **kwargs)
         pretrained_dir = Path(checkpoint_dir) / PRETRAINED_DIR_NAME
         write_card(dataset, pretrained_dir, object_state_from_cameras=object_state.estimator is not None)
         if tiny_sizes is not None and tiny_sizes.is_file():
             shutil.copy2(tiny_sizes, pretrained_dir / TINY_BACKBONE_FILE)
 
-    lerobot_train.make_policy = make_policy_then_preflight
-    lerobot_train.save_checkpoint = save_checkpoint_with_card
-    lerobot_train.make_train_eval_datasets = make_datasets_and_keep
-    lerobot_train.make_pre_post_processors = make_processors_then_probe
-    try:
-        yield
-    finally:
-        lerobot_train.save_checkpoint, lerobot_train.make_policy = original_save, original_make_policy
-        lerobot_train.make_train_eval_datasets = original_datasets
-        lerobot_train.make_pre_post_processors = original_processors
+    return save_checkpoint_with_card
 
 
 def _state_features(dataset_features: dict[str, Any]) -> dict[str, Any]:
@@ -249,127 +291,6 @@ def _probe_loader(
     probe = preflight.probe_data_loader(make_loader, worker_counts, batches=5, step=step)
     logger.info("preflight data loader (LeRobotDataset + DataLoader):\n%s", probe.table())
     return probe
-
-
-def train_policy(
-    policy: str,
-    dataset: str | Path,
-    out: str | Path,
-    steps: int,
-    *,
-    preset: str = "cpu",
-    batch_size: int | None = None,
-    save_freq: int | None = None,
-    backbone_dir: str | Path | None = None,
-    tiny_backbone_dir: str | Path | None = None,
-    tiny_backbone_scale: int = 1,
-    device: str | None = None,
-    seed: int = 1000,
-    num_workers: int = 0,
-    log_freq: int = 50,
-    wandb: bool = False,
-    push_to_hub: bool = False,
-    repo_id: str | None = None,
-    policy_overrides: dict[str, Any] | None = None,
-    threads: int | None = None,
-    probe_workers: Sequence[int] = (),
-    lr_schedule: str = "auto",
-    lr_final_fraction: float = 0.1,
-    lr_warmup_steps: int = 100,
-    frames_in_memory: bool = True,
-    image_shift: float = 0.0,
-    object_state_estimator: str | Path | None = None,
-    policy_cameras: bool = True,
-) -> list[Path]:
-    """Train and return the checkpoint directories (``<out>/checkpoints/NNNNNN``) in step order.
-
-    ``threads`` sets torch's CPU threads; on a CPU shared with other jobs 1 is several times faster than
-    torch's default (its OpenMP threads spin waiting for each other). ``frames_in_memory`` holds every
-    sample (camera frames as uint8) in memory once, when it fits (``frame_cache``). ``image_shift`` > 0
-    shifts every training camera frame by a random offset of up to that fraction of its width and height
-    (LeRobot's ``RandomAffine`` image transform, translation only), the random-shift augmentation of
-    image-based control. ``object_state_estimator`` (a ``train_estimator`` output) makes the policy read the
-    object state from the cameras instead of the dataset; without ``policy_cameras`` the cameras reach
-    the policy only through it."""
-    _check_vision_backbone(policy, (policy_overrides or {}).get("vision_backbone"), backbone_dir)
-    dataset = Path(dataset).expanduser().resolve()
-    out = Path(out).expanduser().resolve()
-    _check_dataset(dataset, policy)
-    object_state = _object_state_inputs(policy, dataset, object_state_estimator, policy_cameras)
-    if out.exists():
-        raise TrainError(
-            f"output dir {out} already exists: choose a new --out (LeRobot never overwrites a run)"
-        )
-    if steps < 1:
-        raise TrainError(f"--steps must be at least 1, got {steps}")
-    if lr_schedule not in LR_SCHEDULES:
-        raise TrainError(f"unknown --lr-schedule {lr_schedule!r}: use one of {', '.join(LR_SCHEDULES)}")
-    if not 0 <= lr_final_fraction <= 1:
-        raise TrainError(f"--lr-final-fraction must be in [0, 1], got {lr_final_fraction}")
-    if push_to_hub and not repo_id:
-        raise TrainError("--push-to-hub needs --repo-id <user/name>")
-    if push_to_hub and os.environ.get("HF_HUB_OFFLINE") == "1":
-        raise TrainError(
-            "--push-to-hub needs the hub, which this backend keeps off: run with HF_HUB_OFFLINE=0"
-        )
-    if wandb:
-        os.environ["WANDB_MODE"] = "online"  # the backend's default is disabled
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if threads is not None:
-        torch.set_num_threads(threads)
-
-    overrides = dict(policy_overrides or {})
-    backbone_overrides, backbone_path = configure_backbone(
-        policy, backbone_dir=backbone_dir, tiny_backbone_dir=tiny_backbone_dir, tiny_scale=tiny_backbone_scale
-    )
-    overrides.update(backbone_overrides)
-    policy_config = make_policy_config(policy, preset, device=device, overrides=overrides)  # type: ignore[arg-type]
-    policy_config.push_to_hub = push_to_hub
-    policy_config.repo_id = repo_id
-
-    config = TrainPipelineConfig(
-        # PyAV decodes (torchcodec needs a system FFmpeg, and LeRobot's probe for it prints its load
-        # failure); depth maps in metres, the env's unit, so the adapter feeds the env's depth as is.
-        dataset=DatasetConfig(
-            repo_id=f"local/{dataset.name}",
-            root=str(dataset),
-            video_backend="pyav",
-            depth_output_unit="m",
-            image_transforms=_shift_transforms(image_shift),
-        ),
-        policy=policy_config,
-        output_dir=out,
-        job_name=f"so101_{policy}",
-        steps=steps,
-        batch_size=batch_size or (8 if preset == "cpu" else 32),
-        num_workers=num_workers,
-        # One process: the default spawn start method would re-import torch in every worker.
-        persistent_workers=False,
-        dataloader_multiprocessing_context=None,
-        save_freq=save_freq or steps,
-        log_freq=log_freq,
-        env_eval_freq=0,
-        seed=seed,
-        wandb=WandBConfig(enable=wandb, mode="online" if wandb else "disabled"),
-    )
-    if lr_schedule == "cosine" or (lr_schedule == "auto" and _cosine_by_default(policy, preset)):
-        _use_cosine_schedule(config, lr_final_fraction, lr_warmup_steps)
-    with (
-        _lerobot_cli_free(),
-        _lerobot_hooks(
-            dataset,
-            backbone_path,
-            out,
-            steps,
-            config.save_freq,
-            probe_workers,
-            frames_in_memory,
-            object_state,
-        ),
-        building_context(policy, backbone_path),
-    ):
-        lerobot_train.train(config)
-    return list_checkpoints(out)
 
 
 def _shift_transforms(fraction: float) -> Any:
@@ -453,55 +374,261 @@ VISION_BACKBONES: tuple[str, ...] = (
 )
 
 
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run: each field with a flag is a train command option (its name written out, so that
+    the docs' commands can be checked against this source).
+
+    ``threads`` sets torch's CPU threads; on a CPU shared with other jobs 1 is several times faster than
+    torch's default (its OpenMP threads spin waiting for each other). ``frames_in_memory`` holds every
+    sample (camera frames as uint8) in memory once, when it fits (``frame_cache``). ``image_shift`` > 0
+    shifts every training camera frame by a random offset of up to that fraction of its width and height
+    (LeRobot's ``RandomAffine`` image transform, translation only), the random-shift augmentation of
+    image-based control. ``object_state_estimator`` (a ``train_estimator`` output) makes the policy read the
+    object state from the cameras instead of the dataset; without ``policy_cameras`` the cameras reach
+    the policy only through it. ``vision_backbone`` is a ``policy_overrides`` entry (which wins)."""
+
+    policy: str = field(metadata=flag("", choices=POLICY_TYPES, required=True, name="--policy"))
+    dataset: str | Path = field(
+        metadata=flag(
+            "LeRobot v3 dataset root (has meta/info.json)", parse=Path, required=True, name="--dataset"
+        )
+    )
+    steps: int = field(metadata=flag("", required=True, name="--steps"))
+    out: str | Path = field(metadata=flag("new run directory", parse=Path, required=True, name="--out"))
+    preset: str = field(
+        default="cpu",
+        metadata=flag("cpu: small models; gpu: LeRobot defaults", choices=PRESETS, name="--preset"),
+    )
+    batch_size: int | None = field(default=None, metadata=flag("", name="--batch-size"))
+    save_freq: int | None = field(
+        default=None,
+        metadata=flag("checkpoint every N steps (default: only the last step)", name="--save-freq"),
+    )
+    vision_backbone: str | None = field(
+        default=None,
+        metadata=flag(
+            "act/diffusion image encoder: resnet18 (LeRobot's, frozen batch norm: for ImageNet weights via "
+            "--backbone-dir) or a GroupNorm ResNet-18 at base width 16/32/64 that trains from random weights "
+            "(default: the preset's)",
+            choices=VISION_BACKBONES,
+            name="--vision-backbone",
+        ),
+    )
+    backbone_dir: str | Path | None = field(
+        default=None,
+        metadata=flag(
+            "local pretrained weights: a torchvision ResNet .pth (file or its folder) for act/diffusion, a "
+            "SmolVLM model dir for smolvla, a LeRobot pi0 checkpoint dir for pi0",
+            parse=Path,
+            name="--backbone-dir",
+        ),
+    )
+    tiny_backbone_dir: str | Path | None = field(
+        default=None,
+        metadata=flag(
+            "smolvla/pi0 without real weights: build (or reuse) a tiny random backbone in DIR",
+            name="--tiny-backbone",
+            parse=Path,
+            metavar="DIR",
+        ),
+    )
+    tiny_backbone_scale: int = field(
+        default=1,
+        metadata=flag(
+            "every width of the tiny backbone N times the smallest (default 1)",
+            parse=_positive_int,
+            metavar="N",
+            name="--tiny-backbone-scale",
+        ),
+    )
+    device: str | None = field(
+        default=None, metadata=flag("cpu or cuda (default: cuda when available)", name="--device")
+    )
+    seed: int = field(default=1000, metadata=flag("", name="--seed"))
+    threads: int | None = field(
+        default=None, metadata=flag("torch CPU threads (1 is fastest on a busy shared CPU)", name="--threads")
+    )
+    num_workers: int = field(default=0, metadata=flag("", name="--num-workers"))
+    #: ``--probe-loader [COUNTS]`` (an optional value: ``build_parser`` adds it itself).
+    probe_workers: Sequence[int] = ()
+    lr_schedule: str = field(
+        default="auto",
+        metadata=flag(
+            "preset: the policy's own; cosine: warm up, then decay to --lr-final-fraction at the last "
+            "step; auto (default): cosine for --preset state and ACT's cpu preset, the policy's own "
+            "otherwise",
+            choices=LR_SCHEDULES,
+            name="--lr-schedule",
+        ),
+    )
+    image_shift: float = field(
+        default=0.0,
+        metadata=flag(
+            "random-shift augmentation: move each training camera frame by up to this fraction of its "
+            "size (e.g. 0.06; default 0: off)",
+            metavar="FRACTION",
+            name="--image-shift",
+        ),
+    )
+    frames_in_memory: bool = field(
+        default=True,
+        metadata=flag(
+            "read every sample through LeRobot's dataset reader (default: samples and frames held in "
+            "memory once when they fit, several times faster on a CPU)",
+            name="--no-frame-cache",
+        ),
+    )
+    object_state_estimator: str | Path | None = field(
+        default=None,
+        metadata=flag(
+            "read the object state from the cameras with this estimator (train-estimator's --out): the "
+            "policy then needs no object state from the scene",
+            parse=Path,
+            metavar="DIR",
+            name="--object-state-estimator",
+        ),
+    )
+    policy_cameras: bool = field(
+        default=True,
+        metadata=flag(
+            "with --object-state-estimator: the cameras reach act/diffusion only through the estimator "
+            "(no image encoder in the policy; trains at state-based speed)",
+            name="--no-policy-cameras",
+        ),
+    )
+    lr_final_fraction: float = field(default=0.1, metadata=flag("", name="--lr-final-fraction"))
+    lr_warmup_steps: int = field(default=100, metadata=flag("", name="--lr-warmup-steps"))
+    log_freq: int = field(default=50, metadata=flag("", name="--log-freq"))
+    wandb: bool = field(
+        default=False, metadata=flag("log to Weights & Biases (off by default)", name="--wandb")
+    )
+    push_to_hub: bool = field(
+        default=False, metadata=flag("push the final model (off by default)", name="--push-to-hub")
+    )
+    repo_id: str | None = field(default=None, metadata=flag("", name="--repo-id"))
+    policy_overrides: dict[str, Any] | None = None
+
+    def overrides(self) -> dict[str, Any]:
+        """The policy config overrides: ``vision_backbone``, then ``policy_overrides``."""
+        chosen = {"vision_backbone": self.vision_backbone} if self.vision_backbone else {}
+        return {**chosen, **(self.policy_overrides or {})}
+
+
+def train_policy(policy: str, dataset: str | Path, out: str | Path, steps: int, **options: Any) -> list[Path]:
+    """Train and return the checkpoint directories (``<out>/checkpoints/NNNNNN``) in step order;
+    ``options`` are ``TrainConfig``'s other fields (``preset=``, ``batch_size=``, ...)."""
+    return run_training(TrainConfig(policy=policy, dataset=dataset, out=out, steps=steps, **options))
+
+
+def run_training(config: TrainConfig) -> list[Path]:
+    """Train as ``config`` says and return the checkpoint directories in step order."""
+    _check_vision_backbone(config.policy, config.overrides().get("vision_backbone"), config.backbone_dir)
+    dataset = Path(config.dataset).expanduser().resolve()
+    out = Path(config.out).expanduser().resolve()
+    _check_dataset(dataset, config.policy)
+    object_state = _object_state_inputs(
+        config.policy, dataset, config.object_state_estimator, config.policy_cameras
+    )
+    _check_run(config, out)
+    if config.wandb:
+        os.environ["WANDB_MODE"] = "online"  # the backend's default is disabled
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    backbone_overrides, backbone_path = configure_backbone(
+        config.policy,
+        backbone_dir=config.backbone_dir,
+        tiny_backbone_dir=config.tiny_backbone_dir,
+        tiny_scale=config.tiny_backbone_scale,
+    )
+    pipeline = _pipeline_config(config, dataset, out, {**config.overrides(), **backbone_overrides})
+    hooks = _lerobot_hooks(
+        dataset,
+        backbone_path,
+        out,
+        config.steps,
+        pipeline.save_freq,
+        config.probe_workers,
+        config.frames_in_memory,
+        object_state,
+    )
+    with _lerobot_cli_free(), hooks, building_context(config.policy, backbone_path):
+        lerobot_train.train(pipeline)
+    return list_checkpoints(out)
+
+
+def _check_run(config: TrainConfig, out: Path) -> None:
+    """Refuse a run whose options cannot work, before anything is built."""
+    if out.exists():
+        raise TrainError(
+            f"output dir {out} already exists: choose a new --out (LeRobot never overwrites a run)"
+        )
+    if config.steps < 1:
+        raise TrainError(f"--steps must be at least 1, got {config.steps}")
+    if config.lr_schedule not in LR_SCHEDULES:
+        raise TrainError(
+            f"unknown --lr-schedule {config.lr_schedule!r}: use one of {', '.join(LR_SCHEDULES)}"
+        )
+    if not 0 <= config.lr_final_fraction <= 1:
+        raise TrainError(f"--lr-final-fraction must be in [0, 1], got {config.lr_final_fraction}")
+    if config.push_to_hub and not config.repo_id:
+        raise TrainError("--push-to-hub needs --repo-id <user/name>")
+    if config.push_to_hub and os.environ.get("HF_HUB_OFFLINE") == "1":
+        raise TrainError(
+            "--push-to-hub needs the hub, which this backend keeps off: run with HF_HUB_OFFLINE=0"
+        )
+
+
+def _pipeline_config(
+    config: TrainConfig, dataset: Path, out: Path, overrides: dict[str, Any]
+) -> TrainPipelineConfig:
+    """LeRobot's ``TrainPipelineConfig`` for ``config`` (the policy's sizes from its preset)."""
+    device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    policy_config = make_policy_config(config.policy, config.preset, device=device, overrides=overrides)  # type: ignore[arg-type]
+    policy_config.push_to_hub = config.push_to_hub
+    policy_config.repo_id = config.repo_id
+    pipeline = TrainPipelineConfig(
+        # PyAV decodes (torchcodec needs a system FFmpeg, and LeRobot's probe for it prints its load
+        # failure); depth maps in metres, the env's unit, so the adapter feeds the env's depth as is.
+        dataset=DatasetConfig(
+            repo_id=f"local/{dataset.name}",
+            root=str(dataset),
+            video_backend="pyav",
+            depth_output_unit="m",
+            image_transforms=_shift_transforms(config.image_shift),
+        ),
+        policy=policy_config,
+        output_dir=out,
+        job_name=f"so101_{config.policy}",
+        steps=config.steps,
+        batch_size=config.batch_size or (8 if config.preset == "cpu" else 32),
+        num_workers=config.num_workers,
+        # One process: the default spawn start method would re-import torch in every worker.
+        persistent_workers=False,
+        dataloader_multiprocessing_context=None,
+        save_freq=config.save_freq or config.steps,
+        log_freq=config.log_freq,
+        env_eval_freq=0,
+        seed=config.seed,
+        wandb=WandBConfig(enable=config.wandb, mode="online" if config.wandb else "disabled"),
+    )
+    schedule = config.lr_schedule
+    if schedule == "cosine" or (schedule == "auto" and _cosine_by_default(config.policy, config.preset)):
+        _use_cosine_schedule(pipeline, config.lr_final_fraction, config.lr_warmup_steps)
+    return pipeline
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The train command's flags: ``TrainConfig``'s, in its order, and ``--probe-loader``."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--policy", required=True, choices=POLICY_TYPES)
-    parser.add_argument(
-        "--dataset", required=True, type=Path, help="LeRobot v3 dataset root (has meta/info.json)"
-    )
-    parser.add_argument("--steps", required=True, type=int)
-    parser.add_argument("--out", required=True, type=Path, help="new run directory")
-    parser.add_argument(
-        "--preset", default="cpu", choices=PRESETS, help="cpu: small models; gpu: LeRobot defaults"
-    )
-    parser.add_argument("--batch-size", type=int)
-    parser.add_argument(
-        "--save-freq", type=int, help="checkpoint every N steps (default: only the last step)"
-    )
-    parser.add_argument(
-        "--vision-backbone",
-        choices=VISION_BACKBONES,
-        help="act/diffusion image encoder: resnet18 (LeRobot's, frozen batch norm: for ImageNet weights via "
-        "--backbone-dir) or a GroupNorm ResNet-18 at base width 16/32/64 that trains from random weights "
-        "(default: the preset's)",
-    )
-    parser.add_argument(
-        "--backbone-dir",
-        type=Path,
-        help="local pretrained weights: a torchvision ResNet .pth (file or its folder) for act/diffusion, a "
-        "SmolVLM model dir for smolvla, a LeRobot pi0 checkpoint dir for pi0",
-    )
-    parser.add_argument(
-        "--tiny-backbone",
-        type=Path,
-        metavar="DIR",
-        help="smolvla/pi0 without real weights: build (or reuse) a tiny random backbone in DIR",
-    )
-    parser.add_argument(
-        "--tiny-backbone-scale",
-        type=_positive_int,
-        default=1,
-        metavar="N",
-        help="every width of the tiny backbone N times the smallest (default 1)",
-    )
-    parser.add_argument("--device", help="cpu or cuda (default: cuda when available)")
-    parser.add_argument("--seed", type=int, default=1000)
-    parser.add_argument("--threads", type=int, help="torch CPU threads (1 is fastest on a busy shared CPU)")
-    parser.add_argument("--num-workers", type=int, default=0)
+    names = [config_field.name for config_field, _, _ in flag_fields(TrainConfig)]
+    before_probe = names.index("lr_schedule")
+    add_flags(parser, TrainConfig, only=names[:before_probe])
     parser.add_argument(
         "--probe-loader",
+        dest="probe_workers",
         nargs="?",
         type=_worker_counts,
         const=(0, 2),
@@ -510,91 +637,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="before step 0, time LeRobot's data loader for these num_workers (default 0,2) against a "
         "train step and recommend one",
     )
-    parser.add_argument(
-        "--lr-schedule",
-        choices=LR_SCHEDULES,
-        default="auto",
-        help="preset: the policy's own; cosine: warm up, then decay to --lr-final-fraction at the last "
-        "step; auto (default): cosine for --preset state and ACT's cpu preset, the policy's own otherwise",
-    )
-    parser.add_argument(
-        "--image-shift",
-        type=float,
-        default=0.0,
-        metavar="FRACTION",
-        help="random-shift augmentation: move each training camera frame by up to this fraction of its "
-        "size (e.g. 0.06; default 0: off)",
-    )
-    parser.add_argument(
-        "--no-frame-cache",
-        action="store_true",
-        help="read every sample through LeRobot's dataset reader (default: samples and frames held in "
-        "memory once when they fit, several times faster on a CPU)",
-    )
-    parser.add_argument(
-        "--object-state-estimator",
-        type=Path,
-        metavar="DIR",
-        help="read the object state from the cameras with this estimator (train-estimator's --out): the "
-        "policy then needs no object state from the scene",
-    )
-    parser.add_argument(
-        "--no-policy-cameras",
-        action="store_true",
-        help="with --object-state-estimator: the cameras reach act/diffusion only through the estimator "
-        "(no image encoder in the policy; trains at state-based speed)",
-    )
-    parser.add_argument("--lr-final-fraction", type=float, default=0.1)
-    parser.add_argument("--lr-warmup-steps", type=int, default=100)
-    parser.add_argument("--log-freq", type=int, default=50)
-    parser.add_argument("--wandb", action="store_true", help="log to Weights & Biases (off by default)")
-    parser.add_argument("--push-to-hub", action="store_true", help="push the final model (off by default)")
-    parser.add_argument("--repo-id")
+    add_flags(parser, TrainConfig, only=names[before_probe:])
     return parser
 
 
+@one_line_errors
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    config = config_from_flags(TrainConfig, args, probe_workers=args.probe_workers)
     try:
-        checkpoints = train_policy(
-            args.policy,
-            args.dataset,
-            args.out,
-            args.steps,
-            preset=args.preset,
-            batch_size=args.batch_size,
-            save_freq=args.save_freq,
-            backbone_dir=args.backbone_dir,
-            tiny_backbone_dir=args.tiny_backbone,
-            tiny_backbone_scale=args.tiny_backbone_scale,
-            device=args.device,
-            seed=args.seed,
-            num_workers=args.num_workers,
-            log_freq=args.log_freq,
-            wandb=args.wandb,
-            push_to_hub=args.push_to_hub,
-            repo_id=args.repo_id,
-            threads=args.threads,
-            probe_workers=args.probe_loader,
-            lr_schedule=args.lr_schedule,
-            lr_final_fraction=args.lr_final_fraction,
-            lr_warmup_steps=args.lr_warmup_steps,
-            frames_in_memory=not args.no_frame_cache,
-            image_shift=args.image_shift,
-            object_state_estimator=args.object_state_estimator,
-            policy_cameras=not args.no_policy_cameras,
-            policy_overrides={"vision_backbone": args.vision_backbone} if args.vision_backbone else None,
-        )
-    except LabError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        checkpoints = run_training(config)
     except ValueError as error:  # LeRobot's own config validation (e.g. a crop larger than the images)
+        if isinstance(error, LabError):
+            raise
         print(
             f"error: LeRobot refused the configuration: {str(error).strip().splitlines()[0]}", file=sys.stderr
         )
-        return 2
+        return USAGE_EXIT_STATUS
     last = checkpoints[-1] / PRETRAINED_DIR_NAME
-    print(f"trained {args.policy}: {len(checkpoints)} checkpoint(s), last {last}")
+    print(f"trained {config.policy}: {len(checkpoints)} checkpoint(s), last {last}")
     return 0
 
 

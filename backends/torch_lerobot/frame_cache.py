@@ -15,6 +15,7 @@ tensors. Everything else (``meta``, ``episodes``, the sampler's inputs) is the w
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -64,6 +65,29 @@ def cache_refusal(dataset: Any, memory_limit_bytes: int = DEFAULT_MEMORY_LIMIT_B
     return None
 
 
+def _windows(
+    dataset: Any, columns: Any, absolute: np.ndarray
+) -> Callable[[Any], tuple[np.ndarray, np.ndarray]]:
+    """``window(deltas)``: each row's window as rows (clamped at its episode's ends) and its ``_is_pad``
+    flags."""
+    episodes = np.asarray(columns["episode_index"], dtype=np.int64)
+    meta_episodes = dataset.meta.episodes
+    starts = dict(zip(meta_episodes["episode_index"], meta_episodes["dataset_from_index"], strict=True))
+    ends = dict(zip(meta_episodes["episode_index"], meta_episodes["dataset_to_index"], strict=True))
+    episode_start = np.array([starts[int(e)] for e in episodes], dtype=np.int64)
+    episode_end = np.array([ends[int(e)] for e in episodes], dtype=np.int64)
+    # Rows are sorted by absolute index; a clamped absolute index maps back to its row.
+    order = np.argsort(absolute)
+
+    def window(deltas: Any) -> tuple[np.ndarray, np.ndarray]:
+        wanted = absolute[:, None] + np.asarray(deltas, dtype=np.int64)[None, :]
+        clamped = np.clip(wanted, episode_start[:, None], episode_end[:, None] - 1)
+        padded = (wanted < episode_start[:, None]) | (wanted >= episode_end[:, None])
+        return order[np.searchsorted(absolute[order], clamped)], padded
+
+    return window
+
+
 class InMemoryFrames(torch.utils.data.Dataset):
     """``dataset``'s samples, precomputed (see module docstring); attribute reads fall through to it."""
 
@@ -76,22 +100,7 @@ class InMemoryFrames(torch.utils.data.Dataset):
         # The windows LeRobot's reader gathers per key (set from the policy's delta timestamps).
         delta_indices = dataset.reader.delta_indices
         absolute = np.asarray(columns["index"], dtype=np.int64)
-        episodes = np.asarray(columns["episode_index"], dtype=np.int64)
-        meta_episodes = dataset.meta.episodes
-        starts = dict(zip(meta_episodes["episode_index"], meta_episodes["dataset_from_index"], strict=True))
-        ends = dict(zip(meta_episodes["episode_index"], meta_episodes["dataset_to_index"], strict=True))
-        episode_start = np.array([starts[int(e)] for e in episodes], dtype=np.int64)
-        episode_end = np.array([ends[int(e)] for e in episodes], dtype=np.int64)
-        # Rows are sorted by absolute index; a clamped absolute index maps back to its row.
-        order = np.argsort(absolute)
-
-        def window(deltas: Any) -> tuple[np.ndarray, np.ndarray]:
-            """Each row's window as rows (clamped at its episode's ends) and its ``_is_pad`` flags."""
-            wanted = absolute[:, None] + np.asarray(deltas, dtype=np.int64)[None, :]
-            clamped = np.clip(wanted, episode_start[:, None], episode_end[:, None] - 1)
-            padded = (wanted < episode_start[:, None]) | (wanted >= episode_end[:, None])
-            return order[np.searchsorted(absolute[order], clamped)], padded
-
+        window = _windows(dataset, columns, absolute)
         self._tensors: dict[str, torch.Tensor] = {}
         #: Each windowed feature's own per-row value (``column``).
         self._columns: dict[str, torch.Tensor] = {}

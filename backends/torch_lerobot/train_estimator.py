@@ -172,23 +172,8 @@ def train_estimator(
         state_std=states.std(0).clamp_min(1e-4).tolist() if with_state else [],
     )
     net = ObjectStateNet(config)
-    optimizer = torch.optim.AdamW(net.parameters(), lr=learning_rate, weight_decay=1e-4)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=learning_rate, total_steps=steps)
-    standardized = (targets - mean) / std
-    generator = torch.Generator().manual_seed(seed)
     started = time.monotonic()
-    bar = tqdm(range(steps), desc="estimator", disable=not progress)
-    for step in bar:
-        net.train()
-        rows = train_rows[torch.randint(len(train_rows), (batch_size,), generator=generator)]
-        predicted = net(_images(frames, rows), frames.state[rows])
-        loss = torch.nn.functional.mse_loss(predicted, standardized[rows])
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        schedule.step()
-        if step % 50 == 0:
-            bar.set_postfix(loss=f"{loss.item():.4f}")
+    _fit(net, frames, train_rows, (targets - mean) / std, steps, batch_size, learning_rate, seed, progress)
     errors = measure_errors(net, frames, validation_rows)
     out.mkdir(parents=True, exist_ok=True)
     save_file({key: value.contiguous() for key, value in net.state_dict().items()}, out / WEIGHTS_FILE)
@@ -203,6 +188,35 @@ def train_estimator(
     }
     (out / CONFIG_FILE).write_text(json.dumps(record, indent=2) + "\n")
     return errors
+
+
+def _fit(
+    net: ObjectStateNet,
+    frames: LabelledFrames,
+    train_rows: torch.Tensor,
+    standardized: torch.Tensor,
+    steps: int,
+    batch_size: int,
+    learning_rate: float,
+    seed: int,
+    progress: bool,
+) -> None:
+    """``steps`` AdamW steps (one-cycle rate) of ``net`` on random batches of ``train_rows``."""
+    optimizer = torch.optim.AdamW(net.parameters(), lr=learning_rate, weight_decay=1e-4)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=learning_rate, total_steps=steps)
+    generator = torch.Generator().manual_seed(seed)
+    bar = tqdm(range(steps), desc="estimator", disable=not progress)
+    for step in bar:
+        net.train()
+        rows = train_rows[torch.randint(len(train_rows), (batch_size,), generator=generator)]
+        predicted = net(_images(frames, rows), frames.state[rows])
+        loss = torch.nn.functional.mse_loss(predicted, standardized[rows])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        if step % 50 == 0:
+            bar.set_postfix(loss=f"{loss.item():.4f}")
 
 
 def load_estimator(directory: str | Path) -> ObjectStateNet:

@@ -14,11 +14,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from libs.errors import LabError
+from backends.torch_lerobot.backbone_errors import BackboneError
 
-
-class BackboneError(LabError, RuntimeError):
-    """The backbone named on the command line cannot be used; the message names the fix."""
+__all__ = ["BackboneError", "configure_backbone"]
 
 
 def _resnet_weights(backbone_path: Path, vision_backbone: str = "resnet18") -> dict[str, Any]:

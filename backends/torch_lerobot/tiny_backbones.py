@@ -25,6 +25,8 @@ from typing import Any
 
 import torch
 
+from backends.torch_lerobot.backbone_errors import BackboneError
+
 TINY_BACKBONE_FILE = "tiny_backbone.json"
 _TASK_PROMPTS = (
     "put the block in the bowl",
@@ -172,8 +174,6 @@ def build_tiny_backbone(policy: str, directory: Path, seed: int = 0, scale: int 
     """Build (or reuse, when already built for ``policy`` at ``scale``) a tiny random backbone in
     ``directory``; ``scale`` multiplies every width (step time grows far slower than the weights do: at
     these sizes a step is mostly the cost of launching its many small operations)."""
-    from backends.torch_lerobot.backbones import BackboneError
-
     directory = Path(directory)
     existing = read_tiny_sizes(directory)
     if existing is not None and existing.get("policy") == policy:
@@ -202,8 +202,6 @@ def build_tiny_backbone(policy: str, directory: Path, seed: int = 0, scale: int 
 
 def policy_overrides_for_backbone(policy: str, directory: Path) -> dict[str, Any]:
     """Policy-config fields that make ``policy`` use the backbone in ``directory``."""
-    from backends.torch_lerobot.backbones import BackboneError
-
     tiny = read_tiny_sizes(directory)
     if policy == "smolvla":
         if not (directory / "config.json").is_file():

@@ -12,6 +12,9 @@ import numpy as np
 
 from libs.evaluation.records import EpisodeRecord
 
+# The pages compute these too and sit below this layer (they read only a results folder): one definition.
+from libs.report_html.stats import Z_95, exact_mcnemar_p, wilson_interval
+
 #: Outcome names in report order (libs.sim.outcome.Outcome's values).
 OUTCOME_ORDER: tuple[str, ...] = (
     "success",
@@ -21,7 +24,6 @@ OUTCOME_ORDER: tuple[str, ...] = (
     "timeout",
     "contract_violation",
 )
-Z_95 = 1.959963984540054
 #: Progress milestones in order (libs.sim.outcome.PROGRESS_STAGES); progress = stage index / 5.
 PROGRESS_STAGES: tuple[str, ...] = ("none", "approached", "grasped", "lifted", "over_bowl", "placed")
 
@@ -39,28 +41,6 @@ def mean_interval(values: Sequence[float], z: float = Z_95) -> tuple[float, floa
 
 def progress_stage_name(progress: float) -> str:
     return PROGRESS_STAGES[round(progress * (len(PROGRESS_STAGES) - 1))]
-
-
-def wilson_interval(successes: int, trials: int, z: float = Z_95) -> tuple[float, float]:
-    """95% Wilson score interval for a binomial proportion; (0, 1) when there are no trials."""
-    if trials <= 0:
-        return (0.0, 1.0)
-    p = successes / trials
-    denominator = 1.0 + z * z / trials
-    centre = (p + z * z / (2 * trials)) / denominator
-    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
-    return (max(0.0, centre - half), min(1.0, centre + half))
-
-
-def exact_mcnemar_p(only_first: int, only_second: int) -> float:
-    """Two-sided exact McNemar (sign) test on the discordant pairs: the chance of a split at least this
-    lopsided if both checkpoints were equally good."""
-    n = only_first + only_second
-    if n == 0:
-        return 1.0
-    k = min(only_first, only_second)
-    tail = sum(math.comb(n, i) for i in range(k + 1)) / 2.0**n
-    return min(1.0, 2.0 * tail)
 
 
 @dataclass

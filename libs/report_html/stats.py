@@ -1,6 +1,6 @@
 """The two statistics the pages compute themselves (a running sweep's rates, a comparison the sweep never
-made): the 95% Wilson interval and the exact McNemar test, the same formulas as ``libs.evaluation.metrics``
-(``services/report/pages_test.py`` checks they agree), kept here so the pages read only a folder's files."""
+made): the 95% Wilson interval and the exact McNemar test. ``libs.evaluation.metrics`` uses these same
+functions (this layer sits below it), so the pages and the sweep's reports cannot disagree."""
 
 from __future__ import annotations
 

@@ -24,7 +24,7 @@ preprocessor's JSON, so a checkpoint is self-contained, and our adapter and ``le
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
@@ -175,7 +175,7 @@ class EstimateObjectStateStep(ObservationProcessorStep):
 
     @classmethod
     def from_net(cls, net: ObjectStateNet) -> EstimateObjectStateStep:
-        step = cls(estimator=_config_to_dict(net.config))
+        step = cls(estimator=asdict(net.config))
         assert step._net is not None
         step._net.load_state_dict(net.state_dict())
         return step
@@ -219,19 +219,6 @@ class EstimateObjectStateStep(ObservationProcessorStep):
         observation = dict(features.get(PipelineFeatureType.OBSERVATION, {}))
         observation[OBS_ENV_STATE] = PolicyFeature(FeatureType.ENV, (ENVIRONMENT_STATE_DIM,))
         return {**features, PipelineFeatureType.OBSERVATION: observation}
-
-
-def _config_to_dict(config: EstimatorConfig) -> dict[str, Any]:
-    return {
-        "camera_keys": list(config.camera_keys),
-        "width": config.width,
-        "keypoints": config.keypoints,
-        "hidden": config.hidden,
-        "target_mean": [float(value) for value in config.target_mean],
-        "target_std": [float(value) for value in config.target_std],
-        "state_mean": [float(value) for value in config.state_mean],
-        "state_std": [float(value) for value in config.state_std],
-    }
 
 
 def find_estimator_step(preprocessor: Any) -> EstimateObjectStateStep | None:

@@ -57,7 +57,8 @@ class TrainError(LabError, RuntimeError):
     """Training cannot start; the message names the problem and the fix."""
 
 
-def _check_dataset(dataset: Path, policy: str) -> None:
+def _check_dataset(dataset: Path, policy: str) -> dict[str, Any]:
+    """The dataset's features (``meta/info.json``), once it is known to be one ``policy`` can train on."""
     info = dataset / "meta" / "info.json"
     if not info.is_file():
         raise TrainError(
@@ -72,6 +73,7 @@ def _check_dataset(dataset: Path, policy: str) -> None:
             f"{policy} needs at least one camera and {dataset} has none: record the dataset with cameras "
             "(drop --no-cameras; --image-size 48x64 keeps them cheap)"
         )
+    return features
 
 
 @contextlib.contextmanager
@@ -248,9 +250,13 @@ def _state_features(dataset_features: dict[str, Any]) -> dict[str, Any]:
 
 
 def _object_state_inputs(
-    policy: str, dataset: Path, estimator_dir: str | Path | None, policy_cameras: bool
+    policy: str,
+    dataset: Path,
+    features: dict[str, Any],
+    estimator_dir: str | Path | None,
+    policy_cameras: bool,
 ) -> ObjectStateInputs:
-    """The estimator named by ``--object-state-estimator``, checked against the dataset."""
+    """The estimator named by ``--object-state-estimator``, checked against the dataset's ``features``."""
     if estimator_dir is None:
         if not policy_cameras:
             raise TrainError(
@@ -261,7 +267,6 @@ def _object_state_inputs(
         estimator = load_estimator(estimator_dir)
     except EstimatorError as error:
         raise TrainError(str(error)) from None
-    features = json.loads((dataset / "meta" / "info.json").read_text()).get("features", {})
     missing = [key for key in estimator.config.camera_keys if key not in features]
     if missing or ENVIRONMENT_STATE_KEY not in features:
         lacks = ", ".join(missing or [ENVIRONMENT_STATE_KEY])
@@ -526,9 +531,9 @@ def run_training(config: TrainConfig) -> list[Path]:
     _check_vision_backbone(config.policy, config.overrides().get("vision_backbone"), config.backbone_dir)
     dataset = Path(config.dataset).expanduser().resolve()
     out = Path(config.out).expanduser().resolve()
-    _check_dataset(dataset, config.policy)
+    features = _check_dataset(dataset, config.policy)
     object_state = _object_state_inputs(
-        config.policy, dataset, config.object_state_estimator, config.policy_cameras
+        config.policy, dataset, features, config.object_state_estimator, config.policy_cameras
     )
     _check_run(config, out)
     if config.wandb:

@@ -27,7 +27,7 @@ from libs.evaluation.store import STORE_FILE_NAME
 from libs.evaluation.sweep import EnvSettings, SweepConfig, SweepResult, evaluate
 from libs.evaluation.sweep_config import parse_grid as parse_grid
 from libs.evaluation.until_decided import UntilDecided
-from services.eval.stopping import stop_like_ctrl_c
+from services.eval.stopping import Stop, stop_like_ctrl_c
 
 #: errors of the folder being written (full disk, quota, read-only, permissions): one line, results kept
 DISK_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EFBIG})
@@ -104,14 +104,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             return 2
         except KeyboardInterrupt:
-            name = signal.Signals(stop.signal).name if stop and stop.signal else "SIGINT"
-            print(
-                f"interrupted ({name}): the workers are stopped and finished episodes are kept in "
-                f"{arguments.out}; run the same command to resume"
-            )
-            return stop.exit_status if stop else 130
+            return report_interrupted(stop, arguments.out)
+        except Exception:
+            # A stop's KeyboardInterrupt raised while a C extension runs (the IK's QP solver) comes out as
+            # that extension's own error ("Buffer dtype mismatch"): once a stop was asked for, it is the stop.
+            if stop is None or stop.signal is None:
+                raise
+            return report_interrupted(stop, arguments.out)
     print_summary(result, config)
     return 0
+
+
+def report_interrupted(stop: Stop | None, out: Path) -> int:
+    """The one line an interrupted sweep prints, and its exit status (128 + the signal)."""
+    name = signal.Signals(stop.signal).name if stop and stop.signal else "SIGINT"
+    print(
+        f"interrupted ({name}): the workers are stopped and finished episodes are kept in {out}; "
+        "run the same command to resume"
+    )
+    return stop.exit_status if stop else 130
 
 
 def print_summary(result: SweepResult, config: SweepConfig) -> None:

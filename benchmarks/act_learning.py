@@ -27,7 +27,7 @@ from rich.table import Table
 
 from backends.torch_lerobot.train import TrainError, train_policy
 from libs.datasets.record import record_scripted_dataset
-from libs.evaluation.metrics import CheckpointSummary
+from libs.evaluation.stats.metrics import CheckpointSummary
 from libs.evaluation.sweep import EnvSettings, SweepConfig, SweepError, evaluate
 from libs.policy_api.contracts import ContractViolation
 from libs.sim.scene_config import SceneConfig

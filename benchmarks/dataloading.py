@@ -25,6 +25,7 @@ from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+
 def _lerobot_loader(root: Path, chunk: int, fps: int, batch_size: int, workers: int) -> Iterable[Any]:
     import torch
     from lerobot.datasets.lerobot_dataset import LeRobotDataset

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from libs.evaluation.executor import make_env
+from libs.evaluation.play.episode_worker import make_env
 from libs.evaluation.play.evaluated_episode import evaluate_episode
 from libs.evaluation.sweep import EnvSettings, SweepConfig, connect_ray, evaluate
 from libs.policy_api.registry import make_policy

@@ -203,8 +203,12 @@ def main(argv: list[str] | None = None) -> int:
                 return f"{statistics.median(ratios):.2f}"
 
             table.add_row(
-                POLICIES[name][2], mode.replace("_", " "), f"{median:.2f}", f"{60.0 / median:.1f}",
-                paired("eager"), paired("lerobot_eval"),
+                POLICIES[name][2],
+                mode.replace("_", " "),
+                f"{median:.2f}",
+                f"{60.0 / median:.1f}",
+                paired("eager"),
+                paired("lerobot_eval"),
             )
     Console(width=140).print(table)
     print(

@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from libs.datasets.lerobot_v3 import DatasetError, LeRobotV3Dataset
-from libs.evaluation.metrics import wilson_interval
+from libs.evaluation.stats.metrics import wilson_interval
 from services.quickstart.quickstart import (
     QuickstartError,
     Stage,

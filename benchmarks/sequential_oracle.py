@@ -1,7 +1,8 @@
 """The most a sequential comparison can save when it knows the answer: an oracle for the simulation study.
 
-The sweep's test (``libs/evaluation/sequential.py``) does not know how much better one checkpoint is, so it
-averages over a prior. The oracle is told the true rates: its statistic is Wald's likelihood ratio for the
+The sweep's test (``libs/evaluation/stats/anytime_tests.py``) does not know how much better one checkpoint
+is, so it averages over a prior. The oracle is told the true rates: its statistic is Wald's likelihood ratio
+for the
 true discordant win rate q against 1/2, two-sided (the average of the ratios for q and 1 - q), with the same
 anytime-valid threshold as the sweep's test (exact for the budget, calibrated by dynamic programming over
 the discordant walk). Wald and Wolfowitz showed that the SPRT of the true alternative has the smallest mean
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from libs.evaluation.planner import MAX_PLANNED_EPISODES, PairRates, PlanError
+from libs.evaluation.stats.sample_sizes import MAX_PLANNED_EPISODES, PairRates, PlanError
 
 
 @dataclass(frozen=True)

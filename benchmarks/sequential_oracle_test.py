@@ -6,7 +6,7 @@ from benchmarks.sequential_oracle import (
     oracle_design,
     two_sided_log_lr,
 )
-from libs.evaluation.planner import PairRates, mcnemar_power
+from libs.evaluation.stats.sample_sizes import PairRates, mcnemar_power
 
 
 def simulated(rows, level, rates: PairRates, budget: int, runs: int = 20_000) -> tuple[float, float]:

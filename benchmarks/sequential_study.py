@@ -29,7 +29,8 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.sequential_oracle import oracle_design
-from libs.evaluation.planner import (
+from libs.evaluation.stats.anytime_tests import MixtureSPRT
+from libs.evaluation.stats.sample_sizes import (
     PairRates,
     SimulationSettings,
     connor_pairs,
@@ -38,7 +39,6 @@ from libs.evaluation.planner import (
     smallest_budget,
     smallest_n,
 )
-from libs.evaluation.sequential import MixtureSPRT
 
 NULL_RATES = (0.1, 0.3, 0.5, 0.7, 0.9)
 NULL_BUDGETS = (50, 200)

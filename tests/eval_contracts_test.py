@@ -8,9 +8,9 @@ import dataclasses
 import numpy as np
 import pytest
 
-from libs.evaluation.checkpoints import decide_scene, plan_one_checkpoint
+from libs.evaluation.plan.checkpoints import decide_scene, plan_one_checkpoint
 from libs.evaluation.play.evaluated_episode import evaluate_episode
-from libs.evaluation.sweep import EnvSettings, EpisodeExecutor, EpisodeTask
+from libs.evaluation.sweep import EnvSettings, EpisodeTask, EpisodeWorker
 from libs.policy_api.card import CheckpointCard
 from libs.policy_api.contracts import ContractViolation, EpisodeGuardedPolicy
 from libs.policy_api.registry import register_backend
@@ -263,17 +263,17 @@ def test_scene_camera_differs_from_checkpoint_scene(tmp_path) -> None:
     # Evaluating in the bench scene (52°) a policy trained with a 58° overhead camera:
     bench_scene = str(SceneConfig().save(tmp_path / "scene.json"))
     task = EpisodeTask(plan_one_checkpoint("test_fov_mismatch", bench_scene), seed=0)
-    executor = EpisodeExecutor(EnvSettings(scene_path=bench_scene, max_steps=MAX_STEPS))
+    worker = EpisodeWorker(EnvSettings(scene_path=bench_scene, max_steps=MAX_STEPS))
     with pytest.raises(ContractViolation, match=r"camera 'overhead' fovy_deg: 52 vs 58.*--scene"):
-        executor.run(task)
+        worker.run(task)
     # Without --scene the checkpoint is evaluated in its own training scene.
     task = EpisodeTask(plan_one_checkpoint("test_fov_mismatch"), seed=0)
-    record = EpisodeExecutor(EnvSettings(max_steps=MAX_STEPS)).run(task)
+    record = EpisodeWorker(EnvSettings(max_steps=MAX_STEPS)).run(task)
     assert record.steps == MAX_STEPS
 
 
 def test_a_camera_the_scene_lacks_names_the_scenes_cameras(tmp_path) -> None:
-    from libs.evaluation.executor import make_env as make_sweep_env
+    from libs.evaluation.play.episode_worker import make_env as make_sweep_env
 
     scene = SceneConfig().with_cameras(["wrist"]).save(tmp_path / "wrist_only.json")
     with pytest.raises(ContractViolation) as raised:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from libs.evaluation.store import STORE_FILE_NAME, ResultsStore
+from libs.evaluation.results.store import STORE_FILE_NAME, ResultsStore
 from libs.evaluation.sweep import EnvSettings, SweepConfig, evaluate, grid_points
 from libs.policy_api.card import CheckpointCard
 from libs.policy_api.registry import make_policy, register_backend
@@ -70,8 +70,16 @@ def test_the_grid_covers_the_block_region_of_the_checkpoints_training_scene(tmp_
 def test_grid_cli_prints_the_report(tmp_path: Path, capsys) -> None:
     code = sweep_cli.main(
         [
-            "--policy", "scripted", "--grid", "1x2", "--max-steps", "20", "--serial", "--no-progress",
-            "--out", str(tmp_path),
+            "--policy",
+            "scripted",
+            "--grid",
+            "1x2",
+            "--max-steps",
+            "20",
+            "--serial",
+            "--no-progress",
+            "--out",
+            str(tmp_path),
         ]
     )
     assert code == 0

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from libs.evaluation.records import EpisodeRecord
+from libs.evaluation.results.episode_record import EpisodeRecord
 from libs.evaluation.sweep import EnvSettings, SweepConfig, evaluate
 from services.eval import fixtures as processes
 from services.eval import sweep as sweep_cli

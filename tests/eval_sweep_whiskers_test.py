@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from libs.evaluation.play.whiskers import SECTION_KEY, SECTION_TITLE
 from libs.evaluation.sweep import EnvSettings, SweepConfig, evaluate
-from libs.evaluation.sweep_whiskers import SECTION_KEY, SECTION_TITLE
 from libs.policy_api.registry import register_backend
 from libs.policy_api.types import PolicySpec
 from libs.sim.env import HOME_JOINTS

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from libs.evaluation.checkpoints import FoundCheckpoint
-from libs.evaluation.sweep import EnvSettings, EpisodeExecutor, EpisodeTask
-from libs.evaluation.training_scene import TrainingSceneMismatch
+from libs.evaluation.plan.checkpoints import FoundCheckpoint
+from libs.evaluation.plan.training_scene import TrainingSceneMismatch
+from libs.evaluation.sweep import EnvSettings, EpisodeTask, EpisodeWorker
 from libs.policy_api.card import CheckpointCard
 from libs.policy_api.registry import register_backend
 from libs.policy_api.types import CameraInput, PolicySpec
@@ -48,12 +48,12 @@ def test_a_checkpoint_scene_edited_after_training_is_refused_in_one_line(tmp_pat
     register_backend("test_edited_scene", lambda argument: CarriedScenePolicy(edited, dataset))
     found = FoundCheckpoint("000100", "test_edited_scene", 100, pretrained.parent)
     card = CarriedScenePolicy(edited, dataset).card
-    executor = EpisodeExecutor(EnvSettings(max_steps=MAX_STEPS))
+    worker = EpisodeWorker(EnvSettings(max_steps=MAX_STEPS))
     with pytest.raises(TrainingSceneMismatch, match=rf"fovy_deg: {fovy + 6:g} vs {fovy:g}.*cp .*--scene"):
-        executor.run(EpisodeTask(found.planned(card, None), seed=0))
+        worker.run(EpisodeTask(found.planned(card, None), seed=0))
     # --scene chooses the scene on purpose: then only the cameras the policy reads are compared.
     scene = SceneConfig.from_dict(edited).save(tmp_path / "chosen.json")
-    record = EpisodeExecutor(EnvSettings(scene_path=str(scene), max_steps=MAX_STEPS)).run(
+    record = EpisodeWorker(EnvSettings(scene_path=str(scene), max_steps=MAX_STEPS)).run(
         EpisodeTask(found.planned(card, scene), seed=0)
     )
     assert record.steps == MAX_STEPS

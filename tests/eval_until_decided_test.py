@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from libs.evaluation.plan.stop_when_decided import UntilDecided
 from libs.evaluation.sweep import EnvSettings, SweepConfig, SweepError, evaluate
-from libs.evaluation.until_decided import UntilDecided
 from services.eval import sweep as sweep_cli
 
 BUDGET = 30

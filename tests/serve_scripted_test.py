@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from libs.evaluation.store import STORE_FILE_NAME
+from libs.evaluation.results.store import STORE_FILE_NAME
 from libs.evaluation.sweep import EnvSettings, SweepConfig, evaluate
 from libs.policy_api.registry import make_policy
 from libs.policy_api.remote import RemoteInferenceError, packb, unpackb

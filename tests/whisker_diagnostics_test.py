@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from libs.evaluation.sweep_whiskers import record_whisker_episode
+from libs.evaluation.play.whiskers import record_whisker_episode
 from libs.sim.env import SO101PickPlaceEnv
 from libs.sim.scene_config import SceneConfig
 from libs.sim.scripted_policy import ScriptedPolicy

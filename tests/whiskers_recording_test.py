@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from libs.evaluation.play.evaluated_episode import evaluate_episode
-from libs.evaluation.sweep_whiskers import record_whisker_episode
+from libs.evaluation.play.whiskers import record_whisker_episode
 from libs.sim.env import SO101PickPlaceEnv
 from libs.sim.play.observers import EpisodeObserver, StepEvent
 from libs.sim.scene_config import SceneConfig

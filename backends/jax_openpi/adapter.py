@@ -138,6 +138,7 @@ class JaxOpenpiPolicy:
             episode.normalized_inputs = self._normalized_inputs(sample)
         size = len(samples)
         padded = next((bucket for bucket in _BATCH_BUCKETS if bucket >= size), size)
+
         def stacked(field: str) -> jax.Array | None:
             rows = [getattr(m, field) for m in model]
             if rows[0] is None:  # no cameras, or no environment state, in this config
@@ -182,4 +183,3 @@ def load_policy(argument: str) -> JaxOpenpiPolicy:
     if not argument:
         raise CheckpointError("jax_openpi needs a checkpoint: use jax_openpi:<run>/checkpoints/NNNNNN")
     return JaxOpenpiPolicy(argument)
-

@@ -177,7 +177,11 @@ def test_the_train_step_compiles_once_over_a_training_loop() -> None:
         )
         actions = rng.normal(size=(config.batch_size, model.action_horizon, model.action_dim))
         state.params, state.opt_state, state.ema, _ = train_step(
-            state.params, state.opt_state, state.ema, jax.random.fold_in(base_key, step), observation,
+            state.params,
+            state.opt_state,
+            state.ema,
+            jax.random.fold_in(base_key, step),
+            observation,
             actions.astype(np.float32),
         )
     assert train_step._cache_size() == 1

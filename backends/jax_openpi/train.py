@@ -260,9 +260,7 @@ def _check_same_model(checkpoint: Path, config: TrainConfig) -> None:
 
 
 def _common_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--config", required=True, help=" | ".join(CONFIGS)
-    )
+    parser.add_argument("--config", required=True, help=" | ".join(CONFIGS))
     parser.add_argument("--dataset", required=True, type=Path, help="LeRobot v3 dataset folder")
     parser.add_argument(
         "--out", required=True, type=Path, help="run folder (checkpoints/, assets/, metrics.csv)"

@@ -122,5 +122,3 @@ def probe_data_loader(
             step(sample_batch)
         step_time = (time.perf_counter() - started) / step_repeats
     return LoaderProbe(timings, step_time, batch_size)
-
-

@@ -8,7 +8,7 @@ filter, recording continues until ``episodes`` episodes were kept or ``max_attem
 Every episode is played by the episode loop (``libs.sim.play``) with the contract checks; the recorder is
 one of its observers, writing each action's frame with the observation current when it is executed (and
 perturbing the executed action with recovery noise). A learned policy's rollouts are planned as the sweep
-plans a checkpoint, in its training scene (``libs.evaluation.rollouts``), then recorded here.
+plans a checkpoint, in its training scene (``libs.evaluation.play.rollouts``), then recorded here.
 
 Commands:
     ./pants run libs/datasets:record -- --out DIR --episodes N [--action-space ee] [--keep success]
@@ -287,7 +287,7 @@ def _progress(total: int, enabled: bool) -> Any:
 
 # --------------------------------------------------------------------------------------------------- CLI
 def recording_parser(prog: str, with_policy: bool) -> argparse.ArgumentParser:
-    """``record``'s options; with ``with_policy``, ``rollouts``' (``libs.evaluation.rollouts``)."""
+    """``record``'s options; with ``with_policy``, ``rollouts``' (``libs.evaluation.play.rollouts``)."""
     parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     if with_policy:
         parser.add_argument(
@@ -318,9 +318,7 @@ def recording_parser(prog: str, with_policy: bool) -> argparse.ArgumentParser:
         action="store_true",
         help="add observation.environment_state (block pose, bowl xy: privileged object state)",
     )
-    parser.add_argument(
-        "--no-cameras", action="store_true", help="record no images (state-based policies)"
-    )
+    parser.add_argument("--no-cameras", action="store_true", help="record no images (state-based policies)")
     parser.add_argument("--images", action="store_true", help="store PNG images in parquet instead of video")
     parser.add_argument(
         "--noise",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from libs.evaluation.records import EpisodeRecord
+from libs.evaluation.results.episode_record import EpisodeRecord
 
 
 def record(checkpoint: str, seed: int, outcome: str, picked: bool = True, **changes) -> EpisodeRecord:

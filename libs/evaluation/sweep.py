@@ -1,11 +1,11 @@
 """Scores every checkpoint of a run on the same seeds, in parallel on Ray, resumably: plan → schedule →
 report sections.
 
-``plan_sweep`` decides what is played (``libs.evaluation.sweep_plan``: the checkpoints with their cards and
-decided scenes, their perturbation arms, the tasks); the schedule decides in which rounds
-(``libs.evaluation.schedule``: all at once, or until a sequential test decides); each round runs on the
-Ray pool (``libs.evaluation.ray_pool``: one ``EpisodeExecutor`` per worker) or, with ``serial=True``, on one
-executor in this process (debuggers, benchmarks' baseline). Every finished episode is written to the
+``plan_sweep`` decides what is played (``libs.evaluation.plan.sweep_plan``: the checkpoints with their
+cards and decided scenes, their perturbation arms, the tasks); the schedule decides in which rounds
+(``libs.evaluation.plan.schedule``: all at once, or until a sequential test decides); each round runs on the
+Ray pool (``libs.evaluation.play.ray_pool``: one ``EpisodeWorker`` per worker) or, with ``serial=True``, on
+one worker in this process (debuggers, benchmarks' baseline). Every finished episode is written to the
 results store before the next is handed out, so killing the sweep loses at most the episodes in flight,
 and running the same command again only runs what is missing. The report is the ranked table of the
 checkpoints plus the sections in ``SWEEP_SECTIONS``, in that order.
@@ -22,32 +22,32 @@ from typing import Any
 
 from tqdm import tqdm
 
-from libs.evaluation.arms import arm_differences, arms_section
-from libs.evaluation.checkpoints import CheckpointTarget, file_safe_id
+from libs.evaluation.plan.checkpoints import CheckpointTarget, file_safe_id
+from libs.evaluation.plan.schedule import Schedule, schedule_for
+from libs.evaluation.plan.sweep_config import SweepConfig as SweepConfig
+from libs.evaluation.plan.sweep_plan import SweepPlan, plan_sweep, training_block_positions
+from libs.evaluation.plan.sweep_plan import grid_points as grid_points
 
-# EnvSettings, EpisodeTask, EpisodeExecutor, SweepError, SweepConfig, grid_points and connect_ray are part of
+# EnvSettings, EpisodeTask, EpisodeWorker, SweepError, SweepConfig, grid_points and connect_ray are part of
 # this module's interface (the CLI, tests and benchmarks import them from here).
-from libs.evaluation.executor import (
+from libs.evaluation.play.episode_worker import (
     EnvSettings as EnvSettings,
 )
-from libs.evaluation.executor import (
-    EpisodeExecutor,
+from libs.evaluation.play.episode_worker import (
     EpisodeTask,
+    EpisodeWorker,
     lockstep_batches,
 )
-from libs.evaluation.executor import (
+from libs.evaluation.play.episode_worker import (
     SweepError as SweepError,
 )
-from libs.evaluation.failure_report import failure_section
-from libs.evaluation.ray_pool import connect_ray as connect_ray
-from libs.evaluation.ray_pool import run_on_ray, start_workers, stop_workers
-from libs.evaluation.records import EpisodeRecord
-from libs.evaluation.report import Report, ReportSection, write_provenance, write_report
-from libs.evaluation.schedule import Schedule, schedule_for
-from libs.evaluation.store import STORE_FILE_NAME, ResultsStore
-from libs.evaluation.sweep_config import SweepConfig as SweepConfig
-from libs.evaluation.sweep_plan import SweepPlan, plan_sweep, training_block_positions
-from libs.evaluation.sweep_plan import grid_points as grid_points
+from libs.evaluation.play.ray_pool import connect_ray as connect_ray
+from libs.evaluation.play.ray_pool import run_on_ray, start_workers, stop_workers
+from libs.evaluation.report.failure_causes import failure_section
+from libs.evaluation.report.sweep_report import Report, ReportSection, write_provenance, write_report
+from libs.evaluation.results.episode_record import EpisodeRecord
+from libs.evaluation.results.store import STORE_FILE_NAME, ResultsStore
+from libs.evaluation.stats.perturbation_effects import arm_differences, arms_section
 from libs.report_html.plan import write_sweep_plan
 from libs.report_html.sweep_page import write_report_html
 
@@ -130,12 +130,12 @@ def _whisker_diagnostics(outcome: SweepOutcome) -> ReportSection | None:
     config = outcome.config
     if config.whiskers <= 0:
         return None
-    from libs.evaluation.sweep_whiskers import record_sweep_whiskers
+    from libs.evaluation.play.whiskers import record_sweep_whiskers
 
     _, section = record_sweep_whiskers(
         outcome.plan.tasks,
         config.whiskers,
-        EpisodeExecutor(config.env),
+        EpisodeWorker(config.env),
         outcome.out,
         outcomes={record.key: record.outcome for record in outcome.records},
         mode=config.whiskers_mode,
@@ -173,10 +173,10 @@ def _play(
     try:
         with _recording(store, config, on_record, schedule.label, len(tasks)) as (bar, stored, record_done):
             if config.serial:
-                executor = EpisodeExecutor(config.env, keep_policies=schedule.keep_policies)
+                worker = EpisodeWorker(config.env, keep_policies=schedule.keep_policies)
                 for round_tasks in _counted(schedule.rounds(store), bar, store, tasks):
-                    _run_batches(executor, round_tasks, config, record_done)
-                return stored.count, executor.policy_loads
+                    _run_batches(worker, round_tasks, config, record_done)
+                return stored.count, worker.policy_loads
             actors: list[Any] = []
             loads = None
             try:
@@ -236,14 +236,14 @@ def _recording(
 
 
 def _run_batches(
-    executor: EpisodeExecutor,
+    worker: EpisodeWorker,
     tasks: Sequence[EpisodeTask],
     config: SweepConfig,
     record_done: Callable[[EpisodeRecord], None],
 ) -> None:
     """In this process: each batch of ``--lockstep-envs`` episodes of one checkpoint together."""
     for batch in lockstep_batches(tasks, config.env.lockstep_envs):
-        for record in executor.run_batch(batch):
+        for record in worker.run_batch(batch):
             record_done(record)
 
 

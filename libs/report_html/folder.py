@@ -32,7 +32,8 @@ REPORT_HTML = "report.html"
 COMMAND_FILE = "command.txt"
 VERSIONS_FILE = "versions.json"
 WHISKERS_DIR = "whiskers"
-#: Perturbation arm rows are stored as ``<checkpoint id>+<arm>`` (libs.evaluation.arms.ARM_SEPARATOR).
+#: Perturbation arm rows are stored as ``<checkpoint id>+<arm>``
+# (libs.evaluation.stats.perturbation_effects.ARM_SEPARATOR).
 ARM_SEPARATOR = "+"
 #: Copies of a store taken while it was being written are retried this many times.
 SNAPSHOT_TRIES = 8
@@ -43,7 +44,7 @@ class FolderError(RuntimeError):
 
 
 def file_safe_id(checkpoint_id: str) -> str:
-    """A checkpoint id as a folder name: the rule of ``libs.evaluation.checkpoints.file_safe_id``."""
+    """A checkpoint id as a folder name: the rule of ``libs.evaluation.plan.checkpoints.file_safe_id``."""
     return "".join(char if char.isalnum() or char in "-_." else "_" for char in checkpoint_id) or "policy"
 
 

@@ -1,5 +1,5 @@
 """The two statistics the pages compute themselves (a running sweep's rates, a comparison the sweep never
-made): the 95% Wilson interval and the exact McNemar test. ``libs.evaluation.metrics`` uses these same
+made): the 95% Wilson interval and the exact McNemar test. ``libs.evaluation.stats.metrics`` uses these same
 functions (this layer sits below it), so the pages and the sweep's reports cannot disagree."""
 
 from __future__ import annotations

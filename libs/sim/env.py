@@ -477,4 +477,3 @@ def sample_layout(
             "cannot place the bowl at min_block_bowl_distance_m from the block: widen bowl_region_xy"
         )
     return {"block_xy": block_xy, "block_yaw": block_yaw, "bowl_xy": bowl_xy}
-

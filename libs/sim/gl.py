@@ -28,7 +28,6 @@ def gl_backend_name() -> str:
     return os.environ.get("MUJOCO_GL", "glfw (MuJoCo's default)")
 
 
-
 def make_renderer(model: mujoco.MjModel, height: int, width: int) -> mujoco.Renderer:
     """A ``mujoco.Renderer`` of exactly ``height`` × ``width``, or GLBackendError naming the fix."""
     try:

@@ -173,6 +173,6 @@ def test_progress_orders_episodes_that_all_fail():
 
 
 def test_the_report_names_the_same_progress_stages():
-    from libs.evaluation.metrics import PROGRESS_STAGES as REPORTED_STAGES
+    from libs.evaluation.stats.metrics import PROGRESS_STAGES as REPORTED_STAGES
 
     assert REPORTED_STAGES == PROGRESS_STAGES

@@ -266,7 +266,7 @@ class WhiskerSimulator:
 
 class WhiskerRecorder(EpisodeObserver):
     """Collects a ``WhiskerEpisode`` while the episode loop plays one episode, as one of its observers
-    (``libs.evaluation.sweep_whiskers`` passes it): the first inference (env step 0, right after reset)
+    (``libs.evaluation.play.whiskers`` passes it): the first inference (env step 0, right after reset)
     starts the episode, each inference adds a forecast, each step adds the state actually reached.
     """
 

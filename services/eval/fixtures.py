@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from libs.evaluation.store import STORE_FILE_NAME
+from libs.evaluation.results.store import STORE_FILE_NAME
 
 #: what each test compares: one row per checkpoint and seed
 STORED_COLUMNS = "checkpoint_id, seed, outcome, steps"

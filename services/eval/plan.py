@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from libs.errors import LabError
-from libs.evaluation.planner import (
+from libs.evaluation.results.store import STORE_FILE_NAME, ResultsStore
+from libs.evaluation.stats.sample_sizes import (
     DEFAULT_SIMULATIONS,
     PairRates,
     PlanError,
@@ -24,7 +25,6 @@ from libs.evaluation.planner import (
     plan_target,
     rates_from_pilot,
 )
-from libs.evaluation.store import STORE_FILE_NAME, ResultsStore
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 
 from libs.evaluation.fixtures import record
-from libs.evaluation.store import STORE_FILE_NAME, ResultsStore
+from libs.evaluation.results.store import STORE_FILE_NAME, ResultsStore
 from services.eval.plan import main
 
 

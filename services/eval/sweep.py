@@ -21,12 +21,12 @@ from pathlib import Path
 
 from libs.config_flags import add_flags, config_from_flags
 from libs.errors import LabError, one_line_errors
-from libs.evaluation.planner import PlanError
-from libs.evaluation.report import REPORT_MD
-from libs.evaluation.store import STORE_FILE_NAME
+from libs.evaluation.plan.stop_when_decided import UntilDecided
+from libs.evaluation.plan.sweep_config import parse_grid as parse_grid
+from libs.evaluation.report.sweep_report import REPORT_MD
+from libs.evaluation.results.store import STORE_FILE_NAME
+from libs.evaluation.stats.sample_sizes import PlanError
 from libs.evaluation.sweep import EnvSettings, SweepConfig, SweepResult, evaluate
-from libs.evaluation.sweep_config import parse_grid as parse_grid
-from libs.evaluation.until_decided import UntilDecided
 from services.eval.stopping import Stop, stop_like_ctrl_c
 
 #: errors of the folder being written (full disk, quota, read-only, permissions): one line, results kept

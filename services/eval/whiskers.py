@@ -1,6 +1,6 @@
 """``./pants run services/eval:whiskers -- --policy scripted --seed 0 --out results/whiskers``
 
-Plays episodes of a policy as the sweep plays them (its executor: the checkpoint's decided scene, the
+Plays episodes of a policy as the sweep plays them (its worker: the checkpoint's decided scene, the
 training-scene check, every contract check), forward-simulates each predicted chunk from a copy of the
 state, and writes per seed: the whisker MP4 (overhead + free 3-D view), a summary PNG, the recording
 (``.npz``), the diagnostics (``diagnostics.json``, also printed: the likely causes of failure) and
@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from libs.config_flags import add_flags, config_from_flags
 from libs.errors import one_line_errors
-from libs.evaluation.executor import EnvSettings
+from libs.evaluation.play.episode_worker import EnvSettings
 from libs.viz.video import VideoSettings
 from libs.viz.whiskers import WHISKER_MODES, WhiskerError
 
@@ -85,23 +85,23 @@ def dataset_action_stats(dataset: str) -> Mapping[str, Any]:
 @one_line_errors
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
-    from libs.evaluation.checkpoints import plan_one_checkpoint
-    from libs.evaluation.executor import EpisodeExecutor, EpisodeTask
-    from libs.evaluation.sweep_whiskers import play_with_whiskers, write_whisker_outputs
+    from libs.evaluation.plan.checkpoints import plan_one_checkpoint
+    from libs.evaluation.play.episode_worker import EpisodeTask, EpisodeWorker
+    from libs.evaluation.play.whiskers import play_with_whiskers, write_whisker_outputs
 
     if arguments.episodes < 1:
         print("error: --episodes must be at least 1", file=sys.stderr)
         return 2
     video = None if arguments.no_video else VideoSettings(*arguments.size, past_chunks=arguments.past)
     # One checkpoint, planned as the sweep plans each: its card read once, the scene decided from it
-    # (a policy whose card comes only with loading it, as a remote one's, is decided by the executor).
+    # (a policy whose card comes only with loading it, as a remote one's, is decided by the worker).
     target = plan_one_checkpoint(arguments.policy, arguments.scene_path)
-    executor = EpisodeExecutor(config_from_flags(EnvSettings, arguments))
-    _, card_action_stats, env = executor.prepared(target)
+    worker = EpisodeWorker(config_from_flags(EnvSettings, arguments))
+    _, card_action_stats, env = worker.prepared(target)
     action_stats = dataset_action_stats(arguments.dataset) if arguments.dataset else card_action_stats
     seeds = [arguments.seed + i for i in range(arguments.episodes)]
     for seed in tqdm(seeds, desc="whisker episodes", unit="episode", disable=len(seeds) == 1):
-        result, episode = play_with_whiskers(executor, EpisodeTask(target, seed), arguments.mode)
+        result, episode = play_with_whiskers(worker, EpisodeTask(target, seed), arguments.mode)
         with tqdm(
             total=len(episode.actual_qpos), desc=f"rendering seed {seed}", unit="frame", disable=video is None
         ) as bar:

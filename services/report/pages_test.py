@@ -8,12 +8,12 @@ import sqlite3
 from pathlib import Path
 from types import SimpleNamespace
 
-from libs.evaluation import metrics
-from libs.evaluation.checkpoints import file_safe_id as evaluation_file_safe_id
 from libs.evaluation.fixtures import record
-from libs.evaluation.store import STORE_FILE_NAME, ResultsStore
+from libs.evaluation.plan.checkpoints import file_safe_id as evaluation_file_safe_id
+from libs.evaluation.plan.stop_when_decided import UntilDecided
+from libs.evaluation.results.store import STORE_FILE_NAME, ResultsStore
+from libs.evaluation.stats import metrics
 from libs.evaluation.sweep import EnvSettings, SweepConfig, evaluate
-from libs.evaluation.until_decided import UntilDecided
 from libs.report_html import stats
 from libs.report_html.folder import STORE_FILE, file_safe_id, load_sweep, read_store
 from libs.report_html.plan import read_sweep_plan, write_sweep_plan

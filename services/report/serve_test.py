@@ -16,7 +16,7 @@ import pytest
 
 from benchmarks import learning_curves
 from libs.evaluation.fixtures import record
-from libs.evaluation.store import ResultsStore
+from libs.evaluation.results.store import ResultsStore
 from libs.report_html.plan import PLAN_JSON
 from services.eval import fixtures as processes
 from services.quickstart.summary import write_summary

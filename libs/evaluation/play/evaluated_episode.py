@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from libs.evaluation.records import EpisodeRecord
+from libs.evaluation.results.episode_record import EpisodeRecord
 from libs.sim.episode_signals import EpisodeSignals
 from libs.sim.failures import diagnose_failures, failure_summary
 from libs.sim.play.episode import CONTRACT_VIOLATION, EpisodeStart, PlayedEpisode, play_episode

@@ -1,0 +1,83 @@
+"""A policy's rollouts recorded into a dataset (the data flywheel), played as the sweep plays episodes.
+
+    ./pants run backends/torch_lerobot:rollouts -- --policy torch_lerobot:CKPT --out DIR --episodes N \\
+        --keep success
+
+The checkpoint is planned as the sweep plans one: its card read once and the scene decided from it
+(``--scene``, else its training scene, else the bench scene), the recording scene checked against the
+training scene's cameras, and every episode played by the episode loop with every contract check (an unsafe
+chunk ends the episode as ``contract_violation``, which ``--keep success`` leaves out). The dataset writing,
+``--keep`` judges and recovery noise are the recorder's (``libs.datasets.record``).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from libs.datasets.record import (
+    RecordSummary,
+    apply_scene_options,
+    record_dataset,
+    recording_options,
+    recording_parser,
+    run_recording,
+)
+from libs.evaluation.plan.checkpoints import plan_one_checkpoint
+from libs.evaluation.play.episode_worker import check_against_training
+from libs.policy_api.contracts import EpisodeGuardedPolicy
+from libs.policy_api.registry import make_policy
+
+
+def record_rollouts(
+    root: str | Path,
+    policy_uri: str,
+    *,
+    scene_path: str | Path | None = None,
+    image_size: str | None = None,
+    depth: bool = False,
+    environment_state: bool = False,
+    no_cameras: bool = False,
+    check_scene: bool = True,
+    action_space: str | None = None,
+    **recording: Any,
+) -> RecordSummary:
+    """Rollouts of ``policy_uri`` in its decided scene (with the recorder's scene options applied) into a
+    dataset at ``root``; ``recording`` goes to ``record_dataset`` (episodes, seed, keep, noise, ...)."""
+    target = plan_one_checkpoint(policy_uri, scene_path)
+    scene = apply_scene_options(target.scene.load(), image_size, depth, environment_state, no_cameras)
+    policy = EpisodeGuardedPolicy(make_policy(policy_uri))
+    if check_scene:
+        check_against_training(scene, target, [camera.name for camera in policy.spec.cameras])
+    return record_dataset(
+        root,
+        policy,
+        scene=scene,
+        action_space=action_space,
+        **recording,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``rollouts``: any policy's rollouts, each episode judged by the simulator (and ``--keep``)."""
+    args = recording_parser("rollouts", with_policy=True).parse_args(argv)
+    return run_recording(
+        lambda: record_rollouts(
+            args.out,
+            args.policy,
+            scene_path=args.scene,
+            image_size=args.image_size,
+            depth=args.depth,
+            environment_state=args.environment_state,
+            no_cameras=args.no_cameras,
+            check_scene=not args.no_scene_check,
+            action_space=args.action_space,
+            **recording_options(args),
+        )
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""Append-only results store: one SQLite row per (checkpoint, seed), written the moment an episode ends.
+
+SQLite (stdlib) because each insert is one atomic transaction: a sweep killed at any instant leaves only
+complete rows, and the primary key makes a re-run's duplicate insert a no-op, so resuming never double counts.
+Only the sweep's driver process writes.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from libs.errors import LabError
+from libs.evaluation.results.episode_record import RECORD_FIELDS, EpisodeRecord
+
+STORE_FILE_NAME = "episodes.sqlite"
+
+
+class ResultsStoreError(LabError, RuntimeError):
+    """The results folder holds something this sweep cannot continue; the message names the fix."""
+
+
+class ResultsStore:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            # Readers (a report, a dashboard, `sqlite3`) may hold the file briefly: wait for them.
+            self._connection = sqlite3.connect(self.path, timeout=60)
+            columns = ", ".join(RECORD_FIELDS)
+            self._connection.executescript(
+                f"""
+                CREATE TABLE IF NOT EXISTS episodes ({columns}, PRIMARY KEY (checkpoint_id, seed));
+                CREATE TABLE IF NOT EXISTS sweep_settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+                """
+            )
+            # A store written before a field existed gains its column (empty for the old rows).
+            present = {row[1] for row in self._connection.execute("PRAGMA table_info(episodes)")}
+            with self._connection:
+                for name in RECORD_FIELDS:
+                    if name not in present:
+                        self._connection.execute(f"ALTER TABLE episodes ADD COLUMN {name}")
+        except sqlite3.DatabaseError as error:
+            raise ResultsStoreError(
+                f"{self.path} is not a readable results store ({error}): pass a new --out folder"
+            ) from error
+
+    def close(self) -> None:
+        self._connection.close()
+
+    def __enter__(self) -> ResultsStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def bind_settings(self, settings: Mapping[str, Any]) -> None:
+        """Record the sweep's settings, or refuse to mix rows from a sweep with different ones."""
+        stored = dict(self._connection.execute("SELECT name, value FROM sweep_settings").fetchall())
+        wanted = {name: json.dumps(value, sort_keys=True) for name, value in settings.items()}
+        if stored:
+            changed = sorted(
+                name for name in wanted.keys() | stored.keys() if wanted.get(name) != stored.get(name)
+            )
+            if changed:
+                shown = ", ".join(f"{name}: {stored.get(name)} -> {wanted.get(name)}" for name in changed[:3])
+                raise ResultsStoreError(
+                    f"{self.path.parent} holds a sweep with other settings ({shown}): use a new --out folder "
+                    "or repeat the original settings to resume it"
+                )
+            return
+        with self._connection:
+            self._connection.executemany("INSERT INTO sweep_settings VALUES (?, ?)", wanted.items())
+
+    def append(self, record: EpisodeRecord) -> bool:
+        """Insert one finished episode; False when (checkpoint, seed) was already stored."""
+        values = record.to_dict()
+        placeholders = ", ".join("?" for _ in RECORD_FIELDS)
+        try:
+            with self._connection:  # one transaction: a failed write leaves the stored episodes as they were
+                cursor = self._connection.execute(
+                    f"INSERT OR IGNORE INTO episodes ({', '.join(RECORD_FIELDS)}) VALUES ({placeholders})",
+                    [values[name] for name in RECORD_FIELDS],
+                )
+        except sqlite3.OperationalError as error:
+            raise ResultsStoreError(
+                f"cannot store an episode in {self.path} ({error}): free space on the disk holding it, then "
+                f"run the same command to resume (the {self.count()} episodes stored are kept)"
+            ) from None
+        return cursor.rowcount == 1
+
+    def extend(self, records: Iterable[EpisodeRecord]) -> int:
+        return sum(self.append(record) for record in records)
+
+    def done_keys(self) -> set[tuple[str, int]]:
+        return {
+            (row[0], int(row[1]))
+            for row in self._connection.execute("SELECT checkpoint_id, seed FROM episodes")
+        }
+
+    def records(self) -> list[EpisodeRecord]:
+        cursor = self._connection.execute(
+            f"SELECT {', '.join(RECORD_FIELDS)} FROM episodes ORDER BY checkpoint_id, seed"
+        )
+        out = []
+        for row in cursor.fetchall():
+            data = dict(zip(RECORD_FIELDS, row, strict=True))
+            data["picked"] = bool(data["picked"])
+            out.append(EpisodeRecord.from_dict(data))
+        return out
+
+    def count(self) -> int:
+        return int(self._connection.execute("SELECT COUNT(*) FROM episodes").fetchone()[0])

@@ -18,7 +18,7 @@ the forecast checks (``libs.viz.diagnostics``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -103,7 +103,6 @@ def whisker_summary_figure(
     steps_total = max(len(actual) - 1, 1)
     norm = Normalize(0, steps_total)
     ramp = colormaps[TIME_COLORMAP]
-    hz = 30.0
 
     def color(step: int) -> Any:
         return ramp(norm(step))
@@ -114,43 +113,9 @@ def whisker_summary_figure(
         (side, side_axis.along, lambda p: np.asarray(p)[..., 2], "along block → bowl (m)", "height (m)"),
     )
     for axes, horizontal, vertical, xlabel, ylabel in views:
-        for forecast in episode.forecasts:
-            points = np.vstack([forecast.ee_start, forecast.ee_path])
-            axes.plot(
-                horizontal(points),
-                vertical(points),
-                color=color(forecast.env_step),
-                linewidth=FORECAST_WIDTH,
-                alpha=0.85,
-                solid_capstyle="round",
-                zorder=3,
-            )
-            axes.scatter(
-                horizontal(points[-1:]), vertical(points[-1:]), color=color(forecast.env_step), s=10, zorder=4
-            )
+        _draw_forecast_paths(axes, horizontal, vertical, episode, color)
         if len(actual):
-            axes.plot(
-                horizontal(actual), vertical(actual), color=ACTUAL_COLOR, linewidth=ACTUAL_WIDTH, zorder=5
-            )
-            ticks = np.arange(0, len(actual), int(TICK_S * hz))[1:]
-            axes.scatter(
-                horizontal(actual[ticks]),
-                vertical(actual[ticks]),
-                color="white",
-                edgecolor=ACTUAL_COLOR,
-                s=22,
-                linewidth=0.8,
-                zorder=6,
-            )
-            for tick in ticks:
-                axes.annotate(
-                    f"{tick / hz:.0f}s",
-                    (horizontal(actual[tick]), vertical(actual[tick])),
-                    fontsize=7,
-                    xytext=(4, 3),
-                    textcoords="offset points",
-                    zorder=7,
-                )
+            _draw_path_taken(axes, horizontal, vertical, actual)
         axes.set_xlabel(xlabel)
         axes.set_ylabel(ylabel)
         axes.grid(alpha=0.3)
@@ -166,7 +131,57 @@ def whisker_summary_figure(
     _draw_errors(error, episode, color)
     colorbar = figure.colorbar(ScalarMappable(norm, ramp), ax=[gripper, error], location="right", shrink=0.9)
     colorbar.set_label("env step of the forecast (30 per s)")
+    figure.suptitle(_figure_title(episode, findings, failure), fontsize=9.5)
+    return figure
 
+
+def _draw_forecast_paths(
+    axes: Any, horizontal: Callable, vertical: Callable, episode: WhiskerEpisode, color: Callable
+) -> None:
+    """Each chunk's forecast, from where the gripper was, as a thick line coloured by its step."""
+    for forecast in episode.forecasts:
+        points = np.vstack([forecast.ee_start, forecast.ee_path])
+        axes.plot(
+            horizontal(points),
+            vertical(points),
+            color=color(forecast.env_step),
+            linewidth=FORECAST_WIDTH,
+            alpha=0.85,
+            solid_capstyle="round",
+            zorder=3,
+        )
+        axes.scatter(
+            horizontal(points[-1:]), vertical(points[-1:]), color=color(forecast.env_step), s=10, zorder=4
+        )
+
+
+def _draw_path_taken(axes: Any, horizontal: Callable, vertical: Callable, actual: np.ndarray) -> None:
+    """The path actually taken as a thin line, with a labelled tick every ``TICK_S`` seconds."""
+    hz = 30.0
+    axes.plot(horizontal(actual), vertical(actual), color=ACTUAL_COLOR, linewidth=ACTUAL_WIDTH, zorder=5)
+    ticks = np.arange(0, len(actual), int(TICK_S * hz))[1:]
+    axes.scatter(
+        horizontal(actual[ticks]),
+        vertical(actual[ticks]),
+        color="white",
+        edgecolor=ACTUAL_COLOR,
+        s=22,
+        linewidth=0.8,
+        zorder=6,
+    )
+    for tick in ticks:
+        axes.annotate(
+            f"{tick / hz:.0f}s",
+            (horizontal(actual[tick]), vertical(actual[tick])),
+            fontsize=7,
+            xytext=(4, 3),
+            textcoords="offset points",
+            zorder=7,
+        )
+
+
+def _figure_title(episode: WhiskerEpisode, findings: Sequence[Finding], failure: str | None) -> str:
+    """Policy, seed, outcome and chunking; the failure when given; the forecast checks' likely causes."""
     causes = likely_causes(findings)
     cause_text = (
         ", ".join(f.name for f in causes) if causes else ("none found" if findings else "not computed")
@@ -179,8 +194,7 @@ def whisker_summary_figure(
     if failure:
         title += "\n" + _wrap(failure, 170)
     title += f"\nforecast checks, likely causes: {cause_text}"
-    figure.suptitle(title, fontsize=9.5)
-    return figure
+    return title
 
 
 def _wrap(text: str, width: int) -> str:

@@ -194,14 +194,8 @@ def _check_depth_layout(dataset: LeRobotV3Dataset, found: _Collector) -> None:
 
 
 def _check_stats_present(dataset: LeRobotV3Dataset, found: _Collector) -> None:
-    path = dataset.root / STATS_PATH
-    if not path.is_file():
-        found.add("error", "stats missing", STATS_PATH, "meta/stats.json does not exist", FIX_STATS)
-        return
-    try:
-        stats = dataset.stats or {}
-    except (json.JSONDecodeError, ValueError) as error:
-        found.add("error", "stats missing", STATS_PATH, f"unreadable ({error})", FIX_STATS)
+    stats = _read_stats(dataset, found)
+    if stats is None:
         return
     for key, feature in dataset.features.items():
         if feature["dtype"] == "string":
@@ -209,64 +203,95 @@ def _check_stats_present(dataset: LeRobotV3Dataset, found: _Collector) -> None:
         if key not in stats:
             found.add("error", "stats missing", key, "no statistics for this feature", FIX_STATS)
             continue
-        missing = [name for name in ("min", "max", "mean", "std", "count") if name not in stats[key]]
-        if missing:
-            found.add("error", "stats missing", key, f"statistics {missing} are missing", FIX_STATS)
-            continue
-        bad = [
-            name for name, value in stats[key].items() if not np.all(np.isfinite(np.asarray(value, float)))
-        ]
-        if bad:
-            found.add("error", "stats non-finite", key, f"{', '.join(bad)} contain NaN or inf", FIX_STATS)
-            continue
-        std = np.asarray(stats[key]["std"], dtype=float)
-        if is_depth_feature(feature):
-            shape = np.asarray(stats[key]["mean"]).shape
-            if shape != (1, 1, 1):
-                found.add(
-                    "error", "stats shape", key, f"depth stats have shape {shape}, LeRobot needs (1, 1, 1)",
-                    FIX_STATS,
-                )  # fmt: skip
-        elif feature["dtype"] in VISUAL_DTYPES:
-            shape = np.asarray(stats[key]["mean"]).shape
-            if shape != (3, 1, 1):
-                found.add(
-                    "error",
-                    "stats shape",
-                    key,
-                    f"image stats have shape {shape}, LeRobot needs (3, 1, 1)",
-                    FIX_STATS,
-                )
-            if np.asarray(stats[key]["max"], float).max() > 1.0 + 1e-6:
-                found.add(
-                    "error",
-                    "image stats scale",
-                    key,
-                    f"max {np.asarray(stats[key]['max']).max():.3g} > 1: stats are on the 0–255 scale, "
-                    "LeRobot expects [0, 1]",
-                    FIX_STATS,
-                )
-            if std.min() < MIN_IMAGE_STD:
-                worst = 0.5 / max(float(std.min()), 1e-12)
-                found.add(
-                    "error",
-                    "image std tiny",
-                    key,
-                    f"std {std.ravel().round(5).tolist()} < {MIN_IMAGE_STD}: normalised pixels reach "
-                    f"±{worst:.0f}",
-                    FIX_STATS
-                    + " (if the std stays tiny, the camera shows a constant image: check the scene)",
-                )
-        elif key in ("observation.state", "action") and std.min() < MIN_VECTOR_STD:
-            names = dataset.features[key].get("names") or []
-            dims = [names[i] if i < len(names) else str(i) for i in np.flatnonzero(std < MIN_VECTOR_STD)]
+        if _stats_complete_and_finite(key, stats[key], found):
+            _check_stats_values(dataset, key, feature, stats[key], found)
+
+
+def _read_stats(dataset: LeRobotV3Dataset, found: _Collector) -> dict[str, Any] | None:
+    """``meta/stats.json`` as read (``{}`` when empty), or ``None`` after reporting it missing/unreadable."""
+    path = dataset.root / STATS_PATH
+    if not path.is_file():
+        found.add("error", "stats missing", STATS_PATH, "meta/stats.json does not exist", FIX_STATS)
+        return None
+    try:
+        return dataset.stats or {}
+    except (json.JSONDecodeError, ValueError) as error:
+        found.add("error", "stats missing", STATS_PATH, f"unreadable ({error})", FIX_STATS)
+        return None
+
+
+def _stats_complete_and_finite(key: str, feature_stats: dict[str, Any], found: _Collector) -> bool:
+    """Whether the feature has every statistic, all finite; reports the first of those it lacks."""
+    missing = [name for name in ("min", "max", "mean", "std", "count") if name not in feature_stats]
+    if missing:
+        found.add("error", "stats missing", key, f"statistics {missing} are missing", FIX_STATS)
+        return False
+    bad = [name for name, value in feature_stats.items() if not np.all(np.isfinite(np.asarray(value, float)))]
+    if bad:
+        found.add("error", "stats non-finite", key, f"{', '.join(bad)} contain NaN or inf", FIX_STATS)
+        return False
+    return True
+
+
+def _check_stats_values(
+    dataset: LeRobotV3Dataset,
+    key: str,
+    feature: dict[str, Any],
+    feature_stats: dict[str, Any],
+    found: _Collector,
+) -> None:
+    """Shapes and scales LeRobot's normalisation needs, by kind of feature (depth, image, state/action)."""
+    std = np.asarray(feature_stats["std"], dtype=float)
+    if is_depth_feature(feature):
+        shape = np.asarray(feature_stats["mean"]).shape
+        if shape != (1, 1, 1):
             found.add(
-                "warning",
-                "vector std tiny",
-                key,
-                f"std < {MIN_VECTOR_STD} for {dims}: any change there normalises to huge values",
-                "check that the dimensions really are constant; drop them or use min/max normalisation",
-            )
+                "error", "stats shape", key, f"depth stats have shape {shape}, LeRobot needs (1, 1, 1)",
+                FIX_STATS,
+            )  # fmt: skip
+    elif feature["dtype"] in VISUAL_DTYPES:
+        _check_image_stats(key, feature_stats, std, found)
+    elif key in ("observation.state", "action") and std.min() < MIN_VECTOR_STD:
+        names = dataset.features[key].get("names") or []
+        dims = [names[i] if i < len(names) else str(i) for i in np.flatnonzero(std < MIN_VECTOR_STD)]
+        found.add(
+            "warning",
+            "vector std tiny",
+            key,
+            f"std < {MIN_VECTOR_STD} for {dims}: any change there normalises to huge values",
+            "check that the dimensions really are constant; drop them or use min/max normalisation",
+        )
+
+
+def _check_image_stats(key: str, feature_stats: dict[str, Any], std: np.ndarray, found: _Collector) -> None:
+    """Colour-camera stats: shape (3, 1, 1), on the [0, 1] scale, std large enough to normalise by."""
+    shape = np.asarray(feature_stats["mean"]).shape
+    if shape != (3, 1, 1):
+        found.add(
+            "error",
+            "stats shape",
+            key,
+            f"image stats have shape {shape}, LeRobot needs (3, 1, 1)",
+            FIX_STATS,
+        )
+    if np.asarray(feature_stats["max"], float).max() > 1.0 + 1e-6:
+        found.add(
+            "error",
+            "image stats scale",
+            key,
+            f"max {np.asarray(feature_stats['max']).max():.3g} > 1: stats are on the 0–255 scale, "
+            "LeRobot expects [0, 1]",
+            FIX_STATS,
+        )
+    if std.min() < MIN_IMAGE_STD:
+        worst = 0.5 / max(float(std.min()), 1e-12)
+        found.add(
+            "error",
+            "image std tiny",
+            key,
+            f"std {std.ravel().round(5).tolist()} < {MIN_IMAGE_STD}: normalised pixels reach ±{worst:.0f}",
+            FIX_STATS + " (if the std stays tiny, the camera shows a constant image: check the scene)",
+        )
 
 
 def _check_frames(dataset: LeRobotV3Dataset, found: _Collector) -> dict[int, dict[str, np.ndarray]]:
@@ -279,19 +304,8 @@ def _check_frames(dataset: LeRobotV3Dataset, found: _Collector) -> dict[int, dic
     keys = [key for key in ("observation.state", "action") if key in dataset.features]
     for episode_index, length in lengths.items():
         where = f"episode {episode_index}"
-        if not length:
-            found.add(
-                "error",
-                "zero-length episode",
-                where,
-                "the episode has no frames",
-                "drop it with `convert filter --exclude-episodes N` into a new dataset",
-            )
-            continue
-        try:
-            columns = dataset.episode(episode_index, _numeric_keys(dataset))
-        except (DatasetError, pa.ArrowException, OSError) as error:
-            found.add("error", "data unreadable", where, str(error), "restore the data files or re-record")
+        columns = _read_episode_frames(dataset, episode_index, length, found)
+        if columns is None:
             continue
         frames[episode_index] = columns
         total += len(columns.get("index", []))
@@ -303,40 +317,10 @@ def _check_frames(dataset: LeRobotV3Dataset, found: _Collector) -> dict[int, dic
                 f"meta/episodes says {length} frames, the data has {len(columns.get('index', []))}",
                 "re-record the dataset; the episode index no longer matches the data",
             )
-        for key in keys:
-            values = columns[key].astype(np.float64)
-            bad = ~np.isfinite(values)
-            if bad.any():
-                steps = np.flatnonzero(bad.any(axis=1))
-                found.add(
-                    "error",
-                    "non-finite frames",
-                    f"{where} {key}",
-                    f"{int(bad.sum())} NaN/inf values at frames {steps[:5].tolist()}",
-                    "drop the episode with `convert filter --exclude-episodes` or re-record it",
-                )
+        _check_finite_frames(where, columns, keys, found)
         if "action" in columns and len(columns["action"]) > 1:
-            action = columns["action"]
-            changes = np.any(np.abs(np.diff(action, axis=0)) > 1e-6, axis=1)
-            if not changes.any() or 1.0 - changes.mean() >= FROZEN_FRACTION:
-                found.add(
-                    "warning",
-                    "frozen actions",
-                    where,
-                    f"the action is unchanged for {100 * (1 - changes.mean()):.0f}% of {length} steps",
-                    "inspect the episode; drop it with `convert filter --exclude-episodes` if it is a stall",
-                )
-            digest = hashlib.sha1(np.ascontiguousarray(action).tobytes()).hexdigest()
-            if digest in digests:
-                found.add(
-                    "warning",
-                    "duplicate episode",
-                    where,
-                    f"its actions are identical to episode {digests[digest]}",
-                    "drop the copy with `convert filter --exclude-episodes`",
-                )
-            else:
-                digests[digest] = episode_index
+            _check_frozen_actions(where, length, columns["action"], found)
+            _check_duplicate_actions(where, episode_index, columns["action"], digests, found)
     if frames and total != dataset.num_frames and all(lengths.values()):
         found.add(
             "error",
@@ -347,6 +331,73 @@ def _check_frames(dataset: LeRobotV3Dataset, found: _Collector) -> dict[int, dic
         )
     _check_gripper(dataset, frames, found)
     return frames
+
+
+def _read_episode_frames(
+    dataset: LeRobotV3Dataset, episode_index: int, length: int, found: _Collector
+) -> dict[str, np.ndarray] | None:
+    """The episode's numeric columns, or ``None`` after reporting it empty or unreadable."""
+    where = f"episode {episode_index}"
+    if not length:
+        found.add(
+            "error",
+            "zero-length episode",
+            where,
+            "the episode has no frames",
+            "drop it with `convert filter --exclude-episodes N` into a new dataset",
+        )
+        return None
+    try:
+        return dataset.episode(episode_index, _numeric_keys(dataset))
+    except (DatasetError, pa.ArrowException, OSError) as error:
+        found.add("error", "data unreadable", where, str(error), "restore the data files or re-record")
+        return None
+
+
+def _check_finite_frames(
+    where: str, columns: dict[str, np.ndarray], keys: Sequence[str], found: _Collector
+) -> None:
+    for key in keys:
+        values = columns[key].astype(np.float64)
+        bad = ~np.isfinite(values)
+        if bad.any():
+            steps = np.flatnonzero(bad.any(axis=1))
+            found.add(
+                "error",
+                "non-finite frames",
+                f"{where} {key}",
+                f"{int(bad.sum())} NaN/inf values at frames {steps[:5].tolist()}",
+                "drop the episode with `convert filter --exclude-episodes` or re-record it",
+            )
+
+
+def _check_frozen_actions(where: str, length: int, action: np.ndarray, found: _Collector) -> None:
+    changes = np.any(np.abs(np.diff(action, axis=0)) > 1e-6, axis=1)
+    if not changes.any() or 1.0 - changes.mean() >= FROZEN_FRACTION:
+        found.add(
+            "warning",
+            "frozen actions",
+            where,
+            f"the action is unchanged for {100 * (1 - changes.mean()):.0f}% of {length} steps",
+            "inspect the episode; drop it with `convert filter --exclude-episodes` if it is a stall",
+        )
+
+
+def _check_duplicate_actions(
+    where: str, episode_index: int, action: np.ndarray, digests: dict[str, int], found: _Collector
+) -> None:
+    """Reports an episode whose actions equal an earlier one's; ``digests`` remembers the episodes seen."""
+    digest = hashlib.sha1(np.ascontiguousarray(action).tobytes()).hexdigest()
+    if digest in digests:
+        found.add(
+            "warning",
+            "duplicate episode",
+            where,
+            f"its actions are identical to episode {digests[digest]}",
+            "drop the copy with `convert filter --exclude-episodes`",
+        )
+    else:
+        digests[digest] = episode_index
 
 
 def _gripper_columns(dataset: LeRobotV3Dataset, key: str) -> list[int]:
@@ -470,6 +521,15 @@ def _check_stats_match(
         return
     rng = np.random.default_rng(seed)
     chosen = sorted(rng.choice(indices, size=min(sample_episodes, len(indices)), replace=False).tolist())
+    recomputed = _recompute_episode_stats(dataset, chosen, frames)
+    mismatched = _check_episode_stats(dataset, recomputed, found)
+    _check_dataset_stats(dataset, stats, recomputed, mismatched, found)
+
+
+def _recompute_episode_stats(
+    dataset: LeRobotV3Dataset, chosen: Sequence[int], frames: dict[int, dict[str, np.ndarray]]
+) -> dict[int, stats_lib.Stats]:
+    """Stats of the chosen episodes recomputed from their frames and videos (skipping undecodable ones)."""
     recomputed: dict[int, stats_lib.Stats] = {}
     for episode_index in chosen:
         visual: dict[str, np.ndarray] = {}
@@ -481,7 +541,13 @@ def _check_stats_match(
         if any(len(value) == 0 for value in visual.values()):
             continue
         recomputed[episode_index] = compute_episode_stats(dataset.features, frames[episode_index], visual)
+    return recomputed
 
+
+def _check_episode_stats(
+    dataset: LeRobotV3Dataset, recomputed: dict[int, stats_lib.Stats], found: _Collector
+) -> dict[str, list[int]]:
+    """Compares stored per-episode stats with the recomputed ones; returns the episodes mismatched by key."""
     mismatched: dict[str, list[int]] = {}
     for episode_index, fresh in recomputed.items():
         stored = dataset.episode_stats(episode_index)
@@ -502,7 +568,18 @@ def _check_stats_match(
             f"per-episode stats differ from the data recomputed for episodes {episodes[:5]}",
             FIX_STATS,
         )
+    return mismatched
 
+
+def _check_dataset_stats(
+    dataset: LeRobotV3Dataset,
+    stats: dict[str, Any],
+    recomputed: dict[int, stats_lib.Stats],
+    mismatched: dict[str, list[int]],
+    found: _Collector,
+) -> None:
+    """Compares ``meta/stats.json`` with the merge of all per-episode stats, or failing those with the
+    stats recomputed on the sample (keys already reported per episode are skipped)."""
     all_stored = [dataset.episode_stats(index) for index in dataset.episode_indices]
     have_episode_stats = all(all_stored) and all(
         key in episode_stats for episode_stats in all_stored for key in stats
@@ -519,19 +596,7 @@ def _check_stats_match(
         if key not in reference or key in mismatched or "mean" not in values or "std" not in values:
             continue
         visual_key = _lossy(dataset.features.get(key, {}))
-        mean, std = np.asarray(values["mean"], float), np.asarray(values["std"], float)
-        ref_mean, ref_std = reference[key]["mean"], reference[key]["std"]
-        if have_episode_stats:
-            same = _close(mean, ref_mean, visual_key) and _close(std, ref_std, visual_key)
-        else:
-            # A sample of episodes only estimates the dataset: allow sampling noise, catch gross errors.
-            same = bool(
-                np.all(np.abs(mean - ref_mean) <= 0.5 * ref_std + 1e-3)
-                and np.all((std <= 2 * ref_std + 1e-3) & (std >= 0.5 * ref_std - 1e-3))
-            )
-        if mean.shape != np.shape(ref_mean):
-            same = False
-        if not same:
+        if not _stats_agree(values, reference[key], visual_key, exact=have_episode_stats):
             found.add(
                 "error",
                 "stats mismatch",
@@ -539,6 +604,24 @@ def _check_stats_match(
                 f"meta/stats.json mean/std do not match {how}",
                 FIX_STATS,
             )
+
+
+def _stats_agree(values: dict[str, Any], reference: dict[str, Any], visual: bool, exact: bool) -> bool:
+    """Whether stored mean/std match the reference's: within tolerance when the reference covers every
+    episode (``exact``), within sampling noise when it was recomputed on a sample."""
+    mean, std = np.asarray(values["mean"], float), np.asarray(values["std"], float)
+    ref_mean, ref_std = reference["mean"], reference["std"]
+    if exact:
+        same = _close(mean, ref_mean, visual) and _close(std, ref_std, visual)
+    else:
+        # A sample of episodes only estimates the dataset: allow sampling noise, catch gross errors.
+        same = bool(
+            np.all(np.abs(mean - ref_mean) <= 0.5 * ref_std + 1e-3)
+            and np.all((std <= 2 * ref_std + 1e-3) & (std >= 0.5 * ref_std - 1e-3))
+        )
+    if mean.shape != np.shape(ref_mean):
+        same = False
+    return same
 
 
 # ------------------------------------------------------------------------------------------------------ fix

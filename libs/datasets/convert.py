@@ -365,10 +365,32 @@ def rerecord(
     """Replay every episode's recorded actions from its seed in ``scene`` (a SceneConfig) into ``out``."""
     from libs.datasets.record import dataset_features
     from libs.sim.env import SO101PickPlaceEnv
-    from libs.sim.layout import EE_ACTION_NAMES, LEGACY_EE_ACTION_NAMES
 
     _refuse_same(src, out)
     dataset = LeRobotV3Dataset(src)
+    action_space = _replayable_action_space(src, dataset)
+    selected = list(dataset.episode_indices if episodes is None else episodes)
+    seeds = _recorded_seeds(src, dataset, selected)
+    # The replay must run as long as the recording did, whatever the env's default limit.
+    longest = max(int(dataset.episode_metadata(index)["length"]) for index in selected)
+    env = SO101PickPlaceEnv(
+        scene=scene, action_space=action_space, max_steps=longest, terminate_on_success=False
+    )
+    features = dataset_features(env.scene, action_space, use_video)
+    tasks = dataset.tasks
+    replayed = (_replay_episode(env, dataset, index, seeds[index], features, tasks) for index in selected)
+    try:
+        return write_episodes(
+            out, replayed, features, dataset.fps, env.scene.to_dict(), total=len(selected), progress=progress
+        )
+    finally:
+        env.close()
+
+
+def _replayable_action_space(src: str | Path, dataset: LeRobotV3Dataset) -> str:
+    """``"ee"`` or ``"joint"``: the env action space that replays the dataset's actions as recorded."""
+    from libs.sim.layout import EE_ACTION_NAMES, LEGACY_EE_ACTION_NAMES
+
     action_names = list(dataset.features["action"].get("names") or [])
     if action_names == list(LEGACY_EE_ACTION_NAMES):
         raise DatasetError(
@@ -380,7 +402,11 @@ def rerecord(
         raise DatasetError(
             f"{src} has its gripper in 0–1: convert it back with `convert gripper --to 0-100` first"
         )
-    selected = list(dataset.episode_indices if episodes is None else episodes)
+    return action_space
+
+
+def _recorded_seeds(src: str | Path, dataset: LeRobotV3Dataset, selected: Sequence[int]) -> dict[int, int]:
+    """Each selected episode's recorded reset seed (without one its initial scene cannot be re-created)."""
     seeds = {}
     for index in selected:
         seed = dataset.episode_metadata(index).get("seed")
@@ -390,45 +416,40 @@ def rerecord(
                 "so it cannot be re-recorded"
             )
         seeds[index] = int(seed)
-    # The replay must run as long as the recording did, whatever the env's default limit.
-    longest = max(int(dataset.episode_metadata(index)["length"]) for index in selected)
-    env = SO101PickPlaceEnv(
-        scene=scene, action_space=action_space, max_steps=longest, terminate_on_success=False
-    )
-    features = dataset_features(env.scene, action_space, use_video)
-    tasks = dataset.tasks
+    return seeds
 
-    def replay() -> Iterable[Episode]:
-        for index in selected:
-            recorded = dataset.episode(index, ["action", "task_index"])
-            observation, info = env.reset(seed=seeds[index])
-            columns: dict[str, list[np.ndarray]] = {key: [] for key in features}
-            for action in recorded["action"]:
-                for key in features:
-                    columns[key].append(action if key == "action" else observation[key])
-                observation, _, terminated, truncated, info = env.step(action)
-                if terminated or truncated:
-                    break
-            figures = env.episode_figures().to_dict()
-            metadata = extra_metadata(dataset, index)
-            metadata["outcome"] = figures.get("outcome") or info.get("outcome")
-            metadata["seed"] = seeds[index]
-            for name, value in figures.items():
-                if name != "outcome":
-                    metadata[f"figures/{name}"] = value
-            length = len(columns["action"])
-            yield {
-                "columns": {key: np.stack(values) for key, values in columns.items()},
-                "tasks": [tasks[int(i)] for i in recorded["task_index"][:length]],
-                "metadata": metadata,
-            }
 
-    try:
-        return write_episodes(
-            out, replay(), features, dataset.fps, env.scene.to_dict(), total=len(selected), progress=progress
-        )
-    finally:
-        env.close()
+def _replay_episode(
+    env: Any,
+    dataset: LeRobotV3Dataset,
+    index: int,
+    seed: int,
+    features: Mapping[str, Any],
+    tasks: Sequence[str],
+) -> Episode:
+    """One episode re-recorded: its actions stepped from its seed, with the env's observations and figures."""
+    recorded = dataset.episode(index, ["action", "task_index"])
+    observation, info = env.reset(seed=seed)
+    columns: dict[str, list[np.ndarray]] = {key: [] for key in features}
+    for action in recorded["action"]:
+        for key in features:
+            columns[key].append(action if key == "action" else observation[key])
+        observation, _, terminated, truncated, info = env.step(action)
+        if terminated or truncated:
+            break
+    figures = env.episode_figures().to_dict()
+    metadata = extra_metadata(dataset, index)
+    metadata["outcome"] = figures.get("outcome") or info.get("outcome")
+    metadata["seed"] = seed
+    for name, value in figures.items():
+        if name != "outcome":
+            metadata[f"figures/{name}"] = value
+    length = len(columns["action"])
+    return {
+        "columns": {key: np.stack(values) for key, values in columns.items()},
+        "tasks": [tasks[int(i)] for i in recorded["task_index"][:length]],
+        "metadata": metadata,
+    }
 
 
 # ------------------------------------------------------------------------------------ merge / split / filter
@@ -587,6 +608,17 @@ def _scene_for_rerecord(dataset_root: Path, args: argparse.Namespace) -> Any:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        written = _run_command(args)
+    except (DatasetError, ValueError, RuntimeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {written}")
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="convert", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
     gripper = commands.add_parser("gripper", help="gripper 0–100 ⇄ 0–1")
@@ -631,35 +663,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     kept.add_argument("--keep", default=None, help="success | outcome list | classifier:DIR")
     kept.add_argument("--episodes", default=None, help="comma list of episodes to keep")
     kept.add_argument("--exclude-episodes", default=None, help="comma list of episodes to drop")
-    args = parser.parse_args(argv)
-    try:
-        if args.command == "gripper":
-            written: Any = convert_gripper(args.src, args.out, args.to)
-        elif args.command == "openpi":
-            written = convert_to_openpi(args.src, args.out, args.image_camera, args.wrist_camera)
-        elif args.command == "from-openpi":
-            written = convert_from_openpi(args.src, args.out)
-        elif args.command == "ee":
-            written = convert_joint_to_ee(args.src, args.out)
-        elif args.command == "depth":
-            written = convert_depth(args.src, args.out)
-        elif args.command == "rerecord":
-            written = rerecord(
-                args.src, args.out, _scene_for_rerecord(args.src, args), _int_list(args.episodes)
-            )
-        elif args.command == "merge":
-            written = merge(args.sources, args.out)
-        elif args.command == "split":
-            written = split(args.src, args.out_dir, _fractions(args.fractions), args.seed)
-        else:
-            written = filter_episodes(
-                args.src, args.out, args.keep, _int_list(args.episodes), _int_list(args.exclude_episodes)
-            )
-    except (DatasetError, ValueError, RuntimeError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(f"wrote {written}")
-    return 0
+    return parser
+
+
+def _run_command(args: argparse.Namespace) -> Any:
+    """Runs the parsed subcommand; returns what it wrote (a dataset path, or the split's paths)."""
+    if args.command == "gripper":
+        return convert_gripper(args.src, args.out, args.to)
+    if args.command == "openpi":
+        return convert_to_openpi(args.src, args.out, args.image_camera, args.wrist_camera)
+    if args.command == "from-openpi":
+        return convert_from_openpi(args.src, args.out)
+    if args.command == "ee":
+        return convert_joint_to_ee(args.src, args.out)
+    if args.command == "depth":
+        return convert_depth(args.src, args.out)
+    if args.command == "rerecord":
+        return rerecord(args.src, args.out, _scene_for_rerecord(args.src, args), _int_list(args.episodes))
+    if args.command == "merge":
+        return merge(args.sources, args.out)
+    if args.command == "split":
+        return split(args.src, args.out_dir, _fractions(args.fractions), args.seed)
+    return filter_episodes(
+        args.src, args.out, args.keep, _int_list(args.episodes), _int_list(args.exclude_episodes)
+    )
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ any policy is loaded, and a loaded policy exposes the same card (``HasCard``). I
   (``observation.state``, ``observation.images.<camera>``, ...), a general list, so a new feature needs no
   new field;
 - ``action_space`` (``joint`` | ``ee``), the training ``step``, the ``dataset`` root it came from (the
-  training-scene check compares the carried scene with it) and its ``task``.
+  training-scene check compares the carried scene with it), its ``task`` and the data's ``fps``.
 
 Checkpoints written before cards existed kept ``scene.json``, ``stats.json`` and ``block_positions.json``
 beside their weights; ``CheckpointCard.read`` builds their card from those files.
@@ -65,6 +65,9 @@ class CheckpointCard:
     step: int | None = None
     dataset: str | None = None
     task: str | None = None
+    #: The training data's frame rate (its info.json ``fps``): the input-drift check compares it with the
+    #: env's control rate.
+    fps: float | None = None
     #: What a backend adds about the checkpoint (e.g. its policy type or config name); reports only.
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -124,7 +127,8 @@ def card_from_dataset(
     """The card a checkpoint trained on the dataset at ``root`` carries (what training writes)."""
     meta = Path(root) / DATASET_META_DIR
     info_path = meta / DATASET_INFO_FILE
-    features = (_read_json(info_path).get("features") or {}) if info_path.is_file() else {}
+    info = _read_json(info_path) if info_path.is_file() else {}
+    features = info.get("features") or {}
     observations = tuple(
         ObservationFeature(name, tuple(int(size) for size in feature.get("shape") or ()))
         for name, feature in features.items()
@@ -139,6 +143,7 @@ def card_from_dataset(
         step=step,
         dataset=str(Path(root).expanduser().absolute()),
         task=task,
+        fps=float(info["fps"]) if info.get("fps") else None,
         extra=dict(extra or {}),
     )
 

@@ -78,6 +78,41 @@ class SimInputError(LabError, ValueError):
     """Bad input to the simulation (action, seed, camera name); the message names the fix."""
 
 
+def _check_env_options(action_space: str, max_steps: Any, image_rendering: str) -> None:
+    """Raises ``SimInputError`` naming the fix for an unknown action space or image rendering, or a bad
+    step limit."""
+    if image_rendering not in IMAGE_RENDERINGS:
+        raise SimInputError(
+            f"image_rendering {image_rendering!r} is unknown: use 'on_demand' (images drawn when read) "
+            "or 'eager' (every camera every step)"
+        )
+    if action_space not in ACTION_DIMS:
+        raise SimInputError(f"action_space {action_space!r} is unknown: use 'joint' or 'ee'")
+    if not isinstance(max_steps, Integral) or max_steps < 1:
+        raise SimInputError(f"max_steps must be a positive int, got {max_steps!r}")
+
+
+def _env_scene(
+    scene: SceneConfig, cameras: Sequence[str] | None, perturbation: str | Perturbation | None
+) -> tuple[SceneConfig, Perturbation | None]:
+    """The scene the env simulates (only ``cameras``, if given; changed by the perturbation arm) and that
+    arm, looked up in the scene when given by name."""
+    if cameras is not None:
+        unknown = [name for name in cameras if name not in scene.camera_names]
+        if unknown:
+            raise SimInputError(
+                f"unknown camera {unknown[0]!r}: this scene has {', '.join(scene.camera_names)} "
+                "(or add it to the SceneConfig)"
+            )
+        scene = scene.with_cameras(cameras)
+    # A perturbation arm (declared in the scene, or given) changes the scene, the model and the loop.
+    if isinstance(perturbation, str):
+        perturbation = scene.perturbation(perturbation)
+    if perturbation is not None:
+        scene = perturbation.scene(scene)
+    return scene, perturbation
+
+
 class SO101PickPlaceEnv(gym.Env):
     """Block → bowl pick-and-place with the SO-101 arm (see module docstring)."""
 
@@ -97,29 +132,8 @@ class SO101PickPlaceEnv(gym.Env):
         perturbation: str | Perturbation | None = None,
         image_rendering: ImageRendering = "on_demand",
     ) -> None:
-        if image_rendering not in IMAGE_RENDERINGS:
-            raise SimInputError(
-                f"image_rendering {image_rendering!r} is unknown: use 'on_demand' (images drawn when read) "
-                "or 'eager' (every camera every step)"
-            )
-        if action_space not in ACTION_DIMS:
-            raise SimInputError(f"action_space {action_space!r} is unknown: use 'joint' or 'ee'")
-        if not isinstance(max_steps, Integral) or max_steps < 1:
-            raise SimInputError(f"max_steps must be a positive int, got {max_steps!r}")
-        scene = scene or SceneConfig()
-        if cameras is not None:
-            unknown = [name for name in cameras if name not in scene.camera_names]
-            if unknown:
-                raise SimInputError(
-                    f"unknown camera {unknown[0]!r}: this scene has {', '.join(scene.camera_names)} "
-                    "(or add it to the SceneConfig)"
-                )
-            scene = scene.with_cameras(cameras)
-        # A perturbation arm (declared in the scene, or given) changes the scene, the model and the loop.
-        if isinstance(perturbation, str):
-            perturbation = scene.perturbation(perturbation)
-        if perturbation is not None:
-            scene = perturbation.scene(scene)
+        _check_env_options(action_space, max_steps, image_rendering)
+        scene, perturbation = _env_scene(scene or SceneConfig(), cameras, perturbation)
         self.scene = scene
         self.action_space_name = action_space
         self.max_steps = int(max_steps)
@@ -134,18 +148,7 @@ class SO101PickPlaceEnv(gym.Env):
         self.model = self.physics.model
         self.data = self.physics.data
         self.perturbed = PerturbedLoop(perturbation, self.model, BLOCK_BODY)
-        gripper_actuator = self.physics.actuators[5]
-        self.probe = TaskProbe(
-            self.model,
-            block_body=BLOCK_BODY,
-            bowl_body=BOWL_BODY,
-            fixed_jaw_bodies=FIXED_JAW_BODIES,
-            moving_jaw_bodies=MOVING_JAW_BODIES,
-            block_half_size_m=scene.block_size_m / 2,
-            bowl_inner_radius_m=scene.bowl_inner_radius_m,
-            bowl_rim_height_m=scene.bowl_wall_height_m,
-            gripper_command=lambda data: gripper_rad_to_env(data.ctrl[gripper_actuator]),
-        )
+        self.probe = self._make_task_probe()
         self.tracker = OutcomeTracker(scene.bowl_inner_radius_m)
         self._episode_seed: int | None = None
         self._needs_reset = True
@@ -154,6 +157,21 @@ class SO101PickPlaceEnv(gym.Env):
 
         self.action_space = self._make_action_space(action_space)
         self.observation_space = self._make_observation_space()
+
+    def _make_task_probe(self) -> TaskProbe:
+        """What the task reads from the simulation: block, bowl, jaw contacts and the gripper command."""
+        gripper_actuator = self.physics.actuators[5]
+        return TaskProbe(
+            self.model,
+            block_body=BLOCK_BODY,
+            bowl_body=BOWL_BODY,
+            fixed_jaw_bodies=FIXED_JAW_BODIES,
+            moving_jaw_bodies=MOVING_JAW_BODIES,
+            block_half_size_m=self.scene.block_size_m / 2,
+            bowl_inner_radius_m=self.scene.bowl_inner_radius_m,
+            bowl_rim_height_m=self.scene.bowl_wall_height_m,
+            gripper_command=lambda data: gripper_rad_to_env(data.ctrl[gripper_actuator]),
+        )
 
     # ---- spaces ------------------------------------------------------------------------------------
     @staticmethod

@@ -365,19 +365,65 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _chosen_policies(text: str) -> list[str]:
+    policies = _comma_list(text)
+    unknown = [name for name in policies if name not in RECIPES]
+    if unknown:
+        raise QuickstartError(f"unknown policy recipe {unknown[0]!r}: choose from {', '.join(RECIPES)}")
+    return policies
+
+
+def _demo_counts(text: str) -> list[int]:
+    try:
+        demo_counts = sorted({int(part) for part in _comma_list(text)})
+    except ValueError as error:
+        raise QuickstartError(f"--demos {text!r} must be a comma list of integers") from error
+    if not demo_counts or demo_counts[0] < 1:
+        raise QuickstartError(f"--demos {text!r} must name positive counts")
+    return demo_counts
+
+
+def _run_cell(
+    out: Path,
+    recipe: Recipe,
+    demos: int,
+    title: str,
+    args: argparse.Namespace,
+    buildroot: Path,
+    pants: str,
+) -> None:
+    """Trains and sweeps one (recipe, demos) cell unless its stored result is current, then rewrites the
+    table and figure so an interrupted study still shows every finished cell."""
+    cell_file = _cell_path(out, recipe.name, demos)
+    if cell_file.exists():
+        stale = why_cell_is_stale(cell_file, recipe, args.eval_seeds)
+        if stale is None:
+            print(f"{title} {recipe.name}-{demos}: done ({cell_file}), skipping")
+            return
+        kept = move_aside(cell_file, "stale")
+        print(f"cell {recipe.name}-{demos}: the stored result {stale}; moved to {kept}", flush=True)
+    print(f"\n=== {title}: {recipe.name} on {demos} demonstrations ===", flush=True)
+    stages = cell_stages(out, recipe, demos, args.eval_seeds, args.workers)
+    timings = run_stages(stages, buildroot, pants)
+    trained = [sec for name, sec, how in timings if name.startswith("train-") and how == "ran"]
+    train_seconds = trained[0] if trained else None
+    cell = read_cell(out, recipe, demos, train_seconds)
+    cell_file.parent.mkdir(parents=True, exist_ok=True)
+    cell_file.write_text(json.dumps(cell, indent=2) + "\n")
+    low, high = cell["wilson95"]
+    print(
+        f"cell {recipe.name}-{demos}: {cell['successes']}/{cell['episodes']} "
+        f"({100 * low:.0f}–{100 * high:.0f}%)",
+        flush=True,
+    )
+    write_outputs(out)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        policies = _comma_list(args.policies)
-        unknown = [name for name in policies if name not in RECIPES]
-        if unknown:
-            raise QuickstartError(f"unknown policy recipe {unknown[0]!r}: choose from {', '.join(RECIPES)}")
-        try:
-            demo_counts = sorted({int(part) for part in _comma_list(args.demos)})
-        except ValueError as error:
-            raise QuickstartError(f"--demos {args.demos!r} must be a comma list of integers") from error
-        if not demo_counts or demo_counts[0] < 1:
-            raise QuickstartError(f"--demos {args.demos!r} must name positive counts")
+        policies = _chosen_policies(args.policies)
+        demo_counts = _demo_counts(args.demos)
         buildroot = find_buildroot(Path.cwd())
         out = args.out if args.out.is_absolute() else buildroot / args.out
         pants = os.environ.get("SO101LAB_PANTS", str(buildroot / "pants"))
@@ -395,30 +441,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             set_aside_short_pool(out, POOLS[pool], max(demo_counts))
         run_stages(pool_stages, buildroot, pants)
         for number, (recipe, demos) in enumerate(cells, start=1):
-            cell_file = _cell_path(out, recipe.name, demos)
-            if cell_file.exists():
-                stale = why_cell_is_stale(cell_file, recipe, args.eval_seeds)
-                if stale is None:
-                    print(f"cell {number}/{len(cells)} {recipe.name}-{demos}: done ({cell_file}), skipping")
-                    continue
-                kept = move_aside(cell_file, "stale")
-                print(f"cell {recipe.name}-{demos}: the stored result {stale}; moved to {kept}", flush=True)
-            title = f"cell {number}/{len(cells)}: {recipe.name} on {demos} demonstrations"
-            print(f"\n=== {title} ===", flush=True)
-            stages = cell_stages(out, recipe, demos, args.eval_seeds, args.workers)
-            timings = run_stages(stages, buildroot, pants)
-            trained = [sec for name, sec, how in timings if name.startswith("train-") and how == "ran"]
-            train_seconds = trained[0] if trained else None
-            cell = read_cell(out, recipe, demos, train_seconds)
-            cell_file.parent.mkdir(parents=True, exist_ok=True)
-            cell_file.write_text(json.dumps(cell, indent=2) + "\n")
-            low, high = cell["wilson95"]
-            print(
-                f"cell {recipe.name}-{demos}: {cell['successes']}/{cell['episodes']} "
-                f"({100 * low:.0f}–{100 * high:.0f}%)",
-                flush=True,
-            )
-            write_outputs(out)
+            _run_cell(out, recipe, demos, f"cell {number}/{len(cells)}", args, buildroot, pants)
         if any((out / CELLS_DIR).glob("*.json")):
             markdown, picture = write_outputs(out)
             print(f"\nlearning curves: {markdown} and {picture}")

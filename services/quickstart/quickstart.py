@@ -240,13 +240,39 @@ def _sweep(
     )
 
 
-def plan_stages(out: Path, sizes: Sizes, workers: int | None = None) -> list[Stage]:
+def _train_jax_state(data: Path, run: Path, sizes: Sizes) -> Stage:
+    return Stage(
+        "train-jax-state",
+        f"train the JAX Pi0-style policy ({sizes.jax_state_config}) for {sizes.jax_state_steps} steps",
+        "backends/jax_openpi:train",
+        "backends.jax_openpi.train",
+        (
+            "--config",
+            sizes.jax_state_config,
+            "--dataset",
+            str(data),
+            "--out",
+            str(run),
+            "--steps",
+            str(sizes.jax_state_steps),
+            # the learning rate decays over exactly this run
+            "--decay-steps",
+            str(sizes.jax_state_steps),
+            "--save-interval",
+            str(sizes.jax_state_save_interval),
+            "--compute-norm-stats",
+        ),
+        run / "checkpoints" / f"{sizes.jax_state_steps:06d}",
+        output=run,
+        inputs=(data,),
+    )
+
+
+def _state_stages(out: Path, sizes: Sizes, worker_args: tuple[str, ...]) -> list[Stage]:
+    """Stages 1-5: state demos, then ACT and the JAX policy trained on them and swept."""
     state_data = out / "data_state"
-    data = out / "data"
     act_state_run = out / "runs" / "act-state"
     jax_state_run = out / "runs" / "jax-state"
-    act_run = out / "runs" / "act"
-    worker_args = ("--workers", str(workers)) if workers else ()
     state_record_args = ("--environment-state", "--no-cameras", "--noise", str(sizes.state_noise))
     return [
         record_stage(
@@ -273,31 +299,7 @@ def plan_stages(out: Path, sizes: Sizes, workers: int | None = None) -> list[Sta
             sizes,
             worker_args,
         ),
-        Stage(
-            "train-jax-state",
-            f"train the JAX Pi0-style policy ({sizes.jax_state_config}) for {sizes.jax_state_steps} steps",
-            "backends/jax_openpi:train",
-            "backends.jax_openpi.train",
-            (
-                "--config",
-                sizes.jax_state_config,
-                "--dataset",
-                str(state_data),
-                "--out",
-                str(jax_state_run),
-                "--steps",
-                str(sizes.jax_state_steps),
-                # the learning rate decays over exactly this run
-                "--decay-steps",
-                str(sizes.jax_state_steps),
-                "--save-interval",
-                str(sizes.jax_state_save_interval),
-                "--compute-norm-stats",
-            ),
-            jax_state_run / "checkpoints" / f"{sizes.jax_state_steps:06d}",
-            output=jax_state_run,
-            inputs=(state_data,),
-        ),
+        _train_jax_state(state_data, jax_state_run, sizes),
         _sweep(
             "eval-jax-state",
             "jax_openpi",
@@ -307,6 +309,14 @@ def plan_stages(out: Path, sizes: Sizes, workers: int | None = None) -> list[Sta
             sizes,
             worker_args,
         ),
+    ]
+
+
+def _image_stages(out: Path, sizes: Sizes, worker_args: tuple[str, ...]) -> list[Stage]:
+    """Stages 6-8: camera demos, the vision ACT trained on them and its sweep."""
+    data = out / "data"
+    act_run = out / "runs" / "act"
+    return [
         record_stage(
             "record",
             data,
@@ -324,16 +334,28 @@ def plan_stages(out: Path, sizes: Sizes, workers: int | None = None) -> list[Sta
             sizes,
             worker_args,
         ),
-        Stage(
-            "summary",
-            "one table over every sweep",
-            "//:quickstart-summary",
-            "services.quickstart.summary",
-            ("--out", str(out)),
-            out / "summary.md",
-            output=out / "summary.md",
-            inputs=tuple(out / "eval" / name for name in ("act-state", "jax-state", "act")),
-        ),
+    ]
+
+
+def _summary_stage(out: Path) -> Stage:
+    return Stage(
+        "summary",
+        "one table over every sweep",
+        "//:quickstart-summary",
+        "services.quickstart.summary",
+        ("--out", str(out)),
+        out / "summary.md",
+        output=out / "summary.md",
+        inputs=tuple(out / "eval" / name for name in ("act-state", "jax-state", "act")),
+    )
+
+
+def plan_stages(out: Path, sizes: Sizes, workers: int | None = None) -> list[Stage]:
+    worker_args = ("--workers", str(workers)) if workers else ()
+    return [
+        *_state_stages(out, sizes, worker_args),
+        *_image_stages(out, sizes, worker_args),
+        _summary_stage(out),
     ]
 
 

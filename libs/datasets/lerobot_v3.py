@@ -45,6 +45,8 @@ from libs.datasets import stats as stats_lib
 from libs.datasets.video import (
     VideoFileWriter,
     choose_codec,
+    concatenate_videos,
+    count_video_frames,
     decode_frames,
     decode_png,
     decode_png16,
@@ -295,11 +297,16 @@ class _EpisodeBuffer:
 
 
 class LeRobotV3Writer:
-    """Writes a LeRobot v3.0 dataset episode by episode.
+    """Writes a LeRobot v3.0 dataset episode by episode, each saved episode durable at once.
 
     ``features`` are the recorded features (LeRobot's dict: dtype/shape/names); the index columns are added.
     Frames are buffered per episode and only written by ``save_episode`` (``clear_episode`` drops them), so
-    a recorder can decide to keep an episode after seeing its outcome. ``finalize`` writes the metadata.
+    a recorder can decide to keep an episode after seeing its outcome. ``save_episode`` appends the episode
+    as LeRobot does, by rewriting the current data file and each camera's current video (remuxed, the new
+    episode encoded on its own) to a temporary name and ``os.replace``-ing it, then rewrites ``meta/``,
+    ``info.json`` last: a process killed at any point leaves every saved episode readable, and
+    ``resume=True`` continues such a dataset after its last committed episode (``info.json``'s count).
+    ``finalize`` only checks that an episode was saved.
     """
 
     def __init__(
@@ -314,9 +321,10 @@ class LeRobotV3Writer:
         chunks_size: int = DEFAULT_CHUNK_SIZE,
         data_files_size_in_mb: int = DEFAULT_DATA_FILE_SIZE_IN_MB,
         video_files_size_in_mb: int = DEFAULT_VIDEO_FILE_SIZE_IN_MB,
+        resume: bool = False,
     ) -> None:
         self.root = Path(root)
-        if self.root.exists() and any(self.root.iterdir()):
+        if self.root.exists() and any(self.root.iterdir()) and not resume:
             if not overwrite:
                 raise DatasetError(
                     f"{self.root} already exists and is not empty: choose a new output directory"
@@ -352,16 +360,25 @@ class LeRobotV3Writer:
         self._buffer = _EpisodeBuffer()
         self._total_frames = 0
         self._data_position = (0, 0)
-        self._data_writer: pq.ParquetWriter | None = None
         self._video_position = {key: (0, 0) for key in self.video_keys}
-        self._video_writers: dict[str, VideoFileWriter] = {}
-        self._finalized = False
+        #: Frames already in each camera's current video file (where the next episode starts).
+        self._video_frames = dict.fromkeys(self.video_keys, 0)
+        #: (temporary, final) files of the episode being saved, renamed into place when it is committed.
+        self._staged: list[tuple[Path, Path]] = []
         self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / "meta").mkdir(exist_ok=True)
+        if resume:
+            self._resume()
 
     # -- frames
     @property
     def num_episodes(self) -> int:
         return len(self._episode_rows)
+
+    @property
+    def episode_rows(self) -> list[dict[str, Any]]:
+        """The episodes-parquet rows saved so far (after a resume, the committed ones first)."""
+        return list(self._episode_rows)
 
     @property
     def buffered_frames(self) -> int:
@@ -409,8 +426,8 @@ class LeRobotV3Writer:
         self._buffer = _EpisodeBuffer()
 
     def save_episode(self, metadata: Mapping[str, Any] | None = None) -> int:
-        """Write the buffered frames as one episode; ``metadata`` becomes extra episodes-parquet columns
-        (e.g. ``{"outcome": "success", "seed": 3}``). Returns the episode index."""
+        """Write the buffered frames as one episode and commit it (class docstring); ``metadata`` becomes
+        extra episodes-parquet columns (e.g. ``{"outcome": "success", "seed": 3}``). Returns its index."""
         length = len(self._buffer)
         if length == 0:
             raise DatasetError("save_episode() called with no frames: add frames first")
@@ -418,8 +435,37 @@ class LeRobotV3Writer:
         for task in self._buffer.tasks:
             if task not in self._tasks:
                 self._tasks.append(task)
-        task_index = {task: i for i, task in enumerate(self._tasks)}
+        columns, visual = self._episode_columns(episode_index, length)
+        row: dict[str, Any] = {
+            "episode_index": episode_index,
+            "tasks": list(dict.fromkeys(self._buffer.tasks)),
+            "length": length,
+        }
+        row.update(self._write_data(columns, visual))
+        row["dataset_from_index"] = self._total_frames
+        row["dataset_to_index"] = self._total_frames + length
+        for key in self.video_keys:
+            row.update(self._write_video(key, visual[key]))
+        row.update(episode_stats_columns(compute_episode_stats(self.features, columns, visual)))
+        row["meta/episodes/chunk_index"] = 0
+        row["meta/episodes/file_index"] = 0
+        for key, value in (metadata or {}).items():
+            if key in row:
+                raise DatasetError(f"episode metadata key {key!r} clashes with a LeRobot column: rename it")
+            row[key] = value
+        self._episode_rows.append(row)
+        # The stats as the episodes parquet keeps them, so a resumed dataset aggregates the same numbers.
+        self._episode_stats.append(_stats_of_row(row))
+        self._total_frames += length
+        self.clear_episode()
+        self._write_meta()
+        return episode_index
 
+    def _episode_columns(
+        self, episode_index: int, length: int
+    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """The buffered episode's parquet columns (with LeRobot's index columns) and camera frames."""
+        task_index = {task: i for i, task in enumerate(self._tasks)}
         columns: dict[str, np.ndarray] = {}
         visual: dict[str, np.ndarray] = {}
         for key, feature in self.features.items():
@@ -436,34 +482,11 @@ class LeRobotV3Writer:
         columns["episode_index"] = np.full(length, episode_index, dtype=np.int64)
         columns["index"] = self._total_frames + frame_index
         columns["task_index"] = np.array([task_index[task] for task in self._buffer.tasks], dtype=np.int64)
+        return columns, visual
 
-        row: dict[str, Any] = {
-            "episode_index": episode_index,
-            "tasks": list(dict.fromkeys(self._buffer.tasks)),
-            "length": length,
-        }
-        row.update(self._write_data(columns, visual))
-        row["dataset_from_index"] = self._total_frames
-        row["dataset_to_index"] = self._total_frames + length
-        for key in self.video_keys:
-            row.update(self._write_video(key, visual[key]))
-        episode_stats = compute_episode_stats(self.features, columns, visual)
-        row.update(episode_stats_columns(episode_stats))
-        row["meta/episodes/chunk_index"] = 0
-        row["meta/episodes/file_index"] = 0
-        for key, value in (metadata or {}).items():
-            if key in row:
-                raise DatasetError(f"episode metadata key {key!r} clashes with a LeRobot column: rename it")
-            row[key] = value
-        self._episode_rows.append(row)
-        self._episode_stats.append(episode_stats)
-        self._total_frames += length
-        self.clear_episode()
-        return episode_index
-
-    def _write_data(
+    def _data_arrays(
         self, columns: Mapping[str, np.ndarray], visual: Mapping[str, np.ndarray]
-    ) -> dict[str, int]:
+    ) -> list[pa.Array]:
         arrays = []
         for schema_field in self._schema:
             feature = self.features[schema_field.name]
@@ -484,41 +507,54 @@ class LeRobotV3Writer:
                 )
             else:
                 arrays.append(_to_arrow(columns[schema_field.name], schema_field.type))
-        table = pa.Table.from_arrays(arrays, schema=self._schema)
+        return arrays
+
+    def _write_data(
+        self, columns: Mapping[str, np.ndarray], visual: Mapping[str, np.ndarray]
+    ) -> dict[str, int]:
+        """Appends the episode's rows to the current data file (rewritten atomically)."""
+        table = pa.Table.from_arrays(self._data_arrays(columns, visual), schema=self._schema)
         chunk_index, file_index = self._data_position
         path = self.root / DATA_PATH.format(chunk_index=chunk_index, file_index=file_index)
-        if self._data_writer is None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._data_writer = pq.ParquetWriter(path, self._schema, compression="snappy")
-        self._data_writer.write_table(table)
-        if path.stat().st_size >= self.data_files_size_in_mb * 1024**2:
-            self._data_writer.close()
-            self._data_writer = None
+        if path.is_file():
+            table = pa.concat_tables([pq.read_table(path, schema=self._schema), table])
+        staged = path.with_name(path.name + ".tmp")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(table, staged, compression="snappy")
+        self._staged.append((staged, path))
+        if staged.stat().st_size >= self.data_files_size_in_mb * 1024**2:
             self._data_position = self._next_position(self._data_position)
         return {"data/chunk_index": chunk_index, "data/file_index": file_index}
 
+    def _video_file(self, key: str, position: tuple[int, int]) -> Path:
+        chunk_index, file_index = position
+        return self.root / VIDEO_PATH.format(video_key=key, chunk_index=chunk_index, file_index=file_index)
+
     def _write_video(self, key: str, frames: np.ndarray) -> dict[str, Any]:
+        """The episode encoded on its own, then appended to the camera's current file by a remux."""
         chunk_index, file_index = self._video_position[key]
-        writer = self._video_writers.get(key)
-        if writer is None:
-            path = self.root / VIDEO_PATH.format(
-                video_key=key, chunk_index=chunk_index, file_index=file_index
-            )
-            height, width, _ = self.features[key]["shape"]
-            writer = VideoFileWriter(path, height, width, self.fps, self.codec or "")
-            self._video_writers[key] = writer
-        from_timestamp = writer.frames_written / self.fps
+        path = self._video_file(key, (chunk_index, file_index))
+        episode_path = path.with_name(path.name + ".episode.tmp")
+        height, width, _ = self.features[key]["shape"]
+        writer = VideoFileWriter(episode_path, height, width, self.fps, self.codec or "")
         writer.write(frames)
-        to_timestamp = writer.frames_written / self.fps
-        if writer.size_bytes >= self.video_files_size_in_mb * 1024**2:
-            writer.close()
-            del self._video_writers[key]
+        writer.close()
+        from_frame = self._video_frames[key]
+        staged = episode_path
+        if from_frame > 0:
+            staged = path.with_name(path.name + ".tmp")
+            concatenate_videos([path, episode_path], staged)
+            episode_path.unlink()
+        self._staged.append((staged, path))
+        self._video_frames[key] = from_frame + len(frames)
+        if staged.stat().st_size >= self.video_files_size_in_mb * 1024**2:
             self._video_position[key] = self._next_position(self._video_position[key])
+            self._video_frames[key] = 0
         return {
             f"videos/{key}/chunk_index": chunk_index,
             f"videos/{key}/file_index": file_index,
-            f"videos/{key}/from_timestamp": from_timestamp,
-            f"videos/{key}/to_timestamp": to_timestamp,
+            f"videos/{key}/from_timestamp": from_frame / self.fps,
+            f"videos/{key}/to_timestamp": (from_frame + len(frames)) / self.fps,
         }
 
     def _next_position(self, position: tuple[int, int]) -> tuple[int, int]:
@@ -528,23 +564,35 @@ class LeRobotV3Writer:
         return chunk_index, file_index + 1
 
     # -- metadata
+    def _write_meta(self) -> None:
+        """Commits the episode: ``meta/`` for the episodes saved so far is staged beside the episode's data
+        and video files, then all are renamed into place in a burst, ``info.json`` last (``resume`` trusts
+        its episode count), so a kill leaves the files disagreeing for no more than those renames."""
+        episodes_path = self.root / EPISODES_PATH.format(chunk_index=0, file_index=0)
+        staged_episodes = episodes_path.with_name(episodes_path.name + ".tmp")
+        write_episodes_table(self.root, self._episode_rows, path=staged_episodes)
+        self._staged.append((staged_episodes, episodes_path))
+        staged_tasks = self.root / (TASKS_PATH + ".tmp")
+        pq.write_table(_tasks_table(self._tasks), staged_tasks)
+        self._staged.append((staged_tasks, self.root / TASKS_PATH))
+        meta = {
+            STATS_PATH: stats_lib.to_json(stats_lib.aggregate(self._episode_stats)),
+            INFO_PATH: self._info(),
+        }
+        if self.scene_config is not None:
+            meta[SCENE_PATH] = self.scene_config
+        for relative in sorted(meta, key=lambda name: name == INFO_PATH):
+            staged = self.root / (relative + ".staged")
+            staged.write_text(json.dumps(meta[relative], indent=4))
+            self._staged.append((staged, self.root / relative))
+        for staged, final in self._staged:
+            staged.replace(final)
+        self._staged = []
+
     def finalize(self) -> Path:
-        """Close files and write ``meta/``; returns the dataset root. Safe to call twice."""
-        if self._finalized:
-            return self.root
-        self._finalized = True
-        if self._data_writer is not None:
-            self._data_writer.close()
-        for writer in self._video_writers.values():
-            writer.close()
+        """Checks that an episode was saved (each is committed when saved); returns the dataset root."""
         if not self._episode_rows:
             raise DatasetError(f"no episode was saved in {self.root}: nothing to finalize")
-        write_episodes_table(self.root, self._episode_rows)
-        pq.write_table(_tasks_table(self._tasks), self.root / TASKS_PATH)
-        write_json_atomic(self.root / STATS_PATH, stats_lib.to_json(stats_lib.aggregate(self._episode_stats)))
-        if self.scene_config is not None:
-            write_json_atomic(self.root / SCENE_PATH, self.scene_config)
-        write_json_atomic(self.root / INFO_PATH, self._info())
         return self.root
 
     def _info(self) -> dict[str, Any]:
@@ -560,18 +608,118 @@ class LeRobotV3Writer:
             video_files_size_in_mb=self.video_files_size_in_mb,
         )
 
+    # -- resume
+    def _resume(self) -> None:
+        """Continue after the last committed episode: what a killed writer left past it is cut away."""
+        info_path = self.root / INFO_PATH
+        if not info_path.is_file():  # killed before its first episode was committed: start afresh
+            for name in ("data", "videos", "meta"):
+                shutil.rmtree(self.root / name, ignore_errors=True)
+            return
+        info = json.loads(info_path.read_text())
+        self._check_resumable(info)
+        committed = int(info["total_episodes"])
+        table = LeRobotV3Dataset(self.root).episodes_table
+        rows = [row for row in table.to_pylist() if row["episode_index"] < committed]
+        if len(rows) != committed:
+            raise DatasetError(
+                f"{self.root} lists {len(rows)} of its {committed} episodes in {EPISODES_DIR}: "
+                "it cannot be resumed, record it again with --overwrite"
+            )
+        if table.num_rows > committed:  # columns only the uncommitted episode had go with it
+            kept = [name for name in table.column_names if any(row[name] is not None for row in rows)]
+            rows = [{name: row[name] for name in kept} for row in rows]
+        self._episode_rows = rows
+        self._episode_stats = [_stats_of_row(row) for row in self._episode_rows]
+        self._tasks = list(dict.fromkeys(task for row in rows for task in row["tasks"]))
+        self._total_frames = sum(int(row["length"]) for row in rows)
+        self._restore_data_files()
+        for key in self.video_keys:
+            self._restore_video_files(key)
+
+    def _check_resumable(self, info: Mapping[str, Any]) -> None:
+        asked = json.loads(json.dumps(self._info()))
+        differing = [name for name in ("fps", "features", "robot_type") if info.get(name) != asked.get(name)]
+        scene_path = self.root / SCENE_PATH
+        if self.scene_config is not None and scene_path.is_file():
+            if json.loads(scene_path.read_text()) != json.loads(json.dumps(self.scene_config)):
+                differing.append("scene")
+        if differing:
+            raise DatasetError(
+                f"{self.root} was recorded with another {', '.join(differing)} than this command asks for: "
+                "resume it with the options it was started with, or choose a new output directory"
+            )
+
+    def _restore_data_files(self) -> None:
+        """The data files cut back to the committed rows; the position after the last one."""
+        last = self._episode_rows[-1]
+        position = (int(last["data/chunk_index"]), int(last["data/file_index"]))
+        path = self.root / DATA_PATH.format(chunk_index=position[0], file_index=position[1])
+        table = pq.read_table(path, schema=self._schema)
+        committed = int(last["episode_index"])
+        if pc.max(table.column("episode_index")).as_py() > committed:
+            mask = pc.less_equal(table.column("episode_index"), pa.scalar(committed, pa.int64()))
+            _write_parquet_atomic(table.filter(mask), path)
+        _remove_after(self.root / "data", path, "*/*.parquet")
+        for leftover in [*(self.root / "meta").rglob("*.tmp"), *(self.root / "meta").rglob("*.staged")]:
+            leftover.unlink()
+        self._data_position = position
+        if path.stat().st_size >= self.data_files_size_in_mb * 1024**2:
+            self._data_position = self._next_position(position)
+
+    def _restore_video_files(self, key: str) -> None:
+        """The camera's current file cut back to the committed episodes; where the next one starts."""
+        last = self._episode_rows[-1]
+        position = (int(last[f"videos/{key}/chunk_index"]), int(last[f"videos/{key}/file_index"]))
+        path = self._video_file(key, position)
+        frames = round(float(last[f"videos/{key}/to_timestamp"]) * self.fps)
+        stored = count_video_frames(path)
+        if stored < frames:
+            raise DatasetError(
+                f"{path} holds {stored} frames, its episodes {frames}: it cannot be resumed, record it again"
+            )
+        if stored > frames:
+            cut = path.with_name(path.name + ".tmp")
+            concatenate_videos([path], cut, end_timestamp=frames / self.fps)
+            cut.replace(path)
+        _remove_after(self.root / "videos" / key, path, "*/*.mp4")
+        self._video_position[key], self._video_frames[key] = position, frames
+        if path.stat().st_size >= self.video_files_size_in_mb * 1024**2:
+            self._video_position[key], self._video_frames[key] = self._next_position(position), 0
+
     def __enter__(self) -> LeRobotV3Writer:
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, traceback: Any) -> None:
         if exc_type is None:
             self.finalize()
-        else:
-            for writer in self._video_writers.values():
-                writer.close()
-            if self._data_writer is not None:
-                self._data_writer.close()
-            self._finalized = True
+
+
+def _stats_of_row(row: Mapping[str, Any]) -> dict[str, dict[str, np.ndarray]]:
+    """An episode's stats from its ``stats/<feature>/<stat>`` columns."""
+    result: dict[str, dict[str, np.ndarray]] = {}
+    for name, value in row.items():
+        if name.startswith("stats/") and value is not None:
+            key, _, stat = name[len("stats/") :].rpartition("/")
+            result.setdefault(key, {})[stat] = np.asarray(value)
+    return result
+
+
+def _write_parquet_atomic(table: pa.Table, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    pq.write_table(table, temporary, compression="snappy")
+    temporary.replace(path)
+
+
+def _remove_after(folder: Path, last: Path, pattern: str) -> None:
+    """Files matching ``pattern`` under ``folder`` that sort after ``last`` (a killed writer's next file),
+    and every temporary file it left."""
+    for path in folder.glob(pattern):
+        if path.relative_to(folder).as_posix() > last.relative_to(folder).as_posix():
+            path.unlink()
+    for path in folder.glob("*/*.tmp"):
+        path.unlink()
 
 
 def build_info(
@@ -622,9 +770,7 @@ def write_episodes_table(root: Path, rows: Sequence[Mapping[str, Any]], path: Pa
             arrays[key] = pa.array(values, type=pa.list_(pa.string()))
         else:
             arrays[key] = pa.array(values)
-    path = path or root / EPISODES_PATH.format(chunk_index=0, file_index=0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.table(arrays), path, compression="snappy")
+    _write_parquet_atomic(pa.table(arrays), path or root / EPISODES_PATH.format(chunk_index=0, file_index=0))
 
 
 def _stats_list_type(values: Sequence[Any], integer: bool) -> pa.DataType:

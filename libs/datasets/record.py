@@ -7,7 +7,12 @@ filter, recording continues until ``episodes`` episodes were kept or ``max_attem
 
 Every episode is played by the episode loop (``libs.sim.play``) with the contract checks; the recorder is
 one of its observers, writing each action's frame with the observation current when it is executed (and
-perturbing the executed action with recovery noise). A learned policy's rollouts are planned as the sweep
+perturbing the executed action with recovery noise).
+
+Each kept episode is committed to disk when it ends (``LeRobotV3Writer``): a recording killed at any point
+keeps its finished episodes, and the same command with ``--resume`` records the rest, seed after seed, into
+the dataset an uninterrupted run writes. A write that fails (a full disk) stops with one line; the finished
+episodes stay, resumable. A learned policy's rollouts are planned as the sweep
 plans a checkpoint, in its training scene (``libs.evaluation.play.rollouts``), then recorded here.
 
 Commands:
@@ -19,6 +24,7 @@ Commands:
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +37,7 @@ from libs.datasets.action_noise import ActionNoise
 from libs.datasets.judges import EpisodeJudge, keep_filter
 from libs.datasets.lerobot_v3 import (
     BLOCK_POSITIONS_PATH,
+    INFO_PATH,
     DatasetError,
     LeRobotV3Writer,
     depth_feature,
@@ -106,13 +113,16 @@ def record_dataset(
     overwrite: bool = False,
     progress: bool = True,
     action_noise: ActionNoise | None = None,
+    resume: bool = False,
 ) -> RecordSummary:
     """Run ``policy`` for episodes with seeds ``seed, seed+1, ...`` and write the kept ones to ``root``.
 
     ``action_noise`` perturbs the executed actions while the frames keep the policy's own (see
-    ``libs.datasets.action_noise``): demonstrations that show recovery."""
+    ``libs.datasets.action_noise``): demonstrations that show recovery. ``resume`` continues a recording
+    that was stopped, after its last kept episode's seed."""
     if episodes < 1:
         raise DatasetError(f"episodes must be >= 1, got {episodes}")
+    _check_output_folder(Path(root), episodes, resume, overwrite)
     policy = _recording_policy(policy, action_space)
     action_space = policy.spec.action_space
     episode_filter = (keep_filter(keep) if keep is None or isinstance(keep, str) else keep) or _keep_all
@@ -125,23 +135,89 @@ def record_dataset(
         features=features,
         scene_config=env.scene.to_dict(),
         overwrite=overwrite,
+        resume=resume,
     )
     recorder = _Recorder(env, policy, writer, features, action_noise, episode_filter)
-    summary = RecordSummary(root=Path(root), episodes_kept=0, episodes_run=0)
-    bar = _progress(episodes, enabled=progress)
+    summary = _summary_so_far(writer, seed)
+    bar = _progress(episodes, enabled=progress, initial=summary.episodes_kept)
     try:
-        block_positions = recorder.record(summary, seed, episodes, max_attempts, bar)
+        recorder.block_positions = _block_positions_so_far(writer, env, summary.kept_seeds)
+        _record_or_stop(recorder, summary, seed, episodes, max_attempts, bar)
         if summary.episodes_kept == 0:
             raise DatasetError(
                 f"none of {summary.episodes_run} episodes passed --keep {keep!r} "
                 f"(outcomes: {summary.outcomes}): relax the filter or run more attempts"
             )
         writer.finalize()
-        write_json_atomic(Path(root) / BLOCK_POSITIONS_PATH, block_positions)
     finally:
         bar.close()
         env.close()
     return summary
+
+
+def _record_or_stop(
+    recorder: _Recorder, summary: RecordSummary, seed: int, episodes: int, max_attempts: int, bar: Any
+) -> None:
+    """``recorder.record``, a failed write (a full disk, a lost mount) turned into one line that says the
+    finished episodes are kept and how to go on."""
+    try:
+        recorder.record(summary, seed, episodes, max_attempts, bar)
+    except OSError as error:
+        kept = summary.episodes_kept
+        raise DatasetError(
+            f"writing {summary.root} failed after {kept} episodes ({error.strerror or error}): the {kept} "
+            "finished episodes are kept; free the disk (or fix the folder) and rerun with --resume"
+        ) from error
+
+
+def _check_output_folder(root: Path, episodes: int, resume: bool, overwrite: bool) -> None:
+    """A folder left by a stopped recording asks for --resume (or --overwrite), in one line."""
+    if resume or overwrite or not root.is_dir():
+        return
+    info = root / INFO_PATH
+    if info.is_file():
+        kept = int(json.loads(info.read_text()).get("total_episodes", 0))
+    elif any((root / name).exists() for name in ("data", "videos", "meta")):
+        kept = 0  # stopped before its first episode was committed
+    else:
+        return  # not a recording: the writer says the folder is taken
+    if kept < episodes:
+        raise DatasetError(
+            f"{root} holds a stopped recording ({kept} of {episodes} episodes): add --resume to continue "
+            "it, or --overwrite to start over"
+        )
+
+
+def _summary_so_far(writer: LeRobotV3Writer, seed: int) -> RecordSummary:
+    """What a resumed recording had already kept; it goes on after the last kept episode's seed (the
+    episodes after it that the filter left out are played again, to the same outcome)."""
+    rows = writer.episode_rows
+    summary = RecordSummary(root=writer.root, episodes_kept=len(rows), episodes_run=0)
+    for row in rows:
+        outcome = str(row.get("outcome"))
+        summary.outcomes[outcome] = summary.outcomes.get(outcome, 0) + 1
+        summary.kept_seeds.append(int(row["seed"]))
+    if summary.kept_seeds:
+        if min(summary.kept_seeds) < seed:
+            raise DatasetError(
+                f"{writer.root} was recorded from seed {min(summary.kept_seeds)}, not --seed {seed}: resume "
+                "it with the --seed it was started with"
+            )
+        summary.episodes_run = max(summary.kept_seeds) + 1 - seed
+    return summary
+
+
+def _block_positions_so_far(
+    writer: LeRobotV3Writer, env: Any, kept_seeds: Sequence[int]
+) -> list[list[float]]:
+    """The kept episodes' initial block xy: those written, the rest (a kill between the episode's commit
+    and this file's) from a reset with its seed, which places the block as the episode did."""
+    path = writer.root / BLOCK_POSITIONS_PATH
+    positions: list[list[float]] = json.loads(path.read_text())[: len(kept_seeds)] if path.is_file() else []
+    for episode_seed in kept_seeds[len(positions) :]:
+        env.reset(seed=episode_seed)
+        positions.append([round(float(value), 4) for value in np.asarray(env.block_position)[:2]])
+    return positions
 
 
 @dataclass
@@ -154,13 +230,12 @@ class _Recorder:
     features: Mapping[str, Any]
     action_noise: ActionNoise | None
     episode_filter: EpisodeJudge
+    #: Each kept episode's initial block xy (the --grid map's overlay of where the training data was).
+    block_positions: list[list[float]] = field(default_factory=list)
 
-    def record(
-        self, summary: RecordSummary, seed: int, episodes: int, max_attempts: int, bar: Any
-    ) -> list[list[float]]:
-        """Episodes from ``seed`` on until ``episodes`` are kept or ``max_attempts`` run; each kept
-        episode's initial block xy (the --grid map's overlay of where the training data was)."""
-        block_positions: list[list[float]] = []
+    def record(self, summary: RecordSummary, seed: int, episodes: int, max_attempts: int, bar: Any) -> None:
+        """Episodes from seed ``seed + summary.episodes_run`` on until ``episodes`` are kept or
+        ``max_attempts`` run, each kept one committed with its block position."""
         while summary.episodes_kept < episodes and summary.episodes_run < max_attempts:
             episode_seed = seed + summary.episodes_run
             frame_writer = FrameWriter(self.writer, self.features, self.env, self.action_noise)
@@ -173,12 +248,12 @@ class _Recorder:
                 self.writer.save_episode(metadata)
                 summary.episodes_kept += 1
                 summary.kept_seeds.append(episode_seed)
-                block_positions.append(block_xy)
+                self.block_positions.append(block_xy)
+                write_json_atomic(self.writer.root / BLOCK_POSITIONS_PATH, self.block_positions)
                 bar.update(1)
             else:
                 self.writer.clear_episode()
             bar.set_postfix(run=summary.episodes_run, last=outcome)
-        return block_positions
 
 
 def _recording_policy(policy: Policy | str, action_space: str | None) -> Policy:
@@ -277,12 +352,12 @@ class _NoProgress:
     def close(self) -> None: ...
 
 
-def _progress(total: int, enabled: bool) -> Any:
+def _progress(total: int, enabled: bool, initial: int = 0) -> Any:
     if not enabled:
         return _NoProgress()
     from tqdm import tqdm
 
-    return tqdm(total=total, desc="episodes kept", unit="ep")
+    return tqdm(total=total, initial=initial, desc="episodes kept", unit="ep")
 
 
 # --------------------------------------------------------------------------------------------------- CLI
@@ -298,7 +373,9 @@ def recording_parser(prog: str, with_policy: bool) -> argparse.ArgumentParser:
             action="store_true",
             help="record in a scene whose cameras differ from the checkpoint's training scene",
         )
-    parser.add_argument("--out", required=True, type=Path, help="new dataset directory")
+    parser.add_argument(
+        "--out", required=True, type=Path, help="new dataset directory (or a stopped one, with --resume)"
+    )
     parser.add_argument("--episodes", type=int, default=10, help="episodes to keep")
     parser.add_argument("--seed", type=int, default=0, help="seed of the first episode (then +1 each)")
     parser.add_argument("--action-space", choices=["joint", "ee"], default=None)
@@ -332,6 +409,11 @@ def recording_parser(prog: str, with_policy: bool) -> argparse.ArgumentParser:
         "--noise-steps", type=float, default=8.0, help="the noise's correlation time, control steps"
     )
     parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue a stopped recording in --out (same options) up to --episodes",
+    )
     return parser
 
 
@@ -389,6 +471,7 @@ def recording_options(args: argparse.Namespace) -> dict[str, Any]:
         max_steps=args.max_steps,
         use_video=not args.images,
         overwrite=args.overwrite,
+        resume=args.resume,
         action_noise=ActionNoise(args.noise, args.noise_steps) if args.noise > 0 else None,
     )
 

@@ -93,7 +93,8 @@ class VideoFileWriter:
         self.path = path
         self.fps = fps
         self.frames_written = 0
-        self._container = av.open(str(path), mode="w")
+        # The format is named: a recording encodes each episode to a temporary name first (``.mp4.tmp``).
+        self._container = av.open(str(path), mode="w", format="mp4")
         self._stream = self._container.add_stream(codec, rate=fps)
         self._stream.width = width
         self._stream.height = height
@@ -119,6 +120,55 @@ class VideoFileWriter:
         for packet in self._stream.encode():
             self._container.mux(packet)
         self._container.close()
+
+
+def concatenate_videos(parts: list[Path], out: Path, end_timestamp: float | None = None) -> None:
+    """``parts`` played back to back, remuxed into ``out`` without re-encoding (how LeRobot appends an
+    episode's video to a file); with ``end_timestamp``, only the frames before it. Each part must start
+    with a keyframe (every episode is encoded on its own) and share the first part's time base."""
+    inputs = [av.open(str(path)) for path in parts]
+    try:
+        with av.open(str(out), mode="w", format="mp4") as output:
+            template = inputs[0].streams.video[0]
+            stream = output.add_stream_from_template(template)
+            offset = 0
+            for path, container in zip(parts, inputs, strict=True):
+                source = container.streams.video[0]
+                if source.time_base != template.time_base:
+                    raise VideoError(f"{path} has time base {source.time_base}, not {template.time_base}")
+                offset = _remux_packets(container, source, output, stream, offset, end_timestamp)
+    except av.error.FFmpegError as error:
+        raise VideoError(f"cannot remux {', '.join(map(str, parts))} ({error}): re-record them") from error
+    finally:
+        for container in inputs:
+            container.close()
+
+
+def _remux_packets(
+    container: Any, source: Any, output: Any, stream: Any, offset: int, end_timestamp: float | None
+) -> int:
+    """Copies ``source``'s packets shifted by ``offset`` (time-base units) whose time is before
+    ``end_timestamp``; returns the offset just after the last one copied (where the next part starts)."""
+    end = offset
+    for packet in container.demux(source):
+        if packet.dts is None or packet.pts is None:  # the demuxer's empty flush packet
+            continue
+        time = float((packet.pts + offset) * source.time_base)
+        if end_timestamp is not None and time >= end_timestamp - 1e-4:
+            continue
+        packet.pts += offset
+        packet.dts += offset
+        end = max(end, packet.pts + packet.duration)
+        packet.stream = stream
+        output.mux(packet)
+    return end
+
+
+def count_video_frames(path: Path) -> int:
+    """Frames (packets) in an MP4's video stream, without decoding them."""
+    with av.open(str(path)) as container:
+        source = container.streams.video[0]
+        return sum(1 for packet in container.demux(source) if packet.pts is not None)
 
 
 def decode_frames(path: Path, from_timestamp: float = 0.0, to_timestamp: float | None = None) -> np.ndarray:

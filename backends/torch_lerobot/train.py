@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -41,6 +42,15 @@ from backends.torch_lerobot.object_state_estimator import (
     insert_before_normalizer,
 )
 from backends.torch_lerobot.presets import POLICY_TYPES, PRESETS, make_policy_config
+from backends.torch_lerobot.resume import (
+    LossLog,
+    ResumePoint,
+    atomic_checkpoint_dir,
+    clear_fresh_run,
+    find_resume_point,
+    set_aside_damaged,
+    truncate_loss_log,
+)
 from backends.torch_lerobot.tiny_backbones import TINY_BACKBONE_FILE, building_context
 from backends.torch_lerobot.train_estimator import EstimatorError, load_estimator
 from libs.config_flags import add_flags, config_from_flags, flag, flag_fields
@@ -77,10 +87,11 @@ def _check_dataset(dataset: Path, policy: str) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def _lerobot_cli_free() -> Iterator[None]:
-    """LeRobot's config validation re-reads ``sys.argv`` for ``--policy.path``; ours are not its flags."""
+def _lerobot_cli_free(lerobot_argv: Sequence[str] = ()) -> Iterator[None]:
+    """LeRobot's config validation re-reads ``sys.argv`` for ``--policy.path`` (and, resuming, for
+    ``--config_path``); ours are not its flags, so it sees ``lerobot_argv`` only."""
     saved = sys.argv
-    sys.argv = [saved[0]]
+    sys.argv = [saved[0], *lerobot_argv]
     try:
         yield
     finally:
@@ -106,6 +117,7 @@ def _lerobot_hooks(
     probe_workers: Sequence[int] = (),
     frames_in_memory: bool = True,
     object_state: ObjectStateInputs | None = None,
+    seed: int = 0,
 ) -> Iterator[None]:
     """Hooks into LeRobot's loop, each a thin wrapper around its own function:
 
@@ -121,11 +133,18 @@ def _lerobot_hooks(
       features are the state vectors only (its network builds no image encoder);
     - after ``save_checkpoint``: every checkpoint, even of an interrupted run, gets its card (the dataset's
       scene, stats, block positions and features: ``libs.policy_api.card``; LeRobot saves the processors,
-      the rest is ours) and, for a tiny backbone, its sizes.
+      the rest is ours) and, for a tiny backbone, its sizes; all of it written beside and renamed into
+      place once whole (``resume.atomic_checkpoint_dir``), so a kill mid-save leaves no half checkpoint;
+    - after ``update_policy``: the step's loss, learning rate and gradient norm appended to
+      ``RUN/loss_log.jsonl`` (``resume.LossLog``);
+    - before ``cycle``: the data loader gets its own generator, so that starting an epoch's iterator draws
+      nothing from the global RNG (a resumed run, whose RNG state is the checkpoint's, would otherwise
+      start its first iterator one draw off the killed run's sequence).
     """
     object_state = object_state or ObjectStateInputs()
     tiny_sizes = backbone_dir / TINY_BACKBONE_FILE if backbone_dir is not None else None
     seen: dict[str, Any] = {}
+    loss_log = LossLog(out)
     wrappers = {
         "make_train_eval_datasets": lambda original: _datasets_hook(original, frames_in_memory, seen),
         "make_pre_post_processors": lambda original: _processors_hook(
@@ -133,6 +152,8 @@ def _lerobot_hooks(
         ),
         "make_policy": lambda original: _policy_hook(original, out, steps, save_freq, object_state, seen),
         "save_checkpoint": lambda original: _checkpoint_hook(original, dataset, tiny_sizes, object_state),
+        "update_policy": lambda original: _loss_log_hook(original, loss_log),
+        "cycle": lambda original: _cycle_hook(original, seed),
     }
     originals = {name: getattr(lerobot_train, name) for name in wrappers}
     for name, wrap in wrappers.items():
@@ -140,6 +161,7 @@ def _lerobot_hooks(
     try:
         yield
     finally:
+        loss_log.close()
         for name, original in originals.items():
             setattr(lerobot_train, name, original)
 
@@ -179,7 +201,10 @@ def _processors_hook(
         if policy_config is not None:
             add_depth_step(processors[0], policy_config.input_features)
             add_environment_state_step(processors[0], policy_config.type, policy_config.input_features)
-        if object_state.estimator is not None:
+        resumed_with_estimator = any(
+            isinstance(step, EstimateObjectStateStep) for step in processors[0].steps
+        )
+        if object_state.estimator is not None and not resumed_with_estimator:
             insert_before_normalizer(processors[0], EstimateObjectStateStep.from_net(object_state.estimator))
         if probe_workers and "dataset" in seen and "policy" in seen:
             probe = _probe_loader(
@@ -227,13 +252,41 @@ def _checkpoint_hook(
     """``save_checkpoint``, then the checkpoint's card and (for a tiny backbone) its sizes."""
 
     def save_checkpoint_with_card(checkpoint_dir: Path, *args: Any, **kwargs: Any) -> None:
-        original(checkpoint_dir, *args, **kwargs)
-        pretrained_dir = Path(checkpoint_dir) / PRETRAINED_DIR_NAME
-        write_card(dataset, pretrained_dir, object_state_from_cameras=object_state.estimator is not None)
-        if tiny_sizes is not None and tiny_sizes.is_file():
-            shutil.copy2(tiny_sizes, pretrained_dir / TINY_BACKBONE_FILE)
+        with atomic_checkpoint_dir(Path(checkpoint_dir)) as scratch_dir:
+            original(scratch_dir, *args, **kwargs)
+            pretrained_dir = scratch_dir / PRETRAINED_DIR_NAME
+            write_card(dataset, pretrained_dir, object_state_from_cameras=object_state.estimator is not None)
+            if tiny_sizes is not None and tiny_sizes.is_file():
+                shutil.copy2(tiny_sizes, pretrained_dir / TINY_BACKBONE_FILE)
 
     return save_checkpoint_with_card
+
+
+def _cycle_hook(original: Any, seed: int) -> Any:
+    """``cycle`` over a data loader whose iterators take their base seed from its own generator."""
+
+    def cycle_without_global_draws(dataloader: Any) -> Any:
+        # accelerate's DataLoaderShard wraps the DataLoader that draws the seed when an iterator starts
+        base = getattr(dataloader, "base_dataloader", dataloader)
+        if isinstance(base, torch.utils.data.DataLoader) and base.generator is None:
+            base.generator = torch.Generator().manual_seed(seed)
+        return original(dataloader)
+
+    return cycle_without_global_draws
+
+
+def _loss_log_hook(original: Any, loss_log: LossLog) -> Any:
+    """``update_policy``, then the step's loss, learning rate and gradient norm in the loss log."""
+
+    def update_policy_and_log(train_metrics: Any, *args: Any, **kwargs: Any) -> Any:
+        train_metrics, output = original(train_metrics, *args, **kwargs)
+        meters = train_metrics.metrics
+        # the loop counts the step (train_tracker.step()) right after this returns
+        step = train_metrics.steps + 1
+        loss_log.write(step, {name: float(meters[name].val) for name in ("loss", "lr", "grad_norm")})
+        return train_metrics, output
+
+    return update_policy_and_log
 
 
 def _state_features(dataset_features: dict[str, Any]) -> dict[str, Any]:
@@ -400,7 +453,19 @@ class TrainConfig:
         )
     )
     steps: int = field(metadata=flag("", required=True, name="--steps"))
-    out: str | Path = field(metadata=flag("new run directory", parse=Path, required=True, name="--out"))
+    out: str | Path = field(
+        metadata=flag(
+            "new run directory (with --resume: the run to continue)", parse=Path, required=True, name="--out"
+        )
+    )
+    resume: bool = field(
+        default=False,
+        metadata=flag(
+            "continue the run in --out from its last complete checkpoint: weights, optimizer, scheduler, RNG "
+            "and data order, the step count and loss log going on (a run without a checkpoint starts over)",
+            name="--resume",
+        ),
+    )
     preset: str = field(
         default="cpu",
         metadata=flag("cpu: small models; gpu: LeRobot defaults", choices=PRESETS, name="--preset"),
@@ -536,6 +601,10 @@ def run_training(config: TrainConfig) -> list[Path]:
         config.policy, dataset, features, config.object_state_estimator, config.policy_cameras
     )
     _check_run(config, out)
+    resume_from = _resume_point(config, out)
+    if resume_from is not None and resume_from.step == config.steps:
+        print(f"{out} is already trained to step {config.steps}: nothing to resume", file=sys.stderr)
+        return list_checkpoints(out)
     if config.wandb:
         os.environ["WANDB_MODE"] = "online"  # the backend's default is disabled
     if config.threads is not None:
@@ -556,17 +625,89 @@ def run_training(config: TrainConfig) -> list[Path]:
         config.probe_workers,
         config.frames_in_memory,
         object_state,
+        config.seed,
     )
-    with _lerobot_cli_free(), hooks, building_context(config.policy, backbone_path):
-        lerobot_train.train(pipeline)
+    lerobot_argv = _resume_in_lerobot(pipeline, resume_from)
+    with _lerobot_cli_free(lerobot_argv), hooks, building_context(config.policy, backbone_path):
+        _train_or_say_disk_full(pipeline, out)
     return list_checkpoints(out)
+
+
+def _resume_point(config: TrainConfig, out: Path) -> ResumePoint | None:
+    """With ``--resume``: the checkpoint to continue from, damaged later ones set aside and the loss log cut
+    back to its step; None to train from step 0 (no complete checkpoint yet). Each decision is one line."""
+    if not config.resume:
+        return None
+    point = find_resume_point(out) if out.is_dir() else ResumePoint(None)
+    for checkpoint, problem in point.damaged:
+        print(
+            f"checkpoint {checkpoint} is incomplete ({problem}): set aside, resuming from the one before",
+            file=sys.stderr,
+        )
+    if point.checkpoint is None:
+        strangers = clear_fresh_run(out) if out.is_dir() else []
+        if strangers:
+            raise TrainError(
+                f"{out} has no checkpoint to resume and holds {', '.join(strangers[:3])}, which no training "
+                "run writes: pass the run's own --out, or drop --resume and choose a new --out"
+            )
+        print(f"--resume: {out} has no complete checkpoint yet: training from step 0", file=sys.stderr)
+        return None
+    trained_policy = json.loads((point.checkpoint / PRETRAINED_DIR_NAME / "config.json").read_text()).get(
+        "type"
+    )
+    if trained_policy != config.policy:
+        raise TrainError(
+            f"{out} trains {trained_policy}, not {config.policy}: resume it with --policy {trained_policy}"
+        )
+    if point.step > config.steps:
+        raise TrainError(
+            f"{out} is already at step {point.step}, past --steps {config.steps}: pass --steps "
+            f"{point.step} or more"
+        )
+    set_aside_damaged(point)
+    truncate_loss_log(out, point.step)
+    if point.step < config.steps:
+        print(f"resuming {out} from its checkpoint at step {point.step}", file=sys.stderr)
+    return point
+
+
+def _resume_in_lerobot(pipeline: TrainPipelineConfig, resume_from: ResumePoint | None) -> list[str]:
+    """Set ``pipeline`` to LeRobot's own resume from ``resume_from`` (it restores the weights, optimizer,
+    scheduler, RNG state, step and data order); returns the ``--config_path`` its validation reads."""
+    if resume_from is None or resume_from.checkpoint is None:
+        return []
+    pipeline.resume = True
+    if pipeline.use_policy_training_preset:
+        # LeRobot's CLI would read these back from train_config.json; a fresh run takes the policy's preset
+        pipeline.optimizer = pipeline.policy.get_optimizer_preset()
+        pipeline.scheduler = pipeline.policy.get_scheduler_preset()
+    return [f"--config_path={resume_from.checkpoint / PRETRAINED_DIR_NAME}"]
+
+
+def _train_or_say_disk_full(pipeline: TrainPipelineConfig, out: Path) -> None:
+    """LeRobot's training loop; a full disk (a checkpoint save's ENOSPC) is one line naming what is safe."""
+    try:
+        lerobot_train.train(pipeline)
+    except OSError as error:
+        if error.errno != errno.ENOSPC:
+            raise
+        last = find_resume_point(out)
+        kept = (
+            f"its checkpoint at step {last.step} is intact" if last.checkpoint else "it has no checkpoint yet"
+        )
+        raise TrainError(
+            f"the disk filled up while training {out} ({error.strerror or 'no space left'}); {kept}: free "
+            "some space, then run the same command with --resume"
+        ) from None
 
 
 def _check_run(config: TrainConfig, out: Path) -> None:
     """Refuse a run whose options cannot work, before anything is built."""
-    if out.exists():
+    if out.exists() and not config.resume:
         raise TrainError(
-            f"output dir {out} already exists: choose a new --out (LeRobot never overwrites a run)"
+            f"output dir {out} already exists: add --resume to continue its training from its last "
+            "checkpoint, or choose a new --out"
         )
     if config.steps < 1:
         raise TrainError(f"--steps must be at least 1, got {config.steps}")

@@ -17,7 +17,8 @@ from backends.torch_lerobot.adapter import LeRobotPolicy
 from backends.torch_lerobot.checkpoints import CheckpointError
 from backends.torch_lerobot.train import TrainError, train_policy
 from libs.datasets.record import record_scripted_dataset
-from libs.evaluation.play.evaluated_episode import RecordLabel, evaluate_episode
+from libs.evaluation.play.evaluated_episode import evaluate_episode
+from libs.evaluation.results.episode_record import RecordLabel
 from libs.policy_api.card import CheckpointCard, HasCard
 from libs.policy_api.registry import PolicyLoadError, make_policy
 from libs.policy_api.types import ReportsNormalizedInputs

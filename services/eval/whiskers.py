@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from libs.config_flags import add_flags, config_from_flags
 from libs.errors import one_line_errors
-from libs.evaluation.play.episode_worker import EnvSettings
+from libs.evaluation.plan.tasks import EnvSettings
 from libs.viz.video import VideoSettings
 from libs.viz.whiskers import WHISKER_MODES, WhiskerError
 
@@ -60,7 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="LeRobot dataset whose action stats the diagnostics use (default: the checkpoint's)",
     )
-    add_flags(parser, EnvSettings, only=("scene_path", "max_steps", "task", "check_scene"))
+    add_flags(
+        parser, EnvSettings, only=("scene_path", "max_steps", "task", "check_scene", "allow_input_drift")
+    )
     parser.add_argument(
         "--size", type=parse_size, default=(240, 320), help="each video view HxW (default 240x320)"
     )
@@ -86,7 +88,8 @@ def dataset_action_stats(dataset: str) -> Mapping[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
     from libs.evaluation.plan.checkpoints import plan_one_checkpoint
-    from libs.evaluation.play.episode_worker import EpisodeTask, EpisodeWorker
+    from libs.evaluation.plan.tasks import EpisodeTask
+    from libs.evaluation.play.episode_worker import EpisodeWorker
     from libs.evaluation.play.whiskers import play_with_whiskers, write_whisker_outputs
 
     if arguments.episodes < 1:

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 from libs.evaluation.plan.stop_when_decided import UntilDecided, decision_section, fixed_design_episodes
 from libs.evaluation.plan.sweep_plan import SweepPlan
-from libs.evaluation.play.episode_worker import EpisodeTask
-from libs.evaluation.report.sweep_report import ReportSection
+from libs.evaluation.plan.tasks import EpisodeTask
 from libs.evaluation.results.episode_record import EpisodeRecord
+from libs.evaluation.results.report_section import ReportSection
 from libs.evaluation.results.store import ResultsStore
 
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from libs.config_flags import flag
-from libs.evaluation.report.sweep_report import ReportSection
 from libs.evaluation.results.episode_record import EpisodeRecord
+from libs.evaluation.results.report_section import ReportSection
 from libs.evaluation.stats.anytime_tests import (
     MixtureSPRT,
     SequentialDecision,

@@ -13,7 +13,7 @@ from typing import Any
 
 from libs.config_flags import comma_list, flag
 from libs.evaluation.plan.stop_when_decided import UntilDecided
-from libs.evaluation.play.episode_worker import EnvSettings
+from libs.evaluation.plan.tasks import EnvSettings
 from libs.viz.whiskers import WHISKER_MODES
 
 

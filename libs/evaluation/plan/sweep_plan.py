@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from libs.evaluation.plan.checkpoints import CheckpointTarget, plan_checkpoints
+from libs.evaluation.plan.grid import GridSpec
 from libs.evaluation.plan.stop_when_decided import UntilDecided
 from libs.evaluation.plan.sweep_config import SweepConfig
-from libs.evaluation.play.episode_worker import EpisodeTask, SweepError
-from libs.evaluation.report.sweep_report import GridSpec
+from libs.evaluation.plan.tasks import EpisodeTask, SweepError
 from libs.evaluation.stats.perturbation_effects import arm_checkpoint_id
 from libs.policy_api.card import dataset_block_positions
 

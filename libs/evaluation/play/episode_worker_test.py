@@ -3,7 +3,8 @@ from pathlib import Path
 import pytest
 
 from libs.evaluation.plan.checkpoints import FoundCheckpoint
-from libs.evaluation.play.episode_worker import EnvSettings, EpisodeTask, EpisodeWorker
+from libs.evaluation.plan.tasks import EnvSettings, EpisodeTask
+from libs.evaluation.play.episode_worker import EpisodeWorker
 from libs.policy_api.registry import PolicyLoadError, register_backend
 
 

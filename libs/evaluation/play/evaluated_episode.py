@@ -13,22 +13,13 @@ from typing import Any
 
 import numpy as np
 
-from libs.evaluation.results.episode_record import EpisodeRecord
+from libs.evaluation.results.episode_record import EpisodeRecord, RecordLabel
 from libs.sim.episode_signals import EpisodeSignals
 from libs.sim.failures import diagnose_failures, failure_summary
 from libs.sim.play.episode import CONTRACT_VIOLATION, EpisodeStart, PlayedEpisode, play_episode
 from libs.sim.play.evaluable_env import EvaluableEnv
 from libs.sim.play.lockstep import play_lockstep
 from libs.sim.play.observers import ChunkKeeper, ContractChecks, EpisodeObserver, SimulatorSignals
-
-
-@dataclass(frozen=True)
-class RecordLabel:
-    """What a record says about where its episode came from: checkpoint, training step, ``--grid`` cell."""
-
-    checkpoint_id: str = ""
-    step: int | None = None
-    grid_cell: tuple[int, int] | None = None
 
 
 @dataclass

@@ -14,13 +14,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlparse
 
-from libs.evaluation.play.episode_worker import (
-    EnvSettings,
-    EpisodeTask,
-    EpisodeWorker,
-    SweepError,
-    lockstep_batches,
-)
+from libs.evaluation.plan.tasks import EnvSettings, EpisodeTask, SweepError
+from libs.evaluation.play.episode_worker import EpisodeWorker, lockstep_batches
 from libs.evaluation.play.ray_auth import ClusterAuthError, join_with_token_auth
 from libs.evaluation.results.episode_record import EpisodeRecord
 from libs.policy_api.contracts import ContractViolation

@@ -1,8 +1,8 @@
 import pytest
 import ray
 
+from libs.evaluation.plan.tasks import SweepError
 from libs.evaluation.play import ray_pool
-from libs.evaluation.play.episode_worker import SweepError
 
 
 def flaky_init(failures: int, calls: list[str]):

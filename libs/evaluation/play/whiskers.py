@@ -19,9 +19,10 @@ from typing import Any
 from tqdm import tqdm
 
 from libs.evaluation.plan.checkpoints import file_safe_id
-from libs.evaluation.play.episode_worker import EpisodeTask, EpisodeWorker
+from libs.evaluation.plan.tasks import EpisodeTask
+from libs.evaluation.play.episode_worker import EpisodeWorker
 from libs.evaluation.play.evaluated_episode import EpisodeResult, evaluate_episode
-from libs.evaluation.report.sweep_report import ReportSection
+from libs.evaluation.results.report_section import ReportSection
 from libs.sim.play.evaluable_env import EvaluableEnv
 from libs.viz.diagnostics import (
     CHECK_NAMES,

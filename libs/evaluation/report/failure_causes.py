@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from libs.evaluation.report.sweep_report import ReportSection
 from libs.evaluation.results.episode_record import EpisodeRecord
+from libs.evaluation.results.report_section import ReportSection
 from libs.sim.failures import FAILURE_KINDS, format_quantity
 
 SECTION_KEY = "failure_causes"

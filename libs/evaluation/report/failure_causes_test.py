@@ -4,9 +4,10 @@ import json
 from pathlib import Path
 
 from libs.evaluation.fixtures import record
-from libs.evaluation.play.evaluated_episode import RecordLabel, evaluate_episode
+from libs.evaluation.play.evaluated_episode import evaluate_episode
 from libs.evaluation.report.failure_causes import checkpoint_causes, failure_section
 from libs.evaluation.report.sweep_report import write_report
+from libs.evaluation.results.episode_record import RecordLabel
 from libs.sim.env import SO101PickPlaceEnv
 from libs.sim.faulty_expert import FaultyExpert
 

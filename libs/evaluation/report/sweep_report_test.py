@@ -5,7 +5,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from libs.evaluation.fixtures import record
-from libs.evaluation.report.sweep_report import GridSpec, write_provenance, write_report
+from libs.evaluation.plan.grid import GridSpec
+from libs.evaluation.report.sweep_report import write_provenance, write_report
 from libs.evaluation.sweep import grid_points
 
 

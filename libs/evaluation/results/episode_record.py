@@ -61,3 +61,12 @@ class EpisodeRecord:
 
 
 RECORD_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(EpisodeRecord))
+
+
+@dataclass(frozen=True)
+class RecordLabel:
+    """What a record says about where its episode came from: checkpoint, training step, ``--grid`` cell."""
+
+    checkpoint_id: str = ""
+    step: int | None = None
+    grid_cell: tuple[int, int] | None = None

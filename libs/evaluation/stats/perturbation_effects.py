@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from libs.evaluation.report.sweep_report import ReportSection
 from libs.evaluation.results.episode_record import EpisodeRecord
+from libs.evaluation.results.report_section import ReportSection
 from libs.evaluation.stats.metrics import Z_95, exact_mcnemar_p
 
 #: Arm rows are stored under ``<checkpoint id><ARM_SEPARATOR><arm name>``.

@@ -323,6 +323,14 @@ class BatchingExecutor:
         return results
 
 
+def _error_text(error: Exception) -> str:
+    """The one-line text frame a client gets for a request that failed."""
+    line = str(error).splitlines()[0] if str(error) else ""
+    if isinstance(error, BadRequest):
+        return f"bad request: {line}"
+    return f"inference failed: {type(error).__name__}: {line}"
+
+
 class PolicyServer:
     def __init__(
         self,
@@ -363,55 +371,55 @@ class PolicyServer:
                 break
             started = time.monotonic()
             try:
-                if isinstance(message, str):
-                    raise BadRequest("send observations as binary msgpack-numpy frames, not text")
-                try:
-                    request = unpackb(message)
-                except Exception as error:
-                    raise BadRequest(
-                        f"the frame is not msgpack-numpy ({type(error).__name__}: {error})"
-                    ) from error
-                if isinstance(request, Mapping) and request.get(RESET_KEY):
-                    served = await self.executor.submit(session, None, request.get("seed"))
-                    if served.error is not None:
-                        raise served.error
-                    reply: dict[str, Any] = {"reset": True}
-                elif isinstance(request, Mapping) and request.get(ATTACH_KEY):
-                    state = request.get("state")
-                    if not isinstance(state, Mapping):
-                        raise BadRequest("an attach message carries the env's state as a map under 'state'")
-                    served = await self.executor.submit(session, None, attach=state)
-                    if served.error is not None:
-                        raise served.error
-                    reply = {"attached": True}
-                else:
-                    observation = validate_observation(request, self.policy)
-                    served = await self.executor.submit(session, observation, None)
-                    if served.error is not None:
-                        raise served.error
-                    timing = {"infer_ms": served.infer_s * 1000.0, "batch_size": served.batch_size}
-                    if previous_total_ms is not None:
-                        timing["prev_total_ms"] = previous_total_ms
-                    reply = {"actions": served.actions, "server_timing": timing}
-                    if request.get(NORMALIZED_INPUTS_KEY) and served.normalized_inputs:
-                        reply["normalized_inputs"] = served.normalized_inputs
+                reply = await self._reply(session, message, previous_total_ms)
                 await connection.send(packb(reply))
             except ConnectionClosed:
                 break
             except Exception as error:
                 bad_request = isinstance(error, BadRequest)
-                line = str(error).splitlines()[0] if str(error) else ""
-                text = (
-                    f"bad request: {line}"
-                    if bad_request
-                    else f"inference failed: {type(error).__name__}: {line}"
-                )
+                text = _error_text(error)
                 logger.warning("%s: %s", connection.remote_address, text, exc_info=not bad_request)
                 try:
                     await connection.send(text)
                 except ConnectionClosed:
                     break
             previous_total_ms = (time.monotonic() - started) * 1000.0
+
+    async def _reply(
+        self, session: ClientSession, message: str | bytes, previous_total_ms: float | None
+    ) -> dict[str, Any]:
+        """Decodes one frame (a reset, an attach or an observation), serves it and returns the reply; a bad
+        frame raises BadRequest, a failed inference the policy's error."""
+        if isinstance(message, str):
+            raise BadRequest("send observations as binary msgpack-numpy frames, not text")
+        try:
+            request = unpackb(message)
+        except Exception as error:
+            raise BadRequest(f"the frame is not msgpack-numpy ({type(error).__name__}: {error})") from error
+        if isinstance(request, Mapping) and request.get(RESET_KEY):
+            served = await self.executor.submit(session, None, request.get("seed"))
+            if served.error is not None:
+                raise served.error
+            return {"reset": True}
+        if isinstance(request, Mapping) and request.get(ATTACH_KEY):
+            state = request.get("state")
+            if not isinstance(state, Mapping):
+                raise BadRequest("an attach message carries the env's state as a map under 'state'")
+            served = await self.executor.submit(session, None, attach=state)
+            if served.error is not None:
+                raise served.error
+            return {"attached": True}
+        observation = validate_observation(request, self.policy)
+        served = await self.executor.submit(session, observation, None)
+        if served.error is not None:
+            raise served.error
+        timing = {"infer_ms": served.infer_s * 1000.0, "batch_size": served.batch_size}
+        if previous_total_ms is not None:
+            timing["prev_total_ms"] = previous_total_ms
+        reply: dict[str, Any] = {"actions": served.actions, "server_timing": timing}
+        if request.get(NORMALIZED_INPUTS_KEY) and served.normalized_inputs:
+            reply["normalized_inputs"] = served.normalized_inputs
+        return reply
 
     @staticmethod
     def _health(connection: ServerConnection, request: Request) -> Response | None:

@@ -166,20 +166,14 @@ class SuccessClassifier:
         return cls(config, model)
 
 
-def train_classifier(
+def _classifier_config(
+    items: Sequence[tuple[LeRobotV3Dataset, int, bool]],
     datasets: Sequence[str | Path],
-    out: str | Path,
-    camera: str | None = None,
-    holdout_fraction: float = 0.3,
-    frames_per_episode: int = 4,
-    epochs: int = 30,
-    batch_size: int = 32,
-    learning_rate: float = 3e-3,
-    seed: int = 0,
-    progress: bool = True,
-) -> tuple[SuccessClassifier, Metrics]:
-    """Train on the simulator-labelled episodes of ``datasets``; precision/recall on held-out episodes."""
-    items = _labelled_episodes(datasets)
+    camera: str | None,
+    frames_per_episode: int,
+) -> ClassifierConfig:
+    """The camera (a short name like ``front`` or a full feature key; default the first dataset's first
+    camera) and its image size as the first dataset records it."""
     first = items[0][0] if items else LeRobotV3Dataset(datasets[0])
     camera_key = (
         camera if camera is None or camera.startswith("observation.") else f"observation.images.{camera}"
@@ -188,30 +182,40 @@ def train_classifier(
     if camera_key not in first.camera_keys:
         raise DatasetError(f"camera {camera_key!r} is not in {first.root}: use one of {first.camera_keys}")
     height, width, _ = first.features[camera_key]["shape"]
-    config = ClassifierConfig(camera_key, int(height), int(width), frames_per_episode)
-    labels = np.array([label for _, _, label in items])
-    if len(items) < 4 or labels.all() or not labels.any():
+    return ClassifierConfig(camera_key, int(height), int(width), frames_per_episode)
+
+
+def _held_out_episodes(labels: np.ndarray, holdout_fraction: float, seed: int) -> list[int]:
+    """Stratified hold-out by episode, so both classes are evaluated."""
+    if len(labels) < 4 or labels.all() or not labels.any():
         raise DatasetError(
-            f"need at least 4 episodes with both successes and failures to train, got {len(items)} "
+            f"need at least 4 episodes with both successes and failures to train, got {len(labels)} "
             f"({int(labels.sum())} successes): record rollouts without --keep, or more episodes"
         )
-    # Stratified hold-out by episode, so both classes are evaluated.
     rng = np.random.default_rng(seed)
     held_out: list[int] = []
     for value in (True, False):
         members = rng.permutation(np.flatnonzero(labels == value))
         held_out += members[: max(1, round(holdout_fraction * len(members)))].tolist()
-    train_ids = [i for i in range(len(items)) if i not in set(held_out)]
-    frames = {i: _episode_frames(items[i][0], items[i][1], config) for i in range(len(items))}
-    train_x = np.concatenate([frames[i] for i in train_ids])
-    train_y = np.concatenate([np.full(len(frames[i]), float(labels[i]), np.float32) for i in train_ids])
+    return held_out
 
+
+def _fit(
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    seed: int,
+    progress: bool,
+) -> SuccessNet:
+    """A SuccessNet trained on uint8 frames and their 0/1 labels (positives weighted to balance the
+    classes)."""
     torch.manual_seed(seed)
     model = SuccessNet()
     optimiser = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=1e-4)
-    positives = max(float(train_y.sum()), 1.0)
-    loss_fn = nn.BCEWithLogitsLoss(pos_weight=torch.tensor((len(train_y) - positives) / positives))
-    images, targets = torch.from_numpy(train_x), torch.from_numpy(train_y)
+    positives = max(float(targets.sum()), 1.0)
+    loss_fn = nn.BCEWithLogitsLoss(pos_weight=torch.tensor((len(targets) - positives) / positives))
     iterator: Any = range(epochs)
     if progress:
         from tqdm import tqdm
@@ -231,6 +235,39 @@ def train_classifier(
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
+    return model
+
+
+def train_classifier(
+    datasets: Sequence[str | Path],
+    out: str | Path,
+    camera: str | None = None,
+    holdout_fraction: float = 0.3,
+    frames_per_episode: int = 4,
+    epochs: int = 30,
+    batch_size: int = 32,
+    learning_rate: float = 3e-3,
+    seed: int = 0,
+    progress: bool = True,
+) -> tuple[SuccessClassifier, Metrics]:
+    """Train on the simulator-labelled episodes of ``datasets``; precision/recall on held-out episodes."""
+    items = _labelled_episodes(datasets)
+    config = _classifier_config(items, datasets, camera, frames_per_episode)
+    labels = np.array([label for _, _, label in items])
+    held_out = _held_out_episodes(labels, holdout_fraction, seed)
+    train_ids = [i for i in range(len(items)) if i not in set(held_out)]
+    frames = {i: _episode_frames(items[i][0], items[i][1], config) for i in range(len(items))}
+    train_x = np.concatenate([frames[i] for i in train_ids])
+    train_y = np.concatenate([np.full(len(frames[i]), float(labels[i]), np.float32) for i in train_ids])
+    model = _fit(
+        torch.from_numpy(train_x),
+        torch.from_numpy(train_y),
+        epochs,
+        batch_size,
+        learning_rate,
+        seed,
+        progress,
+    )
     classifier = SuccessClassifier(config, model)
     predicted = [classifier.score(frames[i]) >= config.threshold for i in held_out]
     metrics = metrics_of(predicted, [bool(labels[i]) for i in held_out])

@@ -75,17 +75,8 @@ def upper_bound(rate: float, runs: int, z: float = 3.09) -> float:
     return rate + z * math.sqrt(rate * (1 - rate) / runs)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=10_000, help="simulated comparisons per pair")
-    parser.add_argument("--alpha", type=float, default=0.05)
-    parser.add_argument("--powers", type=float, nargs="+", default=list(POWERS))
-    parser.add_argument("--png", type=Path, default=None, help="write the figure here")
-    parser.add_argument("--json", type=Path, default=None, help="write every number here")
-    arguments = parser.parse_args(argv)
-    alpha, runs = arguments.alpha, arguments.runs
-    started = time.perf_counter()
-
+def null_study(runs: int, alpha: float) -> list[dict]:
+    """Part 1: the type-I error of every null pair and budget, printed as a table as it goes."""
     print(f"## Type-I error, looking after every pair ({runs} comparisons per row, alpha {alpha})\n")
     print(f"| rate of both | budget | rejected | 99.9% bound if the true level were {alpha} |")
     print("|---|---|---|---|")
@@ -98,7 +89,40 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"| {rate:.0%} | {shown} | {error:.4f} | {upper_bound(alpha, runs):.4f} |")
     worst = max(row["type_one_error"] for row in nulls)
     print(f"\nworst type-I error: {worst:.4f} (alpha {alpha})\n")
+    return nulls
 
+
+def alternative_row(first: float, second: float, power: float, alpha: float, runs: int) -> dict:
+    """Parts 2 and 3 for one alternative pair and wanted power: the planned budget's measured power and mean
+    episodes, the fixed n of that power, and the same for the oracle."""
+    rates = PairRates.independent(first, second)
+    guess = max(4, int(connor_pairs(rates, power, alpha)))
+    planned = smallest_budget(
+        lambda budget: simulate_paired(rates, budget, SimulationSettings(alpha, 2000, 1)), power, guess
+    )
+    measured = simulate_paired(rates, planned.budget, SimulationSettings(alpha, runs, 2))
+    fixed = smallest_n(lambda n: mcnemar_power(n, rates, alpha), measured.power, guess)
+    oracle = oracle_design(rates, power, alpha, start=guess)
+    oracle_fixed = smallest_n(lambda n: mcnemar_power(n, rates, alpha), oracle.power, guess)
+    return {
+        "first": first,
+        "second": second,
+        "wanted_power": power,
+        "budget": planned.budget,
+        "sequential_power": measured.power,
+        "sequential_mean_episodes": measured.mean_episodes,
+        "fixed_episodes": fixed,
+        "saving": 1 - measured.mean_episodes / fixed,
+        "oracle_budget": oracle.budget,
+        "oracle_power": oracle.power,
+        "oracle_mean_episodes": oracle.mean_episodes,
+        "oracle_fixed_episodes": oracle_fixed,
+        "oracle_saving": 1 - oracle.mean_episodes / oracle_fixed,
+    }
+
+
+def alternatives_study(powers: Sequence[float], alpha: float, runs: int) -> list[dict]:
+    """Parts 2 and 3 over every alternative pair and power, printed as a table as it goes."""
     print(
         f"## Mean episodes per checkpoint vs the fixed-n exact McNemar design of equal power ({runs} runs)\n"
     )
@@ -109,48 +133,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("|---|---|---|---|---|---|---|---|")
     alternatives = []
     for first, second in ALTERNATIVES:
-        rates = PairRates.independent(first, second)
-        for power in arguments.powers:
-            guess = max(4, int(connor_pairs(rates, power, alpha)))
-            planned = smallest_budget(
-                lambda budget, rates=rates: simulate_paired(
-                    rates, budget, SimulationSettings(alpha, 2000, 1)
-                ),
-                power,
-                guess,
-            )
-            measured = simulate_paired(rates, planned.budget, SimulationSettings(alpha, runs, 2))
-            fixed = smallest_n(lambda n, rates=rates: mcnemar_power(n, rates, alpha), measured.power, guess)
-            saving = 1 - measured.mean_episodes / fixed
-            oracle = oracle_design(rates, power, alpha, start=guess)
-            oracle_fixed = smallest_n(
-                lambda n, rates=rates: mcnemar_power(n, rates, alpha), oracle.power, guess
-            )
-            oracle_saving = 1 - oracle.mean_episodes / oracle_fixed
-            alternatives.append(
-                {
-                    "first": first,
-                    "second": second,
-                    "wanted_power": power,
-                    "budget": planned.budget,
-                    "sequential_power": measured.power,
-                    "sequential_mean_episodes": measured.mean_episodes,
-                    "fixed_episodes": fixed,
-                    "saving": saving,
-                    "oracle_budget": oracle.budget,
-                    "oracle_power": oracle.power,
-                    "oracle_mean_episodes": oracle.mean_episodes,
-                    "oracle_fixed_episodes": oracle_fixed,
-                    "oracle_saving": oracle_saving,
-                }
-            )
+        for power in powers:
+            row = alternative_row(first, second, power, alpha, runs)
+            alternatives.append(row)
             print(
-                f"| {first:.0%} vs {second:.0%} | {power:.2f} | {planned.budget} | {measured.power:.3f} | "
-                f"{measured.mean_episodes:.1f} | {fixed} | {saving:.0%} | {oracle.budget}, "
-                f"{oracle.mean_episodes:.1f}, {oracle_fixed}, {oracle_saving:.0%} |"
+                f"| {first:.0%} vs {second:.0%} | {power:.2f} | {row['budget']} | "
+                f"{row['sequential_power']:.3f} | {row['sequential_mean_episodes']:.1f} | "
+                f"{row['fixed_episodes']} | {row['saving']:.0%} | {row['oracle_budget']}, "
+                f"{row['oracle_mean_episodes']:.1f}, {row['oracle_fixed_episodes']}, "
+                f"{row['oracle_saving']:.0%} |"
             )
     print()
-    for power in arguments.powers:
+    return alternatives
+
+
+def print_savings(alternatives: list[dict], powers: Sequence[float]) -> None:
+    for power in powers:
         rows = [row for row in alternatives if row["wanted_power"] == power]
         savings = [row["saving"] for row in rows]
         limits = [row["oracle_saving"] for row in rows]
@@ -159,6 +157,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"max {max(savings):.0%}; the oracle's min {min(limits):.0%}, median "
             f"{float(np.median(limits)):.0%}, max {max(limits):.0%}"
         )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=10_000, help="simulated comparisons per pair")
+    parser.add_argument("--alpha", type=float, default=0.05)
+    parser.add_argument("--powers", type=float, nargs="+", default=list(POWERS))
+    parser.add_argument("--png", type=Path, default=None, help="write the figure here")
+    parser.add_argument("--json", type=Path, default=None, help="write every number here")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = build_parser().parse_args(argv)
+    alpha, runs = arguments.alpha, arguments.runs
+    started = time.perf_counter()
+    nulls = null_study(runs, alpha)
+    alternatives = alternatives_study(arguments.powers, alpha, runs)
+    print_savings(alternatives, arguments.powers)
     print(f"\n(study took {time.perf_counter() - started:.0f} s)")
 
     if arguments.json:

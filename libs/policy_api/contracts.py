@@ -105,8 +105,8 @@ def check_observation(observation: Observation, spec: PolicySpec) -> None:
             raise ContractViolation(
                 f"{key} is {_size(shape)} but the policy was trained on "
                 f"{camera.height}×{camera.width}: "
-                "set the scene camera's width/height to the training size (or evaluate with the checkpoint's "
-                "scene.json)"
+                "set the scene camera's width/height to the training size (or evaluate in the training scene "
+                "its card.json carries: leave out --scene)"
             )
 
 
@@ -291,8 +291,8 @@ def check_scene_matches(
     if bool(getattr(env_scene, "environment_state", False)) != trained_with:
         raise ContractViolation(
             f"the checkpoint was trained {'with' if trained_with else 'without'} {ENVIRONMENT_STATE_KEY} but "
-            f"the evaluation scene {'does not emit' if trained_with else 'emits'} it: evaluate with the "
-            "checkpoint's scene.json (--scene <checkpoint>/scene.json)"
+            f"the evaluation scene {'does not emit' if trained_with else 'emits'} it: evaluate in its "
+            "training scene (leave out --scene: the sweep then uses the scene <checkpoint>/card.json carries)"
         )
     prefixes = tuple(f"camera {name!r}" for name in camera_names)
     differences = [line for line in env_scene.differences(saved) if line.startswith(prefixes)]
@@ -300,8 +300,8 @@ def check_scene_matches(
         shown = "; ".join(differences[:4]) + ("; …" if len(differences) > 4 else "")
         raise ContractViolation(
             f"the evaluation scene's cameras differ from the checkpoint's training scene (this vs training: "
-            f"{shown}): evaluate with the checkpoint's scene.json (--scene <checkpoint>/scene.json) or "
-            "retrain in this scene"
+            f"{shown}): evaluate in its training scene (leave out --scene: the sweep then uses the scene "
+            "<checkpoint>/card.json carries) or retrain in this scene"
         )
 
 

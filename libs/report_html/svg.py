@@ -4,7 +4,7 @@ stacked outcome bars. Every text is escaped; the SVG lives inside the page, so i
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from html import escape
 
@@ -35,6 +35,25 @@ class Point:
     label: str
 
 
+@dataclass(frozen=True)
+class _PlotArea:
+    """Where the plot sits in the SVG (pixels) and the x range it shows, in ``transform``'s units."""
+
+    left: float
+    top: float
+    width: float
+    height: float
+    low_x: float
+    high_x: float
+    transform: Callable[[float], float]
+
+    def px(self, v: float) -> float:
+        return self.left + (self.transform(v) - self.low_x) / (self.high_x - self.low_x) * self.width
+
+    def py(self, rate: float) -> float:
+        return self.top + (1 - rate) * self.height
+
+
 def interval_chart(
     series: Sequence[tuple[str, Sequence[Point]]],
     x_title: str,
@@ -56,54 +75,15 @@ def interval_chart(
         low_x, high_x = low_x - 1, high_x + 1
     if x_labels:  # categories: half a step of room at each end
         low_x, high_x = low_x - 0.5, high_x + 0.5
-    plot_w, plot_h = width - left - right, height - top - bottom
-
-    def px(v: float) -> float:
-        return left + (transform(v) - low_x) / (high_x - low_x) * plot_w
-
-    def py(rate: float) -> float:
-        return top + (1 - rate) * plot_h
-
+    area = _PlotArea(left, top, width - left - right, height - top - bottom, low_x, high_x, transform)
     parts = [
         f'<svg class="chart" viewBox="0 0 {width} {height}" width="{width}" height="{height}" role="img" '
-        f'aria-label="{escape(y_title)} against {escape(x_title)}">'
+        f'aria-label="{escape(y_title)} against {escape(x_title)}">',
+        *_interval_axes(area, xs, x_labels, x_title, y_title, height),
     ]
-    for tick in (0, 0.25, 0.5, 0.75, 1.0):
-        y = py(tick)
-        parts.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>')
-        parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{100 * tick:.0f}</text>')
-    ticks = sorted(set(xs))
-    if len(ticks) > 12:
-        ticks = ticks[:: math.ceil(len(ticks) / 12)]
-    for tick in ticks:
-        text = _short(x_labels.get(tick, ""), 18) if x_labels else _number(tick)
-        parts.append(
-            f'<text x="{px(tick):.1f}" y="{top + plot_h + 16}" text-anchor="middle">{escape(text)}</text>'
-        )
-    parts.append(
-        f'<text x="{left + plot_w / 2:.1f}" y="{height - 6}" text-anchor="middle">{escape(x_title)}</text>'
-    )
-    parts.append(
-        f'<text transform="translate(14 {top + plot_h / 2:.1f}) rotate(-90)" text-anchor="middle">'
-        f"{escape(y_title)}</text>"
-    )
     for index, (name, points) in enumerate(series):
         colour = PALETTE[index % len(PALETTE)]
-        ordered = sorted(points, key=lambda p: p.x)
-        if len(ordered) > 1 and not x_labels:
-            path = " ".join(f"{px(p.x):.1f},{py(p.rate):.1f}" for p in ordered)
-            parts.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"/>')
-        for p in ordered:
-            x = px(p.x)
-            parts.append(
-                f'<g class="point"><title>{escape(p.label)}</title>'
-                f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{py(p.low):.1f}" y2="{py(p.high):.1f}" '
-                f'stroke="{colour}" stroke-width="2"/>'
-                f'<line x1="{x - 5:.1f}" x2="{x + 5:.1f}" y1="{py(p.low):.1f}" y2="{py(p.low):.1f}" '
-                f'stroke="{colour}"/><line x1="{x - 5:.1f}" x2="{x + 5:.1f}" y1="{py(p.high):.1f}" '
-                f'y2="{py(p.high):.1f}" stroke="{colour}"/>'
-                f'<circle cx="{x:.1f}" cy="{py(p.rate):.1f}" r="4" fill="{colour}"/></g>'
-            )
+        parts.extend(_interval_series(area, points, colour, joined=not x_labels))
         if len(series) > 1:
             y = top + 14 + 18 * index
             parts.append(
@@ -112,6 +92,61 @@ def interval_chart(
             )
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _interval_axes(
+    area: _PlotArea,
+    xs: Sequence[float],
+    x_labels: dict[float, str] | None,
+    x_title: str,
+    y_title: str,
+    chart_height: int,
+) -> list[str]:
+    """Grid lines and labels every 25%, up to 12 x ticks (numbers, or the category labels), both titles."""
+    left, top, plot_w, plot_h = area.left, area.top, area.width, area.height
+    parts = []
+    for tick in (0, 0.25, 0.5, 0.75, 1.0):
+        y = area.py(tick)
+        parts.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>')
+        parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{100 * tick:.0f}</text>')
+    ticks = sorted(set(xs))
+    if len(ticks) > 12:
+        ticks = ticks[:: math.ceil(len(ticks) / 12)]
+    for tick in ticks:
+        text = _short(x_labels.get(tick, ""), 18) if x_labels else _number(tick)
+        x = area.px(tick)
+        parts.append(f'<text x="{x:.1f}" y="{top + plot_h + 16}" text-anchor="middle">{escape(text)}</text>')
+    parts.append(
+        f'<text x="{left + plot_w / 2:.1f}" y="{chart_height - 6}" text-anchor="middle">'
+        f"{escape(x_title)}</text>"
+    )
+    parts.append(
+        f'<text transform="translate(14 {top + plot_h / 2:.1f}) rotate(-90)" text-anchor="middle">'
+        f"{escape(y_title)}</text>"
+    )
+    return parts
+
+
+def _interval_series(area: _PlotArea, points: Sequence[Point], colour: str, joined: bool) -> list[str]:
+    """One series: its points in x order, joined by a line when ``joined`` and there are several."""
+    px, py = area.px, area.py
+    ordered = sorted(points, key=lambda p: p.x)
+    parts = []
+    if len(ordered) > 1 and joined:
+        path = " ".join(f"{px(p.x):.1f},{py(p.rate):.1f}" for p in ordered)
+        parts.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="2"/>')
+    for p in ordered:
+        x = px(p.x)
+        parts.append(
+            f'<g class="point"><title>{escape(p.label)}</title>'
+            f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{py(p.low):.1f}" y2="{py(p.high):.1f}" '
+            f'stroke="{colour}" stroke-width="2"/>'
+            f'<line x1="{x - 5:.1f}" x2="{x + 5:.1f}" y1="{py(p.low):.1f}" y2="{py(p.low):.1f}" '
+            f'stroke="{colour}"/><line x1="{x - 5:.1f}" x2="{x + 5:.1f}" y1="{py(p.high):.1f}" '
+            f'y2="{py(p.high):.1f}" stroke="{colour}"/>'
+            f'<circle cx="{x:.1f}" cy="{py(p.rate):.1f}" r="4" fill="{colour}"/></g>'
+        )
+    return parts
 
 
 def outcome_bars(rows: Sequence[tuple[str, dict[str, int]]], width: int = 720) -> str:

@@ -391,6 +391,22 @@ def _failure_causes(folder: SweepFolder) -> str:
 
 def _verdicts(folder: SweepFolder, compare_url: str | None) -> str:
     report = folder.report or {}
+    verdicts = "".join(
+        [
+            *_test_verdicts(report, compare_url),
+            _perturbation_arms_table(report.get("perturbations")),
+            _whisker_causes_list(report.get("whisker_diagnostics")),
+        ]
+    )
+    if not verdicts:
+        if not folder.finished:
+            return '<p class="muted">The verdicts come with the report, when the sweep finishes.</p>'
+        return '<p class="muted">One checkpoint: nothing to compare.</p>'
+    return verdicts
+
+
+def _test_verdicts(report: dict[str, Any], compare_url: str | None) -> list[str]:
+    """The worded verdicts of the report's tests: paired (best against runner-up), on progress, sequential."""
     parts = []
     comparison = report.get("comparison")
     if isinstance(comparison, dict) and comparison.get("wording"):
@@ -418,38 +434,40 @@ def _verdicts(folder: SweepFolder, compare_url: str | None) -> str:
             f"of a budget of {escape(str(sequential.get('budget')))}):</strong> "
             f"{escape(str(sequential['wording']))}</p>"
         )
-    arms = report.get("perturbations")
-    if isinstance(arms, list) and arms:
-        rows = "".join(
-            f"<tr><td>{escape(str(a.get('checkpoint_id')))}</td><td>{escape(str(a.get('arm')))}</td>"
-            f"<td class='num'>{a.get('seeds')}</td><td class='num'>{a.get('control_successes')} → "
-            f"{a.get('arm_successes')}</td><td class='num'>{_signed(a.get('success_difference'))} "
-            f"({_interval(a.get('success_difference_ci95'))})</td></tr>"
-            for a in arms
-            if isinstance(a, dict)
-        )
-        parts.append(
-            "<p><strong>Perturbation arms against their control</strong> (same seeds; paired difference in "
-            "success, 95% interval):</p><table id='arms'><thead><tr><th>checkpoint</th><th>arm</th>"
-            "<th class='num'>seeds</th><th class='num'>successes</th><th class='num'>difference</th></tr>"
-            f"</thead><tbody>{rows}</tbody></table>"
-        )
-    whiskers = report.get("whisker_diagnostics")
-    if isinstance(whiskers, dict) and isinstance(whiskers.get("checkpoints"), dict):
-        items = "".join(
-            f"<li>{escape(str(c))}: "
-            f"{escape(', '.join(map(str, (d or {}).get('likely_causes') or [])) or 'none')}"
-            "</li>"
-            for c, d in whiskers["checkpoints"].items()
-        )
-        parts.append(
-            f"<p><strong>Whisker diagnostics, likely causes</strong> per checkpoint:</p><ul>{items}</ul>"
-        )
-    if not parts:
-        if not folder.finished:
-            return '<p class="muted">The verdicts come with the report, when the sweep finishes.</p>'
-        return '<p class="muted">One checkpoint: nothing to compare.</p>'
-    return "".join(parts)
+    return parts
+
+
+def _perturbation_arms_table(arms: Any) -> str:
+    """Each perturbation arm's success against its control on the same seeds ("" without arms)."""
+    if not (isinstance(arms, list) and arms):
+        return ""
+    rows = "".join(
+        f"<tr><td>{escape(str(a.get('checkpoint_id')))}</td><td>{escape(str(a.get('arm')))}</td>"
+        f"<td class='num'>{a.get('seeds')}</td><td class='num'>{a.get('control_successes')} → "
+        f"{a.get('arm_successes')}</td><td class='num'>{_signed(a.get('success_difference'))} "
+        f"({_interval(a.get('success_difference_ci95'))})</td></tr>"
+        for a in arms
+        if isinstance(a, dict)
+    )
+    return (
+        "<p><strong>Perturbation arms against their control</strong> (same seeds; paired difference in "
+        "success, 95% interval):</p><table id='arms'><thead><tr><th>checkpoint</th><th>arm</th>"
+        "<th class='num'>seeds</th><th class='num'>successes</th><th class='num'>difference</th></tr>"
+        f"</thead><tbody>{rows}</tbody></table>"
+    )
+
+
+def _whisker_causes_list(whiskers: Any) -> str:
+    """The whisker diagnostics' likely causes per checkpoint ("" without whisker diagnostics)."""
+    if not (isinstance(whiskers, dict) and isinstance(whiskers.get("checkpoints"), dict)):
+        return ""
+    items = "".join(
+        f"<li>{escape(str(c))}: "
+        f"{escape(', '.join(map(str, (d or {}).get('likely_causes') or [])) or 'none')}"
+        "</li>"
+        for c, d in whiskers["checkpoints"].items()
+    )
+    return f"<p><strong>Whisker diagnostics, likely causes</strong> per checkpoint:</p><ul>{items}</ul>"
 
 
 def _signed(value: Any) -> str:

@@ -23,7 +23,13 @@ import pytest
 
 from libs.datasets import record
 from libs.datasets.doctor import diagnose
-from libs.datasets.lerobot_v3 import INFO_PATH, LeRobotV3Dataset, LeRobotV3Writer
+from libs.datasets.lerobot_v3 import (
+    INFO_PATH,
+    LeRobotV3Dataset,
+    LeRobotV3Writer,
+    rgb_feature,
+    vector_feature,
+)
 from libs.evaluation.play import rollouts  # noqa: F401  (run below as a subprocess: its sources must be here)
 
 EPISODES = 6
@@ -237,3 +243,44 @@ def test_doctor_names_a_corrupt_mp4_in_one_finding(tmp_path: Path, recorded: Ref
     naming = [finding for finding in errors if str(video) in finding.problem]
     assert len(naming) == 1 and naming[0].check == "video unreadable", errors
     assert "\n" not in naming[0].problem
+
+
+def test_writer_resumed_after_a_kill_mid_commit_cuts_the_uncommitted_episode(tmp_path: Path) -> None:
+    """The one window a random kill rarely hits: the episode's data and video renamed into place, info.json
+    not yet. Resuming cuts that episode away and rewrites it, to the same files as an uninterrupted run."""
+    features = {
+        "observation.state": vector_feature(["a", "b"]),
+        "action": vector_feature(["a", "b"]),
+        "camera": rgb_feature(24, 32),
+    }
+    chance = np.random.default_rng(0)
+    episodes = [
+        (chance.normal(size=(length, 2)).astype(np.float32), chance.integers(0, 255, (length, 24, 32, 3)))
+        for length in (5, 7, 4, 6)
+    ]
+
+    def write(root: Path, which: range, resume: bool = False) -> None:
+        writer = LeRobotV3Writer(root, 30, features, resume=resume)
+        for number in which:
+            state, images = episodes[number]
+            for step in range(len(state)):
+                camera = images[step].astype(np.uint8)
+                writer.add_frame(
+                    {"observation.state": state[step], "action": state[step], "camera": camera, "task": "t"}
+                )
+            writer.save_episode({"seed": number})
+
+    write(tmp_path / "reference", range(4))
+    killed = tmp_path / "killed"
+    write(killed, range(2))
+    info_of_two = (killed / INFO_PATH).read_text()
+    write(killed, range(2, 3), resume=True)
+    (killed / INFO_PATH).write_text(info_of_two)  # killed just before info.json's rename
+    (killed / "data/chunk-000/file-000.parquet.tmp").write_bytes(b"half written")
+    write(killed, range(2, 4), resume=True)
+    reference_files = sorted(
+        path.relative_to(tmp_path / "reference") for path in (tmp_path / "reference").rglob("*.*")
+    )
+    assert sorted(path.relative_to(killed) for path in killed.rglob("*.*")) == reference_files
+    for relative in reference_files:
+        assert (killed / relative).read_bytes() == (tmp_path / "reference" / relative).read_bytes(), relative

@@ -615,6 +615,7 @@ class LeRobotV3Writer:
         if not info_path.is_file():  # killed before its first episode was committed: start afresh
             for name in ("data", "videos", "meta"):
                 shutil.rmtree(self.root / name, ignore_errors=True)
+            (self.root / "meta").mkdir()
             return
         info = json.loads(info_path.read_text())
         self._check_resumable(info)

@@ -138,6 +138,8 @@ def concatenate_videos(parts: list[Path], out: Path, end_timestamp: float | None
                     raise VideoError(f"{path} has time base {source.time_base}, not {template.time_base}")
                 offset = _remux_packets(container, source, output, stream, offset, end_timestamp)
     except av.error.FFmpegError as error:
+        if isinstance(error, OSError):  # a full disk is the caller's to report (the recorder says: --resume)
+            raise
         raise VideoError(f"cannot remux {', '.join(map(str, parts))} ({error}): re-record them") from error
     finally:
         for container in inputs:

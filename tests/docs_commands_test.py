@@ -219,3 +219,28 @@ def test_no_error_points_at_a_file_checkpoints_no_longer_carry() -> None:
         if name.rstrip(".,;)") in legacy
     ]
     assert not stale, "errors name checkpoint files that cards replaced:\n" + "\n".join(stale)
+
+
+def test_every_dataset_file_an_error_names_is_one_a_recording_writes(tmp_path: Path) -> None:
+    from libs.datasets.record import record_dataset
+    from libs.sim.scene_config import SceneConfig
+
+    named = {
+        (place, name)
+        for place, text in error_messages()
+        for name in re.findall(r"(?<![\w/])meta/[\w.-]+\.\w+", text)
+    }
+    assert named, "no error names a dataset's meta/ file: the pattern no longer matches the messages"
+    record_dataset(
+        tmp_path / "dataset",
+        "scripted",
+        episodes=1,
+        scene=SceneConfig().with_image_size(32, 48),
+        max_steps=8,
+        keep="never_picked_up",
+        progress=False,
+    )
+    root = tmp_path / "dataset"
+    written = {path.relative_to(root).as_posix() for path in root.rglob("*")}
+    missing = sorted(f"{place}: {name}" for place, name in named if name not in written)
+    assert not missing, "errors name dataset files a recording does not write:\n" + "\n".join(missing)

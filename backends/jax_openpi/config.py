@@ -12,12 +12,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from libs.errors import LabError
 
-class UnknownConfigError(KeyError):
-    """A config name that is not in CONFIGS."""
+
+class UnknownConfigError(LabError, KeyError):
+    """A config name that is not in CONFIGS (a KeyError too: a config looked up by name)."""
 
     def __str__(self) -> str:
         return str(self.args[0])
+
+
+class ConfigError(LabError, ValueError):
+    """Settings that cannot make a model or a run; the message names the setting and the fix."""
 
 
 @dataclass(frozen=True)
@@ -50,12 +56,14 @@ class ModelConfig:
     def __post_init__(self) -> None:
         stem_patch = 2 ** len(self.conv_stem)
         if self.conv_stem and stem_patch != self.patch_size:
-            raise ValueError(
+            raise ConfigError(
                 f"a conv stem of {len(self.conv_stem)} stride-2 layers makes {stem_patch}-pixel patches, "
                 f"but patch_size is {self.patch_size}: make the two agree"
             )
         if self.num_cameras == 0 and self.environment_state_dim == 0:
-            raise ValueError("a model needs a prefix: cameras (num_cameras > 0) or environment_state_dim > 0")
+            raise ConfigError(
+                "a model needs a prefix: cameras (num_cameras > 0) or environment_state_dim > 0"
+            )
 
     @property
     def tokens_per_camera(self) -> int:
@@ -92,7 +100,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if len(self.cameras) != self.model.num_cameras:
-            raise ValueError(
+            raise ConfigError(
                 f"config {self.name!r} names cameras {self.cameras} but its model takes "
                 f"{self.model.num_cameras}: set base_camera/wrist_camera (None for none) to match"
             )

@@ -14,21 +14,25 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import functools
 import itertools
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
+import orbax.checkpoint as ocp
 from tqdm import tqdm
 
 from backends.jax_openpi import checkpoints
 from backends.jax_openpi.compilation_cache import enable_compilation_cache
-from backends.jax_openpi.config import CONFIGS, TrainConfig, UnknownConfigError, get_config
+from backends.jax_openpi.config import CONFIGS, ConfigError, TrainConfig, get_config
 from backends.jax_openpi.data import (
     TrainingArrays,
     compute_norm_stats,
@@ -45,14 +49,16 @@ from backends.jax_openpi.norm_stats import (
 from backends.jax_openpi.train_state import (
     Params,
     TrainState,
+    TrainStep,
     init_model,
     learning_rate_schedule,
     make_train_step,
     new_train_state,
     restore_train_state,
 )
+from libs.config_flags import add_flags, config_from_flags, flag, flag_fields, flag_name
 from libs.datasets import preflight
-from libs.errors import LabError
+from libs.errors import LabError, one_line_errors
 
 METRICS_FILE = "metrics.csv"
 METRICS_COLUMNS = ("step", "loss", "grad_norm", "learning_rate", "steps_per_s", "elapsed_s")
@@ -60,6 +66,11 @@ METRICS_COLUMNS = ("step", "loss", "grad_norm", "learning_rate", "steps_per_s", 
 
 class TrainError(LabError, RuntimeError):
     """Training cannot start or go on; the message names the fix."""
+
+
+#: The errors compute_norm_stats' main reports in one line: every bad input is a LabError (an unknown config
+#: name too).
+KNOWN_ERRORS: tuple[type[Exception], ...] = (LabError,)
 
 
 def norm_stats_command(config: TrainConfig, dataset: Path | str, out: Path | str) -> str:
@@ -139,107 +150,58 @@ def train(
     Refuses to start without ``out/assets/norm_stats.json`` unless ``compute_missing_norm_stats`` asks
     for them to be computed from this dataset first."""
     dataset, out = Path(dataset), Path(out)
-    if compute_missing_norm_stats and not (out / checkpoints.ASSETS_DIR / NORM_STATS_FILE).is_file():
-        arrays = arrays if arrays is not None else load_training_arrays(dataset, config, progress=progress)
-        save_norm_stats(out / checkpoints.ASSETS_DIR, compute_norm_stats(arrays, config))
-    norm_stats = load_norm_stats(
-        out / checkpoints.ASSETS_DIR, how_to_make=norm_stats_command(config, dataset, out)
-    )
-    model_pipeline(config, norm_stats, resize=False)  # stats that cannot feed this config stop us here
+    if compute_missing_norm_stats:
+        arrays = _compute_missing_norm_stats(config, dataset, out, arrays, progress)
+    norm_stats = _norm_stats_for(config, dataset, out)
     enable_compilation_cache()
     graphdef, params = init_model(config, config.seed)
     _preflight_disk(out, config, params, steps, report=progress)
     arrays = arrays if arrays is not None else load_training_arrays(dataset, config, progress=progress)
     sampler = BatchSampler(arrays, config, norm_stats)
-    source_size = arrays.source_image_size
-    extra_config = {"source_image_size": list(source_size) if source_size else None, "prompt": arrays.prompt}
-
     state = new_train_state(config, params)
     manager = checkpoints.checkpoint_manager(out, config)
-    latest = manager.latest_step() if resume else None
-    if latest is not None:
-        _check_same_model(checkpoints.step_dir(out, latest), config)
-        state = restore_train_state(checkpoints.step_dir(out, latest), config, state)
+    if resume:
+        state = _resumed(state, manager, out, config)
     train_step = make_train_step(graphdef, config)
-    schedule = learning_rate_schedule(config)
     base_key = jax.random.key(config.seed)
     if probe_loader:
         _probe_loader(sampler, train_step, state, base_key, report=print if progress else None)
-    metrics_path = out / METRICS_FILE
-
-    bar = tqdm(
-        total=steps, initial=state.step, desc=f"train {config.name}", unit="step", disable=not progress
-    )
-    started, last_log_time, last_log_step = time.monotonic(), time.monotonic(), state.step
-    while state.step < steps:
-        observation, actions = sampler.batch(state.step)
-        state.params, state.opt_state, state.ema, info = train_step(
-            state.params,
-            state.opt_state,
-            state.ema,
-            jax.random.fold_in(base_key, state.step),
-            observation,
-            actions,
-        )
-        state.step += 1
-        bar.update(1)
-        if state.step % config.log_interval == 0 or state.step == steps:
-            loss = float(info["loss"])
-            if not np.isfinite(loss):
-                raise TrainError(
-                    f"loss became {loss} at step {state.step}: lower --peak-lr or check the norm stats"
-                )
-            now = time.monotonic()
-            rate = (state.step - last_log_step) / max(now - last_log_time, 1e-9)
-            last_log_time, last_log_step = now, state.step
-            bar.set_postfix(loss=f"{loss:.4f}", steps_per_s=f"{rate:.2f}")
-            _append_metrics(
-                metrics_path,
-                {
-                    "step": state.step,
-                    "loss": loss,
-                    "grad_norm": float(info["grad_norm"]),
-                    "learning_rate": float(schedule(state.step)),
-                    "steps_per_s": rate,
-                    "elapsed_s": now - started,
-                },
-            )
-        if state.step % config.save_interval == 0 or state.step == steps:
-            inference, train_state = state.orbax_items()
-            checkpoints.save_checkpoint(
-                manager,
-                state.step,
-                params=inference,
-                train_state=train_state,
-                config=config,
-                norm_stats=norm_stats,
-                dataset_root=dataset,
-                extra_config=extra_config,
-            )
-    bar.close()
+    writer = _CheckpointWriter(manager, config, norm_stats, dataset, _extra_config(arrays))
+    step = functools.partial(_train_one_step, sampler=sampler, train_step=train_step, base_key=base_key)
+    metrics = _MetricsLog(out / METRICS_FILE, learning_rate_schedule(config), state.step)
+    _train_until(state, steps, config, step, metrics, writer, progress)
     manager.close()
     return state
 
 
-# -- command line ----------------------------------------------------------------------------------------
-def _config_with_overrides(args: argparse.Namespace) -> TrainConfig:
-    config = get_config(args.config)
-    overrides = {
-        name: getattr(args, name)
-        for name in (
-            "batch_size",
-            "peak_lr",
-            "decay_steps",
-            "save_interval",
-            "keep_last",
-            "keep_period",
-            "seed",
-        )
-        if getattr(args, name, None) is not None
-    }
-    if args.no_ema:
-        overrides["ema_decay"] = None
-    return config.replace(**overrides) if overrides else config
+def _compute_missing_norm_stats(
+    config: TrainConfig, dataset: Path, out: Path, arrays: TrainingArrays | None, progress: bool
+) -> TrainingArrays | None:
+    """Writes ``out/assets/norm_stats.json`` from ``dataset`` when it is missing; the arrays it loaded for
+    them (or ``arrays`` as given), so that training does not decode the dataset twice."""
+    if (out / checkpoints.ASSETS_DIR / NORM_STATS_FILE).is_file():
+        return arrays
+    arrays = arrays if arrays is not None else load_training_arrays(dataset, config, progress=progress)
+    save_norm_stats(out / checkpoints.ASSETS_DIR, compute_norm_stats(arrays, config))
+    return arrays
+
+
+def _norm_stats_for(config: TrainConfig, dataset: Path, out: Path) -> dict[str, NormStats]:
+    """The run's norm stats, refused (one line naming the fix) when missing or unable to feed ``config``."""
+    norm_stats = load_norm_stats(
+        out / checkpoints.ASSETS_DIR, how_to_make=norm_stats_command(config, dataset, out)
+    )
+    model_pipeline(config, norm_stats, resize=False)  # stats that cannot feed this config stop us here
+    return norm_stats
+
+
+def _resumed(state: TrainState, manager: ocp.CheckpointManager, out: Path, config: TrainConfig) -> TrainState:
+    """The run's last checkpoint restored into ``state``'s shapes, or ``state`` when it has none."""
+    latest = manager.latest_step()
+    if latest is None:
+        return state
+    _check_same_model(checkpoints.step_dir(out, latest), config)
+    return restore_train_state(checkpoints.step_dir(out, latest), config, state)
 
 
 def _check_same_model(checkpoint: Path, config: TrainConfig) -> None:
@@ -257,18 +219,6 @@ def _check_same_model(checkpoint: Path, config: TrainConfig) -> None:
             f"{checkpoint} was trained with another model than config {config.name!r} builds now (differs in "
             f"{', '.join(changed)}): pass --no-resume to start over in it, or a new --out"
         )
-
-
-def _common_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", required=True, help=" | ".join(CONFIGS))
-    parser.add_argument("--dataset", required=True, type=Path, help="LeRobot v3 dataset folder")
-    parser.add_argument(
-        "--out", required=True, type=Path, help="run folder (checkpoints/, assets/, metrics.csv)"
-    )
-
-
-#: UnknownConfigError is a KeyError (a config looked up by name); every other bad input is a LabError.
-KNOWN_ERRORS = (LabError, UnknownConfigError)
 
 
 def _probe_loader(
@@ -294,46 +244,230 @@ def _probe_loader(
     return probe
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Train the Pi0-style JAX policy (openpi recipe).")
-    _common_arguments(parser)
-    parser.add_argument("--steps", required=True, type=int, help="total optimiser steps")
-    parser.add_argument("--batch-size", dest="batch_size", type=int)
-    parser.add_argument("--peak-lr", dest="peak_lr", type=float)
-    parser.add_argument(
-        "--decay-steps", dest="decay_steps", type=int, help="steps of the cosine decay to end_lr"
+def _extra_config(arrays: TrainingArrays) -> dict[str, Any]:
+    """What a checkpoint's config.json records about the data beyond the config: the cameras' image size
+    before resizing and the task prompt."""
+    source_size = arrays.source_image_size
+    return {"source_image_size": list(source_size) if source_size else None, "prompt": arrays.prompt}
+
+
+def _train_one_step(
+    state: TrainState, *, sampler: BatchSampler, train_step: TrainStep, base_key: jax.Array
+) -> dict[str, jax.Array]:
+    """One optimiser step on the batch of ``state.step`` (in place); the step's loss and gradient norm."""
+    observation, actions = sampler.batch(state.step)
+    state.params, state.opt_state, state.ema, info = train_step(
+        state.params,
+        state.opt_state,
+        state.ema,
+        jax.random.fold_in(base_key, state.step),
+        observation,
+        actions,
     )
-    parser.add_argument("--save-interval", dest="save_interval", type=int)
-    parser.add_argument("--keep-last", dest="keep_last", type=int)
-    parser.add_argument("--keep-period", dest="keep_period", type=int)
-    parser.add_argument("--seed", type=int)
-    parser.add_argument("--no-ema", action="store_true", help="train without an EMA of the weights")
-    parser.add_argument("--no-resume", action="store_true", help="ignore checkpoints already in --out")
-    parser.add_argument(
-        "--compute-norm-stats",
-        action="store_true",
-        help="compute OUT/assets/norm_stats.json from --dataset first when it is missing",
+    state.step += 1
+    return info
+
+
+def _train_until(
+    state: TrainState,
+    steps: int,
+    config: TrainConfig,
+    step: Callable[[TrainState], dict[str, jax.Array]],
+    metrics: _MetricsLog,
+    writer: _CheckpointWriter,
+    progress: bool,
+) -> None:
+    """Steps until ``steps``, logging every ``log_interval`` and saving every ``save_interval`` steps (and
+    both at the last step)."""
+    bar = tqdm(
+        total=steps, initial=state.step, desc=f"train {config.name}", unit="step", disable=not progress
     )
-    parser.add_argument(
-        "--probe-loader",
-        action="store_true",
-        help="before step 0, time the data pipeline against a train step and say which one bounds the run",
-    )
-    args = parser.parse_args(argv)
-    try:
-        state = train(
-            _config_with_overrides(args),
-            args.dataset,
-            args.out,
-            args.steps,
-            resume=not args.no_resume,
-            compute_missing_norm_stats=args.compute_norm_stats,
-            probe_loader=args.probe_loader,
+    while state.step < steps:
+        info = step(state)
+        bar.update(1)
+        if state.step % config.log_interval == 0 or state.step == steps:
+            loss, rate = metrics.record(state.step, info)
+            bar.set_postfix(loss=f"{loss:.4f}", steps_per_s=f"{rate:.2f}")
+        if state.step % config.save_interval == 0 or state.step == steps:
+            writer.save(state)
+    bar.close()
+
+
+class _MetricsLog:
+    """``RUN/metrics.csv``: a row per log interval, with the steps/s since the row before."""
+
+    def __init__(self, path: Path, schedule: optax.Schedule, first_step: int):
+        self.path, self.schedule = path, schedule
+        self.started = self.last_time = time.monotonic()
+        self.last_step = first_step
+
+    def record(self, step: int, info: Mapping[str, jax.Array]) -> tuple[float, float]:
+        """Appends step ``step``'s row; its loss and steps/s. A loss that is not finite stops the run."""
+        loss = float(info["loss"])
+        if not np.isfinite(loss):
+            raise TrainError(f"loss became {loss} at step {step}: lower --peak-lr or check the norm stats")
+        now = time.monotonic()
+        rate = (step - self.last_step) / max(now - self.last_time, 1e-9)
+        self.last_time, self.last_step = now, step
+        row = {
+            "step": step,
+            "loss": loss,
+            "grad_norm": float(info["grad_norm"]),
+            "learning_rate": float(self.schedule(step)),
+            "steps_per_s": rate,
+            "elapsed_s": now - self.started,
+        }
+        _append_metrics(self.path, row)
+        return loss, rate
+
+
+@dataclass(frozen=True)
+class _CheckpointWriter:
+    """Saves a step's weights, train state, config, norm stats and card under ``RUN/checkpoints/``."""
+
+    manager: ocp.CheckpointManager  # it applies the retention rule
+    config: TrainConfig
+    norm_stats: Mapping[str, NormStats]
+    dataset: Path
+    extra_config: dict[str, Any]
+
+    def save(self, state: TrainState) -> None:
+        inference, train_state = state.orbax_items()
+        checkpoints.save_checkpoint(
+            self.manager,
+            state.step,
+            params=inference,
+            train_state=train_state,
+            config=self.config,
+            norm_stats=self.norm_stats,
+            dataset_root=self.dataset,
+            extra_config=self.extra_config,
         )
-    except KNOWN_ERRORS as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(f"trained to step {state.step}; checkpoints in {args.out / checkpoints.CHECKPOINTS_DIR}")
+
+
+# -- command line ----------------------------------------------------------------------------------------
+#: The TrainConfig fields a train command may override (each a TrainCommand field of the same name).
+CONFIG_OVERRIDES = (
+    "batch_size",
+    "peak_lr",
+    "decay_steps",
+    "save_interval",
+    "keep_last",
+    "keep_period",
+    "seed",
+)
+#: Flags that count something: 0 or less is a mistake (a run that never saves, an empty batch...).
+_AT_LEAST_ONE = ("steps", "batch_size", "decay_steps", "save_interval", "keep_last", "keep_period")
+
+
+@dataclass(frozen=True)
+class TrainCommand:
+    """The train command: a named config, the data, the run folder, how far to train, and the config's
+    settings this run overrides (None: the named config's). Each field is one flag, its name written out so
+    that the docs' commands can be checked against this source."""
+
+    config: str = field(metadata=flag(" | ".join(CONFIGS), required=True, name="--config"))
+    dataset: Path = field(metadata=flag("LeRobot v3 dataset folder", required=True, name="--dataset"))
+    out: Path = field(
+        metadata=flag("run folder (checkpoints/, assets/, metrics.csv)", required=True, name="--out")
+    )
+    steps: int = field(
+        metadata=flag(
+            "total optimiser steps (a resumed run goes on to this total)", required=True, name="--steps"
+        )
+    )
+    batch_size: int | None = field(default=None, metadata=flag("default: the config's", name="--batch-size"))
+    peak_lr: float | None = field(
+        default=None,
+        metadata=flag("learning rate after the warm-up (default: the config's)", name="--peak-lr"),
+    )
+    decay_steps: int | None = field(
+        default=None, metadata=flag("steps of the cosine decay to end_lr", name="--decay-steps")
+    )
+    save_interval: int | None = field(
+        default=None, metadata=flag("checkpoint every N steps (and at the last)", name="--save-interval")
+    )
+    keep_last: int | None = field(
+        default=None,
+        metadata=flag("checkpoints kept: the last N, plus every --keep-period-th", name="--keep-last"),
+    )
+    keep_period: int | None = field(
+        default=None, metadata=flag("keep every N-th step's checkpoint too", name="--keep-period")
+    )
+    seed: int | None = field(
+        default=None, metadata=flag("the model's initialisation, batches and noise", name="--seed")
+    )
+    ema: bool = field(default=True, metadata=flag("train without an EMA of the weights", name="--no-ema"))
+    resume: bool = field(
+        default=True, metadata=flag("ignore checkpoints already in --out", name="--no-resume")
+    )
+    compute_norm_stats: bool = field(
+        default=False,
+        metadata=flag(
+            "compute OUT/assets/norm_stats.json from --dataset first when it is missing",
+            name="--compute-norm-stats",
+        ),
+    )
+    probe_loader: bool = field(
+        default=False,
+        metadata=flag(
+            "before step 0, time the data pipeline against a train step and say which one bounds the run",
+            name="--probe-loader",
+        ),
+    )
+
+    def __post_init__(self) -> None:
+        for name in _AT_LEAST_ONE:
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"{_flag_of(name)} {value}: give at least 1")
+        if self.peak_lr is not None and not self.peak_lr > 0:
+            raise ConfigError(f"--peak-lr {self.peak_lr}: give a learning rate above 0")
+        if self.seed is not None and self.seed < 0:
+            raise ConfigError(f"--seed {self.seed}: give 0 or more")
+
+    def train_config(self) -> TrainConfig:
+        """The named config with this command's overrides."""
+        config = get_config(self.config)
+        overrides = {
+            name: getattr(self, name) for name in CONFIG_OVERRIDES if getattr(self, name) is not None
+        }
+        if not self.ema:
+            overrides["ema_decay"] = None
+        return config.replace(**overrides) if overrides else config
+
+
+def _flag_of(name: str) -> str:
+    """The train command's flag for TrainCommand field ``name``."""
+    return next(
+        flag_name(spec_field, spec)
+        for spec_field, spec, _ in flag_fields(TrainCommand)
+        if spec_field.name == name
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The train command's flags: TrainCommand's, in its order."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    add_flags(parser, TrainCommand)
+    return parser
+
+
+@one_line_errors
+def main(argv: Sequence[str] | None = None) -> int:
+    command: TrainCommand = config_from_flags(TrainCommand, build_parser().parse_args(argv))
+    state = train(
+        command.train_config(),
+        command.dataset,
+        command.out,
+        command.steps,
+        resume=command.resume,
+        compute_missing_norm_stats=command.compute_norm_stats,
+        probe_loader=command.probe_loader,
+    )
+    print(f"trained to step {state.step}; checkpoints in {command.out / checkpoints.CHECKPOINTS_DIR}")
     return 0
 
 

@@ -30,22 +30,17 @@ from libs.evaluation.plan.sweep_plan import grid_points as grid_points
 
 # EnvSettings, EpisodeTask, EpisodeWorker, SweepError, SweepConfig, grid_points and connect_ray are part of
 # this module's interface (the CLI, tests and benchmarks import them from here).
-from libs.evaluation.play.episode_worker import (
-    EnvSettings as EnvSettings,
-)
-from libs.evaluation.play.episode_worker import (
-    EpisodeTask,
-    EpisodeWorker,
-    lockstep_batches,
-)
-from libs.evaluation.play.episode_worker import (
-    SweepError as SweepError,
-)
+from libs.evaluation.plan.tasks import EnvSettings as EnvSettings
+from libs.evaluation.plan.tasks import EpisodeTask
+from libs.evaluation.plan.tasks import SweepError as SweepError
+from libs.evaluation.play.episode_worker import EpisodeWorker, lockstep_batches
+from libs.evaluation.play.input_check import INPUT_DRIFT_SECTION, INPUT_DRIFT_TITLE, input_drift_section
 from libs.evaluation.play.ray_pool import connect_ray as connect_ray
 from libs.evaluation.play.ray_pool import run_on_ray, start_workers, stop_workers
 from libs.evaluation.report.failure_causes import failure_section
-from libs.evaluation.report.sweep_report import Report, ReportSection, write_provenance, write_report
+from libs.evaluation.report.sweep_report import Report, write_provenance, write_report
 from libs.evaluation.results.episode_record import EpisodeRecord
+from libs.evaluation.results.report_section import ReportSection
 from libs.evaluation.results.store import STORE_FILE_NAME, ResultsStore
 from libs.evaluation.stats.perturbation_effects import arm_differences, arms_section
 from libs.report_html.plan import write_sweep_plan
@@ -126,6 +121,11 @@ def _sequential_decision(outcome: SweepOutcome) -> ReportSection | None:
     return outcome.schedule.section(outcome.records)
 
 
+def _input_drift(outcome: SweepOutcome) -> ReportSection | None:
+    section = input_drift_section(outcome.plan.targets, outcome.config.env)
+    return None if section is None else ReportSection(INPUT_DRIFT_SECTION, INPUT_DRIFT_TITLE, *section)
+
+
 def _whisker_diagnostics(outcome: SweepOutcome) -> ReportSection | None:
     config = outcome.config
     if config.whiskers <= 0:
@@ -146,6 +146,7 @@ def _whisker_diagnostics(outcome: SweepOutcome) -> ReportSection | None:
 
 #: The report's sections after the ranked table, in order; each returns None when it has nothing to say.
 SWEEP_SECTIONS: list[Callable[[SweepOutcome], ReportSection | None]] = [
+    _input_drift,
     _failure_causes,
     _perturbation_arms,
     _sequential_decision,

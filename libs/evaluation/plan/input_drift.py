@@ -72,6 +72,9 @@ MAX_PERMUTED_DIMS = 8
 class InputDriftError(LabError, RuntimeError):
     """A checkpoint's inputs differ from its training data; the message names the cause and the fix."""
 
+    #: Every drift found (the message names the first).
+    drifts: tuple[Drift, ...] = ()
+
 
 @dataclass(frozen=True)
 class Drift:
@@ -391,7 +394,9 @@ def drift_error(drifts: list[Drift], checkpoint: str, allow_flag: str) -> InputD
     more = (
         f" (and {len(drifts) - 1} more: {'; '.join(d.cause for d in drifts[1:])})" if len(drifts) > 1 else ""
     )
-    return InputDriftError(
+    error = InputDriftError(
         f"{checkpoint}: {drifts[0].line}{more} — fix the env's inputs (or evaluate a checkpoint trained on "
         f"this env's data), or retrain; {allow_flag} evaluates anyway"
     )
+    error.drifts = tuple(drifts)
+    return error

@@ -8,98 +8,26 @@ planning decided for it (``libs.evaluation.plan.checkpoints``).
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from libs.config_flags import flag
-from libs.errors import LabError
 from libs.evaluation.plan.checkpoints import CheckpointTarget, EvaluationScene
+from libs.evaluation.plan.tasks import EnvSettings, EpisodeTask
 from libs.evaluation.plan.training_scene import check_training_scene
-from libs.evaluation.play.evaluated_episode import (
-    EpisodeResult,
-    RecordLabel,
-    evaluate_episode,
-    evaluate_lockstep,
-)
+from libs.evaluation.play.evaluated_episode import EpisodeResult, evaluate_episode, evaluate_lockstep
+from libs.evaluation.play.input_check import InputCheck, check_inputs
 from libs.evaluation.results.episode_record import EpisodeRecord
 from libs.policy_api.card import CheckpointCard
 from libs.policy_api.contracts import ContractViolation, EpisodeGuardedPolicy, check_scene_matches
 from libs.policy_api.registry import PolicyLoadError, make_policy
 from libs.policy_api.types import PolicySpec
-from libs.sim.play.episode import EpisodeStart
 from libs.sim.play.lockstep import supports_batches
 from libs.sim.play.observers import EpisodeObserver
 
 if TYPE_CHECKING:
     from libs.sim.env import SO101PickPlaceEnv
-
-
-# Defined here, in the lowest of the sweep's modules, so that planning and the Ray pool raise the same error.
-class SweepError(LabError, RuntimeError):
-    """The sweep cannot go on; the message is one line naming the problem and the fix."""
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is not a positive number of episodes, e.g. 4")
-    return value
-
-
-@dataclass(frozen=True)
-class EnvSettings:
-    """How each worker builds its env (the action space and cameras come from the policy's spec)."""
-
-    scene_path: str | None = field(
-        default=None,
-        metadata=flag(
-            "scene.json to evaluate in; its cameras must match each checkpoint's training scene "
-            "(default: the training scene each checkpoint's card carries, else the bench scene)",
-            name="--scene",
-        ),
-    )
-    max_steps: int | None = field(default=None, metadata=flag("episode step limit (default: the env's)"))
-    task: str | None = field(default=None, metadata=flag("language prompt (default: the env's)"))
-    check_scene: bool = field(
-        default=True,
-        metadata=flag(
-            "allow cameras that differ from the checkpoint's training scene (deliberate shift experiments)",
-            name="--no-scene-check",
-        ),
-    )
-    #: Episodes of one checkpoint a worker plays together in lockstep, one batched inference for every
-    #: observation due (policies that take batches: LeRobot, JAX; others play one at a time); 1 = one at
-    #: a time. Sampling policies (Diffusion, flow matching) then draw one batch's noise together.
-    lockstep_envs: int = field(
-        default=1,
-        metadata=flag(
-            "episodes of one checkpoint each worker plays together, one batched inference for the "
-            "observations due (LeRobot and JAX policies; default 1: one at a time)",
-            parse=positive_int,
-        ),
-    )
-
-
-@dataclass(frozen=True)
-class EpisodeTask:
-    target: CheckpointTarget
-    seed: int
-    block_xy: tuple[float, float] | None = None
-    grid_cell: tuple[int, int] | None = None
-
-    @property
-    def key(self) -> tuple[str, int]:
-        return (self.target.checkpoint_id, self.seed)
-
-    @property
-    def start(self) -> EpisodeStart:
-        return EpisodeStart(self.seed, self.block_xy)
-
-    def label(self, step: int | None) -> RecordLabel:
-        return RecordLabel(self.target.checkpoint_id, step, self.grid_cell)
 
 
 def lockstep_batches(tasks: Sequence[EpisodeTask], size: int) -> list[list[EpisodeTask]]:
@@ -138,6 +66,8 @@ class EpisodeWorker:
         self._current: _Loaded | None = None
         self._envs: dict[tuple[Any, ...], list[SO101PickPlaceEnv]] = {}
         self.policy_loads = 0
+        #: checkpoint id -> what the input-drift check found when its policy was loaded (None: no stats).
+        self.input_checks: dict[str, InputCheck | None] = {}
         #: Policies kept loaded besides the current one (a paired --until-decided sweep alternates two).
         self._keep_policies = max(1, keep_policies)
         self._parked: dict[str, _Loaded] = {}
@@ -215,8 +145,33 @@ class EpisodeWorker:
         env = self._env_for(policy.spec, target.scene, target.perturbation)
         if self.env_settings.check_scene:
             check_against_training(env.scene, target, [camera.name for camera in policy.spec.cameras])
+        self.input_checks[target.checkpoint_id] = self._check_inputs(policy, target)
         action_stats = target.card.action_stats if target.card is not None else None
         return _Loaded(policy, target, action_stats)
+
+    def _check_inputs(self, policy: EpisodeGuardedPolicy, target: CheckpointTarget) -> InputCheck | None:
+        """The env's first observations (and the policy's first actions) against the checkpoint's training
+        statistics, before its first scored episode (``libs.evaluation.play.input_check``): drift refuses
+        unless --allow-input-drift, or --no-scene-check makes it expected."""
+        settings, spec = self.env_settings, policy.spec
+        unlimited = replace(settings, max_steps=None)  # the reference episodes last as training's did
+        cameras = tuple(dict.fromkeys(camera.name for camera in spec.cameras))
+
+        # The control's env, also when the worker's first task is an arm: a policy is loaded once for its
+        # checkpoint and arms (their drift is expected: the report's section names it).
+        def reference_env() -> SO101PickPlaceEnv:
+            return make_env(unlimited, spec.action_space, cameras, target.scene)
+
+        key = json.dumps([spec.action_space, cameras, target.scene.config], sort_keys=True)
+        return check_inputs(
+            policy,
+            target.card,
+            reference_env,
+            checkpoint_id=target.checkpoint_id,
+            expected=None if settings.check_scene else "--no-scene-check",
+            allow=settings.allow_input_drift,
+            cache_key=key,
+        )
 
     def _env_for(
         self, spec: PolicySpec, scene: EvaluationScene, perturbation: str | None = None

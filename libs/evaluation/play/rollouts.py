@@ -27,6 +27,7 @@ from libs.datasets.record import (
 )
 from libs.evaluation.plan.checkpoints import plan_one_checkpoint
 from libs.evaluation.play.episode_worker import check_against_training
+from libs.evaluation.play.input_check import check_policy_inputs
 from libs.policy_api.contracts import EpisodeGuardedPolicy
 from libs.policy_api.registry import make_policy
 
@@ -51,6 +52,7 @@ def record_rollouts(
     policy = EpisodeGuardedPolicy(make_policy(policy_uri))
     if check_scene:
         check_against_training(scene, target, [camera.name for camera in policy.spec.cameras])
+        check_policy_inputs(policy, target.card, scene, checkpoint_id=target.checkpoint_id)
     return record_dataset(
         root,
         policy,

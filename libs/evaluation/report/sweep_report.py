@@ -8,7 +8,7 @@ import shlex
 import subprocess
 import sys
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -16,8 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from libs.evaluation.plan.checkpoints import file_safe_id
+from libs.evaluation.plan.grid import GridSpec
 from libs.evaluation.report.plots import plot_outcome_bars, plot_spatial_map, plot_success_vs_step
 from libs.evaluation.results.episode_record import EpisodeRecord
+from libs.evaluation.results.report_section import ReportSection
 from libs.evaluation.stats.anytime_tests import SequentialDecision, paired_progress_sequential
 from libs.evaluation.stats.metrics import (
     OUTCOME_ORDER,
@@ -32,6 +34,9 @@ from libs.evaluation.stats.metrics import (
 #: Outcome-count columns of the table ("success" has its own column).
 FAILURE_OUTCOMES = tuple(name for name in OUTCOME_ORDER if name != "success")
 REPORT_MD = "report.md"
+#: Sections placed right under the heading, before the table: what the reader must know before the scores
+#: (inputs that differ from training: ``libs.evaluation.play.input_check``).
+TOP_SECTIONS = ("input_drift",)
 REPORT_JSON = "report.json"
 PLOTS_DIR = "plots"
 COMMAND_FILE = "command.txt"
@@ -50,26 +55,6 @@ VERSIONED_PACKAGES = (
     "flax",
     "openpi-client",
 )
-
-
-@dataclass(frozen=True)
-class GridSpec:
-    """``--grid``: block positions on a columns × rows grid over ``region_xy`` ((x range), (y range))."""
-
-    columns: int
-    rows: int
-    region_xy: tuple[tuple[float, float], tuple[float, float]]
-
-
-@dataclass(frozen=True)
-class ReportSection:
-    """A part of the report another package writes (the whisker diagnostics): ``title`` heads ``markdown``
-    in report.md (before the plots); ``data`` goes under ``key`` in report.json."""
-
-    key: str
-    title: str
-    markdown: str
-    data: Any
 
 
 @dataclass
@@ -258,6 +243,7 @@ def _heading(content: ReportContent) -> list[str]:
         f"{len(content.summaries)} checkpoint(s), each scored on the same {mode} "
         f"(seeds from {settings.get('base_seed', 0)}). Intervals are 95% Wilson score intervals.",
         "",
+        *_section_lines(section for section in content.sections if section.key in TOP_SECTIONS),
     ]
 
 
@@ -366,9 +352,11 @@ def _violations(content: ReportContent) -> list[str]:
 
 
 def _sections(content: ReportContent) -> list[str]:
-    return [
-        line for section in content.sections for line in (f"## {section.title}", "", section.markdown, "")
-    ]
+    return _section_lines(section for section in content.sections if section.key not in TOP_SECTIONS)
+
+
+def _section_lines(sections: Iterable[ReportSection]) -> list[str]:
+    return [line for section in sections for line in (f"## {section.title}", "", section.markdown, "")]
 
 
 def _plots(content: ReportContent) -> list[str]:

@@ -637,6 +637,8 @@ class LeRobotV3Writer:
         self._restore_data_files()
         for key in self.video_keys:
             self._restore_video_files(key)
+        for leftover in [*(self.root / "meta").rglob("*.tmp"), *(self.root / "meta").rglob("*.staged")]:
+            leftover.unlink()
 
     def _check_resumable(self, info: Mapping[str, Any]) -> None:
         asked = json.loads(json.dumps(self._info()))
@@ -662,8 +664,6 @@ class LeRobotV3Writer:
             mask = pc.less_equal(table.column("episode_index"), pa.scalar(committed, pa.int64()))
             _write_parquet_atomic(table.filter(mask), path)
         _remove_after(self.root / "data", path, "*/*.parquet")
-        for leftover in [*(self.root / "meta").rglob("*.tmp"), *(self.root / "meta").rglob("*.staged")]:
-            leftover.unlink()
         self._data_position = position
         if path.stat().st_size >= self.data_files_size_in_mb * 1024**2:
             self._data_position = self._next_position(position)

@@ -110,3 +110,14 @@ def test_a_mismatched_checkpoint_is_refused_naming_the_cause_and_allowed_on_requ
     assert result.ran == 1
     top = _report_top(tmp_path / "allowed")
     assert "Evaluated with `--allow-input-drift`" in top and refused.value.drifts[0].line in top, top
+
+
+def test_serve_refuses_a_mismatched_checkpoint_in_one_line(
+    checkpoints: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from services.policy_server.serve import main
+
+    checkpoint = _mismatched(checkpoints["act"], "permuted_joints", tmp_path)
+    assert main(["--policy", f"torch_lerobot:{checkpoint}", "--port", "0", "--inference-threads", "1"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("error: ") and "joint order differs from training" in error and "\n" not in error

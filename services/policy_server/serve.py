@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from libs.errors import LabError
+from libs.evaluation.play.input_check import check_served_inputs
 from libs.policy_api.registry import make_policy
 from services.policy_server.server import (
     DEFAULT_MAX_BATCH,
@@ -45,6 +46,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="CPU threads of the forward pass (default: OMP_NUM_THREADS if set, else every core but one, "
         "which the event loop keeps)",
     )
+    parser.add_argument(
+        "--allow-input-drift",
+        action="store_true",
+        help="serve even when the env's inputs differ from the checkpoint's training statistics "
+        "(libs/evaluation/play/input_check.py, checked in the card's training scene before serving)",
+    )
     args = parser.parse_args(argv)
     if args.inference_threads is not None and args.inference_threads < 1:
         print(f"error: --inference-threads {args.inference_threads}: give at least 1", file=sys.stderr)
@@ -53,8 +60,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         limit_inference_threads(args.inference_threads or default_inference_threads())
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
+        policy = make_policy(args.policy)
+        check_served_inputs(policy, args.policy, allow=args.allow_input_drift)
         server = PolicyServer(
-            make_policy(args.policy),
+            policy,
             args.policy,
             args.host,
             args.port,

@@ -364,3 +364,24 @@ def check_policy_inputs(
         return SO101PickPlaceEnv(scene=scene.with_cameras(cameras), action_space=spec.action_space)
 
     return check_inputs(policy, card, reference_env, checkpoint_id=checkpoint_id)
+
+
+def check_served_inputs(policy: Any, checkpoint_id: str, *, allow: bool = False) -> InputCheck | None:
+    """``check_inputs`` for ``serve``: before serving, in the training scene the policy's card carries
+    (nothing to check without a card with a scene and statistics)."""
+    from libs.policy_api.card import card_of
+    from libs.sim.scene_config import SceneConfig
+
+    card = card_of(policy)
+    if card is None or card.scene is None or not card.stats:
+        return None
+    guarded = EpisodeGuardedPolicy(policy)
+    scene = SceneConfig.from_dict(card.scene)
+    cameras = [camera.name for camera in guarded.spec.cameras if camera.name in scene.camera_names]
+
+    def reference_env() -> Any:
+        from libs.sim.env import SO101PickPlaceEnv
+
+        return SO101PickPlaceEnv(scene=scene.with_cameras(cameras), action_space=guarded.spec.action_space)
+
+    return check_inputs(guarded, card, reference_env, checkpoint_id=checkpoint_id, allow=allow)

@@ -54,7 +54,8 @@ class SweepResult:
     ran: int
     skipped: int
     policy_loads: int | None = None
-    #: --until-decided: the report's "sequential" data (verdict, episodes run and saved).
+    #: --until-decided: the report's "sequential" data (verdict, episodes run and saved); --select-best: its
+    #: "select_best" data (verdict, chosen, drops, episodes run against the fixed design).
     decision: dict[str, Any] | None = None
 
 
@@ -83,7 +84,7 @@ def evaluate(
     """Run what is missing of the sweep into ``out_dir`` and (re)write its report."""
     out = Path(out_dir)
     plan = plan_sweep(config)
-    schedule = schedule_for(plan, config.until_decided, config.serial, config.workers)
+    schedule = schedule_for(plan, config.until_decided, config.serial, config.workers, config.select_best)
     out.mkdir(parents=True, exist_ok=True)
     write_provenance(out, argv)
     # What was asked: the pages show done of planned, and each episode's command.
@@ -100,7 +101,8 @@ def evaluate(
     settings = config.settings() | {"episodes": schedule.episodes_per_checkpoint(records)}
     report = write_report(outcome.control_records, out, settings, plan.grid, training_xy, sections)
     write_report_html(out)  # report.html beside report.md, drawn from the folder's files (libs.report_html)
-    decision = next((section.data for section in sections if section.key == "sequential"), None)
+    decided = ("sequential", "select_best")
+    decision = next((section.data for section in sections if section.key in decided), None)
     return SweepResult(out, report, ran, len(records) - ran, loads, decision)
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from libs.config_flags import add_flags, config_from_flags
 from libs.errors import LabError, one_line_errors
+from libs.evaluation.plan.select_best import SelectBest
 from libs.evaluation.plan.stop_when_decided import UntilDecided
 from libs.evaluation.plan.sweep_config import parse_grid as parse_grid
 from libs.evaluation.report.sweep_report import REPORT_MD
@@ -51,6 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
         "better (or whether one is above --target-rate), or --max-episodes runs out",
     )
     add_flags(sequential, UntilDecided)
+    sequential.add_argument(
+        "--select-best",
+        action="store_true",
+        help="run rounds of the checkpoints on shared seeds, dropping each once another is shown better, "
+        "until one is shown within --epsilon of the best (with probability 1 - --delta) or --max-episodes "
+        "runs out",
+    )
+    add_flags(sequential, SelectBest)
     return parser
 
 
@@ -58,6 +67,8 @@ def until_decided_rule(arguments: argparse.Namespace) -> UntilDecided | None:
     """The stopping rule the arguments ask for (None without --until-decided)."""
     sequential_only = {"--max-episodes": arguments.max_episodes, "--target-rate": arguments.target_rate}
     if not arguments.until_decided:
+        if arguments.select_best:
+            sequential_only.pop("--max-episodes")  # the selection's budget
         given = [name for name, value in sequential_only.items() if value is not None]
         if given:
             raise PlanError(f"{', '.join(given)} only applies with --until-decided: add it, or drop them")
@@ -70,6 +81,17 @@ def until_decided_rule(arguments: argparse.Namespace) -> UntilDecided | None:
     return config_from_flags(UntilDecided, arguments)
 
 
+def select_best_rule(arguments: argparse.Namespace) -> SelectBest | None:
+    """The best-of-K selection the arguments ask for (None without --select-best)."""
+    if not arguments.select_best:
+        return None
+    if arguments.max_episodes is None:
+        raise PlanError("--select-best needs --max-episodes (the budget per checkpoint), e.g. 200")
+    return config_from_flags(
+        SelectBest, arguments, max_episodes=arguments.max_episodes, round_episodes=arguments.round_episodes
+    )
+
+
 def sweep_config(arguments: argparse.Namespace) -> SweepConfig:
     """The ``SweepConfig`` the parsed flags describe."""
     return config_from_flags(
@@ -77,6 +99,7 @@ def sweep_config(arguments: argparse.Namespace) -> SweepConfig:
         arguments,
         env=config_from_flags(EnvSettings, arguments),
         until_decided=until_decided_rule(arguments),
+        select_best=select_best_rule(arguments),
     )
 
 
@@ -129,7 +152,13 @@ def print_summary(result: SweepResult, config: SweepConfig) -> None:
     """What the sweep found, in a few lines: episodes run, the decision, the best, why each failed."""
     best = result.report.best
     print(f"ran {result.ran} episodes, {result.skipped} already done")
-    if result.decision is not None:
+    if result.decision is not None and result.decision.get("question") == "select_best":
+        selection = result.decision
+        print(
+            f"selected: {selection['chosen']} ({selection['verdict']}); {len(selection['drops'])} dropped; "
+            f"{selection['episodes_run']} of the fixed design's {selection['fixed_design_episodes']} episodes"
+        )
+    elif result.decision is not None:
         decision = result.decision
         print(
             f"decision: {decision['verdict']} (e-value {decision['e_value']:.3g}, anytime p "

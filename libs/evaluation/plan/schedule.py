@@ -5,20 +5,27 @@ plays ``round_episodes`` seeds of every target per round — the checkpoints and
 together, matched per seed — and after each round walks the anytime-valid test along the seeds stored so
 far (``libs.evaluation.plan.stop_when_decided``), stopping once it decides or the budget is spent. Either way
 every finished episode is stored before the next round is chosen, so a killed sweep resumes where it stopped.
+``SelectBestSchedule`` (``--select-best``) plays the checkpoints still in the running (and their arms) on the
+next seeds, enough per round to give every worker an episode, until the best-of-K selection
+(``libs.evaluation.plan.select_best``) names one or the budget is spent.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from libs.evaluation.plan.select_best import SelectBest, replayed_rounds, selection_section
 from libs.evaluation.plan.stop_when_decided import UntilDecided, decision_section, fixed_design_episodes
 from libs.evaluation.plan.sweep_plan import SweepPlan
 from libs.evaluation.plan.tasks import EpisodeTask
 from libs.evaluation.results.episode_record import EpisodeRecord
 from libs.evaluation.results.report_section import ReportSection
 from libs.evaluation.results.store import ResultsStore
+from libs.evaluation.stats.best_of_k import Selection
+from libs.evaluation.stats.perturbation_effects import arm_checkpoint_id
 
 
 @dataclass
@@ -91,12 +98,91 @@ class SequentialSchedule:
         return self.spent(records)
 
 
-Schedule = FixedSchedule | SequentialSchedule
+@dataclass
+class SelectBestSchedule:
+    """Rounds of the next seeds for the checkpoints ``rule`` has not dropped, until it names the best."""
+
+    plan: SweepPlan
+    rule: SelectBest
+    #: Episodes a round should hold: one per worker (1 when serial).
+    workers: int
+    label: str = "selecting the best"
+
+    @property
+    def keep_policies(self) -> int:
+        # Every round visits every checkpoint left (an arm shares its checkpoint's policy).
+        return len(self.plan.controls)
+
+    def round_size(self, first_round: Sequence[EpisodeTask]) -> int:
+        return len(first_round)
+
+    def seeds_per_round(self, left: int) -> int:
+        """Seeds per checkpoint in a round with ``left`` checkpoints (and their arms) still playing."""
+        if self.rule.round_episodes is not None:
+            return self.rule.round_episodes
+        return max(1, math.ceil(self.workers / (left * (1 + len(self.plan.arms)))))
+
+    def select(self, records: Sequence[EpisodeRecord]) -> Selection:
+        return self.rule.select(records, self.plan.controls, self.plan.seeds)
+
+    def rounds(self, store: ResultsStore) -> Iterator[list[EpisodeTask]]:
+        while True:
+            selection = self.select(store.records())
+            if selection.finished:
+                return
+            todo = self._next_round(selection, store.done_keys())
+            if not todo:
+                return
+            yield todo
+
+    def _next_round(self, selection: Selection, done: set[tuple[str, int]]) -> list[EpisodeTask]:
+        """The missing tasks up to each target's horizon: the next round's seeds for a checkpoint left, its
+        seeds up to the drop for one dropped (so its arms stay matched)."""
+        reach = selection.walked + self.seeds_per_round(len(selection.remaining))
+        horizon = {}
+        for control in self.plan.controls:
+            seeds = reach if control in selection.remaining else selection.seeds_walked[control]
+            for target in [control, *(arm_checkpoint_id(control, arm) for arm in self.plan.arms)]:
+                horizon[target] = set(self.plan.seeds[:seeds])
+        return [
+            task
+            for task in self.plan.tasks
+            if task.seed in horizon[task.target.checkpoint_id] and task.key not in done
+        ]
+
+    def spent(self, records: Sequence[EpisodeRecord]) -> tuple[int, int]:
+        """(episodes the checkpoints played, episodes their arms played)."""
+        controls = set(self.plan.controls)
+        played = sum(record.checkpoint_id in controls for record in records)
+        return played, len(records) - played
+
+    def section(self, records: Sequence[EpisodeRecord]) -> ReportSection:
+        selection = self.select(records)
+        played, arms = self.spent(records)
+        return selection_section(selection, played, arms, replayed_rounds(selection, self.seeds_per_round))
+
+    def episodes_per_checkpoint(self, records: Sequence[EpisodeRecord]) -> int:
+        """The most seeds any checkpoint played (the ones left, with the last round)."""
+        counts = [
+            sum(record.checkpoint_id == control for record in records) for control in self.plan.controls
+        ]
+        return max(counts, default=0)
 
 
-def schedule_for(plan: SweepPlan, rule: UntilDecided | None, serial: bool, workers: int | None) -> Schedule:
+Schedule = FixedSchedule | SequentialSchedule | SelectBestSchedule
+
+
+def schedule_for(
+    plan: SweepPlan,
+    rule: UntilDecided | None,
+    serial: bool,
+    workers: int | None,
+    select: SelectBest | None = None,
+) -> Schedule:
     """Fixed without a stopping rule; else rounds of ``rule.round_episodes`` seeds (default: one per worker,
-    one when serial)."""
+    one when serial); with ``select``, rounds of the checkpoints still in the running."""
+    if select is not None:
+        return SelectBestSchedule(plan, select, 1 if serial else max(1, workers or os.cpu_count() or 1))
     if rule is None:
         return FixedSchedule(plan)
     per_round = rule.round_episodes

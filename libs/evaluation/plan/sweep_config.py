@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from libs.config_flags import comma_list, flag
+from libs.evaluation.plan.select_best import SelectBest
 from libs.evaluation.plan.stop_when_decided import UntilDecided
 from libs.evaluation.plan.tasks import EnvSettings
 from libs.viz.whiskers import WHISKER_MODES
@@ -100,6 +101,8 @@ class SweepConfig:
     )
     #: Run in rounds until the sequential test decides (``episodes`` is then ignored: the budget rules).
     until_decided: UntilDecided | None = None
+    #: Rounds until the best checkpoint is found within --epsilon (``episodes`` ignored: the budget rules).
+    select_best: SelectBest | None = None
     #: Perturbation arms of the --scene to run on the same seeds as each checkpoint (("all",) = every one).
     perturbations: tuple[str, ...] = field(
         default=(),
@@ -126,6 +129,7 @@ class SweepConfig:
             # Only when set, so stores written before these options existed still resume.
             **({"compare_to": self.compare_to} if self.compare_to else {}),
             **({"until_decided": self.until_decided.settings()} if self.until_decided else {}),
+            **({"select_best": self.select_best.settings()} if self.select_best else {}),
             **({"perturbations": list(self.perturbations)} if self.perturbations else {}),
             # Batched sampling draws one batch's noise together: the batch size decides those episodes.
             **({"lockstep_envs": self.env.lockstep_envs} if self.env.lockstep_envs > 1 else {}),

@@ -17,6 +17,7 @@ from typing import Any
 
 from libs.evaluation.plan.checkpoints import CheckpointTarget, plan_checkpoints
 from libs.evaluation.plan.grid import GridSpec
+from libs.evaluation.plan.select_best import check_select_best
 from libs.evaluation.plan.stop_when_decided import UntilDecided
 from libs.evaluation.plan.sweep_config import SweepConfig
 from libs.evaluation.plan.tasks import EpisodeTask, SweepError
@@ -52,6 +53,9 @@ def plan_sweep(config: SweepConfig) -> SweepPlan:
     if config.compare_to:
         checkpoints += plan_checkpoints(config.compare_to, config.env.scene_path)
     rule = config.until_decided
+    if config.select_best is not None:
+        ids = [target.checkpoint_id for target in checkpoints]
+        check_select_best(ids, grid=config.grid is not None, until_decided=rule is not None)
     if rule is not None:
         check_until_decided(checkpoints, config, rule)
     arms = perturbation_arms(config)
@@ -68,6 +72,8 @@ def plan_sweep(config: SweepConfig) -> SweepPlan:
         ]
     ]
     episodes = rule.max_episodes if rule is not None else config.episodes
+    if config.select_best is not None:
+        episodes = config.select_best.max_episodes
     # The map is drawn over the first checkpoint's region (a run's checkpoints share their training scene).
     grid = GridSpec(*config.grid, block_region(targets[0])) if config.grid is not None else None
     return SweepPlan(

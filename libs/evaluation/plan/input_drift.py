@@ -17,8 +17,8 @@ with its likely cause in one line (``Drift``):
 - ``actions out of range``: the policy's first predicted actions lie far outside training's range.
 
 The thresholds are generous on purpose: a few episodes of the training scene never trip them (the sample
-is compared in units of training's std and range), while the mistakes above are many times larger. Pure
-numpy; the worker that gathers the sample and refuses is ``libs.evaluation.play.input_check``.
+is compared in units of training's std and range), while the mistakes above are many times larger. Numpy
+only; the worker that gathers the sample and refuses is ``libs.evaluation.play.input_check``.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from libs.errors import LabError
+from libs.policy_api.contracts import ContractViolation
 
 STATE_KEY = "observation.state"
 ACTION_KEY = "action"
@@ -69,7 +69,9 @@ ACTION_OUT_FRACTION = 0.2
 MAX_PERMUTED_DIMS = 8
 
 
-class InputDriftError(LabError, RuntimeError):
+# A ContractViolation (the env breaks what the checkpoint was trained on), so a Ray worker's refusal reaches
+# the sweep as its one line, as a training-scene mismatch does.
+class InputDriftError(ContractViolation):
     """A checkpoint's inputs differ from its training data; the message names the cause and the fix."""
 
     #: Every drift found (the message names the first).

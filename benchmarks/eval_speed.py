@@ -143,7 +143,7 @@ def _find(tree: Any, key: str) -> Any:
     return None
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/so101_eval_speed"))
     parser.add_argument("--train-steps", type=int, default=200)
@@ -152,25 +152,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-steps", type=int, default=300)
     parser.add_argument("--policies", default=",".join(POLICIES))
     parser.add_argument("--modes", default=",".join(MODES))
-    args = parser.parse_args(argv)
-    policies = [name for name in args.policies.split(",") if name]
-    modes = [mode for mode in args.modes.split(",") if mode]
-    unknown = [name for name in policies if name not in POLICIES] + [m for m in modes if m not in MODES]
-    if unknown:
-        parser.error(f"unknown {unknown}: policies are {list(POLICIES)}, modes {list(MODES)}")
+    return parser
 
-    import torch
-    from rich.console import Console
-    from rich.table import Table
 
+def measure(
+    args: argparse.Namespace, checkpoints: dict[str, Path], policies: list[str], modes: list[str]
+) -> dict[tuple[str, str], list[float]]:
+    """Seconds per episode of every (policy, mode), one value per round; the modes run in turn within a
+    round so that their ratios are paired."""
     from backends.torch_lerobot.adapter import LeRobotPolicy
 
-    torch.set_num_threads(1)
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    args.workdir.mkdir(parents=True, exist_ok=True)
-    checkpoints = prepare(args.workdir, args.train_steps, policies)
     seeds = list(range(args.episodes))
-    load_before = os.getloadavg()
     seconds: dict[tuple[str, str], list[float]] = {}
     for round_index in range(args.rounds):
         for name in policies:
@@ -183,7 +175,25 @@ def main(argv: list[str] | None = None) -> int:
                     value = harness_seconds(policy, seeds, args.max_steps, mode)
                 seconds.setdefault((name, mode), []).append(value)
                 print(f"round {round_index + 1}/{args.rounds} {name:13s} {mode:18s} {value:6.2f} s/episode")
-    load_after = os.getloadavg()
+    return seconds
+
+
+def _paired_ratio(seconds: dict[tuple[str, str], list[float]], name: str, mode: str, baseline: str) -> str:
+    """Median over rounds of baseline seconds / this mode's seconds, or a dash without the baseline."""
+    if (name, baseline) not in seconds:
+        return "–"
+    ratios = [b / v for b, v in zip(seconds[(name, baseline)], seconds[(name, mode)], strict=True)]
+    return f"{statistics.median(ratios):.2f}"
+
+
+def print_table(
+    args: argparse.Namespace,
+    seconds: dict[tuple[str, str], list[float]],
+    policies: list[str],
+    modes: list[str],
+) -> None:
+    from rich.console import Console
+    from rich.table import Table
 
     table = Table(
         title=f"Seconds per episode ({args.max_steps}-step limit, {args.episodes} episodes × "
@@ -193,24 +203,37 @@ def main(argv: list[str] | None = None) -> int:
         table.add_column(column, justify="left" if column in ("policy", "mode") else "right")
     for name in policies:
         for mode in modes:
-            values = seconds[(name, mode)]
-            median = statistics.median(values)
-
-            def paired(baseline: str, name: str = name, values: list[float] = values) -> str:
-                if (name, baseline) not in seconds:
-                    return "–"
-                ratios = [b / v for b, v in zip(seconds[(name, baseline)], values, strict=True)]
-                return f"{statistics.median(ratios):.2f}"
-
+            median = statistics.median(seconds[(name, mode)])
             table.add_row(
                 POLICIES[name][2],
                 mode.replace("_", " "),
                 f"{median:.2f}",
                 f"{60.0 / median:.1f}",
-                paired("eager"),
-                paired("lerobot_eval"),
+                _paired_ratio(seconds, name, mode, "eager"),
+                _paired_ratio(seconds, name, mode, "lerobot_eval"),
             )
     Console(width=140).print(table)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    policies = [name for name in args.policies.split(",") if name]
+    modes = [mode for mode in args.modes.split(",") if mode]
+    unknown = [name for name in policies if name not in POLICIES] + [m for m in modes if m not in MODES]
+    if unknown:
+        parser.error(f"unknown {unknown}: policies are {list(POLICIES)}, modes {list(MODES)}")
+
+    import torch
+
+    torch.set_num_threads(1)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    checkpoints = prepare(args.workdir, args.train_steps, policies)
+    load_before = os.getloadavg()
+    seconds = measure(args, checkpoints, policies, modes)
+    load_after = os.getloadavg()
+    print_table(args, seconds, policies, modes)
     print(
         f"load average (1, 5, 15 min) before: {', '.join(f'{v:.2f}' for v in load_before)}; "
         f"after: {', '.join(f'{v:.2f}' for v in load_after)} on {os.cpu_count()} cores"

@@ -26,7 +26,7 @@ from services.policy_server.server import (
 )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Serve a policy over openpi's websocket protocol.")
     parser.add_argument(
         "--policy", required=True, help="jax_openpi:DIR | torch_lerobot:DIR | remote:ws://HOST:PORT"
@@ -52,7 +52,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="serve even when the env's inputs differ from the checkpoint's training statistics "
         "(libs/evaluation/play/input_check.py, checked in the card's training scene before serving)",
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     if args.inference_threads is not None and args.inference_threads < 1:
         print(f"error: --inference-threads {args.inference_threads}: give at least 1", file=sys.stderr)
         return 2

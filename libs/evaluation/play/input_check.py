@@ -15,7 +15,8 @@ import json
 import logging
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -299,9 +300,6 @@ def input_drift_section(targets: Sequence[Any], settings: Any) -> tuple[str, dic
     """The report's input-drift section (its markdown and report.json data; the report places it at its
     top): what --allow-input-drift let through, and each perturbation arm's expected drift; None when
     neither applies (a sweep that ran without them had no drift)."""
-    from libs.evaluation.play.episode_worker import make_env
-
-    unlimited = replace(settings, max_steps=None)  # the reference episodes last as training's did
     allowed = bool(getattr(settings, "allow_input_drift", False))
     checks = []
     for target in targets:
@@ -309,22 +307,33 @@ def input_drift_section(targets: Sequence[Any], settings: Any) -> tuple[str, dic
         expected = expected or (None if settings.check_scene else "--no-scene-check")
         if target.card is None or (expected is None and not allowed):
             continue
-
-        def reference_env(spec: PolicySpec, target: Any = target) -> Any:
-            cameras = tuple(camera.name for camera in spec.cameras)
-            return make_env(unlimited, spec.action_space, cameras, target.scene, target.perturbation)
-
         features = [feature.name for feature in target.card.observation_features]
         key = json.dumps([target.scene.config, target.perturbation, target.card.action_space, features])
         check = target_drift(
             target.card,
-            reference_env,
+            partial(_target_env, target, settings.task),
             checkpoint_id=target.checkpoint_id,
             expected=expected,
             cache_key=key,
         )
         checks += [check] if check is not None else []
     return drift_section(checks, allowed)
+
+
+def _target_env(target: Any, task: str | None, spec: PolicySpec) -> Any:
+    """The env ``target`` (a sweep's checkpoint or arm) is evaluated in, for ``spec``'s cameras and action
+    space, without the sweep's step limit (the reference episodes last as training's did)."""
+    from libs.sim.env import SO101PickPlaceEnv
+
+    config = target.scene.load()
+    cameras = [camera.name for camera in spec.cameras if camera.name in config.camera_names]
+    options = {"task": task} if task is not None else {}
+    return SO101PickPlaceEnv(
+        scene=config.with_cameras(cameras),
+        action_space=spec.action_space,
+        perturbation=target.perturbation,
+        **options,
+    )
 
 
 def drift_section(checks: Sequence[InputCheck], allowed: bool) -> tuple[str, dict[str, Any]] | None:

@@ -139,7 +139,8 @@ def _lerobot_hooks(
       ``RUN/loss_log.jsonl`` (``resume.LossLog``);
     - before ``cycle``: the data loader gets its own generator, so that starting an epoch's iterator draws
       nothing from the global RNG (a resumed run, whose RNG state is the checkpoint's, would otherwise
-      start its first iterator one draw off the killed run's sequence).
+      start its first iterator one draw off the killed run's sequence), and a resumed sampler keeps its
+      epoch.
     """
     object_state = object_state or ObjectStateInputs()
     tiny_sizes = backbone_dir / TINY_BACKBONE_FILE if backbone_dir is not None else None
@@ -263,13 +264,19 @@ def _checkpoint_hook(
 
 
 def _cycle_hook(original: Any, seed: int) -> Any:
-    """``cycle`` over a data loader whose iterators take their base seed from its own generator."""
+    """``cycle`` over a data loader whose iterators take their base seed from its own generator and whose
+    sampler keeps the epoch it was resumed in."""
 
     def cycle_without_global_draws(dataloader: Any) -> Any:
         # accelerate's DataLoaderShard wraps the DataLoader that draws the seed when an iterator starts
         base = getattr(dataloader, "base_dataloader", dataloader)
         if isinstance(base, torch.utils.data.DataLoader) and base.generator is None:
             base.generator = torch.Generator().manual_seed(seed)
+        # DataLoaderShard sets its sampler's epoch to its own iteration count as each iterator starts (0
+        # first), which would send a sampler LeRobot resumed in a later epoch back to epoch 0's order
+        sampler = getattr(getattr(dataloader, "batch_sampler", None), "sampler", None)
+        if hasattr(sampler, "state_dict") and isinstance(getattr(dataloader, "iteration", None), int):
+            dataloader.iteration = sampler.state_dict()["epoch"]
         return original(dataloader)
 
     return cycle_without_global_draws

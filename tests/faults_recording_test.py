@@ -180,7 +180,6 @@ def test_record_killed_at_random_points_resumes_to_the_uninterrupted_dataset(
 ) -> None:
     out = tmp_path / "dataset"
     held = kill_at_random_points("libs.datasets.record", out, EPISODES, KILLS, recorded)
-    print(f"record: {len(held)} kills, episodes held after each: {held}")
     assert held == sorted(held), held  # nothing finished was ever lost
     mid_recording = [count for count in held if count < EPISODES]
     assert len(mid_recording) >= 3, f"fewer than three kills landed mid-recording: {held}"
@@ -192,6 +191,8 @@ def test_record_killed_at_random_points_resumes_to_the_uninterrupted_dataset(
     assert done.returncode == 0, done.stderr[-2000:]
     assert committed(out) == EPISODES
     assert_same(out, recorded.root)
+    with capsys.disabled():  # the figures, past the capture the --resume check reads
+        print(f"record: {len(held)} kills, episodes held after each: {held}; resumed = uninterrupted")
     assert_lerobot_reads(out, monkeypatch, tmp_path)
 
 
@@ -202,11 +203,11 @@ def test_rollouts_killed_resume_to_the_uninterrupted_dataset(
     reference = uninterrupted(tmp_path_factory, module, ROLLOUT_EPISODES)
     out = tmp_path / "dataset"
     held = kill_at_random_points(module, out, ROLLOUT_EPISODES, ROLLOUT_KILLS, reference)
-    print(f"rollouts: {len(held)} kills, episodes held after each: {held}")
     assert held == sorted(held) and any(count < ROLLOUT_EPISODES for count in held), held
     done = run(module, out, ROLLOUT_EPISODES, "--resume")
     assert done.returncode == 0, done.stderr[-2000:]
     assert_same(out, reference.root)
+    print(f"rollouts: {len(held)} kills, episodes held after each: {held}; resumed = uninterrupted")
 
 
 def test_disk_full_stops_in_one_line_keeping_the_finished_episodes(

@@ -7,7 +7,9 @@ The checkpoint is planned as the sweep plans one: its card read once and the sce
 (``--scene``, else its training scene, else the bench scene), the recording scene checked against the
 training scene's cameras, and every episode played by the episode loop with every contract check (an unsafe
 chunk ends the episode as ``contract_violation``, which ``--keep success`` leaves out). The dataset writing,
-``--keep`` judges and recovery noise are the recorder's (``libs.datasets.record``).
+``--keep`` judges and recovery noise are the recorder's (``libs.datasets.record``), and so is its
+durability: a run killed midway keeps its finished episodes, and the same command with ``--resume`` records
+the rest into the dataset an uninterrupted run writes.
 """
 
 from __future__ import annotations

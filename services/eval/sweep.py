@@ -25,7 +25,7 @@ from libs.evaluation.plan.select_best import SelectBest
 from libs.evaluation.plan.stop_when_decided import UntilDecided
 from libs.evaluation.plan.sweep_config import parse_grid as parse_grid
 from libs.evaluation.report.sweep_report import REPORT_MD
-from libs.evaluation.results.store import STORE_FILE_NAME
+from libs.evaluation.results.store import STORE_FILE_NAME, ResultsStore
 from libs.evaluation.stats.sample_sizes import PlanError
 from libs.evaluation.sweep import EnvSettings, SweepConfig, SweepResult, evaluate
 from services.eval.stopping import Stop, stop_like_ctrl_c
@@ -114,8 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     with stopping or contextlib.nullcontext() as stop:
         try:
             result = evaluate(config, arguments.out, argv=command)
-        except LabError:
-            raise
+        except LabError as error:
+            raise with_stored_episodes_kept(error, arguments.out) from None
         except OSError as error:
             if error.errno not in DISK_ERRORS:
                 raise
@@ -136,6 +136,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             return report_interrupted(stop, arguments.out)
     print_summary(result, config)
     return 0
+
+
+def with_stored_episodes_kept(error: LabError, out: Path) -> LabError:
+    """``error`` with what survived it, once episodes are stored (a policy server gone mid-sweep, a worker
+    that crashed): they are kept, and the same command runs only what is missing."""
+    path = out / STORE_FILE_NAME
+    if not path.is_file():
+        return error
+    try:
+        with ResultsStore(path) as store:
+            stored = store.count()
+    except LabError:  # the store itself is what is wrong: the error says so
+        return error
+    if not stored:
+        return error
+    return LabError(
+        f"{error}; the {stored} episodes stored in {path} are kept: run the same command to resume"
+    )
 
 
 def report_interrupted(stop: Stop | None, out: Path) -> int:

@@ -26,7 +26,7 @@ from rich.console import Console
 from rich.table import Table
 
 from backends.torch_lerobot.train import TrainError, train_policy
-from libs.datasets.record import record_scripted_dataset
+from libs.datasets.record import RecordSummary, record_scripted_dataset
 from libs.evaluation.stats.metrics import CheckpointSummary
 from libs.evaluation.sweep import EnvSettings, SweepConfig, SweepError, evaluate
 from libs.policy_api.contracts import ContractViolation
@@ -119,6 +119,50 @@ def print_table(rows: list[CheckpointRow], timings: dict[str, float], console: C
     console.print("time: " + ", ".join(f"{name} {seconds / 60:.1f} min" for name, seconds in timings.items()))
 
 
+def record_demos(demos: Path, args: argparse.Namespace, console: Console) -> RecordSummary:
+    """K scripted demonstrations (successes kept) from ``--demo-seed`` on, at ``--image-size``."""
+    scene = SceneConfig().with_image_size(*args.image_size)
+    summary = record_scripted_dataset(
+        demos, episodes=args.episodes, seed=args.demo_seed, scene=scene, keep="success", progress=True
+    )
+    console.print(f"demos: kept {summary.episodes_kept} of {summary.episodes_run} ({summary.outcomes})")
+    return summary
+
+
+def train_act(demos: Path, run: Path, args: argparse.Namespace) -> list[Path]:
+    """ACT trained with LeRobot's loop; its checkpoint folders, one per ``--save-every`` steps."""
+    return train_policy(
+        "act",
+        demos,
+        run,
+        args.steps,
+        preset=args.preset,
+        batch_size=args.batch_size,
+        save_freq=args.save_every,
+        log_freq=max(1, args.steps // 20),
+    )
+
+
+def write_results(
+    path: Path,
+    args: argparse.Namespace,
+    demos: RecordSummary,
+    timings: dict[str, float],
+    rows: list[CheckpointRow],
+) -> None:
+    """Every number of the run as JSON: the arguments, the demos kept, the timings and each checkpoint."""
+    record = {
+        "args": {key: str(value) for key, value in vars(args).items()},
+        "demos": {"kept": demos.episodes_kept, "run": demos.episodes_run, "outcomes": demos.outcomes},
+        "timings_s": timings,
+        "checkpoints": [
+            {"step": row.step, "summary": row.summary.to_dict() if row.summary else None, "error": row.error}
+            for row in rows
+        ],
+    }
+    path.write_text(json.dumps(record, indent=2))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     console = Console(width=160)  # the table stays one line per checkpoint in logs too
@@ -132,60 +176,25 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     demos = out / "demos"
-    scene = SceneConfig().with_image_size(*args.image_size)
-    summary = record_scripted_dataset(
-        demos, episodes=args.episodes, seed=args.demo_seed, scene=scene, keep="success", progress=True
-    )
+    summary = record_demos(demos, args, console)
     timings["record"] = time.perf_counter() - started
-    console.print(f"demos: kept {summary.episodes_kept} of {summary.episodes_run} ({summary.outcomes})")
 
     started = time.perf_counter()
-    run = out / "run"
     try:
-        checkpoints = train_policy(
-            "act",
-            demos,
-            run,
-            args.steps,
-            preset=args.preset,
-            batch_size=args.batch_size,
-            save_freq=args.save_every,
-            log_freq=max(1, args.steps // 20),
-        )
+        checkpoints = train_act(demos, out / "run", args)
     except TrainError as error:
         console.print(f"error: {error}")
         return 2
     timings["train"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    rows: list[CheckpointRow] = []
-    for checkpoint in checkpoints:
-        rows.append(evaluate_checkpoint(checkpoint, out / "sweep" / checkpoint.name, args))
+    rows = [
+        evaluate_checkpoint(checkpoint, out / "sweep" / checkpoint.name, args) for checkpoint in checkpoints
+    ]
     timings["evaluate"] = time.perf_counter() - started
 
     print_table(rows, timings, console)
-    (out / "act_learning.json").write_text(
-        json.dumps(
-            {
-                "args": {key: str(value) for key, value in vars(args).items()},
-                "demos": {
-                    "kept": summary.episodes_kept,
-                    "run": summary.episodes_run,
-                    "outcomes": summary.outcomes,
-                },
-                "timings_s": timings,
-                "checkpoints": [
-                    {
-                        "step": row.step,
-                        "summary": row.summary.to_dict() if row.summary else None,
-                        "error": row.error,
-                    }
-                    for row in rows
-                ],
-            },
-            indent=2,
-        )
-    )
+    write_results(out / "act_learning.json", args, summary, timings, rows)
     console.print(f"reports: {out / 'sweep'}/<step>/report.md")
     return 0
 

@@ -12,7 +12,7 @@ interval, outcome counts, and the training wall time. Every step is the user's o
 (the torch and JAX stacks live in different resolves), printed before it runs.
 
 Resumable: a finished cell is stored in ``OUT/cells/<policy>-<N>.json`` and never redone; a step whose
-output exists is skipped, and an interrupted training run is moved aside and started again. After every
+output exists is skipped, and an interrupted training run continues from its last checkpoint. After every
 cell ``OUT/learning_curves.md`` and ``OUT/learning_curves.png`` are rewritten from all finished cells.
 """
 
@@ -78,12 +78,15 @@ class Recipe:
     @property
     def train_resumes(self) -> bool:
         """Whether the train command continues an interrupted run in its --out: a property of the trainer,
-        not of the recipe (the JAX trainer resumes from its last checkpoint with the same batches; LeRobot's
-        here starts over, so its unfinished run is moved aside)."""
+        not of the recipe (both resume from their last checkpoint with the same batches)."""
         return self.train_target in RESUMING_TRAINERS
 
 
-RESUMING_TRAINERS = frozenset({"backends/jax_openpi:train"})
+#: each trainer that continues an interrupted run, and the flags that make it (the JAX trainer by itself)
+RESUMING_TRAINERS: dict[str, tuple[str, ...]] = {
+    "backends/jax_openpi:train": (),
+    "backends/torch_lerobot:train": ("--resume",),
+}
 
 
 RECIPES: dict[str, Recipe] = {
@@ -209,6 +212,7 @@ def cell_stages(out: Path, recipe: Recipe, demos: int, eval_seeds: int, workers:
     evaluation = _eval_dir(out, recipe.name, demos)
     checkpoint = run / "checkpoints" / recipe.last_checkpoint
     worker_args = ("--workers", str(workers)) if workers else ()
+    resume_flags = RESUMING_TRAINERS.get(recipe.train_target, ())
     return [
         Stage(
             f"subset-{recipe.pool}-{demos}",
@@ -232,11 +236,13 @@ def cell_stages(out: Path, recipe: Recipe, demos: int, eval_seeds: int, workers:
             f"train {recipe.name} on {demos} demonstrations",
             recipe.train_target,
             recipe.train_target.replace("/", ".").replace(":", "."),
-            ("--dataset", str(subset), "--out", str(run), *recipe.train_args),
+            ("--dataset", str(subset), "--out", str(run), *recipe.train_args, *resume_flags),
             checkpoint,
             output=run,
             resumes=recipe.train_resumes,
             inputs=(subset,),
+            # the same run as one stamped before the trainer took its resume flag
+            fingerprint=("--dataset", str(subset), "--out", str(run), *recipe.train_args),
         ),
         Stage(
             f"eval-{recipe.name}-{demos}",

@@ -64,20 +64,21 @@ def test_wilson_interval_matches_the_closed_form() -> None:
     assert wilson_interval(0, 0) == (0.0, 1.0)
 
 
-def test_cell_stages_train_into_a_fresh_run_and_evaluate_its_last_checkpoint(tmp_path: Path) -> None:
+def test_cell_stages_train_into_their_run_and_evaluate_its_last_checkpoint(tmp_path: Path) -> None:
     subset, train, evaluate = cell_stages(tmp_path, RECIPES["diffusion-state"], 50, eval_seeds=100, workers=2)
-    assert train.output == tmp_path / "runs" / "diffusion-state-50" and not train.resumes
+    assert train.output == tmp_path / "runs" / "diffusion-state-50" and train.resumes
     assert train.inputs == (subset.output,) and evaluate.inputs == (train.output,)
     assert f"torch_lerobot:{train.done_marker}" in evaluate.argv
     assert evaluate.argv[-2:] == ("--workers", "2") and "100" in evaluate.argv
 
 
-def test_an_interrupted_jax_cell_continues_its_training_and_a_lerobot_one_starts_over(tmp_path: Path) -> None:
-    # The JAX trainer resumes from its last checkpoint in --out (same batches); LeRobot's here does not, so
-    # its unfinished run is moved aside by run_stages rather than trained into again.
-    for recipe, resumes in (("jax-state", True), ("jax-vision", True), ("act-state", False)):
+def test_an_interrupted_cell_continues_its_training(tmp_path: Path) -> None:
+    # The JAX trainer resumes from its last checkpoint in --out by itself, LeRobot's with --resume (same
+    # batches); the stamp's fingerprint is the command without it, as before the flag existed.
+    for recipe, flag in (("jax-state", ()), ("jax-vision", ()), ("act-state", ("--resume",))):
         _, train, _ = cell_stages(tmp_path, RECIPES[recipe], 25, eval_seeds=100, workers=None)
-        assert train.resumes is resumes, recipe
+        assert train.resumes, recipe
+        assert train.argv == (*train.fingerprint, *flag), recipe
 
 
 def test_a_pool_recorded_for_fewer_demos_is_recorded_again_and_the_old_one_kept(

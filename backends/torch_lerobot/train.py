@@ -652,13 +652,15 @@ def _resume_point(config: TrainConfig, out: Path) -> ResumePoint | None:
             file=sys.stderr,
         )
     if point.checkpoint is None:
-        strangers = clear_fresh_run(out) if out.is_dir() else []
+        existed = out.is_dir()
+        strangers = clear_fresh_run(out) if existed else []
         if strangers:
             raise TrainError(
                 f"{out} has no checkpoint to resume and holds {', '.join(strangers[:3])}, which no training "
                 "run writes: pass the run's own --out, or drop --resume and choose a new --out"
             )
-        print(f"--resume: {out} has no complete checkpoint yet: training from step 0", file=sys.stderr)
+        said = "has no complete checkpoint yet" if existed else "does not exist yet"
+        print(f"--resume: {out} {said}: training from step 0", file=sys.stderr)
         return None
     trained_policy = json.loads((point.checkpoint / PRETRAINED_DIR_NAME / "config.json").read_text()).get(
         "type"

@@ -129,8 +129,8 @@ class Stage:
     done_marker: Path
     #: what the stage writes (a folder, or the summary's file); a stale one is moved aside, never deleted
     output: Path
-    #: whether the stage's command continues an unfinished ``output`` (the recorder, the sweeps); one that
-    #: refuses an existing folder (training) has its unfinished output moved aside instead
+    #: whether the stage's command continues an unfinished ``output`` (recorder, training, sweeps); one that
+    #: refuses an existing folder has its unfinished output moved aside instead
     resumes: bool = True
     #: outputs of earlier stages that this one reads: when one of them is made again, this one is stale
     inputs: tuple[Path, ...] = ()
@@ -186,32 +186,21 @@ def _train_act(name: str, data: Path, run: Path, preset: str, steps: int, save_f
     # each other whenever anything else runs on the 2 cores (the vision ACT measured 8 s/step that way
     # beside a test run, against ~0.3 s/step on one thread).
     batch = ("--batch-size", "32") if preset == "state" else ()
+    argv = (
+        *("--policy", "act", "--preset", preset, "--dataset", str(data), "--out", str(run)),
+        *("--steps", str(steps), "--save-freq", str(save_freq), *batch, "--threads", "1"),
+    )
     return Stage(
         name,
         f"train LeRobot ACT ({preset} preset) for {steps} steps",
         "backends/torch_lerobot:train",
         "backends.torch_lerobot.train",
-        (
-            "--policy",
-            "act",
-            "--preset",
-            preset,
-            "--dataset",
-            str(data),
-            "--out",
-            str(run),
-            "--steps",
-            str(steps),
-            "--save-freq",
-            str(save_freq),
-            *batch,
-            "--threads",
-            "1",
-        ),
+        # --resume: a killed training continues from its last checkpoint (a new --out simply starts)
+        (*argv, "--resume"),
         run / "checkpoints" / f"{steps:06d}",
         output=run,
-        resumes=False,
         inputs=(data,),
+        fingerprint=argv,  # the same run as one stamped before the trainer had --resume
     )
 
 

@@ -89,7 +89,9 @@ def test_summary_without_sweeps_names_the_stage_to_run(tmp_path: Path) -> None:
         write_summary(tmp_path)
 
 
-def test_an_interrupted_training_run_is_moved_aside_not_lost(tmp_path: Path) -> None:
+def test_an_interrupted_training_run_is_continued_with_resume(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     (stage,) = (s for s in plan_stages(tmp_path / "qs", SIZES["tiny"]) if s.name == "train-act")
     partial = tmp_path / "qs" / "runs" / "act"
     (partial / "checkpoints").mkdir(parents=True)
@@ -98,9 +100,10 @@ def test_an_interrupted_training_run_is_moved_aside_not_lost(tmp_path: Path) -> 
     fake_pants.write_text("#!/bin/sh\nexit 0\n")
     fake_pants.chmod(0o755)
     timings = run_stages([stage], tmp_path, str(fake_pants))
-    assert timings[0][2] == "ran" and not partial.exists()
-    kept = tmp_path / "qs" / "runs" / "act.interrupted-1" / "checkpoints" / "note.txt"
-    assert kept.read_text() == "half a run"
+    # the train command continues the run in its --out (train --resume), which stays where it is
+    assert timings[0][2] == "ran" and stage.argv[-1] == "--resume"
+    assert (partial / "checkpoints" / "note.txt").read_text() == "half a run"
+    assert f"continuing the unfinished {partial}" in capsys.readouterr().out
 
 
 FAKE_PANTS = """#!/usr/bin/env python3

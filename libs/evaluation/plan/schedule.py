@@ -114,7 +114,9 @@ class SelectBestSchedule:
         return len(self.plan.controls)
 
     def round_size(self, first_round: Sequence[EpisodeTask]) -> int:
-        return len(first_round)
+        # A resumed sweep's first round may only finish a killed one: the workers are sized for a full one.
+        full = self.seeds_per_round(len(self.plan.controls)) * len(self.plan.targets)
+        return max(len(first_round), full)
 
     def seeds_per_round(self, left: int) -> int:
         """Seeds per checkpoint in a round with ``left`` checkpoints (and their arms) still playing."""

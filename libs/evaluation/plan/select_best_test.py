@@ -66,6 +66,7 @@ def test_rounds_drop_the_worst_first_and_name_the_best(tmp_path: Path) -> None:
         records = store.records()
     assert {task.target.checkpoint_id for task in rounds[0]} == set(SUCCEEDS)
     assert len(rounds[0]) == 6  # one episode per worker: 2 seeds for each of 3 checkpoints
+    assert schedule.round_size(rounds[0][:1]) == 6  # a resumed first round still starts every worker
     selection = schedule.select(records)
     assert selection.decided and selection.chosen == "best"
     worst = next(drop for drop in selection.drops if drop.checkpoint == "worst")

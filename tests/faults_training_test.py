@@ -118,6 +118,7 @@ def test_killed_at_random_points_resume_finishes_the_same_run(
         kept = now
         landed.append(process.returncode == -signal.SIGKILL)
         checkpoints_at_kill.append(len(now))
+    print(f"kills at steps {kill_steps}: landed {landed}, checkpoints then {checkpoints_at_kill}")
     assert all(landed), f"a run finished before its kill: {landed}"
     assert checkpoints_at_kill[0] == 0 and checkpoints_at_kill[-1] > 0, checkpoints_at_kill
     assert main([*_flags(dataset, run), "--resume"]) == 0

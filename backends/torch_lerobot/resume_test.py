@@ -134,3 +134,20 @@ def test_the_loss_log_is_cut_back_to_the_resumed_step(tmp_path: Path) -> None:
     (tmp_path / LOSS_LOG_FILE).write_text("\n".join(lines) + '\n{"step": 5, "lo')  # a kill mid-line
     assert truncate_loss_log(tmp_path, 2) == 2
     assert [entry["step"] for entry in read_loss_log(tmp_path)] == [1, 2]
+
+
+def test_a_run_on_the_policys_own_schedule_resumes_too(
+    state_dataset: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # LeRobot's CLI reads a resumed run's optimizer and scheduler back from its train_config.json; here they
+    # are the policy's preset again (ACT's: AdamW at a constant rate)
+    run, options = tmp_path / "preset", {**OPTIONS, "lr_schedule": "preset"}
+    with monkeypatch.context() as patch:
+        _stop_after(patch, 3)
+        with pytest.raises(Killed):
+            train_policy("act", state_dataset, run, STEPS, **options)
+    checkpoints = train_policy("act", state_dataset, run, STEPS, resume=True, **options)
+    assert [checkpoint.name for checkpoint in checkpoints] == ["000002", "000004", "000006"]
+    log = read_loss_log(run)
+    assert [entry["step"] for entry in log] == list(range(1, STEPS + 1))
+    assert len({entry["lr"] for entry in log}) == 1

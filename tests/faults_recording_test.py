@@ -34,8 +34,8 @@ from libs.evaluation.play import rollouts  # noqa: F401  (run below as a subproc
 
 EPISODES = 6
 KILLS = 5
-ROLLOUT_EPISODES = 3
-ROLLOUT_KILLS = 2
+ROLLOUT_EPISODES = 6
+ROLLOUT_KILLS = 5
 #: Small and short: the kills, not the episodes, are what is tested.
 OPTIONS = ["--image-size", "24x32", "--max-steps", "12"]
 

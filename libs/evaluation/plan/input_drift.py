@@ -34,6 +34,7 @@ import numpy as np
 from libs.policy_api.contracts import ContractViolation
 
 STATE_KEY = "observation.state"
+ENVIRONMENT_STATE_KEY = "observation.environment_state"
 ACTION_KEY = "action"
 IMAGE_PREFIX = "observation.images."
 DEPTH_SUFFIX = "_depth"
@@ -211,9 +212,9 @@ def _vector_drift(key: str, values: np.ndarray, feature_stats: Mapping[str, Any]
     what = _feature_name(key)
     flagged = diagonal.max() > VECTOR_COST_LIMIT
     if flagged:
-        for factor, reason in SCALE_FACTORS:
-            if np.diag(cost_matrix(values, stats.scaled(1.0 / factor))).max() <= VECTOR_COST_LIMIT:
-                return [Drift(key, "units or scale", _scale_line(what, factor, reason))]
+        scale = _scale_drift(key, what, values, stats, diagonal)
+        if scale is not None:
+            return [scale]
     if values.shape[1] <= MAX_PERMUTED_DIMS:
         order, total = best_permutation(costs)
         matched = costs[np.arange(len(order)), list(order)]
@@ -236,8 +237,40 @@ def _vector_drift(key: str, values: np.ndarray, feature_stats: Mapping[str, Any]
     ]
 
 
+def _scale_drift(
+    key: str, what: str, values: np.ndarray, stats: _VectorStats, diagonal: np.ndarray
+) -> Drift | None:
+    """Units or scale: every dimension fits once training's values are divided by one factor, or else
+    each drifting dimension fits under a factor of its own (one joint in other units: the gripper's 0–100)."""
+    fitted = {factor: np.diag(cost_matrix(values, stats.scaled(1.0 / factor))) for factor, _ in SCALE_FACTORS}
+    for factor, reason in SCALE_FACTORS:
+        if fitted[factor].max() <= VECTOR_COST_LIMIT:
+            return Drift(key, "units or scale", _scale_line(what, factor, reason))
+    drifting = np.flatnonzero(diagonal > VECTOR_COST_LIMIT)
+    lines = []
+    for dimension in drifting:
+        fits = [
+            (factor, reason)
+            for factor, reason in SCALE_FACTORS
+            if fitted[factor][dimension] <= VECTOR_COST_LIMIT
+        ]
+        if not fits:
+            return None
+        factor, reason = fits[0]
+        lines.append(f"dimension {dimension} divided by {factor:.4g} ({reason})")
+    noun = "joint" if what in ("state", "action") else "dimension"
+    return Drift(
+        key,
+        "units or scale",
+        f"{what} units or scale differ from training for some {noun}s: the observed values match "
+        f"training's with {'; '.join(lines)}",
+    )
+
+
 def _feature_name(key: str) -> str:
-    return {STATE_KEY: "state", ACTION_KEY: "action"}.get(key, key)
+    return {STATE_KEY: "state", ACTION_KEY: "action", ENVIRONMENT_STATE_KEY: "environment state"}.get(
+        key, key
+    )
 
 
 def _scale_line(what: str, factor: float, reason: str) -> str:

@@ -116,3 +116,30 @@ def test_the_refusal_is_one_line_naming_the_cause_and_the_fix() -> None:
     message = str(drift_error(drifts, "runs/act/000100", "--allow-input-drift"))
     assert "\n" not in message and "joint order differs from training" in message
     assert "--allow-input-drift evaluates anyway" in message
+
+
+def test_one_joint_in_other_units_is_named_with_its_factor() -> None:
+    stats = _training_stats()
+    observed = _observed()
+    for key in ("observation.state", "action"):
+        observed.vectors[key] = observed.vectors[key].copy()
+        observed.vectors[key][:, 5] = np.rad2deg(observed.vectors[key][:, 5])  # gripper: degrees twice
+    drifts = find_drift(stats, observed)
+    assert drifts[0].cause == "units or scale", drifts
+    assert "dimension 5 divided by 0.01745" in drifts[0].line and "degrees observed" in drifts[0].line
+
+
+def test_environment_state_with_exchanged_dimensions_is_drift() -> None:
+    rng = np.random.default_rng(3)
+    block_and_bowl = np.column_stack(
+        [0.22 + 0.03 * rng.standard_normal(4000), 0.0 + 0.08 * rng.standard_normal(4000), np.full(4000, 0.02)]
+    )
+    stats = {**_training_stats(), "observation.environment_state": _vector_stats(block_and_bowl)}
+    fresh = block_and_bowl[rng.choice(4000, 200)]
+    observed = _observed()
+    observed.vectors["observation.environment_state"] = fresh
+    assert find_drift(stats, observed) == []
+    observed.vectors["observation.environment_state"] = fresh[:, [1, 0, 2]]
+    drifts = find_drift(stats, observed)
+    assert drifts and drifts[0].feature == "observation.environment_state", drifts
+    assert drifts[0].line.startswith("environment state")

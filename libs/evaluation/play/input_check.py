@@ -22,7 +22,14 @@ from typing import Any
 
 import numpy as np
 
-from libs.evaluation.plan.input_drift import ACTION_KEY, Drift, ObservedInputs, drift_error, find_drift
+from libs.evaluation.plan.input_drift import (
+    ACTION_KEY,
+    ENVIRONMENT_STATE_KEY,
+    Drift,
+    ObservedInputs,
+    drift_error,
+    find_drift,
+)
 from libs.policy_api.card import CheckpointCard
 from libs.policy_api.contracts import EpisodeGuardedPolicy
 from libs.policy_api.types import (
@@ -71,6 +78,7 @@ class _Sampler(EpisodeObserver):
         self.camera_keys = [camera.key for camera in spec.cameras if camera.modality == "rgb"]
         self.steps, self.inputs = steps, inputs
         self.states: list[np.ndarray] = []
+        self.environment_states: list[np.ndarray] = []
         self.actions: list[np.ndarray] = []
         self.image_means: dict[str, list[np.ndarray]] = {key: [] for key in self.camera_keys}
 
@@ -85,10 +93,18 @@ class _Sampler(EpisodeObserver):
         if len(self.actions) < self.steps:
             self.states.append(np.asarray(observation[STATE_KEY], dtype=np.float64).ravel())
             self.actions.append(np.asarray(action, dtype=np.float64).ravel())
+            if ENVIRONMENT_STATE_KEY in observation:  # the objects' poses, when the scene emits them
+                state = observation[ENVIRONMENT_STATE_KEY]
+                self.environment_states.append(np.asarray(state, dtype=np.float64).ravel())
         return action
 
     def add_to(self, inputs: ObservedInputs) -> None:
-        for key, values in ((STATE_KEY, self.states), (ACTION_KEY, self.actions)):
+        vectors = (
+            (STATE_KEY, self.states),
+            (ENVIRONMENT_STATE_KEY, self.environment_states),
+            (ACTION_KEY, self.actions),
+        )
+        for key, values in vectors:
             if values:
                 kept = inputs.vectors.get(key)
                 stacked = np.stack(values)
@@ -115,6 +131,21 @@ class _EpisodeLimit(EpisodeObserver):
 
 class _ReferenceDone(Exception):
     """A reference episode reached its step count."""
+
+
+#: The environment state (block and bowl poses) changes with each episode's layout, and the reference
+#: episodes' bowls are drawn afresh: its training statistics describe the layouts only from this many
+#: training episodes on (a two-episode dataset has seen two bowls).
+MIN_EPISODES_FOR_ENVIRONMENT_STATE = 20
+
+
+def compared_stats(card: CheckpointCard) -> dict[str, Any]:
+    """The training statistics the inputs are compared with (the environment state's only when they
+    cover the layouts)."""
+    stats = dict(card.stats or {})
+    if len(card.block_positions or []) < MIN_EPISODES_FOR_ENVIRONMENT_STATE:
+        stats.pop(ENVIRONMENT_STATE_KEY, None)
+    return stats
 
 
 def training_episode_steps(card: CheckpointCard) -> int | None:
@@ -240,7 +271,7 @@ def check_inputs(
     observed = observe_inputs(
         make_reference_env, policy.spec, steps, reference_starts(card), cache_key, policy
     )
-    drifts = tuple(find_drift(card.stats, observed, training_fps(card)))
+    drifts = tuple(find_drift(compared_stats(card), observed, training_fps(card)))
     check = InputCheck(checkpoint_id, drifts, expected)
     if drifts and not (allow or expected):
         raise drift_error(list(drifts), checkpoint_id, ALLOW_FLAG)
@@ -293,7 +324,8 @@ def target_drift(
         reference_starts(card),
         cache_key,
     )
-    return InputCheck(checkpoint_id, tuple(find_drift(card.stats, observed, training_fps(card))), expected)
+    drifts = find_drift(compared_stats(card), observed, training_fps(card))
+    return InputCheck(checkpoint_id, tuple(drifts), expected)
 
 
 def input_drift_section(targets: Sequence[Any], settings: Any) -> tuple[str, dict[str, Any]] | None:

@@ -5,8 +5,10 @@ from __future__ import annotations
 from libs.evaluation.plan.input_drift import Drift
 from libs.evaluation.play.input_check import (
     ALLOW_FLAG,
+    MIN_EPISODES_FOR_ENVIRONMENT_STATE,
     InputCheck,
     card_spec,
+    compared_stats,
     drift_section,
     reference_starts,
 )
@@ -49,3 +51,11 @@ def test_a_card_names_its_colour_cameras_and_action_space() -> None:
     assert [camera.name for camera in spec.cameras] == ["overhead"] and spec.action_space == "ee"
     starts = reference_starts(card)
     assert starts[0].block_xy == (0.2, 0.01) and all(start.block_xy is None for start in starts[1:])
+
+
+def test_the_environment_state_is_compared_only_once_training_covered_the_layouts() -> None:
+    stats = {"observation.state": {"mean": [0.0]}, "observation.environment_state": {"mean": [0.2]}}
+    few = CheckpointCard(stats=stats, block_positions=[[0.2, 0.0]] * 2)
+    many = CheckpointCard(stats=stats, block_positions=[[0.2, 0.0]] * MIN_EPISODES_FOR_ENVIRONMENT_STATE)
+    assert set(compared_stats(few)) == {"observation.state"}
+    assert set(compared_stats(many)) == set(stats)

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from backends.torch_lerobot.train import train_policy
-from libs.datasets.record import record_scripted_dataset
+from libs.datasets.fixtures import record_tiny_demonstrations
 from libs.evaluation.plan.drift_fixtures import MISMATCHES, mismatched_card_dict
 from libs.evaluation.plan.input_drift import InputDriftError
 from libs.evaluation.plan.sweep_config import SweepConfig
@@ -39,10 +39,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def dataset(workdir: Path) -> Path:
-    root = workdir / "demos"
-    scene = SceneConfig().with_image_size(48, 64)
-    record_scripted_dataset(root, episodes=2, seed=0, scene=scene, max_steps=30, progress=False)
-    return root
+    return record_tiny_demonstrations(workdir / "demos")
 
 
 @pytest.fixture(scope="module")

@@ -79,13 +79,7 @@ def test_killing_the_policy_server_loses_no_stored_episode(tmp_path: Path, refer
     kept_counts = []
     for _ in range(KILLS):
         server = start_server(port)
-        sweep = subprocess.Popen(
-            command,
-            env=processes.subprocess_environment(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        sweep = processes.start_sweep(command)
         kill_at_a_random_moment(server, sweep, out, rng)
         _, stderr = sweep.communicate(timeout=300)
         rows = processes.stored(out, COLUMNS)

@@ -16,7 +16,7 @@ import torch
 from backends.torch_lerobot.adapter import LeRobotPolicy
 from backends.torch_lerobot.checkpoints import CheckpointError
 from backends.torch_lerobot.train import TrainError, train_policy
-from libs.datasets.record import record_scripted_dataset
+from libs.datasets.fixtures import record_tiny_demonstrations
 from libs.evaluation.play.evaluated_episode import evaluate_episode
 from libs.evaluation.results.episode_record import RecordLabel
 from libs.policy_api.card import CheckpointCard, HasCard
@@ -38,10 +38,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def dataset(workdir: Path) -> Path:
-    root = workdir / "demos"
-    scene = SceneConfig().with_image_size(48, 64)
-    record_scripted_dataset(root, episodes=2, seed=0, scene=scene, max_steps=30, progress=False)
-    return root
+    return record_tiny_demonstrations(workdir / "demos")
 
 
 @pytest.fixture(scope="module", params=POLICY_TYPES)

@@ -40,6 +40,13 @@ def sweep_command(out: Path, *extra: str, policy: str = "scripted", episodes: in
     ]  # fmt: skip
 
 
+def start_sweep(command: list[str]) -> subprocess.Popen:
+    """``command`` (a ``sweep_command``) as a process, its output kept as text for the test to read."""
+    return subprocess.Popen(
+        command, env=subprocess_environment(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
 def stored(out: Path, columns: str = STORED_COLUMNS, check_integrity: bool = False) -> list[tuple]:
     """The stored episodes, read-only, as another process would read them while the sweep writes."""
     path = out / STORE_FILE_NAME

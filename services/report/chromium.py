@@ -137,7 +137,9 @@ class Chromium:
 
     def __init__(self, window: tuple[int, int] = (1280, 900), extra_args: Sequence[str] = ()) -> None:
         self.executable = find_chromium()
-        self._profile = tempfile.TemporaryDirectory(prefix="so101lab-chromium-")
+        # Chromium's helper processes may still write to the profile as the browser exits ("Directory not
+        # empty" on cleanup): what is left then is only a scratch folder in the temp dir.
+        self._profile = tempfile.TemporaryDirectory(prefix="so101lab-chromium-", ignore_cleanup_errors=True)
         arguments = [
             self.executable,
             "--headless=new",

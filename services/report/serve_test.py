@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import subprocess
 import time
 from pathlib import Path
 from urllib.parse import urlencode
@@ -205,13 +204,7 @@ def test_a_running_sweeps_page_advances_as_its_store_fills(
 ) -> None:
     out = results / "live"
     command = processes.sweep_command(out, "--serial", "--max-steps", "160", episodes=8)
-    sweep = subprocess.Popen(
-        command,
-        env=processes.subprocess_environment(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    sweep = processes.start_sweep(command)
     try:
         deadline = time.monotonic() + 300
         while not (out / PLAN_JSON).is_file():

@@ -1,0 +1,17 @@
+"""Test helpers shared by tests that train tiny policies (kept out of any test module, as the import rules
+ask)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from libs.datasets.record import record_scripted_dataset
+from libs.sim.scene_config import SceneConfig
+
+
+def record_tiny_demonstrations(root: Path) -> Path:
+    """Two scripted demonstrations with 48×64 camera images, 30 steps at most: enough to train a tiny
+    policy a step or two."""
+    scene = SceneConfig().with_image_size(48, 64)
+    record_scripted_dataset(root, episodes=2, seed=0, scene=scene, max_steps=30, progress=False)
+    return root

@@ -1,0 +1,335 @@
+"""Partial credit (issue 31, item 3): does a sequential comparison of the progress score (stages reached)
+decide with fewer episodes than the fixed-n exact McNemar design on success, and does it agree with it?
+
+**The claim the progress test makes.** The betting e-process of ``paired_progress_sequential`` tests "the two
+checkpoints have the same mean progress on these seeds" (progress = stage reached / 5, paired by seed). When
+it decides, it says "A makes more progress than B" at level alpha, anytime-valid: under equal mean progress
+its e-value reaches 1/alpha with probability <= alpha however often it is looked at (Ville). It does **not**
+test success rates: where the two orderings differ, its verdict is about progress.
+
+**The simulation.** Pairs of the 21 real checkpoints in ``benchmarks/data/success_profiles.json`` (per-seed
+success and progress on seeds 0-99) whose success rates differ by at least ``--min-gap`` points, the first
+of each pair the one with the higher success rate (the reversed pair is the same comparison with the verdict
+flipped). Each simulated comparison bootstraps seed indices with replacement (both checkpoints on the same
+drawn seed, so the pairing is kept) into a stream of up to ``--cap`` paired (success, progress) outcomes,
+and on that same stream runs
+
+- the progress test (a vectorised ``betting_log_wealth``, threshold 1/alpha): episodes until it decides and
+  which way;
+- the binary sequential test of the sweep's ``--until-decided`` (``paired_sequential``'s statistic: the
+  mixture SPRT on discordant seeds with the threshold calibrated to a budget of ``--cap``): its verdict;
+
+and against them the fixed-n exact McNemar design at power 0.8 (``sample_sizes.smallest_n`` over
+``sample_sizes.mcnemar_power``, exact) from the pair's true discordance rates over the 100 seeds. The type-I
+error of the progress test is measured on null pairs: each checkpoint against an independently bootstrapped
+copy of itself (the seed-permuted copy: mean progress difference exactly 0).
+
+``PYTHONPATH=. python benchmarks/partial_credit_study.py [--runs 10000] [--cap 400]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from libs.evaluation.stats.anytime_tests import MAX_BET, MixtureSPRT
+from libs.evaluation.stats.sample_sizes import PairRates, PlanError, connor_pairs, mcnemar_power, smallest_n
+
+PROFILES = Path("benchmarks/data/success_profiles.json")
+POWER = 0.8
+
+
+def load_profiles(path: Path = PROFILES) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(ids, success[checkpoint, seed] as bool, progress[checkpoint, seed] in [0, 1])."""
+    data = json.loads(path.read_text())
+    ids = [profile["id"] for profile in data["profiles"]]
+    success = np.asarray([profile["success"] for profile in data["profiles"]], dtype=bool)
+    progress = np.asarray([profile["progress"] for profile in data["profiles"]], dtype=np.float64)
+    return ids, success, progress
+
+
+def select_pairs(success: np.ndarray, min_gap: float) -> list[tuple[int, int]]:
+    """Every unordered pair whose success rates differ by >= min_gap, the higher-rate checkpoint first."""
+    rates = success.mean(axis=1)
+    pairs = []
+    for a in range(len(rates)):
+        for b in range(a + 1, len(rates)):
+            if abs(rates[a] - rates[b]) >= min_gap - 1e-9:
+                pairs.append((a, b) if rates[a] > rates[b] else (b, a))
+    return pairs
+
+
+# --------------------------------------------------------------------------- the two sequential tests
+
+
+def progress_stopping(differences: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """The progress test on each row of ``differences`` (runs x cap, values in [-1, 1]), vectorised over
+    rows: the same wealth as ``anytime_tests.betting_log_wealth`` step by step, E = (up + down) / 2,
+    decided the first time E >= 1/alpha. Returns (episode of the decision, 0 when undecided; +1 when the
+    first makes more progress, -1 less, 0 undecided)."""
+    runs, cap = differences.shape
+    values = np.clip(differences, -1.0, 1.0)
+    total = np.zeros(runs)
+    total_sq = np.zeros(runs)
+    log_up = np.zeros(runs)
+    log_down = np.zeros(runs)
+    stop = np.zeros(runs, dtype=np.int64)
+    verdict = np.zeros(runs, dtype=np.int64)
+    threshold = math.log(1.0 / alpha)
+    for i in range(cap):
+        d = values[:, i]
+        count = i + 1.0
+        stake = (total / count) / ((total_sq + 0.25) / count)
+        log_up += np.log1p(np.clip(stake, 0.0, MAX_BET) * d)
+        log_down += np.log1p(-np.clip(-stake, 0.0, MAX_BET) * d)
+        total += d
+        total_sq += d * d
+        log_e = np.logaddexp(log_up, log_down) - math.log(2.0)
+        new = (stop == 0) & (log_e >= threshold)
+        stop[new] = i + 1
+        verdict[new] = np.where(log_up[new] >= log_down[new], 1, -1)
+    return stop, verdict
+
+
+def binary_stopping(first: np.ndarray, second: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """``paired_sequential``'s test on each row (budget = the streams' length): (episode of the decision,
+    0 when undecided; +1 first better, -1 second better, 0 undecided)."""
+    runs, cap = first.shape
+    test = MixtureSPRT(0.5, alpha, cap)
+    wins = np.cumsum(first & ~second, axis=1)
+    losses = np.cumsum(~first & second, axis=1)
+    crossed = test.log_e(wins, losses) >= test.log_threshold - 1e-12
+    decided = crossed.any(axis=1)
+    at = np.argmax(crossed, axis=1)
+    rows = np.arange(runs)
+    sign = np.where(2 * wins[rows, at] > wins[rows, at] + losses[rows, at], 1, -1)
+    return np.where(decided, at + 1, 0), np.where(decided, sign, 0)
+
+
+# --------------------------------------------------------------------------- one pair
+
+
+def mcnemar_design(first: np.ndarray, second: np.ndarray, alpha: float, power: float = POWER) -> int | None:
+    """Episodes per checkpoint of the fixed-n exact McNemar test at ``power`` from the pair's true
+    discordance rates over the stored seeds (None: more than the planner allows)."""
+    rates = PairRates(
+        float(first.mean()),
+        float(second.mean()),
+        float((first & ~second).mean()),
+        float((~first & second).mean()),
+    )
+    if rates.difference == 0:
+        return None
+    try:
+        return smallest_n(lambda n: mcnemar_power(n, rates, alpha), power, connor_pairs(rates, power, alpha))
+    except PlanError:
+        return None
+
+
+def simulate_pair(
+    success: np.ndarray, progress: np.ndarray, pair: tuple[int, int], settings: dict, rng
+) -> dict[str, Any]:
+    """``settings['runs']`` bootstrapped comparisons of one pair, both sequential tests on each stream."""
+    a, b = pair
+    runs, cap, alpha = settings["runs"], settings["cap"], settings["alpha"]
+    seeds = rng.integers(0, success.shape[1], size=(runs, cap))
+    stop, verdict = progress_stopping(progress[a][seeds] - progress[b][seeds], alpha)
+    binary_stop, binary_verdict = binary_stopping(success[a][seeds], success[b][seeds], alpha)
+    return summarise_pair(success, progress, pair, (stop, verdict, binary_stop, binary_verdict), settings)
+
+
+def summarise_pair(
+    success: np.ndarray, progress: np.ndarray, pair: tuple[int, int], outcomes: tuple, settings: dict
+) -> dict[str, Any]:
+    a, b = pair
+    stop, verdict, binary_stop, binary_verdict = outcomes
+    cap, alpha = settings["cap"], settings["alpha"]
+    decided = stop > 0
+    episodes = np.where(decided, stop, cap)
+    both = decided & (binary_stop > 0)
+    progress_sign = int(np.sign(round(float(progress[a].mean() - progress[b].mean()), 9)))
+    fixed = mcnemar_design(success[a], success[b], alpha)
+    # The equal-power budget: the progress test cut at the episode by which 80% of runs decided (when
+    # they do) has power 0.8 to decide; its mean episodes are E[min(T, that budget)].
+    budget80 = int(np.quantile(np.where(decided, stop, cap + 1), POWER, method="higher"))
+    mean80 = float(np.minimum(episodes, budget80).mean()) if budget80 <= cap else None
+    return {
+        "first": int(a),
+        "second": int(b),
+        "success_gap": float(success[a].mean() - success[b].mean()),
+        "progress_gap": float(progress[a].mean() - progress[b].mean()),
+        "progress_agrees_with_success": progress_sign > 0,
+        "mcnemar_episodes": fixed,
+        "progress_decided": float(decided.mean()),
+        "progress_median_episodes": float(np.median(episodes)),
+        "progress_mean_episodes": float(episodes.mean()),
+        "progress_budget_at_power": budget80 if budget80 <= cap else None,
+        "progress_mean_at_power": mean80,
+        "progress_first_better": float((verdict > 0).mean()),
+        "progress_second_better": float((verdict < 0).mean()),
+        "binary_decided": float((binary_stop > 0).mean()),
+        "binary_mean_episodes": float(np.where(binary_stop > 0, binary_stop, cap).mean()),
+        "binary_first_better": float((binary_verdict > 0).mean()),
+        "both_decided": float(both.mean()),
+        "agree_when_both": float((verdict[both] == binary_verdict[both]).mean()) if both.any() else None,
+    }
+
+
+# --------------------------------------------------------------------------- null pairs
+
+
+def null_type_one(success: np.ndarray, progress: np.ndarray, settings: dict, rng) -> list[dict]:
+    """Each checkpoint against an independently bootstrapped copy of itself: mean progress difference 0,
+    so the progress test's rejected fraction must be <= alpha (up to binomial noise)."""
+    runs, cap, alpha = settings["runs"], settings["cap"], settings["alpha"]
+    rows = []
+    for index in range(progress.shape[0]):
+        first = rng.integers(0, progress.shape[1], size=(runs, cap))
+        second = rng.integers(0, progress.shape[1], size=(runs, cap))
+        stop, _ = progress_stopping(progress[index][first] - progress[index][second], alpha)
+        rows.append({"checkpoint": index, "type_one_error": float((stop > 0).mean())})
+    return rows
+
+
+def upper_bound(rate: float, runs: int, z: float = 3.09) -> float:
+    """Upper 99.9% normal bound of a rejected fraction whose true value is ``rate``."""
+    return rate + z * math.sqrt(rate * (1 - rate) / runs)
+
+
+def run_study(
+    success: np.ndarray, progress: np.ndarray, pairs: Sequence[tuple[int, int]], settings: dict
+) -> dict[str, Any]:
+    """The whole study's figures (the core the test runs on a tiny setting)."""
+    rng = np.random.default_rng(settings["seed"])
+    rows = [simulate_pair(success, progress, pair, settings, rng) for pair in pairs]
+    nulls = null_type_one(success, progress, settings, rng) if settings.get("nulls", True) else []
+    return {"settings": dict(settings), "pairs": rows, "nulls": nulls, "overall": overall(rows, nulls)}
+
+
+def overall(rows: list[dict], nulls: list[dict]) -> dict[str, Any]:
+    planned = [row for row in rows if row["mcnemar_episodes"]]
+    ratios = [row["progress_mean_episodes"] / row["mcnemar_episodes"] for row in planned]
+    at_power = [row for row in planned if row["progress_mean_at_power"] is not None]
+    ratios80 = [row["progress_mean_at_power"] / row["mcnemar_episodes"] for row in at_power]
+    agree = [row["agree_when_both"] for row in rows if row["agree_when_both"] is not None]
+    decided = sum(row["progress_first_better"] + row["progress_second_better"] for row in rows)
+    return {
+        "pairs": len(rows),
+        "pairs_with_mcnemar_design": len(planned),
+        "median_ratio_mean_episodes_to_mcnemar": float(np.median(ratios)) if ratios else None,
+        "pooled_ratio_mean_episodes_to_mcnemar": (
+            sum(row["progress_mean_episodes"] for row in planned)
+            / sum(r["mcnemar_episodes"] for r in planned)
+            if planned
+            else None
+        ),
+        "pairs_with_progress_power_0.8_within_cap": len(at_power),
+        "median_ratio_at_equal_power": float(np.median(ratios80)) if ratios80 else None,
+        "pairs_at_least_50pct_fewer": sum(ratio <= 0.5 for ratio in ratios),
+        "progress_decided": float(np.mean([row["progress_decided"] for row in rows])) if rows else None,
+        "direction_agrees_with_success_ordering": (
+            sum(row["progress_first_better"] for row in rows) / decided if decided else None
+        ),
+        "mean_agreement_with_binary_when_both_decide": float(np.mean(agree)) if agree else None,
+        "pairs_progress_ordering_differs": sum(not row["progress_agrees_with_success"] for row in rows),
+        "worst_null_type_one_error": max((row["type_one_error"] for row in nulls), default=None),
+    }
+
+
+# --------------------------------------------------------------------------- printing
+
+
+def print_table(ids: list[str], figures: dict) -> None:
+    cap = figures["settings"]["cap"]
+    print(
+        "| first vs second | success | progress | McNemar n (0.8) | progress: decided, median, mean "
+        "| mean / McNemar | budget for 0.8, mean | progress says first better | binary: decided, "
+        "first better | agree (both decided) |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for row in figures["pairs"]:
+        fixed = row["mcnemar_episodes"]
+        ratio = f"{row['progress_mean_episodes'] / fixed:.2f}" if fixed else "-"
+        budget = (
+            f"{row['progress_budget_at_power']}, {row['progress_mean_at_power']:.0f}"
+            if row["progress_mean_at_power"] is not None
+            else f"> {cap}"
+        )
+        agree = f"{row['agree_when_both']:.3f}" if row["agree_when_both"] is not None else "-"
+        print(
+            f"| {ids[row['first']]} vs {ids[row['second']]} | {row['success_gap']:+.2f} | "
+            f"{row['progress_gap']:+.3f} | {fixed or '-'} | {row['progress_decided']:.2f}, "
+            f"{row['progress_median_episodes']:.0f}, {row['progress_mean_episodes']:.0f} | {ratio} | "
+            f"{budget} | "
+            f"{row['progress_first_better']:.3f} | {row['binary_decided']:.2f}, "
+            f"{row['binary_first_better']:.3f} | {agree} |"
+        )
+    print()
+
+
+def print_overall(figures: dict) -> None:
+    settings, summary = figures["settings"], figures["overall"]
+    print(
+        f"## Overall ({settings['runs']} comparisons per pair, cap {settings['cap']}, "
+        f"alpha {settings['alpha']})"
+    )
+    for key, value in summary.items():
+        print(f"- {key}: {value:.3f}" if isinstance(value, float) else f"- {key}: {value}")
+    if figures["nulls"]:
+        bound = upper_bound(settings["alpha"], settings["runs"])
+        print(f"- null type-I errors per checkpoint (99.9% noise bound at alpha: {bound:.4f}): ", end="")
+        print(", ".join(f"{row['type_one_error']:.4f}" for row in figures["nulls"]))
+    ratio = summary["median_ratio_mean_episodes_to_mcnemar"]
+    if ratio is not None:
+        met = "MET" if ratio <= 0.5 else "NOT met"
+        print(
+            f"\n>= 50% fewer episodes than fixed-n McNemar at power 0.8 (median over pairs): "
+            f"{met} ({ratio:.2f})"
+        )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=10_000, help="simulated comparisons per pair")
+    parser.add_argument("--cap", type=int, default=400, help="episodes per comparison at most")
+    parser.add_argument("--alpha", type=float, default=0.05)
+    parser.add_argument("--min-gap", type=float, default=0.05, help="smallest success-rate gap of a pair")
+    parser.add_argument("--seed", type=int, default=31)
+    parser.add_argument("--profiles", type=Path, default=PROFILES)
+    parser.add_argument("--json", type=Path, default=Path("benchmarks/data/partial_credit_study.json"))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = build_parser().parse_args(argv)
+    ids, success, progress = load_profiles(arguments.profiles)
+    pairs = select_pairs(success, arguments.min_gap)
+    settings = {
+        "runs": arguments.runs,
+        "cap": arguments.cap,
+        "alpha": arguments.alpha,
+        "seed": arguments.seed,
+    }
+    settings["min_gap"] = arguments.min_gap
+    started = time.perf_counter()
+    figures = run_study(success, progress, pairs, settings)
+    figures["ids"] = ids
+    print_table(ids, figures)
+    print_overall(figures)
+    print(f"\n(study took {time.perf_counter() - started:.0f} s)")
+    if arguments.json:
+        arguments.json.parent.mkdir(parents=True, exist_ok=True)
+        arguments.json.write_text(json.dumps(figures, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

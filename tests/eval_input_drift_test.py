@@ -29,7 +29,9 @@ from libs.sim.scene_config import SceneConfig
 # One torch thread: on CI's 2 busy cores torch's default threads spin-wait and run several times slower.
 torch.set_num_threads(1)
 MAX_STEPS = 4
-POLICY_TYPES = ("act", "diffusion")
+POLICY_TYPES = ("act", "diffusion", "smolvla", "pi0")
+#: The VLAs train on a tiny random backbone made in the test (no model hub).
+TINY_BACKBONE_TYPES = ("smolvla", "pi0")
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +49,9 @@ def checkpoints(dataset: Path, workdir: Path) -> dict[str, Path]:
     """policy type -> its last checkpoint folder (tiny: two training steps)."""
     found = {}
     for policy_type in POLICY_TYPES:
-        trained = train_policy(policy_type, dataset, workdir / f"run_{policy_type}", steps=2, batch_size=2)
+        tiny = workdir / f"backbone_{policy_type}" if policy_type in TINY_BACKBONE_TYPES else None
+        run = workdir / f"run_{policy_type}"
+        trained = train_policy(policy_type, dataset, run, steps=2, batch_size=2, tiny_backbone_dir=tiny)
         found[policy_type] = trained[-1]
     return found
 

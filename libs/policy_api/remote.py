@@ -122,7 +122,15 @@ class RemotePolicy:
                 f"cannot reach a policy server at {self.uri} ({type(error).__name__}: {error}): start one "
                 f"with `{SERVE_COMMAND}` and check the host and port"
             ) from error
-        frame = self._socket.recv()
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            frame = self._socket.recv()
+        except ConnectionClosed as error:  # the server went away between accepting and its first frame
+            raise RemotePolicyError(
+                f"policy server {self.uri} closed the connection before its metadata frame ({error}): check "
+                "the server's log, restart it, then run the same command"
+            ) from error
         server = unpackb(frame) if isinstance(frame, bytes) else None
         if not isinstance(server, Mapping):
             self._socket.close()

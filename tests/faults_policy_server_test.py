@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,12 +21,6 @@ from services.eval import fixtures as processes
 EPISODES = 6
 KILLS = 5
 COLUMNS = "seed, outcome, steps"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def start_server(port: int) -> subprocess.Popen:
@@ -71,7 +64,7 @@ def kill_at_a_random_moment(server: subprocess.Popen, sweep: subprocess.Popen, o
 
 def test_killing_the_policy_server_loses_no_stored_episode(tmp_path: Path, reference) -> None:
     rng = random.Random(33)
-    port = free_port()
+    port = processes.free_port()
     out = tmp_path / "sweep"
     command = processes.sweep_command(
         out, "--serial", policy=f"remote:ws://127.0.0.1:{port}", episodes=EPISODES

@@ -5,7 +5,6 @@ uninterrupted run draws, its step numbering and loss log continuing."""
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import os
 import random
@@ -27,8 +26,7 @@ from backends.torch_lerobot.resume import (
     read_loss_log,
 )
 from backends.torch_lerobot.train import main, train_policy
-from libs.datasets.record import record_scripted_dataset
-from libs.sim.scene_config import SceneConfig
+from libs.datasets.fixtures import record_tiny_state_demonstrations
 
 torch.set_num_threads(1)  # CI's 2 busy cores: torch's default threads spin-wait
 STEPS = 30
@@ -48,10 +46,7 @@ def _flags(dataset: Path, out: Path, steps: int = STEPS) -> list[str]:
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("faults_training") / "demos"
-    scene = dataclasses.replace(SceneConfig().with_cameras([]), environment_state=True)
-    record_scripted_dataset(root, episodes=2, seed=0, scene=scene, max_steps=30, progress=False)
-    return root
+    return record_tiny_state_demonstrations(tmp_path_factory.mktemp("faults_training") / "demos")
 
 
 @pytest.fixture(scope="module")

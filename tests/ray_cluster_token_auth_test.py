@@ -9,7 +9,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,15 +21,10 @@ import pytest
 from libs.evaluation.sweep import EnvSettings, SweepConfig, evaluate
 from services.eval import fixtures as processes
 from services.eval import sweep as sweep_cli
+from services.eval.fixtures import free_port
 
 EPISODES = 4
 RAY_VARIABLES = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_ADDRESS")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def machine_environment(home: Path) -> dict[str, str]:

@@ -3,7 +3,6 @@ same run trained straight through; the checkpoint it picks and the refusals are 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -21,8 +20,7 @@ from backends.torch_lerobot.resume import (
     truncate_loss_log,
 )
 from backends.torch_lerobot.train import main, train_policy
-from libs.datasets.record import record_scripted_dataset
-from libs.sim.scene_config import SceneConfig
+from libs.datasets.fixtures import record_tiny_state_demonstrations
 
 torch.set_num_threads(1)  # CI's 2 busy cores: torch's default threads spin-wait
 STEPS = 6
@@ -36,10 +34,7 @@ class Killed(Exception):
 
 @pytest.fixture(scope="module")
 def state_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("resume") / "demos"
-    scene = dataclasses.replace(SceneConfig().with_cameras([]), environment_state=True)
-    record_scripted_dataset(root, episodes=2, seed=0, scene=scene, max_steps=30, progress=False)
-    return root
+    return record_tiny_state_demonstrations(tmp_path_factory.mktemp("resume") / "demos")
 
 
 @pytest.fixture(scope="module")

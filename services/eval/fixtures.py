@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -38,6 +39,13 @@ def sweep_command(out: Path, *extra: str, policy: str = "scripted", episodes: in
         sys.executable, "-m", "services.eval.sweep", "--policy", policy, "--episodes", str(episodes),
         "--out", str(out), "--no-progress", *extra,
     ]  # fmt: skip
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nothing listens on (for a server or Ray head the test starts)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def start_sweep(command: list[str]) -> subprocess.Popen:

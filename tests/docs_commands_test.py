@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import functools
 import importlib
 import io
 import re
@@ -62,13 +63,14 @@ def raised_messages(tree: ast.AST) -> list[tuple[int, str]]:
     return found
 
 
-def error_messages() -> list[tuple[str, str]]:
-    """(file:line, text) of every one-line error message in the project's code."""
-    return [
+@functools.cache
+def error_messages() -> tuple[tuple[str, str], ...]:
+    """(file:line, text) of every one-line error message in the project's code (parsed once per run)."""
+    return tuple(
         (f"{path.relative_to(ROOT)}:{line}", text)
         for path in source_files()
         for line, text in raised_messages(ast.parse(path.read_text()))
-    ]
+    )
 
 
 #: Where the one-line errors are raised (their messages are the hints checked here).
@@ -78,7 +80,7 @@ SOURCE_ROOTS = ("libs", "services", "backends")
 def commands() -> list[tuple[str, str, str, str]]:
     """(page or error's place, verb, target, arguments) for every command on every page and in every
     error message."""
-    texts = [(page.name, page.read_text()) for page in PAGES] + error_messages()
+    texts = [(page.name, page.read_text()) for page in PAGES] + list(error_messages())
     found = []
     for page, text in texts:
         for match in COMMAND.finditer(text):

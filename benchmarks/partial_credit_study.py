@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from libs.evaluation.stats.anytime_tests import MAX_BET, MixtureSPRT
+from libs.evaluation.stats.anytime_tests import MixtureSPRT, betting_log_wealth
 from libs.evaluation.stats.sample_sizes import PairRates, PlanError, connor_pairs, mcnemar_power, smallest_n
 
 PROFILES = Path("benchmarks/data/success_profiles.json")
@@ -71,32 +71,18 @@ def select_pairs(success: np.ndarray, min_gap: float) -> list[tuple[int, int]]:
 
 
 def progress_stopping(differences: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
-    """The progress test on each row of ``differences`` (runs x cap, values in [-1, 1]), vectorised over
-    rows: the same wealth as ``anytime_tests.betting_log_wealth`` step by step, E = (up + down) / 2,
-    decided the first time E >= 1/alpha. Returns (episode of the decision, 0 when undecided; +1 when the
-    first makes more progress, -1 less, 0 undecided)."""
-    runs, cap = differences.shape
-    values = np.clip(differences, -1.0, 1.0)
-    total = np.zeros(runs)
-    total_sq = np.zeros(runs)
-    log_up = np.zeros(runs)
-    log_down = np.zeros(runs)
-    stop = np.zeros(runs, dtype=np.int64)
-    verdict = np.zeros(runs, dtype=np.int64)
-    threshold = math.log(1.0 / alpha)
-    for i in range(cap):
-        d = values[:, i]
-        count = i + 1.0
-        stake = (total / count) / ((total_sq + 0.25) / count)
-        log_up += np.log1p(np.clip(stake, 0.0, MAX_BET) * d)
-        log_down += np.log1p(-np.clip(-stake, 0.0, MAX_BET) * d)
-        total += d
-        total_sq += d * d
-        log_e = np.logaddexp(log_up, log_down) - math.log(2.0)
-        new = (stop == 0) & (log_e >= threshold)
-        stop[new] = i + 1
-        verdict[new] = np.where(log_up[new] >= log_down[new], 1, -1)
-    return stop, verdict
+    """The progress test on each row of ``differences`` (runs x cap, values in [-1, 1]): the wealth of
+    ``anytime_tests.betting_log_wealth`` (all rows at once), E = (up + down) / 2, decided the first time
+    E >= 1/alpha. Returns (episode of the decision, 0 when undecided; +1 when the first makes more
+    progress, -1 less, 0 undecided)."""
+    up, down = betting_log_wealth(differences)
+    crossed = np.logaddexp(up, down) - math.log(2.0) >= math.log(1.0 / alpha)
+    decided = crossed.any(axis=1)
+    first = np.argmax(crossed, axis=1)
+    rows = np.arange(len(first))
+    stop = np.where(decided, first + 1, 0)
+    verdict = np.where(decided, np.where(up[rows, first] >= down[rows, first], 1, -1), 0)
+    return stop.astype(np.int64), verdict.astype(np.int64)
 
 
 def binary_stopping(first: np.ndarray, second: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:

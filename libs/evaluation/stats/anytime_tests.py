@@ -422,31 +422,34 @@ def target_sequential(
 MAX_BET = 0.5
 
 
-def betting_log_wealth(differences: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+def betting_log_wealth(differences: Sequence[float] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Log-wealth of two bettors on paired differences in [-1, 1]: one betting the mean is positive, one
     negative. Each stake is fixed from the earlier differences only (predictable), so under "mean 0" both
     wealths are nonnegative martingales.
 
     The stake is the plug-in growth-optimal fraction mean / (mean^2 + variance) of the differences seen so
     far (shrunk toward 0 by one pseudo-difference of variance 1/4 so the first bets are small), clipped to
-    [0, MAX_BET].
+    [0, MAX_BET]. ``differences`` may be one stream or rows of streams (runs × episodes, one wealth per
+    row, all rows walked together: the simulation studies).
     """
     values = np.clip(np.asarray(differences, dtype=np.float64), -1.0, 1.0)
-    up = np.zeros(values.size)
-    down = np.zeros(values.size)
-    total = total_sq = 0.0
-    log_up = log_down = 0.0
-    for i, d in enumerate(values):
+    rows = values.reshape(-1, values.shape[-1]) if values.size else values.reshape(1, 0)
+    up = np.zeros(rows.shape)
+    down = np.zeros(rows.shape)
+    total = np.zeros(rows.shape[0])
+    total_sq = np.zeros(rows.shape[0])
+    log_up = np.zeros(rows.shape[0])
+    log_down = np.zeros(rows.shape[0])
+    for i in range(rows.shape[1]):
+        d = rows[:, i]
         count = i + 1.0  # earlier differences + the pseudo-difference
-        mean = total / count
-        second_moment = (total_sq + 0.25) / count
-        stake = mean / second_moment if second_moment > 0 else 0.0
-        log_up += math.log1p(min(max(stake, 0.0), MAX_BET) * d)
-        log_down += math.log1p(-min(max(-stake, 0.0), MAX_BET) * d)
-        up[i], down[i] = log_up, log_down
+        stake = (total / count) / ((total_sq + 0.25) / count)
+        log_up += np.log1p(np.clip(stake, 0.0, MAX_BET) * d)
+        log_down += np.log1p(-np.clip(-stake, 0.0, MAX_BET) * d)
+        up[:, i], down[:, i] = log_up, log_down
         total += d
         total_sq += d * d
-    return up, down
+    return up.reshape(values.shape), down.reshape(values.shape)
 
 
 def paired_progress_sequential(

@@ -23,6 +23,7 @@ An ``OMP_NUM_THREADS`` the user set counts as their override, as ``--threads`` d
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
 import sys
@@ -30,6 +31,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from libs.errors import LabError
 
@@ -40,6 +42,8 @@ XLA_POOL_VARIABLE = "NPROC"
 XLA_SINGLE_THREAD_FLAG = "--xla_cpu_multi_thread_eigen=false"
 #: what this lab last set OMP_NUM_THREADS to: a value it set itself (a parent command's) is not the user's
 DECIDED_VARIABLE = "SO101LAB_THREADS"
+#: every variable ``apply_threads`` sets
+ALL_VARIABLES = (*THREAD_VARIABLES, XLA_POOL_VARIABLE, "XLA_FLAGS", DECIDED_VARIABLE)
 #: seconds of /proc/stat sampled for busy cores: long enough to see a busy core, short beside any command
 BUSY_WINDOW_S = 0.2
 #: help of every command's --threads flag
@@ -63,6 +67,9 @@ class ThreadChoice:
     models: int
     #: where an override came from ("--threads", "OMP_NUM_THREADS"), None when decided
     source: str | None = None
+    #: cores the command keeps for its own non-model work (the policy server's event loop)
+    reserved: int = 0
+    reserved_for: str = ""
 
     def line(self) -> str:
         """The line a command prints: ``threads: 1 per model (2 cores given, 1 busy with other work; …)``."""
@@ -73,6 +80,8 @@ class ThreadChoice:
             why = f"set by {self.source}; {self.cores} cores given"
         else:
             why = f"{self.cores} cores given, {self.busy} busy with other work"
+            if self.reserved:
+                why += f", {self.reserved} kept for {self.reserved_for or 'other work of this command'}"
         return f"threads: {self.threads} {per} ({why}; --threads N overrides)"
 
 
@@ -165,9 +174,17 @@ def user_thread_setting() -> int | None:
         return None
 
 
-def choose_threads(models: int = 1, override: int | None = None, *, sample_busy: bool = True) -> ThreadChoice:
-    """The threads per model of a command that runs ``models`` models on this process's cores:
-    ``override`` (``--threads``), else the user's ``OMP_NUM_THREADS``, else decided."""
+def choose_threads(
+    models: int = 1,
+    override: int | None = None,
+    *,
+    sample_busy: bool = True,
+    reserved: int = 0,
+    reserved_for: str = "",
+) -> ThreadChoice:
+    """The threads per model of a command that runs ``models`` models on this process's cores and keeps
+    ``reserved`` of them for its own other work: ``override`` (``--threads``), else the user's
+    ``OMP_NUM_THREADS``, else decided."""
     if override is not None and override < 1:
         raise ThreadsError(f"--threads {override}: give at least 1 (or leave it out to let the lab decide)")
     cores = cores_given()
@@ -179,7 +196,8 @@ def choose_threads(models: int = 1, override: int | None = None, *, sample_busy:
     affinity = os.sched_getaffinity(0)
     busy = min(busy_cores(affinity) if sample_busy else 0, len(affinity))
     free_given = min(cores, len(affinity) - busy)  # a quota below the affinity caps what is free
-    return ThreadChoice(threads_per_model(free_given, 0, models), cores, busy, models)
+    threads = threads_per_model(free_given - reserved, 0, models)
+    return ThreadChoice(threads, cores, busy, models, None, reserved, reserved_for)
 
 
 def apply_threads(threads: int, *, decided: bool = True) -> None:
@@ -205,12 +223,24 @@ def apply_threads(threads: int, *, decided: bool = True) -> None:
         torch.set_num_threads(threads)
 
 
-def decide_and_apply(
-    models: int = 1, override: int | None = None, *, sample_busy: bool = True
-) -> ThreadChoice:
-    """``choose_threads`` then ``apply_threads``, printing the choice's line: what every command calls once,
-    before its model's stack starts."""
-    choice = choose_threads(models, override, sample_busy=sample_busy)
+def decide_and_apply(models: int = 1, override: int | None = None, **options: Any) -> ThreadChoice:
+    """``choose_threads`` (``options``: its keywords) then ``apply_threads``, printing the choice's line:
+    what every command calls once, before its model's stack starts."""
+    choice = choose_threads(models, override, **options)
     apply_threads(choice.threads, decided=choice.source != "OMP_NUM_THREADS")
     print(choice.line(), flush=True)
     return choice
+
+
+def add_threads_flag(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """``--threads N`` on a command whose flags are not drawn from a config dataclass."""
+    parser.add_argument("--threads", type=int, default=None, metavar="N", help=THREADS_HELP)
+
+
+def inherited_threads(default: int = 1) -> int:
+    """The count a parent command applied (its ``OMP_NUM_THREADS``, passed on to a Ray worker), else
+    ``default``."""
+    try:
+        return max(1, int(os.environ.get("OMP_NUM_THREADS", "")))
+    except ValueError:
+        return default

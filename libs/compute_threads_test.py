@@ -26,12 +26,7 @@ from libs.compute_threads import (
 @pytest.fixture
 def clean_thread_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """No thread variable from the caller's shell; the test's own settings do not outlive it."""
-    for variable in (
-        *compute_threads.THREAD_VARIABLES,
-        compute_threads.DECIDED_VARIABLE,
-        compute_threads.XLA_POOL_VARIABLE,
-        "XLA_FLAGS",
-    ):
+    for variable in compute_threads.ALL_VARIABLES:
         monkeypatch.setenv(variable, "")
         monkeypatch.delenv(variable)
 

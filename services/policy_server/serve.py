@@ -11,19 +11,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from collections.abc import Sequence
 
+from libs.compute_threads import decide_and_apply
 from libs.errors import LabError
 from libs.evaluation.play.input_check import check_served_inputs
 from libs.policy_api.registry import make_policy
-from services.policy_server.server import (
-    DEFAULT_MAX_BATCH,
-    PolicyServer,
-    default_inference_threads,
-    limit_inference_threads,
-)
+from services.policy_server.server import DEFAULT_MAX_BATCH, EVENT_LOOP_RESERVE, PolicyServer
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,10 +36,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--inference-threads",
+        "--threads",
+        dest="inference_threads",
         type=int,
         default=None,
-        help="CPU threads of the forward pass (default: OMP_NUM_THREADS if set, else every core but one, "
-        "which the event loop keeps)",
+        help="CPU threads of the forward pass (default: OMP_NUM_THREADS if set, else the cores given less "
+        "those busy with other work and one the event loop keeps; printed at start)",
     )
     parser.add_argument(
         "--allow-input-drift",
@@ -60,8 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.inference_threads is not None and args.inference_threads < 1:
         print(f"error: --inference-threads {args.inference_threads}: give at least 1", file=sys.stderr)
         return 2
-    if args.inference_threads is not None or "OMP_NUM_THREADS" not in os.environ:
-        limit_inference_threads(args.inference_threads or default_inference_threads())
+    decide_and_apply(1, args.inference_threads, **EVENT_LOOP_RESERVE)  # before the policy's stack loads
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
         policy = make_policy(args.policy)

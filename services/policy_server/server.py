@@ -23,7 +23,6 @@ import concurrent.futures
 import dataclasses
 import http
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -33,6 +32,7 @@ import numpy as np
 from websockets.asyncio.server import Request, Response, Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
+from libs.compute_threads import apply_threads, choose_threads
 from libs.errors import LabError
 from libs.policy_api.card import card_of
 from libs.policy_api.remote import ATTACH_KEY, NORMALIZED_INPUTS_KEY, RESET_KEY, SERVER_NAME, packb, unpackb
@@ -55,18 +55,23 @@ SMALL_INPUT_SIZE = 64
 DEFAULT_MAX_BATCH = 32
 
 
+#: The forward pass leaves the event loop (receiving, decoding, answering) a core of those given
+#: (``libs.compute_threads``: less those busy with other work). Measured with 20 ACT clients on 2 cores
+#: (``benchmarks: policy_server``): two torch threads spin against the event loop and serve fewer requests
+#: than one.
+EVENT_LOOP_RESERVE = {"reserved": 1, "reserved_for": "the event loop"}
+
+
 def default_inference_threads() -> int:
-    """Threads for the forward pass: every core this process may use but one, which the event loop keeps
-    for receiving, decoding and answering. Measured with 20 ACT clients on 2 cores (``benchmarks:
-    policy_server``): two torch threads spin against the event loop and serve fewer requests than one."""
-    return max(1, len(os.sched_getaffinity(0)) - 1)
+    """Threads for the forward pass on this machine's idle cores: every core this process may use but the
+    one the event loop keeps (or the user's OMP_NUM_THREADS)."""
+    return choose_threads(1, sample_busy=False, **EVENT_LOOP_RESERVE).threads
 
 
 def limit_inference_threads(threads: int) -> None:
-    """Cap the CPU threads of the stack a policy will load (before it is imported): torch's intra-op pool
-    and the BLAS libraries read these variables when they start; XLA keeps its own pool."""
-    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        os.environ[variable] = str(threads)
+    """Cap the CPU threads of the stack a policy will load (before it is imported): torch's intra-op pool,
+    the BLAS libraries and XLA's pool (``libs.compute_threads.apply_threads``)."""
+    apply_threads(threads)
 
 
 class BadRequest(ValueError):

@@ -19,6 +19,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from libs.compute_threads import ThreadChoice, add_threads_flag, apply_threads, cores_given, decide_and_apply
 from libs.config_flags import add_flags, config_from_flags
 from libs.errors import LabError, one_line_errors
 from libs.evaluation.plan.select_best import SelectBest
@@ -40,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="sweep", description="Evaluate checkpoints × seeds on Ray, resumably, with honest statistics."
     )
     add_flags(parser, SweepConfig)
+    add_threads_flag(parser)
     parser.add_argument("--out", required=True, type=Path, help="results folder (reused to resume)")
     add_flags(parser, EnvSettings)
     sequential = parser.add_argument_group(
@@ -107,6 +109,7 @@ def sweep_config(arguments: argparse.Namespace) -> SweepConfig:
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
     config = sweep_config(arguments)
+    sweep_threads(config, arguments.threads)
     command = [sys.argv[0], *(sys.argv[1:] if argv is None else argv)]
     # SIGTERM, SIGHUP and `./pants run` going away stop the sweep as Ctrl-C does (signal handlers need the
     # main thread: a caller on another thread keeps its own).
@@ -136,6 +139,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             return report_interrupted(stop, arguments.out)
     print_summary(result, config)
     return 0
+
+
+def sweep_threads(config: SweepConfig, override: int | None) -> ThreadChoice | None:
+    """Each model's CPU threads, applied before Ray starts or a policy's stack is imported (Ray's workers
+    inherit them): one model in this process with --serial, one per Ray worker on this machine's cores; a
+    cluster's workers hold one CPU of their node each (issue 32: two torch threads beside a busy core ran a
+    serial sweep ~30x slower than one)."""
+    if config.serial:
+        return decide_and_apply(1, override)
+    if config.ray_address in (None, "local"):
+        return decide_and_apply(config.workers or cores_given(), override)
+    threads = override or 1
+    apply_threads(threads)
+    print(f"threads: {threads} per Ray worker (each holds one CPU of its node; --threads N overrides)")
+    return None
 
 
 def with_stored_episodes_kept(error: LabError, out: Path) -> LabError:

@@ -19,6 +19,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from libs.compute_threads import add_threads_flag, decide_and_apply
 from libs.config_flags import add_flags, config_from_flags
 from libs.errors import one_line_errors
 from libs.evaluation.plan.tasks import EnvSettings
@@ -69,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--past", type=int, default=8, help="earlier chunks drawn, fading (default 8)")
     parser.add_argument("--no-video", action="store_true", help="skip the MP4 (rendering is the slow part)")
     parser.add_argument("--rrd", action="store_true", help="also write a rerun recording (.rrd)")
+    add_threads_flag(parser)
     return parser
 
 
@@ -87,6 +89,7 @@ def dataset_action_stats(dataset: str) -> Mapping[str, Any]:
 @one_line_errors
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
+    decide_and_apply(1, arguments.threads)  # one model here, before its stack is imported
     from libs.evaluation.plan.checkpoints import plan_one_checkpoint
     from libs.evaluation.plan.tasks import EpisodeTask
     from libs.evaluation.play.episode_worker import EpisodeWorker

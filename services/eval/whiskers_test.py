@@ -25,6 +25,8 @@ def test_one_episode_writes_video_summary_recording_and_diagnostics(
 
 
 def test_unknown_policy_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["--policy", "nonsense", "--out", str(tmp_path)]) == 2
-    error = capsys.readouterr().err.strip()
-    assert error.count("\n") == 0 and "unknown policy backend" in error
+    assert main(["--policy", "nonsense", "--out", str(tmp_path), "--threads", "1"]) == 2
+    printed = capsys.readouterr()
+    assert printed.err.strip().count("\n") == 0 and "unknown policy backend" in printed.err
+    # the threads are decided (here: set) and printed before the policy's stack is imported
+    assert printed.out.startswith("threads: 1 per model (set by --threads; ")

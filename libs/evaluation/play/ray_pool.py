@@ -14,6 +14,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlparse
 
+from libs.compute_threads import (
+    THREAD_VARIABLES,
+    XLA_POOL_VARIABLE,
+    apply_threads,
+    cores_given,
+    inherited_threads,
+)
 from libs.evaluation.plan.tasks import EnvSettings, EpisodeTask, SweepError
 from libs.evaluation.play.episode_worker import EpisodeWorker, lockstep_batches
 from libs.evaluation.play.ray_auth import ClusterAuthError, join_with_token_auth
@@ -116,6 +123,7 @@ def _episode_worker_class() -> Any:
         @ray.remote(num_cpus=1, max_restarts=2, max_task_retries=2)
         class RayEpisodeWorker:
             def __init__(self, env_settings: EnvSettings, keep_policies: int = 1) -> None:
+                apply_threads(inherited_threads())  # the driver's decision (services/eval/sweep.py)
                 self.worker = EpisodeWorker(env_settings, keep_policies)
 
             def run_batch(self, tasks: list[EpisodeTask]) -> list[dict[str, Any]]:
@@ -147,7 +155,7 @@ def connect_ray(address: str | None, workers: int | None = None) -> bool:
                 include_dashboard=False,
                 log_to_driver=False,
                 logging_level="ERROR",
-                runtime_env={"py_modules": _code_packages()},
+                runtime_env={"py_modules": _code_packages(), "env_vars": _thread_variables()},
             )
         else:
             _start_local_ray(workers)
@@ -177,7 +185,7 @@ def _start_local_ray(workers: int | None) -> None:
     for attempt in range(1, LOCAL_START_ATTEMPTS + 1):
         try:
             ray.init(
-                num_cpus=workers or os.cpu_count() or 1,
+                num_cpus=workers or cores_given(),
                 object_store_memory=OBJECT_STORE_BYTES,
                 include_dashboard=False,
                 log_to_driver=False,
@@ -188,6 +196,12 @@ def _start_local_ray(workers: int | None) -> None:
             ray.shutdown()  # the processes the failed attempt started
             if attempt == LOCAL_START_ATTEMPTS:
                 raise
+
+
+def _thread_variables() -> dict[str, str]:
+    """The threads per worker the driver decided, for a cluster's workers (local ones inherit them)."""
+    names = (*THREAD_VARIABLES, XLA_POOL_VARIABLE)
+    return {name: os.environ[name] for name in names if name in os.environ}
 
 
 def _code_packages() -> list[Any]:

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from libs.compute_threads import add_threads_flag, decide_and_apply
 from libs.datasets.record import (
     RecordSummary,
     apply_scene_options,
@@ -66,9 +67,13 @@ def record_rollouts(
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``rollouts``: any policy's rollouts, each episode judged by the simulator (and ``--keep``)."""
-    args = recording_parser("rollouts", with_policy=True).parse_args(argv)
-    return run_recording(
-        lambda: record_rollouts(
+    parser = recording_parser("rollouts", with_policy=True)
+    add_threads_flag(parser)
+    args = parser.parse_args(argv)
+
+    def record() -> RecordSummary:
+        decide_and_apply(1, args.threads)  # one model here, before its stack is imported
+        return record_rollouts(
             args.out,
             args.policy,
             scene_path=args.scene,
@@ -80,7 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             action_space=args.action_space,
             **recording_options(args),
         )
-    )
+
+    return run_recording(record)
 
 
 if __name__ == "__main__":

@@ -62,7 +62,11 @@ def test_rollouts_record_in_the_checkpoint_training_scene(tmp_path: Path) -> Non
 
 def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     common = ["--episodes", "1", "--max-steps", "4", "--image-size", "32x48"]
-    assert main(["--policy", "scripted", "--out", str(tmp_path / "b"), "--images", *common]) == 0
+    assert (
+        main(["--policy", "scripted", "--out", str(tmp_path / "b"), "--images", *common, "--threads", "1"])
+        == 0
+    )
+    assert capsys.readouterr().out.startswith("threads: 1 per model (set by --threads; ")
     assert LeRobotV3Dataset(tmp_path / "b").features["observation.images.wrist"]["dtype"] == "image"
     assert main(["--policy", "nonsense:x", "--out", str(tmp_path / "c"), *common]) == 2
     assert "unknown policy backend" in capsys.readouterr().err

@@ -49,6 +49,7 @@ from backends.torch_lerobot.checkpoints import (
     read_json_beside,
     resolve_pretrained_dir,
 )
+from backends.torch_lerobot.loaded_weights import check_weights_loaded
 from backends.torch_lerobot.object_state_estimator import EstimateObjectStateStep, find_estimator_step
 from libs.errors import LabError
 from libs.policy_api.card import CARD_FILE, LEGACY_FILES, CheckpointCard
@@ -189,6 +190,8 @@ class LeRobotPolicy:
             ) from None
         except (OSError, RuntimeError, KeyError, ValueError) as error:
             raise CheckpointError(f"cannot load {self.pretrained_dir}: {_root_reason(error)}") from None
+        # LeRobot loads non-strictly (Pi0 even without a weights file): refuse random initial weights.
+        check_weights_loaded(self.policy, self.pretrained_dir)
         self.policy.eval()
         # Depth checkpoints name depth_channels' step in their preprocessor, SmolVLA/Pi0 ones trained with
         # the object state environment_state's (both imported above, so they load).

@@ -1,14 +1,17 @@
 """Seconds per episode of LeRobot checkpoints: eager rendering, images drawn on demand, on demand + lockstep
 batches, and LeRobot's own ``lerobot-eval`` (through this lab's env plugin) — same checkpoint, same seeds,
-same machine, the modes run in turn within each round so their ratios are paired; medians over rounds.
+same machine, the modes run in turn within each round so their ratios are paired; medians over rounds. Each
+policy's physical limit is measured beside it (``eval_speed_rows``: the episode's physics and the images it
+reads with no policy, plus its chunks each timed alone), and each row's peak RSS.
 
     ./pants run benchmarks:eval_speed -- --workdir /tmp/eval_speed --episodes 4 --rounds 3
 
-The first run records scripted demonstrations and trains three small checkpoints into ``--workdir`` (a few
-hundred steps: success does not matter for speed): ACT (chunk 30, all 30 executed), Diffusion
-(n_action_steps 8, n_obs_steps 2) and ACT with temporal ensembling (a new chunk every step: the per-step
-policy). One torch thread, one process: episodes/min/core is 60 / seconds per episode. The load average is
-printed with the table: the figures are only as quiet as the machine.
+The first run records scripted demonstrations and trains one small checkpoint per policy into ``--workdir``
+(a few hundred steps at the ``cpu`` preset's sizes: success does not matter for speed): ACT, Diffusion, ACT
+with temporal ensembling (a new chunk every step: the per-step policy), and SmolVLA and Pi0 on tiny random
+backbones built there (the real ones come from a hub this lab cannot reach). One torch thread, one process:
+episodes/min/core is 60 / seconds per episode. The load average is printed with the table: the figures are
+only as quiet as the machine. The JAX policy runs in its own resolve: ``benchmarks/eval_speed_jax.py``.
 """
 
 from __future__ import annotations
@@ -18,24 +21,33 @@ import contextlib
 import io
 import json
 import os
-import statistics
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import benchmarks  # noqa: F401  (picks the headless GL backend before mujoco is imported)
+from benchmarks.eval_speed_rows import (
+    HARNESS_MODES,
+    LEROBOT_EVAL,
+    Rows,
+    load_line,
+    measure_harness_round,
+    peak_rss,
+    print_table,
+    release_freed_memory,
+    report,
+)
 
-POLICIES: dict[str, tuple[str, dict[str, Any], str]] = {
-    "act": ("act", {}, "ACT, chunk 30, 30 executed"),
-    "diffusion": ("diffusion", {}, "Diffusion, 8 executed, n_obs_steps 2"),
-    "act_ensemble": (
-        "act",
-        {"n_action_steps": 1, "temporal_ensemble_coeff": 0.01},
-        "ACT + temporal ensemble (per step)",
-    ),
+#: name -> (policy type, config overrides on the cpu preset)
+POLICIES: dict[str, tuple[str, dict[str, Any]]] = {
+    "act": ("act", {}),
+    "act_ensemble": ("act", {"n_action_steps": 1, "temporal_ensemble_coeff": 0.01}),
+    "diffusion": ("diffusion", {}),
+    "smolvla": ("smolvla", {}),
+    "pi0": ("pi0", {}),
 }
-MODES = ("eager", "on_demand", "on_demand_batched", "lerobot_eval")
+MODES = (*HARNESS_MODES, LEROBOT_EVAL)
 
 
 def prepare(workdir: Path, train_steps: int, policies: list[str]) -> dict[str, Path]:
@@ -48,9 +60,14 @@ def prepare(workdir: Path, train_steps: int, policies: list[str]) -> dict[str, P
         record_scripted_dataset(dataset, episodes=10, seed=0, progress=True)
     checkpoints = {}
     for name in policies:
-        policy_type, overrides, _ = POLICIES[name]
+        policy_type, overrides = POLICIES[name]
         run = workdir / f"run_{name}"
         final = run / "checkpoints" / f"{train_steps:06d}" / "pretrained_model"
+        tiny = (
+            {"tiny_backbone_dir": workdir / f"backbone_{policy_type}"}
+            if policy_type in ("smolvla", "pi0")
+            else {}
+        )
         if not final.is_dir():
             train_policy(
                 policy_type,
@@ -60,47 +77,10 @@ def prepare(workdir: Path, train_steps: int, policies: list[str]) -> dict[str, P
                 policy_overrides=overrides,
                 threads=1,
                 log_freq=50,
+                **tiny,
             )
         checkpoints[name] = final
     return checkpoints
-
-
-def _env(policy: Any, max_steps: int, image_rendering: str) -> Any:
-    from libs.sim.env import SO101PickPlaceEnv
-    from libs.sim.scene_config import SceneConfig
-
-    scene = SceneConfig.from_dict(policy.card.scene)
-    scene = scene.with_cameras([camera.name for camera in policy.spec.cameras])
-    return SO101PickPlaceEnv(scene=scene, max_steps=max_steps, image_rendering=image_rendering)
-
-
-def harness_seconds(policy: Any, seeds: list[int], max_steps: int, mode: str) -> float:
-    """Seconds per episode through the harness (contract checks included), policy already loaded."""
-    from libs.evaluation.play.evaluated_episode import evaluate_episode, evaluate_lockstep
-    from libs.sim.play.episode import EpisodeStart
-
-    stats = policy.card.action_stats
-    if mode == "on_demand_batched":
-        envs = [_env(policy, max_steps, "on_demand") for _ in seeds]
-        try:
-            envs[0].reset(seed=0)  # renderers and GL contexts made outside the timing, as for the others
-            for env in envs:
-                env.reset(seed=0)
-            started = time.perf_counter()
-            evaluate_lockstep(policy, envs, [EpisodeStart(seed) for seed in seeds], action_stats=stats)
-            return (time.perf_counter() - started) / len(seeds)
-        finally:
-            for env in envs:
-                env.close()
-    env = _env(policy, max_steps, "eager" if mode == "eager" else "on_demand")
-    try:
-        env.reset(seed=0)
-        started = time.perf_counter()
-        for seed in seeds:
-            evaluate_episode(policy, env, seed, action_stats=stats)
-        return (time.perf_counter() - started) / len(seeds)
-    finally:
-        env.close()
 
 
 def lerobot_eval_seconds(checkpoint: Path, episodes: int, max_steps: int, out: Path) -> float:
@@ -155,64 +135,68 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def describe(policy: Any) -> str:
+    """The row's label, from the checkpoint's config."""
+    config = policy.config
+    label = {"act": "ACT", "diffusion": "Diffusion", "smolvla": "SmolVLA (tiny)", "pi0": "Pi0 (tiny)"}
+    words = [label.get(config.type, config.type), f"chunk {policy.spec.chunk_length}"]
+    if getattr(config, "temporal_ensemble_coeff", None) is not None:
+        words.append("temporal ensemble (a chunk every step)")
+    else:
+        words.append(f"{config.n_action_steps} executed")
+    if config.n_obs_steps > 1:
+        words.append(f"n_obs_steps {config.n_obs_steps}")
+    steps = getattr(config, "num_inference_steps", None) or getattr(config, "num_steps", None)
+    if steps:
+        words.append(f"{steps} denoising steps")
+    return ", ".join(words)
+
+
+def counting_chunks(policy: Any) -> Any:
+    """A running count of the chunks ``policy`` computes (rows through ``predict_action_chunk``)."""
+    import torch
+
+    count = [0]
+    model = policy.policy
+    original = model.predict_action_chunk
+
+    def counted(batch: dict[str, Any], **kwargs: Any) -> Any:
+        count[0] += next(value.shape[0] for value in batch.values() if isinstance(value, torch.Tensor))
+        return original(batch, **kwargs)
+
+    model.predict_action_chunk = counted
+    return lambda: count[0]
+
+
 def measure(
     args: argparse.Namespace, checkpoints: dict[str, Path], policies: list[str], modes: list[str]
-) -> dict[tuple[str, str], list[float]]:
-    """Seconds per episode of every (policy, mode), one value per round; the modes run in turn within a
-    round so that their ratios are paired."""
+) -> Rows:
+    """Every (policy, mode), one value per round; the modes run in turn within a round so that their ratios
+    are paired. ``lerobot-eval`` runs after the harness modes with this process's policy freed."""
     from backends.torch_lerobot.adapter import LeRobotPolicy
 
     seeds = list(range(args.episodes))
-    seconds: dict[tuple[str, str], list[float]] = {}
+    rows = Rows()
+    harness_modes = [mode for mode in modes if mode != LEROBOT_EVAL]
     for round_index in range(args.rounds):
+        round_label = f"round {round_index + 1}/{args.rounds}"
         for name in policies:
             policy = LeRobotPolicy(checkpoints[name], device="cpu")
-            for mode in modes:
-                if mode == "lerobot_eval":
-                    out = args.workdir / "lerobot_eval" / f"{name}_{round_index}_{time.time_ns()}"
-                    value = lerobot_eval_seconds(checkpoints[name], args.episodes, args.max_steps, out)
-                else:
-                    value = harness_seconds(policy, seeds, args.max_steps, mode)
-                seconds.setdefault((name, mode), []).append(value)
-                print(f"round {round_index + 1}/{args.rounds} {name:13s} {mode:18s} {value:6.2f} s/episode")
-    return seconds
-
-
-def _paired_ratio(seconds: dict[tuple[str, str], list[float]], name: str, mode: str, baseline: str) -> str:
-    """Median over rounds of baseline seconds / this mode's seconds, or a dash without the baseline."""
-    if (name, baseline) not in seconds:
-        return "–"
-    ratios = [b / v for b, v in zip(seconds[(name, baseline)], seconds[(name, mode)], strict=True)]
-    return f"{statistics.median(ratios):.2f}"
-
-
-def print_table(
-    args: argparse.Namespace,
-    seconds: dict[tuple[str, str], list[float]],
-    policies: list[str],
-    modes: list[str],
-) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(
-        title=f"Seconds per episode ({args.max_steps}-step limit, {args.episodes} episodes × "
-        f"{args.rounds} rounds, median; ratios are medians of per-round ratios)"
-    )
-    for column in ("policy", "mode", "s / episode", "episodes/min/core", "× eager", "× lerobot-eval"):
-        table.add_column(column, justify="left" if column in ("policy", "mode") else "right")
-    for name in policies:
-        for mode in modes:
-            median = statistics.median(seconds[(name, mode)])
-            table.add_row(
-                POLICIES[name][2],
-                mode.replace("_", " "),
-                f"{median:.2f}",
-                f"{60.0 / median:.1f}",
-                _paired_ratio(seconds, name, mode, "eager"),
-                _paired_ratio(seconds, name, mode, "lerobot_eval"),
+            rows.labels.setdefault(name, describe(policy))
+            predictions = counting_chunks(policy)
+            measure_harness_round(
+                rows, name, policy, seeds, args.max_steps, harness_modes, predictions, round_label
             )
-    Console(width=140).print(table)
+            del policy, predictions
+            release_freed_memory()
+            if LEROBOT_EVAL in modes:
+                out = args.workdir / "lerobot_eval" / f"{name}_{round_index}_{time.time_ns()}"
+                with peak_rss() as peak:
+                    value = lerobot_eval_seconds(checkpoints[name], args.episodes, args.max_steps, out)
+                rows.add(name, LEROBOT_EVAL, value, peak[0])
+                report(round_label, name, LEROBOT_EVAL, value, peak[0])
+                release_freed_memory()
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -224,20 +208,23 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown {unknown}: policies are {list(POLICIES)}, modes {list(MODES)}")
 
-    import torch
+    import torch  # noqa: F401  (apply_threads sets an imported torch's threads too)
 
-    torch.set_num_threads(1)
+    from libs.compute_threads import apply_threads
+
+    apply_threads(1)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     args.workdir.mkdir(parents=True, exist_ok=True)
     checkpoints = prepare(args.workdir, args.train_steps, policies)
     load_before = os.getloadavg()
-    seconds = measure(args, checkpoints, policies, modes)
+    rows = measure(args, checkpoints, policies, modes)
     load_after = os.getloadavg()
-    print_table(args, seconds, policies, modes)
-    print(
-        f"load average (1, 5, 15 min) before: {', '.join(f'{v:.2f}' for v in load_before)}; "
-        f"after: {', '.join(f'{v:.2f}' for v in load_after)} on {os.cpu_count()} cores"
+    title = (
+        f"Seconds per episode ({args.max_steps}-step limit, {args.episodes} episodes × {args.rounds} rounds, "
+        "median; ratios are medians of per-round ratios; one torch thread)"
     )
+    print_table(rows, modes, title)
+    print(load_line(load_before, load_after))
     return 0
 
 

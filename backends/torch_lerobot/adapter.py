@@ -44,6 +44,7 @@ from backends.torch_lerobot.checkpoints import (
     PREPROCESSOR_FILE,
     TRAIN_CONFIG_FILE,
     CheckpointError,
+    check_action_unnormalizer,
     check_processor_files,
     read_card,
     read_json_beside,
@@ -174,6 +175,10 @@ class LeRobotPolicy:
         config.device = self.device
         self.config = config
         _check_local_backbone(config, self.pretrained_dir)
+        action_normalization = config.normalization_mapping.get("ACTION", "IDENTITY")
+        check_action_unnormalizer(
+            self.pretrained_dir, str(getattr(action_normalization, "value", action_normalization))
+        )
         try:
             with tiny_backbones.loading_context(config, self.pretrained_dir):
                 policy_class = get_policy_class(config.type)

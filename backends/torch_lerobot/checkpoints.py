@@ -93,6 +93,41 @@ def check_processor_files(pretrained_dir: Path) -> None:
         )
 
 
+#: The post-processor step that de-normalises actions (LeRobot's registry name).
+UNNORMALIZER_STEP = "unnormalizer_processor"
+
+
+def check_action_unnormalizer(pretrained_dir: Path, action_normalization: str) -> None:
+    """Refuse a post-processor that would hand out normalised actions: LeRobot's pipeline runs whatever steps
+    the JSON lists, and its unnormalizer passes a feature it has no stats for through unchanged, so a
+    missing step or missing action stats go unnoticed until the arm sits still at the joints' means."""
+    if action_normalization.upper() == "IDENTITY":
+        return
+    pipeline = read_json_beside(pretrained_dir, POSTPROCESSOR_FILE) or {}
+    steps = [step for step in pipeline.get("steps", []) if step.get("registry_name") == UNNORMALIZER_STEP]
+    fix = (
+        f"copy {POSTPROCESSOR_FILE} and its *_{UNNORMALIZER_STEP}.safetensors from the training run's "
+        f"{PRETRAINED_DIR_NAME}/"
+    )
+    if not steps:
+        raise CheckpointError(
+            f"{pretrained_dir / POSTPROCESSOR_FILE} has no {UNNORMALIZER_STEP} step although the policy "
+            f"learnt {action_normalization}-normalised actions: its actions would never be de-normalised "
+            f"(they would stay within a few units of 0); {fix}"
+        )
+    state_file = steps[0].get("state_file")
+    if state_file and (pretrained_dir / state_file).is_file():
+        from safetensors import safe_open  # numpy framework: no torch needed here
+
+        with safe_open(str(pretrained_dir / state_file), framework="numpy") as state:
+            has_action_stats = any(key.startswith("action.") for key in state.keys())
+        if not has_action_stats:
+            raise CheckpointError(
+                f"{pretrained_dir / state_file} holds no statistics for 'action': LeRobot's unnormalizer "
+                f"would pass the normalised actions through unchanged; {fix}"
+            )
+
+
 def write_card(
     dataset_root: Path,
     pretrained_dir: Path,

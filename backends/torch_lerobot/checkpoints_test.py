@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
+from safetensors.numpy import save_file
 
 from backends.torch_lerobot.checkpoints import (
     CheckpointError,
+    check_action_unnormalizer,
     check_processor_files,
     list_checkpoints,
     read_card,
@@ -55,6 +58,25 @@ def test_missing_postprocessor_is_refused(tmp_path: Path) -> None:
     (pretrained / "policy_postprocessor.json").unlink()
     with pytest.raises(CheckpointError, match="would never be de-normalised"):
         check_processor_files(pretrained)
+
+
+def test_a_postprocessor_that_would_not_denormalise_actions_is_refused(tmp_path: Path) -> None:
+    pretrained = _fake_run(tmp_path / "run", [10]) / "checkpoints" / "000010" / "pretrained_model"
+    state_file = "policy_postprocessor_step_0_unnormalizer_processor.safetensors"
+    step = {"registry_name": "unnormalizer_processor", "config": {}, "state_file": state_file}
+    device = {"registry_name": "device_processor", "config": {}}
+    save_file({"action.mean": np.zeros(6, np.float32)}, pretrained / state_file)
+    postprocessor = pretrained / "policy_postprocessor.json"
+    postprocessor.write_text(json.dumps({"steps": [step, device]}))
+    check_action_unnormalizer(pretrained, "MEAN_STD")
+    save_file({"observation.state.mean": np.zeros(6, np.float32)}, pretrained / state_file)
+    with pytest.raises(CheckpointError, match="no statistics for 'action'"):
+        check_action_unnormalizer(pretrained, "MEAN_STD")
+    postprocessor.write_text(json.dumps({"steps": [device]}))  # the step deleted by hand
+    with pytest.raises(CheckpointError, match="would never be de-normalised") as raised:
+        check_action_unnormalizer(pretrained, "MEAN_STD")
+    assert "\n" not in str(raised.value)
+    check_action_unnormalizer(pretrained, "IDENTITY")  # a policy trained on raw actions needs none
 
 
 def _dataset(root: Path) -> Path:

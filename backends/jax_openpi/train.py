@@ -56,6 +56,7 @@ from backends.jax_openpi.train_state import (
     new_train_state,
     restore_train_state,
 )
+from libs.compute_threads import THREADS_HELP, decide_and_apply
 from libs.config_flags import add_flags, config_from_flags, flag, flag_fields, flag_name
 from libs.datasets import preflight
 from libs.errors import LabError, one_line_errors
@@ -415,6 +416,8 @@ class TrainCommand:
             name="--probe-loader",
         ),
     )
+    #: None: decided from the free cores (libs.compute_threads), set before XLA's CPU backend starts
+    threads: int | None = field(default=None, metadata=flag(THREADS_HELP, name="--threads"))
 
     def __post_init__(self) -> None:
         for name in _AT_LEAST_ONE:
@@ -458,6 +461,7 @@ def build_parser() -> argparse.ArgumentParser:
 @one_line_errors
 def main(argv: Sequence[str] | None = None) -> int:
     command: TrainCommand = config_from_flags(TrainCommand, build_parser().parse_args(argv))
+    decide_and_apply(1, command.threads)  # jax is imported, but XLA reads NPROC and XLA_FLAGS at first use
     state = train(
         command.train_config(),
         command.dataset,

@@ -19,7 +19,7 @@ import os
 import shutil
 import sys
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,7 @@ from backends.torch_lerobot.resume import (
 )
 from backends.torch_lerobot.tiny_backbones import TINY_BACKBONE_FILE, building_context
 from backends.torch_lerobot.train_estimator import EstimatorError, load_estimator
+from libs.compute_threads import THREADS_HELP, decide_and_apply
 from libs.config_flags import add_flags, config_from_flags, flag, flag_fields
 from libs.datasets import preflight
 from libs.errors import USAGE_EXIT_STATUS, LabError, one_line_errors
@@ -444,8 +445,9 @@ class TrainConfig:
     """One training run: each field with a flag is a train command option (its name written out, so that
     the docs' commands can be checked against this source).
 
-    ``threads`` sets torch's CPU threads; on a CPU shared with other jobs 1 is several times faster than
-    torch's default (its OpenMP threads spin waiting for each other). ``frames_in_memory`` holds every
+    ``threads`` sets torch's CPU threads (the train command decides it from the free cores when not given,
+    ``libs.compute_threads``); on a core shared with other jobs 1 is several times faster than torch's
+    default (its OpenMP threads spin waiting for each other). ``frames_in_memory`` holds every
     sample (camera frames as uint8) in memory once, when it fits (``frame_cache``). ``image_shift`` > 0
     shifts every training camera frame by a random offset of up to that fraction of its width and height
     (LeRobot's ``RandomAffine`` image transform, translation only), the random-shift augmentation of
@@ -523,9 +525,8 @@ class TrainConfig:
         default=None, metadata=flag("cpu or cuda (default: cuda when available)", name="--device")
     )
     seed: int = field(default=1000, metadata=flag("", name="--seed"))
-    threads: int | None = field(
-        default=None, metadata=flag("torch CPU threads (1 is fastest on a busy shared CPU)", name="--threads")
-    )
+    #: None: the command decides (libs.compute_threads); train_policy callers get torch's default
+    threads: int | None = field(default=None, metadata=flag(THREADS_HELP, name="--threads"))
     num_workers: int = field(default=0, metadata=flag("", name="--num-workers"))
     #: ``--probe-loader [COUNTS]`` (an optional value: ``build_parser`` adds it itself).
     probe_workers: Sequence[int] = ()
@@ -800,6 +801,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     config = config_from_flags(TrainConfig, args, probe_workers=args.probe_workers)
+    # One model; the data loader's worker processes keep a core each (they decode frames meanwhile).
+    loaders = {"reserved": config.num_workers, "reserved_for": "data-loader workers"}
+    config = replace(config, threads=decide_and_apply(1, config.threads, **loaders).threads)
     try:
         checkpoints = run_training(config)
     except ValueError as error:  # LeRobot's own config validation (e.g. a crop larger than the images)

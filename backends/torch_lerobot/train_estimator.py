@@ -31,6 +31,7 @@ from backends.torch_lerobot.object_state_estimator import (
     targets_from_environment_state,
     yaw_error_degrees,
 )
+from libs.compute_threads import add_threads_flag, decide_and_apply
 from libs.errors import LabError, one_line_errors
 
 ENV_KEY = "observation.environment_state"
@@ -253,14 +254,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="the estimator reads the cameras alone (default: also the joint state, which places the "
         "wrist camera)",
     )
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    add_threads_flag(parser)
     return parser
 
 
 @one_line_errors
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    torch.set_num_threads(args.threads)
+    decide_and_apply(1, args.threads)
     errors = train_estimator(
         args.dataset,
         args.out,

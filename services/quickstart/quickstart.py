@@ -182,13 +182,12 @@ def record_stage(
 
 
 def _train_act(name: str, data: Path, run: Path, preset: str, steps: int, save_freq: int) -> Stage:
-    # One torch thread for both presets: with torch's default two, its OpenMP threads spin waiting for
-    # each other whenever anything else runs on the 2 cores (the vision ACT measured 8 s/step that way
-    # beside a test run, against ~0.3 s/step on one thread).
+    # The train command decides its torch threads from the cores free when it starts (libs.compute_threads:
+    # torch's default two measured 8 s/step beside a test run on 2 cores, ~0.3 s/step on one thread).
     batch = ("--batch-size", "32") if preset == "state" else ()
     argv = (
         *("--policy", "act", "--preset", preset, "--dataset", str(data), "--out", str(run)),
-        *("--steps", str(steps), "--save-freq", str(save_freq), *batch, "--threads", "1"),
+        *("--steps", str(steps), "--save-freq", str(save_freq), *batch),
     )
     return Stage(
         name,

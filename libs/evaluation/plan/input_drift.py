@@ -243,20 +243,17 @@ def _scale_drift(
     """Units or scale: every dimension fits once training's values are divided by one factor, or else
     each drifting dimension fits under a factor of its own (one joint in other units: the gripper's 0–100)."""
     fitted = {factor: np.diag(cost_matrix(values, stats.scaled(1.0 / factor))) for factor, _ in SCALE_FACTORS}
-    for factor, reason in SCALE_FACTORS:
-        if fitted[factor].max() <= VECTOR_COST_LIMIT:
-            return Drift(key, "units or scale", _scale_line(what, factor, reason))
+    # The best fit, not the first: a gripper on 0–100 fed to 0–1 training fits ÷57.3 (degrees vs radians)
+    # within the limit too, but ÷100 fits it exactly.
+    whole = min(SCALE_FACTORS, key=lambda pair: fitted[pair[0]].max())
+    if fitted[whole[0]].max() <= VECTOR_COST_LIMIT:
+        return Drift(key, "units or scale", _scale_line(what, *whole))
     drifting = np.flatnonzero(diagonal > VECTOR_COST_LIMIT)
     lines = []
     for dimension in drifting:
-        fits = [
-            (factor, reason)
-            for factor, reason in SCALE_FACTORS
-            if fitted[factor][dimension] <= VECTOR_COST_LIMIT
-        ]
-        if not fits:
+        factor, reason = min(SCALE_FACTORS, key=lambda pair: fitted[pair[0]][dimension])
+        if fitted[factor][dimension] > VECTOR_COST_LIMIT:
             return None
-        factor, reason = fits[0]
         lines.append(f"dimension {dimension} divided by {factor:.4g} ({reason})")
     noun = "joint" if what in ("state", "action") else "dimension"
     return Drift(

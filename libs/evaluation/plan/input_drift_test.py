@@ -129,6 +129,17 @@ def test_one_joint_in_other_units_is_named_with_its_factor() -> None:
     assert "dimension 5 divided by 0.01745" in drifts[0].line and "degrees observed" in drifts[0].line
 
 
+def test_a_gripper_on_0_100_fed_to_a_policy_trained_on_0_1_is_named_as_such() -> None:
+    stats = _training_stats()
+    for key in ("observation.state", "action"):  # trained on openpi's 0–1 gripper
+        for name, values in stats[key].items():
+            stats[key][name] = [*values[:5], values[5] / 100.0]
+    drifts = find_drift(stats, _observed())
+    assert drifts[0].cause == "units or scale", drifts
+    # ÷57.3 (degrees vs radians) fits within the limit too; the best fit is named.
+    assert "dimension 5 divided by 0.01 (0–100 observed vs 0–1 in training)" in drifts[0].line
+
+
 def test_environment_state_with_exchanged_dimensions_is_drift() -> None:
     rng = np.random.default_rng(3)
     block_and_bowl = np.column_stack(

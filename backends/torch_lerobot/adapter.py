@@ -14,14 +14,22 @@ prediction, so the env's on-demand images (``libs.policy_api.lazy_observation``)
 drawn. ACT with ``temporal_ensemble_coeff`` also plans every step: each call predicts a chunk and returns the
 temporal ensemble (LeRobot's ``ACTTemporalEnsembler``, over normalised actions as LeRobot's
 ``select_action`` does): row 0 is the action to execute, the rest the ensemble's plan for the next steps.
+
+Sampling policies whose only randomness is their starting noise (Diffusion sampled by DDIM, SmolVLA and Pi0
+by flow matching) draw it per episode, from a generator seeded with the episode's seed, with the very call
+LeRobot would make on torch's global generator (seeded with the same seed by ``reset``): one episode alone
+gets LeRobot's numbers, and an episode in a lockstep batch gets the noise it gets alone, whatever else is
+in the batch. Diffusion by DDPM draws noise at every denoising step too; it keeps the global generator (one
+batch shares its draws).
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
+import logging
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +54,7 @@ from backends.torch_lerobot.checkpoints import (
     CheckpointError,
     check_action_unnormalizer,
     check_processor_files,
+    missing_camera_stats_line,
     read_card,
     read_json_beside,
     resolve_pretrained_dir,
@@ -65,6 +74,7 @@ from libs.policy_api.types import (
     PolicySpec,
 )
 
+LOG = logging.getLogger(__name__)
 ACTION_FEATURE = "action"
 #: Kept beside the weights by this lab (a pre-card checkpoint's files too), copied along by ``save``.
 SIDECAR_FILES = (CARD_FILE, *LEGACY_FILES.values(), tiny_backbones.TINY_BACKBONE_FILE, TRAIN_CONFIG_FILE)
@@ -151,6 +161,8 @@ class LeRobotEpisode(EpisodeState):
     queued_actions: np.ndarray | None = None
     #: ACT with temporal ensembling: this episode's running ensemble of predicted chunks.
     ensembler: ACTTemporalEnsembler | None = None
+    #: Sampling policies (module docstring): this episode's noise stream, seeded with its seed.
+    generator: torch.Generator | None = None
 
 
 class LeRobotPolicy:
@@ -214,11 +226,22 @@ class LeRobotPolicy:
         self._observed_features = _observed_features(
             self._input_features, find_estimator_step(self.preprocessor), _cameras_by_key(self.card.scene)
         )
+        self._warn_of_cameras_without_stats()
         self._temporal_ensemble_coeff: float | None = getattr(config, "temporal_ensemble_coeff", None)
+        self._draw_noise = _episode_noise(config)
         self._spec = self._make_spec()
         self._episode = self.new_episode(0)
 
     # --- what the checkpoint says about itself -------------------------------------------------------------
+
+    def _warn_of_cameras_without_stats(self) -> None:
+        cameras = [key for key, feature in self._input_features.items() if feature.type is FeatureType.VISUAL]
+        mode = self.config.normalization_mapping.get("VISUAL", "IDENTITY")
+        line = missing_camera_stats_line(
+            self.pretrained_dir, self.card.stats, cameras, str(getattr(mode, "value", mode))
+        )
+        if line is not None:
+            LOG.warning(line)
 
     def _make_spec(self) -> PolicySpec:
         declared = _cameras_by_key(self.card.scene)
@@ -289,8 +312,14 @@ class LeRobotPolicy:
         ensembler = None
         if self._temporal_ensemble_coeff is not None:
             ensembler = ACTTemporalEnsembler(self._temporal_ensemble_coeff, int(self.config.chunk_size))
+        generator = None
+        if self._draw_noise is not None:
+            generator = torch.Generator(device=self.device).manual_seed(seed)
         return LeRobotEpisode(
-            seed=seed, history=collections.deque(maxlen=self.config.n_obs_steps), ensembler=ensembler
+            seed=seed,
+            history=collections.deque(maxlen=self.config.n_obs_steps),
+            ensembler=ensembler,
+            generator=generator,
         )
 
     def _to_policy_inputs(self, observation: Observation) -> dict[str, Any]:
@@ -392,13 +421,36 @@ class LeRobotPolicy:
             return np.concatenate(
                 [self._predict([batch], [episode]) for batch, episode in zip(batches, episodes, strict=True)]
             )
-        normalized = self.policy.predict_action_chunk(combined)
+        if self._draw_noise is not None:
+            noise = torch.cat([self._draw_noise(episode.generator, self.device) for episode in episodes])
+            normalized = self.policy.predict_action_chunk(combined, noise=noise)
+        else:
+            normalized = self.policy.predict_action_chunk(combined)
         if self._temporal_ensemble_coeff is not None:
             normalized = torch.cat(
                 [_ensembled(episode, normalized[row : row + 1]) for row, episode in enumerate(episodes)]
             )
         actions = self.postprocessor(normalized)
         return actions.detach().to("cpu", torch.float32).numpy()
+
+
+NoiseDraw = Callable[[torch.Generator | None, str], torch.Tensor]
+
+
+def _episode_noise(config: PreTrainedConfig) -> NoiseDraw | None:
+    """One episode's starting noise, (1, horizon, dim), drawn as LeRobot draws a batch's from the global
+    generator; None for a deterministic policy or one that draws more noise while it samples (DDPM)."""
+    if config.type == "diffusion" and config.noise_scheduler_type == "DDIM":  # DDIM's eta is 0: no more noise
+        shape = (1, int(config.horizon), int(config.action_feature.shape[0]))
+        return lambda generator, device: torch.randn(
+            size=shape, dtype=torch.float32, device=device, generator=generator
+        )
+    if config.type in ("smolvla", "pi0"):  # lerobot.policies.common.flow_matching.sample_noise
+        shape = (1, int(config.chunk_size), int(config.max_action_dim))
+        return lambda generator, device: torch.normal(
+            mean=0.0, std=1.0, size=shape, dtype=torch.float32, device=device, generator=generator
+        )
+    return None
 
 
 def _ensembled(episode: LeRobotEpisode, chunk: torch.Tensor) -> torch.Tensor:

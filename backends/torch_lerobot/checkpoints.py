@@ -128,6 +128,32 @@ def check_action_unnormalizer(pretrained_dir: Path, action_normalization: str) -
             )
 
 
+def missing_camera_stats_line(
+    pretrained_dir: Path, stats: dict[str, Any] | None, camera_keys: list[str], image_normalization: str
+) -> str | None:
+    """One line when the card has no statistics for cameras the policy reads (its training dataset's
+    ``meta/stats.json`` lacked them: LeRobot v3 conversions often do), else None. Not a refusal: LeRobot
+    trained and evaluates such a camera alike (IDENTITY, or passed through un-normalised), but the
+    input-drift check has nothing to compare its images with, and says so."""
+    if not stats:  # no card statistics at all: the input-drift check is skipped as a whole
+        return None
+    missing = [key for key in camera_keys if key not in stats]
+    if not missing:
+        return None
+    if image_normalization.upper() == "IDENTITY":
+        effect = "the policy does not normalise images by them, so its actions are unaffected"
+    else:
+        effect = (
+            f"its {image_normalization} image normalisation was skipped in training and is skipped here alike"
+        )
+    return (
+        f"{pretrained_dir}: card.json has no statistics for {', '.join(missing)} (the training dataset's "
+        f"meta/stats.json lacked them): {effect}, but the input-drift check cannot compare these cameras "
+        "with training (lighting, channel order, exchanged cameras); recompute the dataset's stats with "
+        "`doctor --fix` before training"
+    )
+
+
 def write_card(
     dataset_root: Path,
     pretrained_dir: Path,

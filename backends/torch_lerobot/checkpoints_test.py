@@ -14,6 +14,7 @@ from backends.torch_lerobot.checkpoints import (
     check_action_unnormalizer,
     check_processor_files,
     list_checkpoints,
+    missing_camera_stats_line,
     read_card,
     resolve_pretrained_dir,
     step_from_dir,
@@ -77,6 +78,19 @@ def test_a_postprocessor_that_would_not_denormalise_actions_is_refused(tmp_path:
         check_action_unnormalizer(pretrained, "MEAN_STD")
     assert "\n" not in str(raised.value)
     check_action_unnormalizer(pretrained, "IDENTITY")  # a policy trained on raw actions needs none
+
+
+def test_cameras_the_card_has_no_stats_for_are_named_with_what_that_costs(tmp_path: Path) -> None:
+    cameras = ["observation.images.overhead", "observation.images.wrist"]
+    stats = {"observation.state": {"mean": [0.0]}, "observation.images.wrist": {"mean": [[[0.5]]] * 3}}
+    line = missing_camera_stats_line(tmp_path, stats, cameras, "IDENTITY")
+    assert line is not None and "no statistics for observation.images.overhead (" in line
+    assert "its actions are unaffected" in line and "input-drift check cannot compare" in line
+    assert "skipped in training and is skipped here alike" in str(
+        missing_camera_stats_line(tmp_path, stats, cameras, "MEAN_STD")
+    )
+    assert missing_camera_stats_line(tmp_path, stats, cameras[1:], "IDENTITY") is None
+    assert missing_camera_stats_line(tmp_path, None, cameras, "IDENTITY") is None  # no card stats at all
 
 
 def _dataset(root: Path) -> Path:

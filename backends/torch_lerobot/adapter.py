@@ -53,6 +53,7 @@ from backends.torch_lerobot.checkpoints import (
     TRAIN_CONFIG_FILE,
     CheckpointError,
     check_action_unnormalizer,
+    check_cameras_were_trained,
     check_processor_files,
     missing_camera_stats_line,
     read_card,
@@ -225,6 +226,11 @@ class LeRobotPolicy:
         #: What the env must give (the policy's inputs, or an estimator's cameras for its object state).
         self._observed_features = _observed_features(
             self._input_features, find_estimator_step(self.preprocessor), _cameras_by_key(self.card.scene)
+        )
+        check_cameras_were_trained(
+            self.pretrained_dir,
+            [key for key, feature in self._input_features.items() if feature.type is FeatureType.VISUAL],
+            [feature.name for feature in self.card.observation_features],
         )
         self._warn_of_cameras_without_stats()
         self._temporal_ensemble_coeff: float | None = getattr(config, "temporal_ensemble_coeff", None)

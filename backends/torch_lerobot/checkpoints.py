@@ -128,6 +128,25 @@ def check_action_unnormalizer(pretrained_dir: Path, action_normalization: str) -
             )
 
 
+def check_cameras_were_trained(
+    pretrained_dir: Path, config_cameras: list[str], trained_features: list[str]
+) -> None:
+    """Refuse a config.json naming cameras its training data never had (the card lists the dataset's
+    features): a config copied from another robot (Pi0's base_0_rgb / left_wrist_0_rgb / right_wrist_0_rgb)
+    or edited by hand. Asking the scene for the extra camera would blame the scene."""
+    trained = [name for name in trained_features if name.startswith("observation.images.")]
+    extra = [key for key in config_cameras if key not in trained]
+    if not trained or not extra:
+        return
+    names = ", ".join(key.removeprefix("observation.images.") for key in extra)
+    had = ", ".join(key.removeprefix("observation.images.") for key in trained)
+    raise CheckpointError(
+        f"{pretrained_dir / 'config.json'} names camera(s) {names} that its training data never had (the "
+        f"dataset had {had}): the config was edited or copied from another robot; remove them from its "
+        "input_features, or let SmolVLA/Pi0 pad the missing views with blank images (empty_cameras: N)"
+    )
+
+
 def missing_camera_stats_line(
     pretrained_dir: Path, stats: dict[str, Any] | None, camera_keys: list[str], image_normalization: str
 ) -> str | None:

@@ -12,6 +12,7 @@ from safetensors.numpy import save_file
 from backends.torch_lerobot.checkpoints import (
     CheckpointError,
     check_action_unnormalizer,
+    check_cameras_were_trained,
     check_processor_files,
     list_checkpoints,
     missing_camera_stats_line,
@@ -91,6 +92,18 @@ def test_cameras_the_card_has_no_stats_for_are_named_with_what_that_costs(tmp_pa
     )
     assert missing_camera_stats_line(tmp_path, stats, cameras[1:], "IDENTITY") is None
     assert missing_camera_stats_line(tmp_path, None, cameras, "IDENTITY") is None  # no card stats at all
+
+
+def test_a_config_naming_a_camera_the_training_data_never_had_is_refused(tmp_path: Path) -> None:
+    trained = ["observation.state", "observation.images.overhead", "observation.images.wrist"]
+    two = ["observation.images.overhead", "observation.images.wrist"]
+    check_cameras_were_trained(tmp_path, two, trained)
+    check_cameras_were_trained(tmp_path, [*two, "observation.images.side"], [])  # a card without features
+    with pytest.raises(
+        CheckpointError, match="names camera.s. side that its training data never had"
+    ) as raised:
+        check_cameras_were_trained(tmp_path, [*two, "observation.images.side"], trained)
+    assert "empty_cameras" in str(raised.value) and "\n" not in str(raised.value)
 
 
 def _dataset(root: Path) -> Path:

@@ -1,18 +1,23 @@
 """Test support for the sweep as a process: the command a user runs, its store read as another process
-reads it while the sweep writes, and a sweep held still while a fault is injected. Shared by the fault,
-interrupt and cluster tests (kept out of any test module, as the import rules ask)."""
+reads it while the sweep writes, a sweep held still while a fault is injected, and a token-auth Ray cluster
+on loopback. Shared by the fault, interrupt and cluster tests (kept out of any test module, as the import
+rules ask)."""
 
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import signal
 import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from libs.evaluation.results.store import STORE_FILE_NAME
@@ -105,3 +110,112 @@ def held_still(*pids: int) -> Iterator[None]:
                 os.kill(pid, signal.SIGCONT)
             except ProcessLookupError:
                 pass
+
+
+# -- a Ray cluster with token authentication on loopback (the cluster tests of the sweep and of training) --
+RAY_VARIABLES = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH", "RAY_ADDRESS")
+
+
+@dataclass(frozen=True)
+class LoopbackCluster:
+    address: str
+    #: the home whose ``.ray/auth_token`` turned token authentication on
+    home: Path
+
+    def environment(self) -> dict[str, str]:
+        """A shell on a machine whose home holds the token, as the docs' commands run (no Ray variables)."""
+        return machine_environment(self.home)
+
+
+def machine_environment(home: Path) -> dict[str, str]:
+    environment = {key: value for key, value in os.environ.items() if key not in RAY_VARIABLES}
+    environment.update(HOME=str(home), PYTHONPATH=os.pathsep.join(sys.path))
+    return environment
+
+
+def ray_cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "ray.scripts.scripts", *args]
+
+
+def alive_nodes(address: str, environment: dict[str, str]) -> int:
+    status = subprocess.run(
+        ray_cli("status", f"--address={address}"),
+        env={**environment, "RAY_AUTH_MODE": "token"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    active = (
+        status.stdout.split("Active:", 1)[-1].split("Pending:", 1)[0] if "Active:" in status.stdout else ""
+    )
+    return len(re.findall(r"^\s*1 node_", active, flags=re.MULTILINE))
+
+
+def wait_for_nodes(
+    address: str, environment: dict[str, str], nodes: int, started: list[subprocess.Popen]
+) -> None:
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        for process in started:
+            assert process.poll() is None, f"`ray start` exited with {process.returncode}"
+        if alive_nodes(address, environment) >= nodes:
+            return
+        time.sleep(2)
+    raise AssertionError(f"the cluster at {address} did not reach {nodes} nodes")
+
+
+def stop_own_ray(processes: list[subprocess.Popen], temp_dir: str) -> None:
+    """SIGTERM to each `ray start --block` we started (it stops its own node), then anything still running
+    from this cluster's own Ray session directory — never `ray stop`, which stops every Ray on the machine."""
+    for process in reversed(processes):
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    for pid in (int(entry) for entry in os.listdir("/proc") if entry.isdigit()):
+        try:
+            command_line = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if temp_dir.encode() in command_line and pid != os.getpid():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+@contextmanager
+def token_auth_cluster(nodes: int = 2, cpus_per_node: int = 1) -> Iterator[LoopbackCluster]:
+    """The docs' cluster on loopback: a `ray start --head` whose machine has a token (so Ray 2.60 turns
+    token authentication on) and ``nodes - 1`` worker node processes joined with ``RAY_AUTH_MODE=token``."""
+    home = Path(tempfile.mkdtemp(prefix="ray-home-"))
+    temp_dir = tempfile.mkdtemp(prefix="rt", dir="/tmp")  # Ray's socket paths must stay short
+    environment = machine_environment(home)
+    generated = subprocess.run(
+        ray_cli("get-auth-token", "--generate"), env=environment, capture_output=True, text=True, timeout=120
+    )
+    assert generated.returncode == 0 and (home / ".ray" / "auth_token").is_file(), generated.stderr
+    address = f"127.0.0.1:{free_port()}"
+    common = [f"--temp-dir={temp_dir}", f"--num-cpus={cpus_per_node}", "--disable-usage-stats", "--block"]
+    processes: list[subprocess.Popen] = []
+    try:
+        # The docs' head command (plus loopback and test-only ports); the token file turns auth on.
+        head = ray_cli(
+            "start", "--head", f"--port={address.split(':')[1]}", "--node-ip-address=127.0.0.1",
+            "--include-dashboard=false", *common,
+        )  # fmt: skip
+        processes.append(subprocess.Popen(head, env=environment))
+        wait_for_nodes(address, environment, 1, processes)
+        # The docs' worker command, on the same machine: more node processes.
+        worker = ray_cli("start", f"--address={address}", "--node-ip-address=127.0.0.1", *common)
+        for _ in range(nodes - 1):
+            processes.append(subprocess.Popen(worker, env={**environment, "RAY_AUTH_MODE": "token"}))
+        wait_for_nodes(address, environment, nodes, processes)
+        yield LoopbackCluster(address, home)
+    finally:
+        stop_own_ray(processes, temp_dir)
+        shutil.rmtree(home, ignore_errors=True)

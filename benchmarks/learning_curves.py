@@ -3,6 +3,7 @@
     ./pants run benchmarks:learning_curves -- --out results/learning_curves
     ./pants run benchmarks:learning_curves -- --policies act-state --demos 50,200
     ./pants run benchmarks:learning_curves -- --out results/learning_curves --dry-run   # print the commands
+    ./pants run benchmarks:learning_curves -- --address HEAD:6379 --workers 16   # train the cells on Ray
 
 For each policy recipe (``RECIPES``: ACT-state, Diffusion-state, JAX-state, ACT-vision, JAX-vision) and each
 demonstration count N, one *cell*: the first N episodes of a pool of scripted demonstrations (recorded once
@@ -10,6 +11,12 @@ per observation kind, on seeds the evaluation never uses) → train with the rec
 last checkpoint on the same ``--eval-seeds`` seeds (0..K-1) with the lab's sweep → success, Wilson
 interval, outcome counts, and the training wall time. Every step is the user's own ``./pants run`` command
 (the torch and JAX stacks live in different resolves), printed before it runs.
+
+With ``--address`` (a Ray cluster, the sweep's token-auth one, or ``local`` for this machine's cores) the
+unfinished cells' training runs go to Ray at once, one task each with the recipe's threads (and a GPU with
+``--gpu`` where a node has one), through the training runner of each stack's resolve
+(``services/training:train-runs-<backend>``); each finished run is stamped as its train stage would be, so
+the cells' evaluations then follow as before, on the same cluster. Without it, one cell after another.
 
 Resumable: a finished cell is stored in ``OUT/cells/<policy>-<N>.json`` and never redone; a step whose
 output exists is skipped, and an interrupted training run continues from its last checkpoint. After every
@@ -21,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -36,6 +44,7 @@ from services.quickstart.quickstart import (
     record_stage,
     run_stages,
 )
+from services.training.runs import TRAINERS, TrainingRun, read_record, trainer_of_target, write_runs_file
 
 #: Seed of the first pooled demonstration; evaluation seeds are 0..K-1, far below it.
 DEMO_FIRST_SEED = 200_000
@@ -205,13 +214,21 @@ def set_aside_short_pool(out: Path, pool: DemoPool, episodes: int) -> Path | Non
     return kept
 
 
-def cell_stages(out: Path, recipe: Recipe, demos: int, eval_seeds: int, workers: int | None) -> list[Stage]:
-    """Subset the pool, train, evaluate the last checkpoint: the stages of one cell."""
+def _sweep_ray_args(workers: int | None, address: str | None) -> tuple[str, ...]:
+    """The sweep's workers, and the cluster it joins when ``--address`` names one."""
+    worker_args = ("--workers", str(workers)) if workers else ()
+    return (*worker_args, "--ray-address", address) if address and address != "local" else worker_args
+
+
+def cell_stages(
+    out: Path, recipe: Recipe, demos: int, eval_seeds: int, workers: int | None, address: str | None = None
+) -> list[Stage]:
+    """Subset the pool, train, evaluate the last checkpoint (on the cluster at ``address``, if one is
+    named): the stages of one cell."""
     subset = _subset_dir(out, recipe.pool, demos)
     run = _run_dir(out, recipe.name, demos)
     evaluation = _eval_dir(out, recipe.name, demos)
     checkpoint = run / "checkpoints" / recipe.last_checkpoint
-    worker_args = ("--workers", str(workers)) if workers else ()
     resume_flags = RESUMING_TRAINERS.get(recipe.train_target, ())
     return [
         Stage(
@@ -256,13 +273,73 @@ def cell_stages(out: Path, recipe: Recipe, demos: int, eval_seeds: int, workers:
                 str(eval_seeds),
                 "--out",
                 str(evaluation),
-                *worker_args,
+                *_sweep_ray_args(workers, address),
             ),
             evaluation / "report.json",
             output=evaluation,
             inputs=(run,),
         ),
     ]
+
+
+def training_run(recipe: Recipe, train: Stage, gpu: bool = False) -> TrainingRun:
+    """A cell's train stage as a run of the training runner: the same command, folder and stamp, the
+    recipe's threads reserved on Ray."""
+    args = list(recipe.train_args)
+    threads = int(args[args.index("--threads") + 1]) if "--threads" in args else 1
+    return TrainingRun(
+        name=train.output.name,
+        trainer=trainer_of_target(recipe.train_target),
+        argv=train.argv,
+        output=train.output,
+        done_marker=train.done_marker,
+        threads=threads,
+        gpu=gpu,
+        fingerprint=train.fingerprint,
+        inputs=train.inputs,
+    )
+
+
+def runs_file(out: Path, trainer: str) -> Path:
+    return out / f"train_runs-{trainer}.json"
+
+
+def runner_command(out: Path, trainer: str, address: str, workers: int | None, pants: str) -> list[str]:
+    """The training runner of ``trainer``'s resolve on the runs file of this grid's cells."""
+    worker_args = ("--workers", str(workers)) if workers else ()
+    return [
+        pants, "--no-pantsd", "run", TRAINERS[trainer].runner_target, "--",
+        "--runs", str(runs_file(out, trainer)), "--address", address, *worker_args,
+    ]  # fmt: skip
+
+
+def train_cells_on_ray(
+    out: Path, cells: Sequence[tuple[Recipe, int]], args: argparse.Namespace, buildroot: Path, pants: str
+) -> None:
+    """Every unfinished cell's subset made here, then its training on Ray: one runner per stack's resolve,
+    each given its cells at once. A run that finishes is stamped as its train stage would be."""
+    grouped: dict[str, list[TrainingRun]] = {}
+    for recipe, demos in cells:
+        cell_file = _cell_path(out, recipe.name, demos)
+        if cell_file.exists() and why_cell_is_stale(cell_file, recipe, args.eval_seeds) is None:
+            continue
+        subset, train, _ = cell_stages(out, recipe, demos, args.eval_seeds, args.workers, args.address)
+        run_stages([subset], buildroot, pants)
+        run = training_run(recipe, train, args.gpu)
+        grouped.setdefault(run.trainer, []).append(run)
+    for trainer, runs in grouped.items():
+        write_runs_file(runs_file(out, trainer), runs)
+        command = runner_command(out, trainer, args.address, args.workers, pants)
+        print(
+            f"\n=== {len(runs)} cell(s) trained on Ray ({trainer}) ===\n      $ {' '.join(command)}",
+            flush=True,
+        )
+        completed = subprocess.run(command, cwd=buildroot, check=False)
+        if completed.returncode != 0:
+            raise QuickstartError(
+                f"training the cells on Ray failed (exit {completed.returncode}): fix what it printed above, "
+                "then rerun the same command (finished cells are skipped, unfinished ones continue)"
+            )
 
 
 def why_cell_is_stale(cell_file: Path, recipe: Recipe, eval_seeds: int) -> str | None:
@@ -366,7 +443,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--policies", default=",".join(RECIPES), help=f"comma list of {', '.join(RECIPES)}")
     parser.add_argument("--demos", default=",".join(str(n) for n in DEMO_COUNTS), help="comma list of N")
     parser.add_argument("--eval-seeds", type=int, default=100, help="shared evaluation seeds 0..K-1")
-    parser.add_argument("--workers", type=int, default=None, help="parallel evaluation episodes")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="parallel evaluation episodes; with --address also the cells trained at once",
+    )
+    parser.add_argument(
+        "--address",
+        "--ray-address",
+        dest="address",
+        default=None,
+        help="train the cells as Ray tasks: a cluster HEAD:PORT (its evaluations run there too) or 'local' "
+        "for this machine's cores (default: one cell after another, each its own train command)",
+    )
+    parser.add_argument(
+        "--gpu",
+        action="store_true",
+        help="with --address: each training run asks for a GPU where a node has one",
+    )
     parser.add_argument("--dry-run", action="store_true", help="print every command and exit")
     return parser
 
@@ -409,10 +504,12 @@ def _run_cell(
         kept = move_aside(cell_file, "stale")
         print(f"cell {recipe.name}-{demos}: the stored result {stale}; moved to {kept}", flush=True)
     print(f"\n=== {title}: {recipe.name} on {demos} demonstrations ===", flush=True)
-    stages = cell_stages(out, recipe, demos, args.eval_seeds, args.workers)
+    stages = cell_stages(out, recipe, demos, args.eval_seeds, args.workers, args.address)
     timings = run_stages(stages, buildroot, pants)
     trained = [sec for name, sec, how in timings if name.startswith("train-") and how == "ran"]
-    train_seconds = trained[0] if trained else None
+    # trained on Ray (--address): the training runner's record says how long
+    record = read_record(_run_dir(out, recipe.name, demos))
+    train_seconds = trained[0] if trained else (record or {}).get("seconds")
     cell = read_cell(out, recipe, demos, train_seconds)
     cell_file.parent.mkdir(parents=True, exist_ok=True)
     cell_file.write_text(json.dumps(cell, indent=2) + "\n")
@@ -423,6 +520,21 @@ def _run_cell(
         flush=True,
     )
     write_outputs(out)
+
+
+def _print_plan(
+    out: Path, pool_stages: list[Stage], cells: list[tuple[Recipe, int]], args: argparse.Namespace
+) -> None:
+    """--dry-run: every stage's command, and with --address the runners that train the cells first."""
+    planned = list(pool_stages)
+    for recipe, demos in cells:
+        planned += cell_stages(out, recipe, demos, args.eval_seeds, args.workers, args.address)
+    for stage in planned:
+        print(f"# {stage.name}: {stage.description}\n{stage.shell_command()}")
+    if args.address:
+        for trainer in sorted({trainer_of_target(recipe.train_target) for recipe, _ in cells}):
+            command = " ".join(runner_command(out, trainer, args.address, args.workers, "./pants"))
+            print(f"# the {trainer} cells' training as Ray tasks, before their other stages\n{command}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -437,15 +549,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         pool_stages = [pool_stage(out, POOLS[pool], max(demo_counts)) for pool in pools]
         cells = [(RECIPES[name], demos) for name in policies for demos in demo_counts]
         if args.dry_run:
-            planned = list(pool_stages)
-            for recipe, demos in cells:
-                planned += cell_stages(out, recipe, demos, args.eval_seeds, args.workers)
-            for stage in planned:
-                print(f"# {stage.name}: {stage.description}\n{stage.shell_command()}")
+            _print_plan(out, pool_stages, cells, args)
             return 0
         for pool in pools:
             set_aside_short_pool(out, POOLS[pool], max(demo_counts))
         run_stages(pool_stages, buildroot, pants)
+        if args.address:
+            train_cells_on_ray(out, cells, args, buildroot, pants)
         for number, (recipe, demos) in enumerate(cells, start=1):
             _run_cell(out, recipe, demos, f"cell {number}/{len(cells)}", args, buildroot, pants)
         if any((out / CELLS_DIR).glob("*.json")):

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from subprocess import CompletedProcess
 
 import pytest
 
 from benchmarks import learning_curves
 from benchmarks.learning_curves import RECIPES, cell_stages, main, wilson_interval
+from services.training.runs import begin, finish, read_runs_file
 
 
 def test_dry_run_prints_every_stage_as_a_pants_command(tmp_path: Path, capsys, monkeypatch) -> None:
@@ -132,3 +134,78 @@ def test_the_pool_is_reused_whatever_count_it_was_recorded_for(tmp_path: Path) -
     large = learning_curves.pool_stage(tmp_path, learning_curves.POOLS["vision"], 200)
     assert small.fingerprint == large.fingerprint and "--episodes" not in small.fingerprint
     assert "--image-size" in small.fingerprint
+
+
+def _finished_cell(out: Path, recipe_name: str, demos: int) -> None:
+    recipe = RECIPES[recipe_name]
+    cell = {"train_args": list(recipe.train_args), "episodes": 100,
+            "record_args": list(learning_curves.POOLS[recipe.pool].record_args)}  # fmt: skip
+    (out / "cells").mkdir(exist_ok=True)
+    (out / "cells" / f"{recipe_name}-{demos}.json").write_text(json.dumps(cell))
+
+
+def test_address_sends_the_unfinished_cells_training_to_one_runner_per_resolve(
+    tmp_path: Path, monkeypatch
+) -> None:
+    subsets: list[str] = []
+    commands: list[list[str]] = []
+    monkeypatch.setattr(
+        learning_curves, "run_stages", lambda stages, *_: subsets.extend(s.name for s in stages)
+    )
+    monkeypatch.setattr(
+        learning_curves.subprocess,
+        "run",
+        lambda command, **_: commands.append(command) or CompletedProcess(command, 0),
+    )
+    _finished_cell(tmp_path, "act-state", 25)
+    args = learning_curves.build_parser().parse_args(["--address", "head:6379", "--workers", "4"])
+    cells = [(RECIPES[name], demos) for name in ("act-state", "jax-state") for demos in (25, 50)]
+    learning_curves.train_cells_on_ray(tmp_path, cells, args, tmp_path, "./pants")
+    assert subsets == ["subset-state-50", "subset-state-25", "subset-state-50"]  # the finished cell's: none
+    assert [command[3] for command in commands] == [
+        "services/training:train-runs-torch_lerobot",
+        "services/training:train-runs-jax_openpi",
+    ]
+    assert commands[0][-4:] == ["--address", "head:6379", "--workers", "4"]
+    torch_runs = read_runs_file(tmp_path / "train_runs-torch_lerobot.json")
+    jax_runs = read_runs_file(tmp_path / "train_runs-jax_openpi.json")
+    assert [run.name for run in torch_runs] == ["act-state-50"]
+    assert [run.name for run in jax_runs] == ["jax-state-25", "jax-state-50"]
+    _, train, evaluate = cell_stages(tmp_path, RECIPES["act-state"], 50, 100, 4, "head:6379")
+    # the train stage's own command, folder, marker and stamp; the recipe's one thread reserved
+    assert torch_runs[0].argv == train.argv and torch_runs[0].fingerprint == train.fingerprint
+    assert torch_runs[0].done_marker == train.done_marker and torch_runs[0].inputs == train.inputs
+    assert torch_runs[0].threads == 1 and not torch_runs[0].gpu
+    assert evaluate.argv[-2:] == ("--ray-address", "head:6379")  # evaluated on the same cluster
+
+
+def test_a_runner_that_fails_is_one_line(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(learning_curves, "run_stages", lambda *_: [])
+    monkeypatch.setattr(learning_curves.subprocess, "run", lambda command, **_: CompletedProcess(command, 2))
+    args = learning_curves.build_parser().parse_args(["--address", "local"])
+    with pytest.raises(learning_curves.QuickstartError, match="rerun the same command"):
+        learning_curves.train_cells_on_ray(tmp_path, [(RECIPES["act-state"], 25)], args, tmp_path, "./pants")
+
+
+def test_a_cell_trained_on_ray_is_skipped_by_its_train_stage(tmp_path: Path, capsys) -> None:
+    # The runner stamps a finished run as run_stages would: the cell's own train stage then does not run
+    # (here its command would fail), and the cell reports the runner's training time.
+    recipe = RECIPES["act-state"]
+    _, train, _ = cell_stages(tmp_path, recipe, 25, 100, None, "local")
+    run = learning_curves.training_run(recipe, train)
+    begin(run)
+    run.done_marker.mkdir(parents=True)
+    finish(run, {"exit_code": 0, "seconds": 540.0})
+    assert learning_curves.run_stages([train], tmp_path, "false") == [(train.name, 0.0, "skipped")]
+    assert "already done" in capsys.readouterr().out
+    assert learning_curves.read_record(train.output)["seconds"] == 540.0
+
+
+def test_dry_run_with_an_address_prints_the_runners(tmp_path: Path, capsys, monkeypatch) -> None:
+    (tmp_path / "pants.toml").write_text("")
+    monkeypatch.chdir(tmp_path)
+    argv = ["--out", str(tmp_path), "--policies", "act-state,jax-state", "--demos", "25", "--dry-run"]
+    assert main([*argv, "--address", "head:6379"]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("run services/training:train-runs-") == 2
+    assert printed.count("--ray-address head:6379") == 2  # both cells' sweeps

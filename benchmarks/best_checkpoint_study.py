@@ -13,6 +13,15 @@ seed (``libs.evaluation.stats.best_of_k.walk_selections``, the walk the sweep us
 named more than ε below the best), split by how the selection ended, the fixed sweep's (the best of every
 checkpoint on 100 seeds), and the mean episodes against the fixed sweep's K × 100.
 
+**The oracle's ceiling.** On the same bootstrapped seeds an oracle is told which drawn checkpoint b is best
+and each pair's exact distribution of per-seed differences D = X_b − X_k (over the 100 stored seeds). For each
+other checkpoint k it stakes the growth-optimal fixed fraction on "p_b − p_k > −ε" (the easiest claim that
+lets it name b) from the first seed, at level δ itself (no share of δ over K − 1 pairs: it knows which pairs
+matter), and stops playing k the moment that wealth reaches 1/δ (or at the budget); b plays as long as the
+longest. No test that must learn which checkpoint is best and how much to stake can need fewer episodes on
+average than this by much (the growth-optimal stake is the fastest a bettor's wealth can grow), so its
+"fewer by" is the most any anytime-valid selection can save on these profiles.
+
 ``./pants run benchmarks:best_checkpoint_study -- --runs 10000 --png docs/best-checkpoint-study.png``
 (the real-run comparison: ``--real /work/exp/eval``)
 """
@@ -40,6 +49,8 @@ DELTA = 0.05
 FIXED_SEEDS = 100
 #: Selections simulated together (memory: chunk × budget × K outcomes).
 CHUNK = 1000
+#: The oracle's stakes searched for the growth-optimal one.
+ORACLE_STAKES = np.linspace(0.0, 0.999, 1000)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -109,10 +120,73 @@ def load_profiles(path: Path = PROFILES) -> tuple[list[str], np.ndarray]:
 # --------------------------------------------------------------------------- simulation
 
 
+def oracle_stakes(successes: np.ndarray, epsilon: float) -> np.ndarray:
+    """stakes[b, k]: the growth-optimal fraction on "p_b − p_k > −ε" for the per-seed difference of two
+    profiles, the bet scaled so the wealth stays positive: 1 + stake (D + ε) / (1 + ε)."""
+    count = successes.shape[0]
+    stakes = np.zeros((count, count))
+    values = successes.astype(np.float64)
+    for b in range(count):
+        shifted = (values[b][None, :] - values + epsilon) / (1.0 + epsilon)  # [k, seed]
+        growth = np.log1p(ORACLE_STAKES[:, None, None] * shifted[None]).mean(axis=2)  # [stake, k]
+        stakes[b] = ORACLE_STAKES[growth.argmax(axis=0)]
+    return stakes
+
+
+#: The oracle's variants: (name, level of each pair test given δ and K, whether it stops playing a checkpoint
+#: once shown within ε of the best). The first is the oracle; the others take its advantages away one by one.
+ORACLES = (
+    ("oracle", lambda delta, k: delta, True),
+    ("oracle at δ/(K − 1)", lambda delta, k: delta / (k - 1), True),
+    ("oracle at δ/(K − 1), no pausing", lambda delta, k: delta / (k - 1), False),
+)
+
+
+def oracle_episodes(
+    outcomes: np.ndarray,
+    drawn: np.ndarray,
+    rates: np.ndarray,
+    stakes: tuple[np.ndarray, np.ndarray],
+    epsilon: float,
+) -> dict[str, np.ndarray]:
+    """Each oracle's episodes on each selection's seeds ``outcomes[run, seed, k]`` (module docstring);
+    ``stakes`` are ``oracle_stakes`` at ε and at 0. Without pausing a checkpoint plays until the selection
+    stops (every other one shown within ε of the best, or shown worse at 0: then it leaves at that seed)."""
+    count, budget, k = outcomes.shape
+    rows = np.arange(count)
+    best = rates[drawn].argmax(axis=1)
+    values = outcomes.astype(np.float64)
+    differences = values[rows, :, best][:, :, None] - values  # [run, seed, k]
+    figures = {}
+    for name, level_of, pausing in ORACLES:
+        level = level_of(DELTA, k)
+        within = _oracle_crossing(differences, stakes[0][drawn[rows, best][:, None], drawn], epsilon, level)
+        within[rows, best] = 0
+        if pausing:
+            figures[name] = within.sum(axis=1) + within.max(axis=1)
+            continue
+        worse = _oracle_crossing(differences, stakes[1][drawn[rows, best][:, None], drawn], 0.0, level)
+        stop = np.where(worse < within, 0, within).max(axis=1)
+        seeds = np.minimum(worse, stop[:, None])
+        seeds[rows, best] = stop
+        figures[name] = seeds.sum(axis=1)
+    return figures
+
+
+def _oracle_crossing(differences: np.ndarray, stake: np.ndarray, epsilon: float, level: float) -> np.ndarray:
+    """The first seed the wealth prod(1 + stake (D + ε) / (1 + ε)) reaches 1/level (the budget if never)."""
+    wealth = np.cumsum(np.log1p(stake[:, None, :] * (differences + epsilon) / (1.0 + epsilon)), axis=1)
+    crossed = wealth >= np.log(1.0 / level)
+    return np.where(crossed.any(axis=1), crossed.argmax(axis=1) + 1, differences.shape[1])
+
+
 def simulate(successes: np.ndarray, k: int, epsilon: float, budget: int, runs: int, rng) -> dict[str, Any]:
-    """``runs`` selections of the best of ``k`` drawn checkpoints, and the fixed sweep on 100 seeds."""
+    """``runs`` selections of the best of ``k`` drawn checkpoints, the oracle on the same seeds, and the
+    fixed sweep on 100 seeds."""
     rates = successes.mean(axis=1)
+    stakes = (oracle_stakes(successes, epsilon), oracle_stakes(successes, 0.0))
     error, fixed_error, episodes, verdicts, budget_errors = [], [], [], [], []
+    oracle: dict[str, list[np.ndarray]] = {name: [] for name, _, _ in ORACLES}
     for start in range(0, runs, CHUNK):
         count = min(CHUNK, runs - start)
         drawn = np.argsort(rng.random((count, len(rates))), axis=1)[:, :k]  # k distinct checkpoints each
@@ -129,6 +203,10 @@ def simulate(successes: np.ndarray, k: int, epsilon: float, budget: int, runs: i
         fixed_error.append(true[rows, fixed_pick] < best - epsilon - 1e-12)
         episodes.append(walk.episodes)
         verdicts.append(walk.verdict)
+        for name, spent_by_oracle in oracle_episodes(
+            outcomes[:, :budget], drawn, rates, stakes, epsilon
+        ).items():
+            oracle[name].append(spent_by_oracle)
     verdict = np.concatenate(verdicts)
     spent = np.concatenate(episodes)
     return {
@@ -145,22 +223,38 @@ def simulate(successes: np.ndarray, k: int, epsilon: float, budget: int, runs: i
         "mean_episodes": float(spent.mean()),
         "fixed_episodes": k * FIXED_SEEDS,
         "fewer_by": float(k * FIXED_SEEDS / spent.mean()),
+        "oracle_mean_episodes": float(np.concatenate(oracle["oracle"]).mean()),
+        "oracle_fewer_by": float(k * FIXED_SEEDS / np.concatenate(oracle["oracle"]).mean()),
+        "oracles_fewer_by": {
+            name: float(k * FIXED_SEEDS / np.concatenate(spent_by).mean())
+            for name, spent_by in oracle.items()
+        },
     }
 
 
 def print_table(rows: Sequence[dict[str, Any]]) -> None:
     print(
         "| K | ε | budget | error (δ = 0.05) | of which at budget end | fixed sweep's error | decided | "
-        "mean episodes | fixed K × 100 | fewer by |"
+        "mean episodes | fixed K × 100 | fewer by | oracle's episodes | oracle fewer by |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         print(
             f"| {row['k']} | {row['epsilon']:.2f} | {row['budget']} | {row['error_rate']:.4f} | "
             f"{row['error_rate_at_budget']:.4f} | {row['fixed_sweep_error_rate']:.4f} | "
             f"{row['decided_share']:.0%} | {row['mean_episodes']:.0f} | {row['fixed_episodes']} | "
-            f"{row['fewer_by']:.2f}× |"
+            f"{row['fewer_by']:.2f}× | {row['oracle_mean_episodes']:.0f} | {row['oracle_fewer_by']:.2f}× |"
         )
+
+
+def print_oracles(rows: Sequence[dict[str, Any]]) -> None:
+    """What each of the oracle's advantages is worth, against the selection itself."""
+    names = [name for name, _, _ in ORACLES]
+    print("\n| K | ε | budget | --select-best | " + " | ".join(names) + " |")
+    print("|---|---|---|---|" + "---|" * len(names))
+    for row in rows:
+        cells = " | ".join(f"{row['oracles_fewer_by'][name]:.2f}×" for name in names)
+        print(f"| {row['k']} | {row['epsilon']:.2f} | {row['budget']} | {row['fewer_by']:.2f}× | {cells} |")
 
 
 def plot(rows: Sequence[dict[str, Any]], path: Path) -> None:
@@ -191,12 +285,25 @@ def plot(rows: Sequence[dict[str, Any]], path: Path) -> None:
 # --------------------------------------------------------------------------- the real sweeps
 
 
+def training_runs(sweeps: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The sweeps grouped by training run: a sweep named "<run>-<digits>" (one more checkpoint of <run> swept
+    on its own, e.g. pi0-state-7k-s2000-3500) joins <run>'s checkpoints when it adds new ones."""
+    runs = {name: dict(checkpoints) for name, checkpoints in sweeps.items()}
+    for name, checkpoints in sweeps.items():
+        run, _, suffix = name.rpartition("-")
+        if suffix.isdigit() and run in runs and not set(checkpoints) & set(runs[run]):
+            runs[run].update(checkpoints)
+            del runs[name]
+    return runs
+
+
 def real_comparison(root: Path, epsilon: float) -> list[dict[str, Any]]:
-    """Each stored sweep of several checkpoints, selected on its own seeds in seed order (budget 100)."""
+    """Each stored training run of several checkpoints, selected on its own seeds in seed order (budget 100):
+    the outcomes are deterministic per seed, so this is what a --select-best sweep of it would have seen."""
     from libs.evaluation.stats.best_of_k import select_best
 
     rows = []
-    for sweep, checkpoints in read_sweeps(root).items():
+    for sweep, checkpoints in training_runs(read_sweeps(root)).items():
         ids = [
             c for c, episodes in sorted(checkpoints.items()) if sorted(episodes) == list(range(FIXED_SEEDS))
         ]
@@ -231,6 +338,12 @@ def print_real(rows: Sequence[dict[str, Any]], epsilon: float) -> None:
             f"| {row['sweep']} | {rates} | {row['selected']} | {row['verdict']} | {row['episodes']} | "
             f"{row['fixed_best']} ({row['fixed_episodes']}) |"
         )
+    spent, fixed = sum(row["episodes"] for row in rows), sum(row["fixed_episodes"] for row in rows)
+    same = sum(row["selected"] == row["fixed_best"] for row in rows)
+    print(
+        f"| all {len(rows)} runs | | {same} of {len(rows)} name the fixed sweep's best | | {spent} | {fixed} "
+        f"({fixed / spent:.2f}× the episodes) |"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -247,6 +360,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for epsilon in EPSILONS:
                 rows.append(simulate(successes, min(k, len(ids)), epsilon, budget, arguments.runs, rng))
     print_table(rows)
+    print_oracles(rows)
     print(f"({time.perf_counter() - started:.0f} s)")
     figures: dict[str, Any] = {"settings": rows, "profiles": ids}
     if arguments.real:

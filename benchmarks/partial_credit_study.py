@@ -19,6 +19,14 @@ and on that same stream runs
 - the binary sequential test of the sweep's ``--until-decided`` (``paired_sequential``'s statistic: the
   mixture SPRT on discordant seeds with the threshold calibrated to a budget of ``--cap``): its verdict;
 
+- the oracle: a bettor told the pair's true distribution of progress differences (the 100 stored seeds),
+  staking the growth-optimal fixed fraction argmax_l E log(1 + l D) in the true direction from the first
+  episode, decided at 2/alpha (the two-sided test's price, as the progress test pays it by averaging its two
+  bettors). The growth-optimal stake is the fastest any bettor can grow wealth on average under this
+  distribution (Kelly; Waudby-Smith & Ramdas 2023, "Estimating means of bounded random variables by
+  betting"), so the oracle's episodes are about the fewest any test of "equal mean progress" valid for
+  every bounded distribution can need: the ceiling of partial credit on these pairs;
+
 and against them the fixed-n exact McNemar design at power 0.8 (``sample_sizes.smallest_n`` over
 ``sample_sizes.mcnemar_power``, exact) from the pair's true discordance rates over the 100 seeds. The type-I
 error of the progress test is measured on null pairs: each checkpoint against an independently bootstrapped
@@ -40,11 +48,13 @@ from typing import Any
 
 import numpy as np
 
-from libs.evaluation.stats.anytime_tests import MixtureSPRT, betting_log_wealth
+from libs.evaluation.stats.anytime_tests import MAX_BET, MixtureSPRT, betting_log_wealth
 from libs.evaluation.stats.sample_sizes import PairRates, PlanError, connor_pairs, mcnemar_power, smallest_n
 
 PROFILES = Path("benchmarks/data/success_profiles.json")
 POWER = 0.8
+#: The oracle's stakes searched for the growth-optimal one.
+ORACLE_STAKES = np.linspace(0.0, 0.999, 1000)
 
 
 def load_profiles(path: Path = PROFILES) -> tuple[list[str], np.ndarray, np.ndarray]:
@@ -100,6 +110,18 @@ def binary_stopping(first: np.ndarray, second: np.ndarray, alpha: float) -> tupl
     return np.where(decided, at + 1, 0), np.where(decided, sign, 0)
 
 
+def growth_optimal_stake(differences: np.ndarray) -> float:
+    """argmax_l mean(log(1 + l d)) over l in [0, 1) for differences of mean >= 0: the oracle's stake."""
+    growth = np.log1p(ORACLE_STAKES[:, None] * differences[None, :]).mean(axis=1)
+    return float(ORACLE_STAKES[int(growth.argmax())])
+
+
+def oracle_stopping(differences: np.ndarray, stake: float, alpha: float) -> np.ndarray:
+    """The oracle on each row: the episode its wealth prod(1 + stake d) first reaches 2/alpha (0: never)."""
+    crossed = np.cumsum(np.log1p(stake * differences), axis=1) >= math.log(2.0 / alpha)
+    return np.where(crossed.any(axis=1), np.argmax(crossed, axis=1) + 1, 0)
+
+
 # --------------------------------------------------------------------------- one pair
 
 
@@ -129,7 +151,21 @@ def simulate_pair(
     seeds = rng.integers(0, success.shape[1], size=(runs, cap))
     stop, verdict = progress_stopping(progress[a][seeds] - progress[b][seeds], alpha)
     binary_stop, binary_verdict = binary_stopping(success[a][seeds], success[b][seeds], alpha)
-    return summarise_pair(success, progress, pair, (stop, verdict, binary_stop, binary_verdict), settings)
+    row = summarise_pair(success, progress, pair, (stop, verdict, binary_stop, binary_verdict), settings)
+    direction = 1.0 if progress[a].mean() >= progress[b].mean() else -1.0
+    differences = direction * (progress[a] - progress[b])
+    oracle = oracle_stopping(
+        direction * (progress[a][seeds] - progress[b][seeds]), growth_optimal_stake(differences), alpha
+    )
+    row["oracle_mean_episodes"] = float(np.where(oracle > 0, oracle, cap).mean())
+    row["oracle_mean_at_power"] = mean_at_power(oracle, cap)
+    return row
+
+
+def mean_at_power(stop: np.ndarray, cap: int) -> float | None:
+    """Mean episodes of a test cut at the episode by which POWER of its runs decided (None: beyond cap)."""
+    budget = int(np.quantile(np.where(stop > 0, stop, cap + 1), POWER, method="higher"))
+    return float(np.minimum(np.where(stop > 0, stop, cap), budget).mean()) if budget <= cap else None
 
 
 def summarise_pair(
@@ -205,6 +241,16 @@ def overall(rows: list[dict], nulls: list[dict]) -> dict[str, Any]:
     ratios = [row["progress_mean_episodes"] / row["mcnemar_episodes"] for row in planned]
     at_power = [row for row in planned if row["progress_mean_at_power"] is not None]
     ratios80 = [row["progress_mean_at_power"] / row["mcnemar_episodes"] for row in at_power]
+    oracle = [
+        row["oracle_mean_episodes"] / row["mcnemar_episodes"]
+        for row in planned
+        if "oracle_mean_episodes" in row
+    ]
+    oracle80 = [
+        row["oracle_mean_at_power"] / row["mcnemar_episodes"]
+        for row in planned
+        if row.get("oracle_mean_at_power") is not None
+    ]
     agree = [row["agree_when_both"] for row in rows if row["agree_when_both"] is not None]
     decided = sum(row["progress_first_better"] + row["progress_second_better"] for row in rows)
     return {
@@ -220,6 +266,9 @@ def overall(rows: list[dict], nulls: list[dict]) -> dict[str, Any]:
         "pairs_with_progress_power_0.8_within_cap": len(at_power),
         "median_ratio_at_equal_power": float(np.median(ratios80)) if ratios80 else None,
         "pairs_at_least_50pct_fewer": sum(ratio <= 0.5 for ratio in ratios),
+        "oracle_median_ratio_mean_episodes_to_mcnemar": float(np.median(oracle)) if oracle else None,
+        "oracle_median_ratio_at_equal_power": float(np.median(oracle80)) if oracle80 else None,
+        "oracle_pairs_at_least_50pct_fewer": sum(ratio <= 0.5 for ratio in oracle),
         "progress_decided": float(np.mean([row["progress_decided"] for row in rows])) if rows else None,
         "direction_agrees_with_success_ordering": (
             sum(row["progress_first_better"] for row in rows) / decided if decided else None
@@ -257,6 +306,35 @@ def print_table(ids: list[str], figures: dict) -> None:
             f"{budget} | "
             f"{row['progress_first_better']:.3f} | {row['binary_decided']:.2f}, "
             f"{row['binary_first_better']:.3f} | {agree} |"
+        )
+    print()
+
+
+#: The rows of the summary table: pairs by their McNemar n at power 0.8.
+BINS = ((0, 50), (50, 100), (100, 200), (200, 400), (400, 10**9))
+
+
+def print_bins(figures: dict) -> None:
+    """The summary by McNemar n: decided share, mean episodes / McNemar n of the progress test, the binary
+    test and the oracle (medians over the pairs; undecided runs counted at the cap)."""
+    print(
+        "| pairs by McNemar n (power 0.8) | pairs | progress test decided | its mean episodes / McNemar n "
+        "(median, min–max) | binary test's (median) | oracle's (median) |"
+    )
+    print("| --- | --- | --- | --- | --- | --- |")
+    planned = [row for row in figures["pairs"] if row["mcnemar_episodes"]]
+    for low, high in (*BINS, (0, 10**9)):
+        rows = [row for row in planned if low <= row["mcnemar_episodes"] < high]
+        if not rows:
+            continue
+        ratio = np.array([row["progress_mean_episodes"] / row["mcnemar_episodes"] for row in rows])
+        binary = np.median([row["binary_mean_episodes"] / row["mcnemar_episodes"] for row in rows])
+        oracle = np.median([row["oracle_mean_episodes"] / row["mcnemar_episodes"] for row in rows])
+        name = "all" if (low, high) == (0, 10**9) else (f"≥ {low}" if high == 10**9 else f"{low}–{high - 1}")
+        decided = np.mean([row["progress_decided"] for row in rows])
+        print(
+            f"| {name} | {len(rows)} | {decided:.0%} | {np.median(ratio):.2f} ({ratio.min():.2f}–"
+            f"{ratio.max():.2f}) | {binary:.2f} | {oracle:.2f} |"
         )
     print()
 
@@ -303,12 +381,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         "cap": arguments.cap,
         "alpha": arguments.alpha,
         "seed": arguments.seed,
+        "max_bet": MAX_BET,
     }
     settings["min_gap"] = arguments.min_gap
     started = time.perf_counter()
     figures = run_study(success, progress, pairs, settings)
     figures["ids"] = ids
     print_table(ids, figures)
+    print_bins(figures)
     print_overall(figures)
     print(f"\n(study took {time.perf_counter() - started:.0f} s)")
     if arguments.json:

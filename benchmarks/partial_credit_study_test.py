@@ -7,7 +7,13 @@ import math
 
 import numpy as np
 
-from benchmarks.partial_credit_study import load_profiles, progress_stopping, run_study, select_pairs
+from benchmarks.partial_credit_study import (
+    growth_optimal_stake,
+    load_profiles,
+    progress_stopping,
+    run_study,
+    select_pairs,
+)
 from libs.evaluation.stats.anytime_tests import betting_log_wealth, paired_progress_sequential
 
 
@@ -30,6 +36,14 @@ def test_vectorised_progress_test_matches_the_library() -> None:
         assert decision.verdict == expected
 
 
+def test_the_oracle_stakes_the_growth_optimal_fraction() -> None:
+    # Always +0.5: stake (almost) everything; +1 and -1 equally often: stake nothing; +1 three times in four
+    # and -1 once: Kelly's 2p - 1 = 0.5.
+    assert growth_optimal_stake(np.full(100, 0.5)) >= 0.99
+    assert growth_optimal_stake(np.array([1.0, -1.0] * 50)) == 0.0
+    assert abs(growth_optimal_stake(np.array([1.0, 1.0, 1.0, -1.0] * 25)) - 0.5) < 1e-3
+
+
 def test_tiny_study_shape_and_null_level() -> None:
     ids, success, progress = load_profiles()
     assert success.shape == progress.shape == (len(ids), 100)
@@ -45,6 +59,7 @@ def test_tiny_study_shape_and_null_level() -> None:
         assert 1 <= row["progress_median_episodes"] <= settings["cap"]
         assert row["progress_first_better"] + row["progress_second_better"] <= 1.0 + 1e-12
         assert row["mcnemar_episodes"] is None or row["mcnemar_episodes"] > 0
+        assert 1 <= row["oracle_mean_episodes"] <= settings["cap"]
     assert len(figures["nulls"]) == 6
     # 300 runs: the rejected fraction under the null stays well under a loose bound around alpha = 0.05.
     assert figures["overall"]["worst_null_type_one_error"] <= 0.12

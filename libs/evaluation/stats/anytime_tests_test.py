@@ -124,6 +124,23 @@ def test_progress_betting_null_is_valid_and_a_gap_is_found():
     assert decision.verdict == "first_better"
 
 
+def test_progress_betting_stays_valid_on_rare_large_differences_and_decides_a_clear_gap_fast():
+    # Mostly ties with a rare +-1: the plug-in stake swings to its cap on a few lucky episodes, the null case
+    # where a large cap could hurt validity; looked at after every episode.
+    rng = np.random.default_rng(11)
+    runs = 2000
+    differences = rng.choice([-1.0, 0.0, 1.0], p=[0.05, 0.9, 0.05], size=(runs, 200))
+    rejected = sum(
+        paired_progress_sequential("a", row.clip(0, 1), "b", (-row).clip(0, 1), ALPHA).decided
+        for row in differences
+    )
+    assert rejected / runs <= binomial_upper_tolerance(ALPHA, runs)
+    # Four stages more on every seed: decided within 8 episodes (the cap of 0.5 needed 12).
+    clear = paired_progress_sequential("a", [1.0] * 20, "b", [0.2] * 20, ALPHA)
+    assert clear.verdict == "first_better"
+    assert clear.decided_at_episode is not None and clear.decided_at_episode <= 8
+
+
 def test_bad_numbers_name_the_fix():
     with pytest.raises(SequentialTestError, match="between 0 and 1"):
         MixtureSPRT(1.0)

@@ -81,7 +81,7 @@ def read_sweeps(root: Path) -> dict[str, dict[str, dict[int, tuple[bool, float |
     for path in sorted(root.glob(f"*/{STORE_FILE_NAME}")):
         with ResultsStore(path) as store:
             by_checkpoint: dict[str, dict[int, tuple[bool, float | None]]] = {}
-            for record in store.records():
+            for record in (record for record in store.records() if record.is_control):  # not the arms
                 by_checkpoint.setdefault(record.checkpoint_id, {})[record.seed] = (
                     record.success,
                     record.progress,

@@ -82,7 +82,7 @@ def test_a_checkpoint_on_its_own_scene_and_its_arms_is_not_refused(
     top = _report_top(tmp_path / "arms")
     assert "Expected input drift" in top and "(perturbation arm dim): " in top, top
     drift = json.loads((tmp_path / "arms" / "report.json").read_text())["input_drift"]
-    causes = {check["checkpoint_id"].split("+")[-1]: check["drifts"] for check in drift["checks"]}
+    causes = {check["arm"]: check["drifts"] for check in drift["checks"]}
     assert "scene or lighting" in [found["cause"] for found in causes["dim"]], causes
     assert causes["shaky"] == [], causes  # action noise leaves the inputs' statistics as training's
 

@@ -11,9 +11,12 @@ from pathlib import Path
 import pytest
 
 from libs.evaluation.plan.select_best import SelectBest
+from libs.evaluation.results.store import STORE_FILE_NAME, ResultsStore
 from libs.evaluation.sweep import EnvSettings, SweepConfig, evaluate
 from libs.policy_api.checkpoint_folders import FoundCheckpoint
 from libs.policy_api.registry import register_backend
+from libs.sim.perturbations import Perturbation
+from libs.sim.scene_config import SceneConfig
 from libs.sim.scripted_backend import load_policy
 from services.eval import sweep as sweep_cli
 
@@ -74,6 +77,30 @@ def test_selects_the_expert_early_and_resumes_a_killed_sweep_to_the_same_answer(
     assert resumed.skipped == 5 and abs(resumed.ran + 5 - result.ran) <= 6
     for key in ("verdict", "chosen", "walked", "drops"):
         assert resumed.decision[key] == selection[key]
+
+
+def test_perturbation_arms_ride_along_on_the_seeds_of_their_checkpoint(tmp_path: Path) -> None:
+    """--select-best with --perturbations: each checkpoint's arm plays exactly the seeds its checkpoint
+    played (a dropped checkpoint's arm stops with it), and the selection is the one made without arms."""
+    scene = str(
+        SceneConfig(perturbations=(Perturbation("shaky", action_noise_deg=8.0),)).save(tmp_path / "s.json")
+    )
+    env = EnvSettings(scene_path=scene, max_steps=MAX_STEPS)
+    plain = evaluate(config(env=env), tmp_path / "plain", argv=["test"])
+    result = evaluate(config(env=env, perturbations=("shaky",)), tmp_path / "arms", argv=["test"])
+    for key in ("verdict", "chosen", "walked", "drops"):
+        assert result.decision[key] == plain.decision[key]
+    with ResultsStore(tmp_path / "arms" / STORE_FILE_NAME) as store:
+        records = store.records()
+    seeds: dict[tuple[str, str], set[int]] = {}
+    for record in records:
+        seeds.setdefault((record.checkpoint_id, record.arm), set()).add(record.seed)
+    assert {arm for _, arm in seeds} == {"", "shaky"}
+    for checkpoint in CHECKPOINTS:
+        assert seeds[(checkpoint, "shaky")] == seeds[(checkpoint, "")]
+    assert result.decision["arm_episodes"] == sum(record.arm == "shaky" for record in records) > 0
+    rows = json.loads((tmp_path / "arms" / "report.json").read_text())["perturbations"]
+    assert {row["checkpoint_id"] for row in rows} == set(CHECKPOINTS)
 
 
 def test_select_best_options_are_checked_in_one_line(tmp_path: Path, capsys) -> None:

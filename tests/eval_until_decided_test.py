@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from libs.evaluation.plan.stop_when_decided import UntilDecided
+from libs.evaluation.results.store import STORE_FILE_NAME, ResultsStore
 from libs.evaluation.sweep import EnvSettings, SweepConfig, SweepError, evaluate
 from services.eval import sweep as sweep_cli
 
@@ -82,3 +83,10 @@ def test_perturbation_arms_play_matched_seeds_in_every_round(tmp_path: Path) -> 
     assert {row["checkpoint_id"] for row in rows} == {"scripted", DEGRADED}
     assert {row["seeds"] for row in rows} == {decision["episodes_run"]}
     assert [s.checkpoint_id for s in result.report.summaries] == ["scripted", DEGRADED]
+    with ResultsStore(tmp_path / "out" / STORE_FILE_NAME) as store:
+        keys = store.done_keys()
+    seeds: dict[tuple[str, str], set[int]] = {}
+    for checkpoint, arm, seed in keys:
+        seeds.setdefault((checkpoint, arm), set()).add(seed)
+    assert set(seeds) == {(c, arm) for c in ("scripted", DEGRADED) for arm in ("", "shaky")}
+    assert len({frozenset(played) for played in seeds.values()}) == 1  # every target on the same seeds

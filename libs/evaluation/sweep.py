@@ -72,7 +72,7 @@ class SweepOutcome:
     @property
     def control_records(self) -> list[EpisodeRecord]:
         """The checkpoints' own episodes (the arms' left out): what the main table ranks."""
-        return [record for record in self.records if record.checkpoint_id in self.plan.controls]
+        return [record for record in self.records if record.is_control]
 
 
 def evaluate(
@@ -135,7 +135,8 @@ def _whisker_diagnostics(outcome: SweepOutcome) -> ReportSection | None:
     from libs.evaluation.play.whiskers import record_sweep_whiskers
 
     _, section = record_sweep_whiskers(
-        outcome.plan.tasks,
+        # The checkpoints' own failures (whisker folders are per checkpoint; an arm's effect is its section).
+        [task for task in outcome.plan.tasks if not task.arm],
         config.whiskers,
         EpisodeWorker(config.env),
         outcome.out,
@@ -257,9 +258,10 @@ SCENES_DIR = "scenes"
 
 
 def _write_evaluated_scenes(targets: Sequence[CheckpointTarget], out: Path) -> None:
-    """Saves the scene each checkpoint was evaluated in (its decided scene) beside the results."""
+    """Saves the scene each checkpoint was evaluated in (its decided scene) beside the results; an arm
+    perturbs its checkpoint's scene as the scene's ``perturbations`` entry says."""
     folder = out / SCENES_DIR
     folder.mkdir(exist_ok=True)
-    for target in targets:
+    for target in (target for target in targets if not target.arm):
         text = json.dumps(target.scene.config, indent=2, sort_keys=True) + "\n"
         (folder / f"{file_safe_id(target.checkpoint_id)}.json").write_text(text)

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from libs.report_html.legacy_arms import split_legacy_ids
 from libs.report_html.plan import PLAN_JSON, SweepPlan, read_sweep_plan
 
 STORE_FILE = "episodes.sqlite"
@@ -32,9 +33,6 @@ REPORT_HTML = "report.html"
 COMMAND_FILE = "command.txt"
 VERSIONS_FILE = "versions.json"
 WHISKERS_DIR = "whiskers"
-#: Perturbation arm rows are stored as ``<checkpoint id>+<arm>``
-# (libs.evaluation.stats.perturbation_effects.ARM_SEPARATOR).
-ARM_SEPARATOR = "+"
 #: Copies of a store taken while it was being written are retried this many times.
 SNAPSHOT_TRIES = 8
 
@@ -104,7 +102,7 @@ def read_store(path: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         rows: list[dict[str, Any]] = []
         if "episodes" in tables:
-            cursor = connection.execute("SELECT * FROM episodes ORDER BY checkpoint_id, seed")
+            cursor = connection.execute("SELECT * FROM episodes")
             names = [column[0] for column in cursor.description]
             rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
         settings: dict[str, Any] = {}
@@ -125,7 +123,21 @@ def read_store(path: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     for row in rows:
         if not isinstance(row.get("checkpoint_id"), str) or not isinstance(row.get("seed"), int):
             raise FolderError(f"{path.name} holds a row without a checkpoint id and seed: {row!r:.200}")
+    if rows and not all(isinstance(row.get("arm"), str) for row in rows):
+        _split_legacy_arm_ids(rows, settings)
+    rows.sort(key=lambda row: (row["checkpoint_id"], row["arm"], row["seed"]))
     return rows, settings
+
+
+def _split_legacy_arm_ids(rows: list[dict[str, Any]], settings: dict[str, Any]) -> None:
+    """A store no sweep has opened since arms got their column (the sweep migrates it when it opens it;
+    this copy is read-only): each ``<id>+<arm>`` row read as its checkpoint and arm."""
+    declared = settings.get("perturbations")
+    split = split_legacy_ids(
+        (row["checkpoint_id"] for row in rows), declared if isinstance(declared, list) else []
+    )
+    for row in rows:
+        row["checkpoint_id"], row["arm"] = split[row["checkpoint_id"]]
 
 
 def read_json(path: Path) -> Any:
@@ -142,12 +154,12 @@ def read_json(path: Path) -> Any:
 
 @dataclass
 class Episode:
-    """One stored episode with what the pages add: its checkpoint (the control's id), arm and "
-    "whisker files."""
+    """One stored episode with what the pages add: its checkpoint, its perturbation arm ("" for the
+    control) and whisker files."""
 
     row: dict[str, Any]
     checkpoint: str
-    arm: str | None
+    arm: str
     #: name ("video", "summary", ...) -> path relative to the sweep folder
     files: dict[str, str] = field(default_factory=dict)
     likely_causes: list[str] = field(default_factory=list)
@@ -196,7 +208,7 @@ class SweepFolder:
             if ids:
                 return ids
         if self.plan is not None:
-            return [c.checkpoint_id for c in self.plan.checkpoints if c.arm is None]
+            return [c.checkpoint_id for c in self.plan.checkpoints]
         return list(dict.fromkeys(e.checkpoint for e in self.episodes))
 
     @property
@@ -210,7 +222,7 @@ class SweepFolder:
             return ""
         return datetime.fromtimestamp(max(times), UTC).strftime("%Y-%m-%d %H:%M UTC")
 
-    def episodes_of(self, checkpoint: str, arm: str | None = None) -> list[Episode]:
+    def episodes_of(self, checkpoint: str, arm: str = "") -> list[Episode]:
         return [e for e in self.episodes if e.checkpoint == checkpoint and e.arm == arm]
 
 
@@ -257,7 +269,7 @@ def _finished(folder: SweepFolder) -> bool:
     if folder.report is None or folder.store_error:
         return folder.report is not None and not (folder.path / STORE_FILE).exists()
     reported = sum(int(c.get("episodes") or 0) for c in folder.report.get("checkpoints") or [])
-    if reported != sum(e.arm is None for e in folder.episodes):
+    if reported != sum(not e.arm for e in folder.episodes):
         return False
     plan_time, report_time = _mtime(folder.path / PLAN_JSON), _mtime(folder.path / REPORT_JSON)
     planned = folder.planned_episodes
@@ -275,24 +287,15 @@ def _commands(path: Path) -> list[str]:
 
 
 def _episodes(folder: SweepFolder, rows: list[dict[str, Any]]) -> list[Episode]:
-    ids = {str(r["checkpoint_id"]) for r in rows}
-    controls = set(folder.checkpoint_ids) | {i for i in ids if ARM_SEPARATOR not in i}
-    arms_by_id = {}
-    if folder.plan is not None:
-        arms_by_id = {c.checkpoint_id: (c.control, c.arm) for c in folder.plan.checkpoints if c.arm}
     wanted = folder.plan.keys() if folder.plan is not None else None
     whiskers = _whisker_entries(folder)
     episodes = []
     for row in rows:
-        identifier = str(row["checkpoint_id"])
-        if wanted is not None and (identifier, int(row["seed"])) not in wanted:
+        checkpoint, arm, seed = str(row["checkpoint_id"]), str(row["arm"]), int(row["seed"])
+        if wanted is not None and (checkpoint, arm, seed) not in wanted:
             continue  # stored by an earlier, larger run of the same sweep: not part of this report
-        checkpoint, arm = arms_by_id.get(identifier, (identifier, None))
-        if arm is None and identifier not in controls and ARM_SEPARATOR in identifier:
-            control, _, name = identifier.rpartition(ARM_SEPARATOR)
-            if control in controls:
-                checkpoint, arm = control, name
-        files, causes = whiskers.get((identifier, int(row["seed"])), ({}, []))
+        # Whiskers are recorded for the checkpoints' own episodes.
+        files, causes = whiskers.get((checkpoint, seed), ({}, [])) if not arm else ({}, [])
         episodes.append(Episode(row, checkpoint, arm, files, causes))
     return episodes
 

@@ -97,7 +97,7 @@ def cause_of(episode: Episode) -> str:
 
 def progress(folder: SweepFolder) -> dict[str, Any]:
     """A running sweep's progress from its store: episodes done of planned, success so far per checkpoint."""
-    controls = [e for e in folder.episodes if e.arm is None]
+    controls = [e for e in folder.episodes if not e.arm]
     rows = []
     for checkpoint in folder.checkpoint_ids or list(dict.fromkeys(e.checkpoint for e in controls)):
         episodes = folder.episodes_of(checkpoint)
@@ -166,7 +166,7 @@ def reproduce_command(folder: SweepFolder, episode: Episode) -> str:
         words += ["--lockstep-envs", str(settings["lockstep_envs"])]
     if last and "--no-scene-check" in last.split():
         words.append("--no-scene-check")
-    safe = file_safe_id(identifier)
+    safe = file_safe_id(identifier) + (f"-{file_safe_id(episode.arm)}" if episode.arm else "")
     words += ["--serial", "--whiskers", "1", "--out", f"{out.rstrip('/')}-replay/{safe}-seed{episode.seed}"]
     return shlex.join(words)
 
@@ -188,7 +188,10 @@ def episode_entries(folder: SweepFolder) -> list[dict[str, Any]]:
         height = row.get("max_block_height_m")
         entries.append(
             {
-                "key": f"{row['checkpoint_id']}/{episode.seed}",
+                # Unique per (checkpoint, arm, seed); a control's is "<checkpoint>/<seed>".
+                "key": "/".join(
+                    [episode.checkpoint, *([episode.arm] if episode.arm else []), str(episode.seed)]
+                ),
                 "order": order,
                 "checkpoint": episode.checkpoint,
                 "seed": episode.seed,
@@ -224,7 +227,7 @@ def render_sweep(
     parts = [f"<h1>{escape(title)}</h1>"]
     checkpoints = summaries(folder)
     settings = _settings(folder)
-    seeds = sorted({e.seed for e in folder.episodes if e.arm is None})
+    seeds = sorted({e.seed for e in folder.episodes if not e.arm})
     state = "finished" if folder.finished else "in progress (or stopped before its report)"
     parts.append(
         f'<p class="muted">{len(checkpoints)} checkpoint(s), {len(folder.episodes)} episodes stored'

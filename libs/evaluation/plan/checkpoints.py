@@ -88,8 +88,9 @@ class CheckpointTarget:
     #: The scene it is evaluated in, decided once when it was planned.
     scene: EvaluationScene
     path: Path | None = None
-    #: A perturbation arm of the scene (libs.sim.perturbations) this target runs under; None = the control.
-    perturbation: str | None = None
+    #: A perturbation arm of the scene (libs.sim.perturbations) this target runs under; "" = the control.
+    #: An arm's target keeps its checkpoint's id: the arm is a field of the task key, never part of the id.
+    arm: str = ""
     #: The checkpoint's card, read once when it was planned (None: it carries none).
     card: CheckpointCard | None = None
 

@@ -25,7 +25,6 @@ from libs.evaluation.results.episode_record import EpisodeRecord
 from libs.evaluation.results.report_section import ReportSection
 from libs.evaluation.results.store import ResultsStore
 from libs.evaluation.stats.best_of_k import Selection
-from libs.evaluation.stats.perturbation_effects import arm_checkpoint_id
 
 
 @dataclass
@@ -85,8 +84,11 @@ class SequentialSchedule:
             yield [task for task in self.plan.tasks if task.seed in chosen and task.key not in done]
 
     def spent(self, records: Sequence[EpisodeRecord]) -> int:
-        """Seeds every compared checkpoint has run."""
-        return min(len({r.seed for r in records if r.checkpoint_id == i}) for i in self.plan.controls)
+        """Seeds every compared checkpoint has run (its control: the arms ride along)."""
+        return min(
+            len({r.seed for r in records if r.checkpoint_id == i and r.is_control})
+            for i in self.plan.controls
+        )
 
     def section(self, records: Sequence[EpisodeRecord]) -> ReportSection:
         ids = self.plan.controls
@@ -137,15 +139,14 @@ class SelectBestSchedule:
                 return
             yield todo
 
-    def _next_round(self, selection: Selection, done: set[tuple[str, int]]) -> list[EpisodeTask]:
-        """The missing tasks up to each target's horizon: the next round's seeds for a checkpoint left, its
-        seeds up to the drop for one dropped (so its arms stay matched)."""
+    def _next_round(self, selection: Selection, done: set[tuple[str, str, int]]) -> list[EpisodeTask]:
+        """The missing tasks up to each checkpoint's horizon, its arms' with it: the next round's seeds for a
+        checkpoint left, its seeds up to the drop for one dropped (so its arms stay matched)."""
         reach = selection.walked + self.seeds_per_round(len(selection.remaining))
         horizon = {}
         for control in self.plan.controls:
             seeds = reach if control in selection.remaining else selection.seeds_walked[control]
-            for target in [control, *(arm_checkpoint_id(control, arm) for arm in self.plan.arms)]:
-                horizon[target] = set(self.plan.seeds[:seeds])
+            horizon[control] = set(self.plan.seeds[:seeds])
         return [
             task
             for task in self.plan.tasks
@@ -154,8 +155,7 @@ class SelectBestSchedule:
 
     def spent(self, records: Sequence[EpisodeRecord]) -> tuple[int, int]:
         """(episodes the checkpoints played, episodes their arms played)."""
-        controls = set(self.plan.controls)
-        played = sum(record.checkpoint_id in controls for record in records)
+        played = sum(record.is_control for record in records)
         return played, len(records) - played
 
     def section(self, records: Sequence[EpisodeRecord]) -> ReportSection:
@@ -166,7 +166,8 @@ class SelectBestSchedule:
     def episodes_per_checkpoint(self, records: Sequence[EpisodeRecord]) -> int:
         """The most seeds any checkpoint played (the ones left, with the last round)."""
         counts = [
-            sum(record.checkpoint_id == control for record in records) for control in self.plan.controls
+            sum(record.checkpoint_id == control and record.is_control for record in records)
+            for control in self.plan.controls
         ]
         return max(counts, default=0)
 

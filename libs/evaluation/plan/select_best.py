@@ -67,7 +67,10 @@ class SelectBest:
         self, records: Sequence[EpisodeRecord], checkpoint_ids: Sequence[str], seeds: Sequence[int]
     ) -> Selection:
         """The selection walked along ``seeds`` over the stored episodes of ``checkpoint_ids``."""
-        by_key = {record.key: record.success for record in records}
+        # The checkpoints' own episodes: perturbation arms ride along, the selection is not made on them.
+        by_key = {
+            (record.checkpoint_id, record.seed): record.success for record in records if record.is_control
+        }
         outcomes = {name: [by_key.get((name, seed)) for seed in seeds] for name in checkpoint_ids}
         return select_best(list(checkpoint_ids), outcomes, self.epsilon, self.delta, self.max_episodes)
 

@@ -15,7 +15,6 @@ from libs.evaluation.plan.sweep_plan import SweepPlan, plan_tasks
 from libs.evaluation.results.episode_record import EpisodeRecord
 from libs.evaluation.results.store import ResultsStore
 from libs.evaluation.stats.best_of_k import SelectionError
-from libs.evaluation.stats.perturbation_effects import arm_checkpoint_id
 
 #: Each checkpoint's success on a seed: "best" always, "half" on even seeds, "worst" never.
 SUCCEEDS = {"best": lambda seed: True, "half": lambda seed: seed % 2 == 0, "worst": lambda seed: False}
@@ -28,18 +27,14 @@ def make_plan(arms: list[str]) -> SweepPlan:
     for name in SUCCEEDS:
         control = CheckpointTarget(name, f"fake:{name}", None, scene)
         targets.append(control)
-        targets.extend(
-            CheckpointTarget(arm_checkpoint_id(name, arm), f"fake:{name}", None, scene, perturbation=arm)
-            for arm in arms
-        )
+        targets.extend(CheckpointTarget(name, f"fake:{name}", None, scene, arm=arm) for arm in arms)
     return SweepPlan(targets, list(SUCCEEDS), arms, plan_tasks(targets, 0, BUDGET, None), None, BUDGET)
 
 
-def played(checkpoint_id: str, seed: int) -> EpisodeRecord:
-    control = checkpoint_id.split("+")[0]
-    outcome = "success" if SUCCEEDS[control](seed) else "timeout"
+def played(checkpoint_id: str, arm: str, seed: int) -> EpisodeRecord:
+    outcome = "success" if SUCCEEDS[checkpoint_id](seed) else "timeout"
     return EpisodeRecord(
-        checkpoint_id, seed, None, outcome, 100, True, None, 0.0, 0, None, 1, 1.0, 1.0, 1.0, "joint"
+        checkpoint_id, seed, None, outcome, 100, True, None, 0.0, 0, None, 1, 1.0, 1.0, 1.0, "joint", arm=arm
     )
 
 
@@ -109,14 +104,14 @@ def test_arms_ride_along_on_matched_seeds_and_stop_with_their_checkpoint(tmp_pat
     with ResultsStore(tmp_path / "episodes.sqlite") as store:
         play_rounds(schedule, store)
         records = store.records()
-    seeds = {}
+    seeds: dict[tuple[str, str], set[int]] = {}
     for record in records:
-        seeds.setdefault(record.checkpoint_id, set()).add(record.seed)
+        seeds.setdefault((record.checkpoint_id, record.arm), set()).add(record.seed)
     for control in SUCCEEDS:
-        assert seeds[arm_checkpoint_id(control, "shaky")] == seeds[control]
-    assert len(seeds["worst"]) < len(seeds["best"])
+        assert seeds[(control, "shaky")] == seeds[(control, "")]
+    assert len(seeds[("worst", "")]) < len(seeds[("best", "")])
     section = schedule.section(records)
-    assert section.data["arm_episodes"] == sum(len(seeds[arm_checkpoint_id(c, "shaky")]) for c in SUCCEEDS)
+    assert section.data["arm_episodes"] == sum(len(seeds[(c, "shaky")]) for c in SUCCEEDS)
 
 
 def test_bad_selections_are_one_line() -> None:

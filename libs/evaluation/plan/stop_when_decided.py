@@ -71,8 +71,9 @@ class UntilDecided:
     def decide(
         self, records: Sequence[EpisodeRecord], checkpoint_ids: Sequence[str], seeds: Sequence[int]
     ) -> SequentialDecision:
-        """The test walked along ``seeds`` (in order) up to the first seed some checkpoint has not run."""
-        by_key = {record.key: record for record in records}
+        """The test walked along ``seeds`` (in order) up to the first seed some checkpoint has not run (its
+        control: the perturbation arms ride along, undecided on)."""
+        by_key = {(record.checkpoint_id, record.seed): record for record in records if record.is_control}
         prefix: list[int] = []
         for seed in seeds:
             if not all((checkpoint, seed) in by_key for checkpoint in checkpoint_ids):
@@ -99,7 +100,7 @@ def fixed_design_episodes(
     """Episodes per checkpoint a fixed-n exact test needs for FIXED_DESIGN_POWER at the rates this sweep
     observed (None when they show no difference to size it for)."""
     by_checkpoint: dict[str, dict[int, bool]] = {}
-    for record in records:
+    for record in (record for record in records if record.is_control):
         by_checkpoint.setdefault(record.checkpoint_id, {})[record.seed] = record.success
     try:
         if rule.target_rate is not None:

@@ -2,16 +2,16 @@
 
 The policy strings expand to their checkpoints, each with its card read and its scene decided once
 (``libs.evaluation.plan.checkpoints``); each checkpoint is followed by its perturbation arms (the same policy
-in a perturbed env, scored under ``<checkpoint>@<arm>`` on the same seeds); every target gets the same seeds
-(or, with ``--grid``, the same cells of its scene's block region), checkpoint-major so a worker loads each
-policy once. How the tasks are played (all at once, or in rounds until a test decides) is the schedule's
-(``libs.evaluation.plan.schedule``).
+and checkpoint id in a perturbed env, on the same seeds: the arm is a field of the task key); every target
+gets the same seeds (or, with ``--grid``, the same cells of its scene's block region), checkpoint-major so a
+worker loads each policy once. How the tasks are played (all at once, or in rounds until a test decides)
+is the schedule's (``libs.evaluation.plan.schedule``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,6 @@ from libs.evaluation.plan.select_best import check_select_best
 from libs.evaluation.plan.stop_when_decided import UntilDecided
 from libs.evaluation.plan.sweep_config import SweepConfig
 from libs.evaluation.plan.tasks import EpisodeTask, SweepError
-from libs.evaluation.stats.perturbation_effects import arm_checkpoint_id
 from libs.policy_api.card import dataset_block_positions
 
 
@@ -36,6 +35,11 @@ class SweepPlan:
     grid: GridSpec | None
     #: Seeds per checkpoint planned (the budget with --until-decided).
     episodes: int
+    #: Every task's key (checkpoint id, arm, seed): what the store holds of this sweep.
+    keys: frozenset[tuple[str, str, int]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "keys", frozenset(task.key for task in self.tasks))
 
     @property
     def seeds(self) -> list[int]:
@@ -61,15 +65,7 @@ def plan_sweep(config: SweepConfig) -> SweepPlan:
     arms = perturbation_arms(config)
     # Each checkpoint's arms right after it, so a worker loads each policy once (an arm only changes the env).
     targets = [
-        variant
-        for target in checkpoints
-        for variant in [
-            target,
-            *(
-                replace(target, checkpoint_id=arm_checkpoint_id(target.checkpoint_id, arm), perturbation=arm)
-                for arm in arms
-            ),
-        ]
+        variant for target in checkpoints for variant in [target, *(replace(target, arm=arm) for arm in arms)]
     ]
     episodes = rule.max_episodes if rule is not None else config.episodes
     if config.select_best is not None:
@@ -177,7 +173,7 @@ def training_block_positions(plan: SweepPlan, training_data: str | None) -> dict
             )
         shared = dataset_block_positions(training_data)
     positions: dict[str, Any] = {}
-    for target in plan.targets:
+    for target in plan.targets:  # an arm's target shares its checkpoint's card and id
         found = shared if shared is not None else (target.card.block_positions if target.card else None)
         if found is not None:
             positions[target.checkpoint_id] = found

@@ -1,4 +1,4 @@
-"""What a sweep's workers are handed: ``EpisodeTask`` (a checkpoint target and a seed) and the
+"""What a sweep's workers are handed: ``EpisodeTask`` (a checkpoint target, its arm, and a seed) and the
 ``EnvSettings`` every worker builds its env from; ``SweepError``, the error planning and playing share."""
 
 from __future__ import annotations
@@ -76,12 +76,18 @@ class EpisodeTask:
     grid_cell: tuple[int, int] | None = None
 
     @property
-    def key(self) -> tuple[str, int]:
-        return (self.target.checkpoint_id, self.seed)
+    def arm(self) -> str:
+        """The perturbation arm the checkpoint plays under ("" for its control)."""
+        return self.target.arm
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        """(checkpoint id, arm, seed): the results store's primary key (``EpisodeRecord.key``)."""
+        return (self.target.checkpoint_id, self.arm, self.seed)
 
     @property
     def start(self) -> EpisodeStart:
         return EpisodeStart(self.seed, self.block_xy)
 
     def label(self, step: int | None) -> RecordLabel:
-        return RecordLabel(self.target.checkpoint_id, step, self.grid_cell)
+        return RecordLabel(self.target.checkpoint_id, step, self.grid_cell, self.arm)

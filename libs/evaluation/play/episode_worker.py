@@ -40,7 +40,7 @@ def lockstep_batches(tasks: Sequence[EpisodeTask], size: int) -> list[list[Episo
             last is not None
             and len(last) < max(1, size)
             and last[0].target.policy_uri == task.target.policy_uri
-            and last[0].target.perturbation == task.target.perturbation
+            and last[0].arm == task.arm
         ):
             last.append(task)
         else:
@@ -85,7 +85,7 @@ class EpisodeWorker:
         if not supports_batches(policy):
             return [self.run(task) for task in tasks]
         assert self._current is not None
-        envs = self._envs_for(policy.spec, self._current.target.scene, target.perturbation, len(tasks))
+        envs = self._envs_for(policy.spec, self._current.target.scene, target.arm, len(tasks))
         step = self._current.target.step
         results = evaluate_lockstep(
             policy,
@@ -123,7 +123,7 @@ class EpisodeWorker:
             self._current = None  # free the previous checkpoint before loading the next
             current = self._parked.pop(target.policy_uri, None) or self._load(target)
             self._current = current
-        env = self._env_for(current.policy.spec, current.target.scene, target.perturbation)
+        env = self._env_for(current.policy.spec, current.target.scene, target.arm)
         return current.policy, current.action_stats, env
 
     def _load(self, target: CheckpointTarget) -> _Loaded:
@@ -142,7 +142,7 @@ class EpisodeWorker:
                 ) from error
             raise
         self.policy_loads += 1
-        env = self._env_for(policy.spec, target.scene, target.perturbation)
+        env = self._env_for(policy.spec, target.scene, target.arm)
         if self.env_settings.check_scene:
             check_against_training(env.scene, target, [camera.name for camera in policy.spec.cameras])
         self.input_checks[target.checkpoint_id] = self._check_inputs(policy, target)
@@ -173,24 +173,22 @@ class EpisodeWorker:
             cache_key=key,
         )
 
-    def _env_for(
-        self, spec: PolicySpec, scene: EvaluationScene, perturbation: str | None = None
-    ) -> SO101PickPlaceEnv:
-        return self._envs_for(spec, scene, perturbation, 1)[0]
+    def _env_for(self, spec: PolicySpec, scene: EvaluationScene, arm: str = "") -> SO101PickPlaceEnv:
+        return self._envs_for(spec, scene, arm, 1)[0]
 
     def _envs_for(
-        self, spec: PolicySpec, scene: EvaluationScene, perturbation: str | None, count: int
+        self, spec: PolicySpec, scene: EvaluationScene, arm: str, count: int
     ) -> list[SO101PickPlaceEnv]:
-        """``count`` envs for this policy, scene and perturbation (the first is the one-at-a-time env)."""
+        """``count`` envs for this policy, scene and perturbation arm (the first is the one-at-a-time env)."""
         camera_names = tuple(dict.fromkeys(camera.name for camera in spec.cameras))
         scene_key = json.dumps(scene.config, sort_keys=True)
-        key = (spec.action_space, camera_names, scene_key, perturbation)
+        key = (spec.action_space, camera_names, scene_key, arm)
         if key not in self._envs:
             self._envs.clear()  # one kind of env at a time: renderers hold GL contexts and memory
             self._envs[key] = []
         envs = self._envs[key]
         while len(envs) < count:
-            envs.append(make_env(self.env_settings, spec.action_space, camera_names, scene, perturbation))
+            envs.append(make_env(self.env_settings, spec.action_space, camera_names, scene, arm))
         return envs[:count]
 
 
@@ -212,10 +210,11 @@ def make_env(
     action_space: str,
     camera_names: Sequence[str],
     scene: EvaluationScene,
-    perturbation: str | None = None,
+    arm: str = "",
 ) -> SO101PickPlaceEnv:
-    """The env for a policy in ``scene`` (a checkpoint's decided scene), rendering only the cameras the
-    policy reads. A camera the scene lacks is one line naming the scene's cameras.
+    """The env for a policy in ``scene`` (a checkpoint's decided scene) under perturbation ``arm`` ("": the
+    control), rendering only the cameras the policy reads. A camera the scene lacks is one line naming the
+    scene's cameras.
     """
     from libs.sim.env import SO101PickPlaceEnv
 
@@ -228,7 +227,7 @@ def make_env(
             "trained in, or give --scene a scene with those cameras"
         )
     config = config.with_cameras([name for name in camera_names if name in config.camera_names])
-    kwargs: dict[str, Any] = {"scene": config, "action_space": action_space, "perturbation": perturbation}
+    kwargs: dict[str, Any] = {"scene": config, "action_space": action_space, "perturbation": arm or None}
     if settings.max_steps is not None:
         kwargs["max_steps"] = settings.max_steps
     if settings.task is not None:

@@ -119,4 +119,5 @@ def episode_record(
         failure=failures[0].kind if failures else None,
         failure_value=failures[0].value if failures else None,
         failure_detail=failure_summary(failures, signals.control_hz) if signals and failures else None,
+        arm=label.arm,
     )

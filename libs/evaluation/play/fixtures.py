@@ -20,6 +20,9 @@ from libs.sim.play.observers import EpisodeObserver, StepEvent
 
 #: Record fields that measure time, not behaviour.
 TIMING_FIELDS = ("wall_time_s", "latency_mean_ms", "latency_p95_ms")
+#: Record fields that name the episode's task, not its behaviour, added after the pins were taken (the
+#: pinned episodes are all controls: arm "").
+LABEL_FIELDS = ("arm",)
 PINS = Path(__file__).with_name("identical_outcomes.json")
 #: Executed actions are compared to this many degrees (or metres): torch and MuJoCo may round the last
 #: bits differently on another CPU, a changed loop moves whole steps.
@@ -27,8 +30,8 @@ ACTION_TOLERANCE = 1e-3
 
 
 def pinned_episode(record: Mapping[str, Any], actions: Sequence[np.ndarray]) -> dict[str, Any]:
-    """What is pinned of one episode: its record (timings left out) and its executed actions."""
-    kept = {key: value for key, value in record.items() if key not in TIMING_FIELDS}
+    """What is pinned of one episode: its record (timings and labels left out) and its executed actions."""
+    kept = {key: value for key, value in record.items() if key not in (*TIMING_FIELDS, *LABEL_FIELDS)}
     stacked = np.asarray(actions, dtype=np.float64).reshape(len(actions), -1)
     return {"record": kept, "actions": np.round(stacked, 4).tolist()}
 

@@ -15,7 +15,7 @@ import json
 import logging
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -62,10 +62,18 @@ class InputCheck:
     checkpoint_id: str
     drifts: tuple[Drift, ...]
     expected: str | None = None
+    #: The perturbation arm checked ("" for the checkpoint's control env).
+    arm: str = ""
+
+    @property
+    def name(self) -> str:
+        """How the report names what was checked: the checkpoint, and its arm if any."""
+        return f"{self.checkpoint_id} under {self.arm}" if self.arm else self.checkpoint_id
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "checkpoint_id": self.checkpoint_id,
+            "arm": self.arm,
             "expected": self.expected,
             "drifts": [drift.to_dict() for drift in self.drifts],
         }
@@ -335,12 +343,12 @@ def input_drift_section(targets: Sequence[Any], settings: Any) -> tuple[str, dic
     allowed = bool(getattr(settings, "allow_input_drift", False))
     checks = []
     for target in targets:
-        expected = f"perturbation arm {target.perturbation}" if target.perturbation else None
+        expected = f"perturbation arm {target.arm}" if target.arm else None
         expected = expected or (None if settings.check_scene else "--no-scene-check")
         if target.card is None or (expected is None and not allowed):
             continue
         features = [feature.name for feature in target.card.observation_features]
-        key = json.dumps([target.scene.config, target.perturbation, target.card.action_space, features])
+        key = json.dumps([target.scene.config, target.arm, target.card.action_space, features])
         check = target_drift(
             target.card,
             partial(_target_env, target, settings.task),
@@ -348,7 +356,7 @@ def input_drift_section(targets: Sequence[Any], settings: Any) -> tuple[str, dic
             expected=expected,
             cache_key=key,
         )
-        checks += [check] if check is not None else []
+        checks += [replace(check, arm=target.arm)] if check is not None else []
     return drift_section(checks, allowed)
 
 
@@ -363,7 +371,7 @@ def _target_env(target: Any, task: str | None, spec: PolicySpec) -> Any:
     return SO101PickPlaceEnv(
         scene=config.with_cameras(cameras),
         action_space=spec.action_space,
-        perturbation=target.perturbation,
+        perturbation=target.arm or None,
         **options,
     )
 
@@ -379,14 +387,14 @@ def drift_section(checks: Sequence[InputCheck], allowed: bool) -> tuple[str, dic
             "were scored anyway; their scores may reflect the inputs, not the policy."
         )
         drifted = [(check, drift) for check in checks if not check.expected for drift in check.drifts]
-        lines += [f"- `{check.checkpoint_id}`: {drift.line}" for check, drift in drifted]
+        lines += [f"- `{check.name}`: {drift.line}" for check, drift in drifted]
         lines += [] if drifted else ["- no input drift was found"]
     expected = [check for check in checks if check.expected]
     if expected:
         lines.append("Expected input drift (the env differs from training on purpose):")
         for check in expected:
             found = "; ".join(drift.line for drift in check.drifts) or "inputs match training"
-            lines.append(f"- `{check.checkpoint_id}` ({check.expected}): {found}")
+            lines.append(f"- `{check.name}` ({check.expected}): {found}")
     data = {"allowed": allowed, "checks": [check.to_dict() for check in checks]}
     return "\n".join(lines), data
 

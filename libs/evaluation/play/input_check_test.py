@@ -23,12 +23,15 @@ def test_nothing_to_say_without_the_flag_or_an_arm() -> None:
 
 
 def test_allowed_drift_comes_first_then_the_arms_expected_drift() -> None:
-    checks = [InputCheck("000100", (PERMUTED,)), InputCheck("000100+dim", (DARKER,), "perturbation arm dim")]
+    checks = [
+        InputCheck("000100", (PERMUTED,)),
+        InputCheck("000100", (DARKER,), "perturbation arm dim", arm="dim"),
+    ]
     section = drift_section(checks, allowed=True)
     assert section is not None
     markdown, data = section
     assert markdown.index(ALLOW_FLAG) < markdown.index(PERMUTED.line) < markdown.index("Expected input drift")
-    assert f"- `000100+dim` (perturbation arm dim): {DARKER.line}" in markdown
+    assert f"- `000100 under dim` (perturbation arm dim): {DARKER.line}" in markdown
     assert data["allowed"] and data["checks"][1]["drifts"][0]["cause"] == "scene or lighting"
 
 

@@ -8,7 +8,8 @@ from typing import Any
 
 @dataclass(frozen=True)
 class EpisodeRecord:
-    """Everything the report needs about one (checkpoint, seed) episode. Flat, so it maps to one table row."""
+    """Everything the report needs about one (checkpoint, arm, seed) episode. Flat, so it maps to one table
+    row."""
 
     checkpoint_id: str
     seed: int
@@ -42,10 +43,16 @@ class EpisodeRecord:
     failure: str | None = None
     failure_value: float | None = None
     failure_detail: str | None = None
+    #: The perturbation arm (libs.sim.perturbations) the checkpoint played under; "" for its control.
+    arm: str = ""
 
     @property
-    def key(self) -> tuple[str, int]:
-        return (self.checkpoint_id, self.seed)
+    def key(self) -> tuple[str, str, int]:
+        return (self.checkpoint_id, self.arm, self.seed)
+
+    @property
+    def is_control(self) -> bool:
+        return not self.arm
 
     @property
     def success(self) -> bool:
@@ -65,8 +72,10 @@ RECORD_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(EpisodeRecord))
 
 @dataclass(frozen=True)
 class RecordLabel:
-    """What a record says about where its episode came from: checkpoint, training step, ``--grid`` cell."""
+    """What a record says about where its episode came from: checkpoint, training step, ``--grid`` cell,
+    perturbation arm ("" for the control)."""
 
     checkpoint_id: str = ""
     step: int | None = None
     grid_cell: tuple[int, int] | None = None
+    arm: str = ""

@@ -1,8 +1,11 @@
-"""Append-only results store: one SQLite row per (checkpoint, seed), written the moment an episode ends.
+"""Append-only results store: one SQLite row per (checkpoint, perturbation arm, seed), written the moment an
+episode ends.
 
 SQLite (stdlib) because each insert is one atomic transaction: a sweep killed at any instant leaves only
 complete rows, and the primary key makes a re-run's duplicate insert a no-op, so resuming never double counts.
-Only the sweep's driver process writes.
+Only the sweep's driver process writes. A store written before the arm had a column (an arm's rows under
+``<checkpoint id>+<arm>``, keyed by (checkpoint, seed)) is rewritten to the arm column when it is opened, in
+one transaction, every row kept.
 """
 
 from __future__ import annotations
@@ -15,8 +18,12 @@ from typing import Any
 
 from libs.errors import LabError
 from libs.evaluation.results.episode_record import RECORD_FIELDS, EpisodeRecord
+from libs.report_html.legacy_arms import split_legacy_ids
 
 STORE_FILE_NAME = "episodes.sqlite"
+#: The episodes table's columns; the arm is never NULL (SQLite would let two NULL keys both in).
+COLUMNS = ", ".join("arm TEXT NOT NULL DEFAULT ''" if name == "arm" else name for name in RECORD_FIELDS)
+PRIMARY_KEY = ("checkpoint_id", "arm", "seed")
 
 
 class ResultsStoreError(LabError, RuntimeError):
@@ -30,23 +37,59 @@ class ResultsStore:
         try:
             # Readers (a report, a dashboard, `sqlite3`) may hold the file briefly: wait for them.
             self._connection = sqlite3.connect(self.path, timeout=60)
-            columns = ", ".join(RECORD_FIELDS)
             self._connection.executescript(
                 f"""
-                CREATE TABLE IF NOT EXISTS episodes ({columns}, PRIMARY KEY (checkpoint_id, seed));
+                CREATE TABLE IF NOT EXISTS episodes ({COLUMNS}, PRIMARY KEY ({", ".join(PRIMARY_KEY)}));
                 CREATE TABLE IF NOT EXISTS sweep_settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
                 """
             )
-            # A store written before a field existed gains its column (empty for the old rows).
-            present = {row[1] for row in self._connection.execute("PRAGMA table_info(episodes)")}
-            with self._connection:
-                for name in RECORD_FIELDS:
-                    if name not in present:
-                        self._connection.execute(f"ALTER TABLE episodes ADD COLUMN {name}")
+            self._add_missing_columns()
+            if self._primary_key() != PRIMARY_KEY:
+                self._key_by_arm()
         except sqlite3.DatabaseError as error:
             raise ResultsStoreError(
                 f"{self.path} is not a readable results store ({error}): pass a new --out folder"
             ) from error
+
+    def _add_missing_columns(self) -> None:
+        """A store written before a field existed gains its column (empty for the old rows)."""
+        present = {row[1] for row in self._connection.execute("PRAGMA table_info(episodes)")}
+        with self._connection:
+            for name in RECORD_FIELDS:
+                if name not in present:
+                    self._connection.execute(f"ALTER TABLE episodes ADD COLUMN {name}")
+
+    def _primary_key(self) -> tuple[str, ...]:
+        columns = self._connection.execute("PRAGMA table_info(episodes)").fetchall()
+        return tuple(row[1] for row in sorted(columns, key=lambda row: row[5]) if row[5])
+
+    def _key_by_arm(self) -> None:
+        """Rewrites an old store's table keyed by (checkpoint, arm, seed), each ``<id>+<arm>`` row split into
+        its checkpoint id and arm (``libs.report_html.legacy_arms``): all or nothing."""
+        settings = dict(self._connection.execute("SELECT name, value FROM sweep_settings").fetchall())
+        declared = json.loads(settings.get("perturbations", "[]"))
+        names = ", ".join(RECORD_FIELDS)
+        rows = self._connection.execute(f"SELECT {names} FROM episodes").fetchall()
+        split = split_legacy_ids((row[0] for row in rows), declared)
+        at_id, at_arm = RECORD_FIELDS.index("checkpoint_id"), RECORD_FIELDS.index("arm")
+        keyed = []
+        for row in rows:
+            values = list(row)
+            values[at_id], values[at_arm] = split[row[at_id]]
+            keyed.append(values)
+        placeholders = ", ".join("?" for _ in RECORD_FIELDS)
+        self._connection.execute("BEGIN")  # the table's DDL and rows in one transaction
+        try:
+            self._connection.execute(
+                f"CREATE TABLE episodes_by_arm ({COLUMNS}, PRIMARY KEY ({', '.join(PRIMARY_KEY)}))"
+            )
+            self._connection.executemany(f"INSERT INTO episodes_by_arm VALUES ({placeholders})", keyed)
+            self._connection.execute("DROP TABLE episodes")
+            self._connection.execute("ALTER TABLE episodes_by_arm RENAME TO episodes")
+        except BaseException:
+            self._connection.rollback()
+            raise
+        self._connection.commit()
 
     def close(self) -> None:
         self._connection.close()
@@ -76,7 +119,7 @@ class ResultsStore:
             self._connection.executemany("INSERT INTO sweep_settings VALUES (?, ?)", wanted.items())
 
     def append(self, record: EpisodeRecord) -> bool:
-        """Insert one finished episode; False when (checkpoint, seed) was already stored."""
+        """Insert one finished episode; False when (checkpoint, arm, seed) was already stored."""
         values = record.to_dict()
         placeholders = ", ".join("?" for _ in RECORD_FIELDS)
         try:
@@ -95,15 +138,16 @@ class ResultsStore:
     def extend(self, records: Iterable[EpisodeRecord]) -> int:
         return sum(self.append(record) for record in records)
 
-    def done_keys(self) -> set[tuple[str, int]]:
+    def done_keys(self) -> set[tuple[str, str, int]]:
+        """The stored episodes' keys, as ``EpisodeTask.key`` and ``EpisodeRecord.key`` spell them."""
         return {
-            (row[0], int(row[1]))
-            for row in self._connection.execute("SELECT checkpoint_id, seed FROM episodes")
+            (row[0], row[1], int(row[2]))
+            for row in self._connection.execute("SELECT checkpoint_id, arm, seed FROM episodes")
         }
 
     def records(self) -> list[EpisodeRecord]:
         cursor = self._connection.execute(
-            f"SELECT {', '.join(RECORD_FIELDS)} FROM episodes ORDER BY checkpoint_id, seed"
+            f"SELECT {', '.join(RECORD_FIELDS)} FROM episodes ORDER BY checkpoint_id, arm, seed"
         )
         out = []
         for row in cursor.fetchall():

@@ -21,13 +21,6 @@ from libs.evaluation.results.episode_record import EpisodeRecord
 from libs.evaluation.results.report_section import ReportSection
 from libs.evaluation.stats.metrics import Z_95, exact_mcnemar_p
 
-#: Arm rows are stored under ``<checkpoint id><ARM_SEPARATOR><arm name>``.
-ARM_SEPARATOR = "+"
-
-
-def arm_checkpoint_id(checkpoint_id: str, arm: str) -> str:
-    return f"{checkpoint_id}{ARM_SEPARATOR}{arm}"
-
 
 @dataclass(frozen=True)
 class ArmDifference:
@@ -98,14 +91,15 @@ def arm_difference(
 def arm_differences(
     records: Sequence[EpisodeRecord], checkpoint_ids: Sequence[str], arms: Sequence[str]
 ) -> list[ArmDifference]:
-    by_checkpoint: dict[str, list[EpisodeRecord]] = {}
+    """Each checkpoint's arms against its control (records' ``arm`` field: "" for the control)."""
+    by_target: dict[tuple[str, str], list[EpisodeRecord]] = {}
     for record in records:
-        by_checkpoint.setdefault(record.checkpoint_id, []).append(record)
+        by_target.setdefault((record.checkpoint_id, record.arm), []).append(record)
     differences = []
     for checkpoint_id in checkpoint_ids:
-        control = by_checkpoint.get(checkpoint_id, [])
+        control = by_target.get((checkpoint_id, ""), [])
         for arm in arms:
-            perturbed = by_checkpoint.get(arm_checkpoint_id(checkpoint_id, arm), [])
+            perturbed = by_target.get((checkpoint_id, arm), [])
             if control and perturbed:
                 differences.append(arm_difference(control, perturbed, arm))
     return differences

@@ -6,7 +6,6 @@ import pytest
 
 from libs.evaluation.fixtures import record
 from libs.evaluation.stats.perturbation_effects import (
-    arm_checkpoint_id,
     arm_differences,
     arms_section,
     paired_difference_interval,
@@ -27,9 +26,8 @@ def test_agresti_min_interval_by_hand() -> None:
 
 def test_each_arm_is_compared_with_its_own_control_on_shared_seeds() -> None:
     control = [record("200", seed, "success", progress=1.0) for seed in range(10)]
-    dim_id = arm_checkpoint_id("200", "dim")
     dim = [
-        record("200", seed, "success" if seed < 4 else "never_picked_up", progress=0.2, checkpoint_id=dim_id)
+        record("200", seed, "success" if seed < 4 else "never_picked_up", progress=0.2, arm="dim")
         for seed in range(10)
     ]
     (difference,) = arm_differences(control + dim, ["200"], ["dim", "absent"])

@@ -401,7 +401,7 @@ def rates_from_pilot(
     Without ids, the two checkpoints with the highest success rates are compared.
     """
     by_checkpoint: dict[str, dict[int, bool]] = {}
-    for record in records:
+    for record in (record for record in records if record.is_control):  # not the perturbation arms
         by_checkpoint.setdefault(record.checkpoint_id, {})[record.seed] = record.success
     if len(by_checkpoint) < 2:
         raise PlanError(

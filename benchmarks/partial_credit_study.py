@@ -32,7 +32,8 @@ and against them the fixed-n exact McNemar design at power 0.8 (``sample_sizes.s
 error of the progress test is measured on null pairs: each checkpoint against an independently bootstrapped
 copy of itself (the seed-permuted copy: mean progress difference exactly 0).
 
-``PYTHONPATH=. python benchmarks/partial_credit_study.py [--runs 10000] [--cap 400]``
+``PYTHONPATH=. python benchmarks/partial_credit_study.py [--runs 10000] [--cap 400]`` (or in N processes at
+once: ``--shard I/N --json shard-I.json`` for each I, then ``--merge shard-*.json``: the same figures)
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ from libs.evaluation.stats.sample_sizes import PairRates, PlanError, connor_pair
 
 PROFILES = Path("benchmarks/data/success_profiles.json")
 POWER = 0.8
+#: The null comparisons draw from streams (seed, NULL_STREAM, checkpoint), apart from the pairs' (seed, a, b).
+NULL_STREAM = 1_000_000
 #: The oracle's stakes searched for the growth-optimal one.
 ORACLE_STAKES = np.linspace(0.0, 0.999, 1000)
 
@@ -208,12 +211,15 @@ def summarise_pair(
 # --------------------------------------------------------------------------- null pairs
 
 
-def null_type_one(success: np.ndarray, progress: np.ndarray, settings: dict, rng) -> list[dict]:
+def null_type_one(
+    success: np.ndarray, progress: np.ndarray, settings: dict, checkpoints: Sequence[int]
+) -> list[dict]:
     """Each checkpoint against an independently bootstrapped copy of itself: mean progress difference 0,
     so the progress test's rejected fraction must be <= alpha (up to binomial noise)."""
     runs, cap, alpha = settings["runs"], settings["cap"], settings["alpha"]
     rows = []
-    for index in range(progress.shape[0]):
+    for index in checkpoints:
+        rng = np.random.default_rng((settings["seed"], NULL_STREAM, index))
         first = rng.integers(0, progress.shape[1], size=(runs, cap))
         second = rng.integers(0, progress.shape[1], size=(runs, cap))
         stop, _ = progress_stopping(progress[index][first] - progress[index][second], alpha)
@@ -227,13 +233,36 @@ def upper_bound(rate: float, runs: int, z: float = 3.09) -> float:
 
 
 def run_study(
-    success: np.ndarray, progress: np.ndarray, pairs: Sequence[tuple[int, int]], settings: dict
+    success: np.ndarray,
+    progress: np.ndarray,
+    pairs: Sequence[tuple[int, int]],
+    settings: dict,
+    shard: tuple[int, int] = (0, 1),
 ) -> dict[str, Any]:
-    """The whole study's figures (the core the test runs on a tiny setting)."""
-    rng = np.random.default_rng(settings["seed"])
-    rows = [simulate_pair(success, progress, pair, settings, rng) for pair in pairs]
-    nulls = null_type_one(success, progress, settings, rng) if settings.get("nulls", True) else []
+    """The whole study's figures (the core the test runs on a tiny setting), or shard (i, n) of them: every
+    n-th pair and null from the i-th. Each pair and null draws from its own stream (seed, pair), so the
+    shards of a run together give exactly the figures of the run in one piece."""
+    index, count = shard
+    rows = [
+        simulate_pair(success, progress, pair, settings, np.random.default_rng((settings["seed"], *pair)))
+        for pair in pairs[index::count]
+    ]
+    checkpoints = range(success.shape[0])[index::count]
+    nulls = null_type_one(success, progress, settings, checkpoints) if settings.get("nulls", True) else []
     return {"settings": dict(settings), "pairs": rows, "nulls": nulls, "overall": overall(rows, nulls)}
+
+
+def _pair_order(row: dict) -> tuple[int, int]:
+    """select_pairs' order: by the lower index, then the higher (whichever checkpoint is first)."""
+    return min(row["first"], row["second"]), max(row["first"], row["second"])
+
+
+def merge_shards(shards: Sequence[dict]) -> dict[str, Any]:
+    """The figures of a run from its shards (pairs in select_pairs' order, nulls by checkpoint)."""
+    settings = shards[0]["settings"]
+    rows = sorted((row for shard in shards for row in shard["pairs"]), key=_pair_order)
+    nulls = sorted((row for shard in shards for row in shard["nulls"]), key=lambda r: r["checkpoint"])
+    return {"settings": settings, "pairs": rows, "nulls": nulls, "overall": overall(rows, nulls)}
 
 
 def overall(rows: list[dict], nulls: list[dict]) -> dict[str, Any]:
@@ -369,6 +398,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=31)
     parser.add_argument("--profiles", type=Path, default=PROFILES)
     parser.add_argument("--json", type=Path, default=Path("benchmarks/data/partial_credit_study.json"))
+    parser.add_argument(
+        "--shard", help="I/N: run every N-th pair and null from the I-th only (run the N shards at once)"
+    )
+    parser.add_argument("--merge", type=Path, nargs="+", help="print and write the run of these shards' JSON")
     return parser
 
 
@@ -385,7 +418,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     settings["min_gap"] = arguments.min_gap
     started = time.perf_counter()
-    figures = run_study(success, progress, pairs, settings)
+    if arguments.merge:
+        figures = merge_shards([json.loads(path.read_text()) for path in arguments.merge])
+    else:
+        index, _, count = (arguments.shard or "0/1").partition("/")
+        figures = run_study(success, progress, pairs, settings, (int(index), int(count)))
     figures["ids"] = ids
     print_table(ids, figures)
     print_bins(figures)

@@ -10,6 +10,7 @@ import numpy as np
 from benchmarks.partial_credit_study import (
     growth_optimal_stake,
     load_profiles,
+    merge_shards,
     progress_stopping,
     run_study,
     select_pairs,
@@ -63,3 +64,15 @@ def test_tiny_study_shape_and_null_level() -> None:
     assert len(figures["nulls"]) == 6
     # 300 runs: the rejected fraction under the null stays well under a loose bound around alpha = 0.05.
     assert figures["overall"]["worst_null_type_one_error"] <= 0.12
+
+
+def test_shards_run_at_once_give_the_figures_of_one_run() -> None:
+    ids, success, progress = load_profiles()
+    pairs = select_pairs(success[:8], 0.05)
+    settings = {"runs": 40, "cap": 50, "alpha": 0.05, "seed": 9}
+    whole = run_study(success[:8], progress[:8], pairs, settings)
+    shards = [run_study(success[:8], progress[:8], pairs, settings, (index, 3)) for index in range(3)]
+    merged = merge_shards(shards)
+    assert merged["pairs"] == whole["pairs"]
+    assert merged["nulls"] == whole["nulls"]
+    assert merged["overall"] == whole["overall"]

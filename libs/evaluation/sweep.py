@@ -1,5 +1,6 @@
-"""Scores every checkpoint of a run on the same seeds, in parallel on Ray, resumably: plan → schedule →
-report sections.
+"""Scores every checkpoint of a run on the same seeds, in parallel on Ray, resumably: config → plan →
+schedule → rounds (play ⇄ results) → stats → report, each room entered in its turn
+(``tests/sweep_module_walk_test.py`` checks the walk).
 
 ``plan_sweep`` decides what is played (``libs.evaluation.plan.sweep_plan``: the checkpoints with their
 cards and decided scenes, their perturbation arms, the tasks); the schedule decides in which rounds
@@ -8,7 +9,8 @@ Ray pool (``libs.evaluation.play.ray_pool``: one ``EpisodeWorker`` per worker) o
 one worker in this process (debuggers, benchmarks' baseline). Every finished episode is written to the
 results store before the next is handed out, so killing the sweep loses at most the episodes in flight,
 and running the same command again only runs what is missing. The report is the ranked table of the
-checkpoints plus the sections in ``SWEEP_SECTIONS``, in that order.
+checkpoints plus the sections in ``SWEEP_SECTIONS``, in that order; each section is built in the room its
+``room`` names, in the flow's order (``SECTION_ROOMS``).
 """
 
 from __future__ import annotations
@@ -38,8 +40,9 @@ from libs.evaluation.play.input_check import INPUT_DRIFT_SECTION, INPUT_DRIFT_TI
 from libs.evaluation.play.ray_pool import connect_ray as connect_ray
 from libs.evaluation.play.ray_pool import run_on_ray, start_workers, stop_workers
 from libs.evaluation.report.failure_causes import failure_section
-from libs.evaluation.report.sweep_report import Report, write_provenance, write_report
+from libs.evaluation.report.sweep_report import Report, write_report
 from libs.evaluation.results.episode_record import EpisodeRecord
+from libs.evaluation.results.provenance import write_provenance
 from libs.evaluation.results.report_section import ReportSection
 from libs.evaluation.results.store import STORE_FILE_NAME, ResultsStore
 from libs.evaluation.stats.perturbation_effects import arm_differences, arms_section
@@ -83,23 +86,30 @@ def evaluate(
 ) -> SweepResult:
     """Run what is missing of the sweep into ``out_dir`` and (re)write its report."""
     out = Path(out_dir)
+    settings = config.settings()
+    # The plan: every target (card read, scene decided), task and training block position, once.
     plan = plan_sweep(config)
-    schedule = schedule_for(plan, config.until_decided, config.serial, config.workers, config.select_best)
+    training_xy = training_block_positions(plan, config.training_data) if plan.grid is not None else None
     out.mkdir(parents=True, exist_ok=True)
+    _write_evaluated_scenes(plan.targets, out)
+    schedule = schedule_for(plan, config.until_decided, config.serial, config.workers, config.select_best)
+    # The rounds: the results folder opened (command, what was asked: the pages show done of planned), the
+    # schedule's rounds played into the store, then what the rounds concluded.
     write_provenance(out, argv)
-    # What was asked: the pages show done of planned, and each episode's command.
     write_sweep_plan(out, plan.tasks)
     with ResultsStore(out / STORE_FILE_NAME) as store:
-        store.bind_settings(config.settings())
+        store.bind_settings(settings)
         ran, loads = _play(schedule, config, store, on_record)
-        wanted = {task.key for task in plan.tasks}
-        records = [record for record in store.records() if record.key in wanted]
-    _write_evaluated_scenes(plan.targets, out)
+        records = [record for record in store.records() if record.key in plan.keys]
+    episodes = schedule.episodes_per_checkpoint(records)
     outcome = SweepOutcome(config, plan, schedule, records, out)
-    sections = [section for build in SWEEP_SECTIONS if (section := build(outcome)) is not None]
-    training_xy = training_block_positions(plan, config.training_data) if plan.grid is not None else None
-    settings = config.settings() | {"episodes": schedule.episodes_per_checkpoint(records)}
-    report = write_report(outcome.control_records, out, settings, plan.grid, training_xy, sections)
+    built = {room: _sections_of(room, outcome) for room in SECTION_ROOMS}
+    sections = [
+        section for source in SWEEP_SECTIONS if (section := built[source.room][source.name]) is not None
+    ]
+    report = write_report(
+        outcome.control_records, out, settings | {"episodes": episodes}, plan.grid, training_xy, sections
+    )
     write_report_html(out)  # report.html beside report.md, drawn from the folder's files (libs.report_html)
     decided = ("sequential", "select_best")
     decision = next((section.data for section in sections if section.key in decided), None)
@@ -147,14 +157,37 @@ def _whisker_diagnostics(outcome: SweepOutcome) -> ReportSection | None:
     return section
 
 
-#: The report's sections after the ranked table, in order; each returns None when it has nothing to say.
-SWEEP_SECTIONS: list[Callable[[SweepOutcome], ReportSection | None]] = [
-    _input_drift,
-    _failure_causes,
-    _perturbation_arms,
-    _sequential_decision,
-    _whisker_diagnostics,
+@dataclass(frozen=True)
+class SweepSection:
+    """A report section after the ranked table: ``build`` returns None when it has nothing to say; ``room``
+    is where the flow builds it (``SECTION_ROOMS``)."""
+
+    build: Callable[[SweepOutcome], ReportSection | None]
+    room: str
+
+    @property
+    def name(self) -> str:
+        return self.build.__name__
+
+
+#: The rooms that build sections, in the flow's order: "rounds" right after the last round (the schedule's
+#: verdict, and the sections that play episodes of their own: input-drift reference episodes, whiskers),
+#: then "stats", then "report".
+SECTION_ROOMS = ("rounds", "stats", "report")
+
+#: The report's sections after the ranked table, in the order the report shows them.
+SWEEP_SECTIONS: list[SweepSection] = [
+    SweepSection(_input_drift, "rounds"),
+    SweepSection(_failure_causes, "report"),
+    SweepSection(_perturbation_arms, "stats"),
+    SweepSection(_sequential_decision, "rounds"),
+    SweepSection(_whisker_diagnostics, "rounds"),
 ]
+
+
+def _sections_of(room: str, outcome: SweepOutcome) -> dict[str, ReportSection | None]:
+    """The sections ``room`` builds, by name."""
+    return {source.name: source.build(outcome) for source in SWEEP_SECTIONS if source.room == room}
 
 
 # --------------------------------------------------------------------------- playing the rounds
@@ -168,23 +201,22 @@ def _play(
 ) -> tuple[int, int | None]:
     """Every round of ``schedule``, serially or on Ray (workers, and the policies they hold, live across
     rounds): (episodes stored by this run, policy loads)."""
-    tasks = schedule.plan.tasks
-    done = store.done_keys()
-    if all(task.key in done for task in tasks):
+    keys = schedule.plan.keys
+    if keys <= store.done_keys():
         return 0, None
     # Ray starts before the progress bar so its start-up does not distort the rate and ETA.
     started_ray = connect_ray(config.ray_address, config.workers) if not config.serial else False
     try:
-        with _recording(store, config, on_record, schedule.label, len(tasks)) as (bar, stored, record_done):
+        with _recording(store, config, on_record, schedule.label, len(keys)) as (bar, stored, record_done):
             if config.serial:
                 worker = EpisodeWorker(config.env, keep_policies=schedule.keep_policies)
-                for round_tasks in _counted(schedule.rounds(store), bar, store, tasks):
+                for round_tasks in _counted(schedule.rounds(store), bar, store, keys):
                     _run_batches(worker, round_tasks, config, record_done)
                 return stored.count, worker.policy_loads
             actors: list[Any] = []
             loads = None
             try:
-                for round_tasks in _counted(schedule.rounds(store), bar, store, tasks):
+                for round_tasks in _counted(schedule.rounds(store), bar, store, keys):
                     if not actors:
                         size = schedule.round_size(round_tasks)
                         actors = start_workers(config.env, config.workers, size, schedule.keep_policies)
@@ -201,12 +233,11 @@ def _play(
 
 
 def _counted(
-    rounds: Iterator[list[EpisodeTask]], bar: tqdm, store: ResultsStore, tasks: Sequence[EpisodeTask]
+    rounds: Iterator[list[EpisodeTask]], bar: tqdm, store: ResultsStore, keys: frozenset[tuple[str, str, int]]
 ) -> Iterator[list[EpisodeTask]]:
-    """The rounds, with the progress bar set to the tasks stored before each."""
+    """The rounds, with the progress bar set to the planned episodes stored before each."""
     for round_tasks in rounds:
-        done = store.done_keys()
-        bar.n = sum(task.key in done for task in tasks)
+        bar.n = len(keys & store.done_keys())
         bar.refresh()
         yield round_tasks
 

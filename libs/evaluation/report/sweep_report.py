@@ -1,17 +1,12 @@
-"""Turns a sweep's episode records into report.md, report.json and plots/, plus the provenance files."""
+"""Turns a sweep's episode records into report.md, report.json and plots/ (the provenance files beside them
+are ``libs.evaluation.results.provenance``'s)."""
 
 from __future__ import annotations
 
 import json
-import platform
-import shlex
-import subprocess
-import sys
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +14,7 @@ from libs.evaluation.plan.checkpoints import file_safe_id
 from libs.evaluation.plan.grid import GridSpec
 from libs.evaluation.report.plots import plot_outcome_bars, plot_spatial_map, plot_success_vs_step
 from libs.evaluation.results.episode_record import EpisodeRecord
+from libs.evaluation.results.provenance import COMMAND_FILE, VERSIONS_FILE
 from libs.evaluation.results.report_section import ReportSection
 from libs.evaluation.stats.anytime_tests import SequentialDecision, paired_progress_sequential
 from libs.evaluation.stats.metrics import (
@@ -39,22 +35,6 @@ REPORT_MD = "report.md"
 TOP_SECTIONS = ("input_drift",)
 REPORT_JSON = "report.json"
 PLOTS_DIR = "plots"
-COMMAND_FILE = "command.txt"
-VERSIONS_FILE = "versions.json"
-#: Packages whose versions decide a result; the ones not installed in a resolve are skipped.
-VERSIONED_PACKAGES = (
-    "numpy",
-    "mujoco",
-    "so101-nexus",
-    "mink",
-    "gymnasium",
-    "ray",
-    "torch",
-    "lerobot",
-    "jax",
-    "flax",
-    "openpi-client",
-)
 
 
 @dataclass
@@ -385,31 +365,3 @@ MARKDOWN_PARTS: list[Callable[[ReportContent], list[str]]] = [
 
 def _markdown(content: ReportContent) -> str:
     return "\n".join(line for part in MARKDOWN_PARTS for line in part(content)) + "\n"
-
-
-def write_provenance(out_dir: str | Path, argv: Sequence[str] | None = None) -> None:
-    """The exact command and the package versions that produced this folder (appended on every resume)."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    command = shlex.join(list(argv) if argv is not None else sys.argv)
-    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    with (out / COMMAND_FILE).open("a") as handle:
-        handle.write(f"# {stamp} in {Path.cwd()}\n{command}\n")
-    versions: dict[str, Any] = {"python": platform.python_version(), "platform": platform.platform()}
-    for package in VERSIONED_PACKAGES:
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            continue
-    versions["git_commit"] = _git_commit()
-    (out / VERSIONS_FILE).write_text(json.dumps(versions, indent=2) + "\n")
-
-
-def _git_commit() -> str | None:
-    try:
-        result = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=False
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return result.stdout.strip() or None

@@ -6,7 +6,8 @@ from pathlib import Path
 
 from libs.evaluation.fixtures import record
 from libs.evaluation.plan.grid import GridSpec
-from libs.evaluation.report.sweep_report import write_provenance, write_report
+from libs.evaluation.report.sweep_report import write_report
+from libs.evaluation.results.provenance import write_provenance
 from libs.evaluation.sweep import grid_points
 
 

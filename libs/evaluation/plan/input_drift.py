@@ -426,9 +426,12 @@ def drift_error(drifts: list[Drift], checkpoint: str, allow_flag: str) -> InputD
     more = (
         f" (and {len(drifts) - 1} more: {'; '.join(d.cause for d in drifts[1:])})" if len(drifts) > 1 else ""
     )
-    error = InputDriftError(
-        f"{checkpoint}: {drifts[0].line}{more} — fix the env's inputs (or evaluate a checkpoint trained on "
-        f"this env's data), or retrain; {allow_flag} evaluates anyway"
-    )
+    fix = "fix the env's inputs (or evaluate a checkpoint trained on this env's data), or retrain"
+    if drifts[0].cause == "actions out of range":  # the policy's outputs, not the env's inputs
+        fix = (
+            "de-normalise the policy's actions with its training stats (load the checkpoint's "
+            "post-processor) and return them in the env's units (degrees, gripper 0–100)"
+        )
+    error = InputDriftError(f"{checkpoint}: {drifts[0].line}{more} — {fix}; {allow_flag} evaluates anyway")
     error.drifts = tuple(drifts)
     return error

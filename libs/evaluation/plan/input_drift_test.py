@@ -118,6 +118,20 @@ def test_the_refusal_is_one_line_naming_the_cause_and_the_fix() -> None:
     assert "--allow-input-drift evaluates anyway" in message
 
 
+def test_actions_never_denormalised_are_refused_with_the_fix_on_the_policy_side() -> None:
+    stats = (
+        _training_stats()
+    )  # every joint trained between 40 and 90 (the wrist flex's 33.5..92.3 on the bench)
+    stats["action"] = {"mean": [65.0] * 6, "std": [10.0] * 6, "min": [40.0] * 6, "max": [90.0] * 6}
+    observed = _observed()
+    del observed.vectors["action"]  # the env's own (expert) actions are not in question here
+    observed.predicted_actions = 0.8 * np.random.default_rng(2).standard_normal((100, 6))  # normalised units
+    drifts = find_drift(stats, observed)
+    assert drifts[0].cause == "actions out of range", drifts
+    message = str(drift_error(drifts, "runs/smolvla/010000", "--allow-input-drift"))
+    assert "de-normalise the policy's actions" in message and "fix the env's inputs" not in message
+
+
 def test_one_joint_in_other_units_is_named_with_its_factor() -> None:
     stats = _training_stats()
     observed = _observed()

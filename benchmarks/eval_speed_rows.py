@@ -50,6 +50,8 @@ class Rows:
     peak_rss_mib: dict[tuple[str, str], list[float]] = dataclasses.field(default_factory=dict)
     limits: dict[str, list[Limit]] = dataclasses.field(default_factory=dict)
     labels: dict[str, str] = dataclasses.field(default_factory=dict)
+    #: per policy, over rounds: (episodes whose outcome and length lockstep left unchanged, episodes)
+    lockstep_same: dict[str, list[tuple[int, int]]] = dataclasses.field(default_factory=dict)
 
     def add(self, name: str, mode: str, seconds: float, peak_rss_mib: float) -> None:
         self.seconds.setdefault((name, mode), []).append(seconds)
@@ -122,6 +124,8 @@ class HarnessRun:
     draws: int
     #: chunks the policy computed, over all episodes
     predictions: int
+    #: (outcome, steps) of each episode, in seed order
+    outcomes: list[tuple[str, int]]
 
 
 def harness_run(
@@ -152,6 +156,7 @@ def harness_run(
             [result.record.steps for result in results],
             sum(env.draws for env in envs),
             predictions() - before,
+            [(result.record.outcome, result.record.steps) for result in results],
         )
     finally:
         for env in envs:
@@ -252,6 +257,10 @@ def measure_harness_round(
         rows.add(name, mode, runs[mode].seconds_per_episode, peak[0])
         report(round_label, name, mode, runs[mode].seconds_per_episode, peak[0])
     basis = runs.get("on_demand") or next(iter(runs.values()))
+    if "on_demand" in runs and "on_demand_batched" in runs:
+        pairs = zip(runs["on_demand"].outcomes, runs["on_demand_batched"].outcomes, strict=True)
+        same = sum(alone == together for alone, together in pairs)
+        rows.lockstep_same.setdefault(name, []).append((same, len(seeds)))
     sim_s = sim_only_seconds(policy, seeds, basis, max_steps)
     limit = Limit(sim_s, basis.predictions / len(seeds), inference_s)
     rows.limits.setdefault(name, []).append(limit)
@@ -319,6 +328,9 @@ def print_table(rows: Rows, modes: Sequence[str], title: str, notes: Sequence[st
                 f"{statistics.median(limit.seconds for limit in limits):.2f}",
             )
     console.print(parts)
+    for name, counts in rows.lockstep_same.items():
+        same, total = sum(count for count, _ in counts), sum(total for _, total in counts)
+        print(f"{rows.labels[name]}: lockstep left {same}/{total} episodes' outcome and length unchanged")
     for note in notes:
         print(note)
 

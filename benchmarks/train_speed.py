@@ -354,9 +354,10 @@ def run_limit(
 
 
 def measure(
-    args: argparse.Namespace, datasets: dict[str, Path], rows: list[str]
+    args: argparse.Namespace, datasets: dict[str, Path], rows: list[str], after_round: Any
 ) -> dict[tuple[str, str], list[Any]]:
-    """Every (row, command) once per round, the commands in turn within a round."""
+    """Every (row, command) once per round, the commands in turn within a round; ``after_round(results)``
+    after each round."""
     results: dict[tuple[str, str], list[Any]] = {}
     logs = args.workdir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -384,6 +385,7 @@ def measure(
                     )
                 results.setdefault((name, command), []).append(value)
                 print(f"round {round_index + 1}/{args.rounds} {name:16s} {command:13s} {said}", flush=True)
+        after_round(results)
     return results
 
 
@@ -483,6 +485,31 @@ def print_markdown(columns: tuple[str, ...], lines: list[list[str]]) -> None:
         print("| " + " | ".join(line) + " |")
 
 
+def report(
+    args: argparse.Namespace,
+    rows: list[str],
+    results: dict[tuple[str, str], list[Any]],
+    load_before: tuple[float, float, float],
+) -> None:
+    """Both tables and the load average, for the rounds done so far."""
+    load_after = os.getloadavg()
+    cores = sorted(os.sched_getaffinity(0))
+    rounds = max(len(values) for values in results.values())
+    print(
+        f"\nTraining steps per second, {args.steps} steps per run, {rounds} rounds (seeds 1000…), "
+        f"median; ratios are medians of per-round ratios; cores {cores}"
+    )
+    print_markdown(SPEED_COLUMNS, speed_table(results, rows, args.warmup))
+    print(f"\nLoss (LeRobot's log-window mean over {args.log_freq} steps) at the same steps")
+    print_markdown(LOSS_COLUMNS, loss_table(results, rows, args.loss_points))
+    print(
+        f"\nload average (1, 5, 15 min) before: {', '.join(f'{v:.2f}' for v in load_before)}; "
+        f"now: {', '.join(f'{v:.2f}' for v in load_after)}; machine shared with other engineers, "
+        f"{os.cpu_count()} cores, this run pinned to {cores}",
+        flush=True,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/so101_train_speed"))
@@ -517,21 +544,7 @@ def main(argv: list[str] | None = None) -> int:
     args.workdir.mkdir(parents=True, exist_ok=True)
     datasets = record_datasets(args.workdir, args.vision_episodes, args.state_episodes)
     load_before = os.getloadavg()
-    results = measure(args, datasets, rows)
-    load_after = os.getloadavg()
-    cores = sorted(os.sched_getaffinity(0))
-    print(
-        f"\nTraining steps per second, {args.steps} steps per run, {args.rounds} rounds (seeds 1000…), "
-        f"median; ratios are medians of per-round ratios; cores {cores}"
-    )
-    print_markdown(SPEED_COLUMNS, speed_table(results, rows, args.warmup))
-    print(f"\nLoss (LeRobot's log-window mean over {args.log_freq} steps) at the same steps")
-    print_markdown(LOSS_COLUMNS, loss_table(results, rows, args.loss_points))
-    print(
-        f"\nload average (1, 5, 15 min) before: {', '.join(f'{v:.2f}' for v in load_before)}; "
-        f"after: {', '.join(f'{v:.2f}' for v in load_after)}; machine shared with other engineers, "
-        f"{os.cpu_count()} cores, this run pinned to {cores}"
-    )
+    measure(args, datasets, rows, lambda results: report(args, rows, results, load_before))
     return 0
 
 

@@ -5,10 +5,12 @@ needs a new chunk in one call (``BatchPolicy``: LeRobot and JAX adapters). On a 
 call's fixed cost (pre/post-processing, Python, small matrix products); on a GPU it is the difference
 between an idle and a busy device. Each episode is an ``EpisodePlay`` of its own — seed, reset (a fresh
 ``EpisodeState`` whose seed is drawn as ``policy.reset()`` would draw it), action queue, observers — exactly
-as ``play_episode`` plays it; an episode that ends leaves the batch and the others go on. Sampling policies
-(Diffusion, flow matching) draw a batch's noise from their global generator, so their sampled actions differ
-from a one-episode run's; a deterministic policy (ACT) computes the same chunks up to the floating-point
-order of a batched matrix product.
+as ``play_episode`` plays it; an episode that ends leaves the batch and the others go on. The LeRobot and
+JAX adapters draw each episode's sampling noise from its own seed (Diffusion by DDIM, SmolVLA, Pi0, the JAX
+flow-matching policy), so every episode computes the chunks it computes alone, as a deterministic policy
+(ACT) does, up to the floating-point order of a batched matrix product
+(``tests:identical_outcomes_lockstep``). Diffusion by DDPM, which draws noise at every denoising step,
+shares its global generator across a batch.
 """
 
 from __future__ import annotations

@@ -107,3 +107,21 @@ def test_arms_need_a_scene_that_declares_them(tmp_path: Path) -> None:
         evaluate(config(None), tmp_path / "a")
     with pytest.raises(SceneConfigError, match="unknown perturbation 'fog'"):
         evaluate(config(scene_with_arms(tmp_path), perturbations=("fog",)), tmp_path / "b")
+
+
+def test_each_arm_gets_its_own_whisker_episodes_shown_beside_its_episodes(tmp_path: Path) -> None:
+    from libs.report_html.folder import load_sweep
+
+    out = tmp_path / "out"
+    arms = (Perturbation("shaky", action_noise_deg=8.0),)
+    scene = str(SceneConfig(perturbations=arms).save(tmp_path / "scene.json"))
+    evaluate(config(scene, episodes=1, whiskers=1, env=EnvSettings(scene_path=scene, max_steps=30)), out)
+    groups = json.loads((out / "report.json").read_text())["whisker_diagnostics"]["checkpoints"]
+    assert {name: (g["checkpoint_id"], g["arm"]) for name, g in groups.items()} == {
+        "scripted": ("scripted", ""),
+        "scripted under shaky": ("scripted", "shaky"),
+    }
+    assert (out / "whiskers" / "scripted" / "shaky" / "seed_0").is_dir()
+    shown = {(e.checkpoint, e.arm): e.files for e in load_sweep(out).episodes}
+    assert shown[("scripted", "shaky")]["video"].startswith("whiskers/scripted/shaky/seed_0/")
+    assert shown[("scripted", "")]["video"].startswith("whiskers/scripted/seed_0/")

@@ -2,9 +2,9 @@
 
 The sweep's driver — ``services/eval/sweep.py`` (``main``) and ``libs/evaluation/sweep.py`` (``evaluate``
 and its helpers) — runs a tiny sweep in this process (serial: the scripted expert against a degraded copy,
-each with a perturbation arm, ``--until-decided`` in rounds of one seed, so two rounds) under
-``sys.setprofile``, which records, in order, every call a driver frame makes into a project module. The walk
-must read config → plan → schedule → rounds → stats → report (``ROOMS``):
+each with a perturbation arm, ``--until-decided`` in rounds of one seed, so two rounds, and a whisker
+episode each) under ``sys.setprofile``, which records, in order, every call a driver frame makes into a
+project module. The walk must read config → plan → schedule → rounds → stats → report (``ROOMS``):
 
 - every module the driver calls belongs to a room, and the rooms are entered in that order: once the walk
   has moved on to a room, no module of an earlier room is entered again;
@@ -134,7 +134,8 @@ def test_a_sweep_walks_config_plan_schedule_rounds_stats_report_entering_each_mo
     argv = [
         *("--policy", "scripted", "--compare-to", "scripted:noise=6", "--serial", "--no-progress"),
         *("--max-steps", "40", "--scene", scene_with_an_arm(tmp_path), "--perturbations", "shaky"),
-        *("--until-decided", "--max-episodes", "2", "--round", "1", "--out", str(tmp_path / "out")),
+        *("--until-decided", "--max-episodes", "2", "--round", "1", "--whiskers", "1"),
+        *("--out", str(tmp_path / "out")),
     ]
     entries = record_driver_calls(argv)
     walked = rooms_walked(entries)
@@ -160,6 +161,7 @@ def test_a_sweep_walks_config_plan_schedule_rounds_stats_report_entering_each_mo
         "schedule_for",
         "ResultsStore.append",
         "arm_differences",
+        "record_sweep_whiskers",
         "write_report",
     } <= functions
     assert (tmp_path / "out" / "report.html").is_file()

@@ -145,8 +145,7 @@ def _whisker_diagnostics(outcome: SweepOutcome) -> ReportSection | None:
     from libs.evaluation.play.whiskers import record_sweep_whiskers
 
     _, section = record_sweep_whiskers(
-        # The checkpoints' own failures (whisker folders are per checkpoint; an arm's effect is its section).
-        [task for task in outcome.plan.tasks if not task.arm],
+        outcome.plan.tasks,
         config.whiskers,
         EpisodeWorker(config.env),
         outcome.out,

@@ -294,46 +294,58 @@ def _episodes(folder: SweepFolder, rows: list[dict[str, Any]]) -> list[Episode]:
         checkpoint, arm, seed = str(row["checkpoint_id"]), str(row["arm"]), int(row["seed"])
         if wanted is not None and (checkpoint, arm, seed) not in wanted:
             continue  # stored by an earlier, larger run of the same sweep: not part of this report
-        # Whiskers are recorded for the checkpoints' own episodes.
-        files, causes = whiskers.get((checkpoint, seed), ({}, [])) if not arm else ({}, [])
+        files, causes = whiskers.get((checkpoint, arm, seed), ({}, []))
         episodes.append(Episode(row, checkpoint, arm, files, causes))
     return episodes
 
 
-def _whisker_entries(folder: SweepFolder) -> dict[tuple[str, int], tuple[dict[str, str], list[str]]]:
-    """(checkpoint id, seed) -> (whisker files relative to the folder, likely causes): report.json's list,
-    then any ``whiskers/<checkpoint>/seed_<seed>/`` folder it does not name (a sweep still recording)."""
-    found: dict[tuple[str, int], tuple[dict[str, str], list[str]]] = {}
+def _whisker_entries(folder: SweepFolder) -> dict[tuple[str, str, int], tuple[dict[str, str], list[str]]]:
+    """(checkpoint id, arm, seed) -> (whisker files relative to the folder, likely causes): report.json's
+    list, then any ``whiskers/<checkpoint>[/<arm>]/seed_<seed>/`` folder it does not name (a sweep still
+    recording)."""
+    found: dict[tuple[str, str, int], tuple[dict[str, str], list[str]]] = {}
     section = (folder.report or {}).get("whisker_diagnostics") or {}
-    for checkpoint_id, data in (section.get("checkpoints") or {}).items():
-        for entry in (data or {}).get("episodes") or []:
+    groups = section.get("checkpoints") or {}
+    # A report from before arms were a field keyed an arm's group "<id>+<arm>" and named neither.
+    legacy = split_legacy_ids(groups, folder.plan.arms if folder.plan is not None else [])
+    for name, data in groups.items():
+        data = data if isinstance(data, dict) else {}
+        checkpoint, arm = (
+            (str(data["checkpoint_id"]), str(data.get("arm") or ""))
+            if "checkpoint_id" in data
+            else legacy[name]
+        )
+        for entry in data.get("episodes") or []:
             try:
                 files = {str(k): str(v) for k, v in (entry.get("files") or {}).items()}
-                found[(str(checkpoint_id), int(entry["seed"]))] = (
-                    files,
-                    list(entry.get("likely_causes") or []),
-                )
+                found[(checkpoint, arm, int(entry["seed"]))] = (files, list(entry.get("likely_causes") or []))
             except (TypeError, ValueError, KeyError, AttributeError):
                 continue
     root = folder.path / WHISKERS_DIR
     if root.is_dir():
         ids = {file_safe_id(i): i for i in [*folder.checkpoint_ids, *_plan_ids(folder)]}
-        for seed_dir in sorted(root.glob("*/seed_*")):
-            checkpoint_id = ids.get(seed_dir.parent.name)
+        arms = {file_safe_id(arm): arm for arm in (folder.plan.arms if folder.plan is not None else [])}
+        for seed_dir in sorted([*root.glob("*/seed_*"), *root.glob("*/*/seed_*")]):
+            parent = seed_dir.parent
+            nested = parent.parent != root  # an arm's: <checkpoint>/<arm>/seed_<seed>
+            checkpoint = ids.get(parent.parent.name if nested else parent.name)
+            arm = arms.get(parent.name) if nested else ""
             seed_text = seed_dir.name.removeprefix("seed_")
-            if checkpoint_id is None or not seed_text.isdigit():
+            if checkpoint is None or arm is None or not seed_text.isdigit():
                 continue
-            key = (checkpoint_id, int(seed_text))
-            if key in found:
-                continue
-            files = {}
-            for video in sorted(seed_dir.glob("whiskers_*.mp4")):
-                files.setdefault("video", str(video.relative_to(folder.path)))
-            for picture in sorted(seed_dir.glob("summary_*.png")):
-                files.setdefault("summary", str(picture.relative_to(folder.path)))
-            if files:
+            key = (checkpoint, arm, int(seed_text))
+            if key not in found and (files := _whisker_files(seed_dir, folder.path)):
                 found[key] = (files, [])
     return found
+
+
+def _whisker_files(seed_dir: Path, folder: Path) -> dict[str, str]:
+    files: dict[str, str] = {}
+    for video in sorted(seed_dir.glob("whiskers_*.mp4")):
+        files.setdefault("video", str(video.relative_to(folder)))
+    for picture in sorted(seed_dir.glob("summary_*.png")):
+        files.setdefault("summary", str(picture.relative_to(folder)))
+    return files
 
 
 def _plan_ids(folder: SweepFolder) -> list[str]:

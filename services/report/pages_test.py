@@ -97,6 +97,11 @@ def test_a_folder_from_before_arms_had_a_column_shows_its_arms_and_is_not_writte
         "planned_episodes": 4,
     }
     (tmp_path / "plan.json").write_text(json.dumps(old_plan))
+    video = "whiskers/000100_dim/seed_0/whiskers_dynamic.mp4"
+    old_whiskers = {"checkpoints": {"000100+dim": {"episodes": [{"seed": 0, "files": {"video": video}}]}}}
+    (tmp_path / "report.json").write_text(
+        json.dumps({"checkpoints": [], "whisker_diagnostics": old_whiskers})
+    )
     before = store.read_bytes()
     folder = load_sweep(tmp_path)
     assert folder.plan is not None and folder.plan.arms == ["dim"] and folder.checkpoint_ids == ["000100"]
@@ -107,6 +112,7 @@ def test_a_folder_from_before_arms_had_a_column_shows_its_arms_and_is_not_writte
         ("000100", "dim", 1),
     ]
     assert "--perturbations dim" in reproduce_command(folder, folder.episodes[2])
+    assert folder.episodes[2].files == {"video": video} and not folder.episodes[0].files
     assert store.read_bytes() == before  # the pages never migrate: the next sweep run does
 
 

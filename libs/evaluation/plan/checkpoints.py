@@ -95,6 +95,12 @@ class CheckpointTarget:
     card: CheckpointCard | None = None
 
 
+def target_name(checkpoint_id: str, arm: str = "") -> str:
+    """How reports name a checkpoint played under a perturbation arm (its id alone for the control): a label
+    for people, never read back (the arm is a field of its own wherever it is stored)."""
+    return f"{checkpoint_id} under {arm}" if arm else checkpoint_id
+
+
 def file_safe_id(checkpoint_id: str) -> str:
     """``checkpoint_id`` as a file or folder name (a policy URI has ``:`` and ``/`` in it)."""
     return "".join(char if char.isalnum() or char in "-_." else "_" for char in checkpoint_id) or "policy"

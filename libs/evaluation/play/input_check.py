@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from libs.evaluation.plan.checkpoints import target_name
 from libs.evaluation.plan.input_drift import (
     ACTION_KEY,
     ENVIRONMENT_STATE_KEY,
@@ -68,7 +69,7 @@ class InputCheck:
     @property
     def name(self) -> str:
         """How the report names what was checked: the checkpoint, and its arm if any."""
-        return f"{self.checkpoint_id} under {self.arm}" if self.arm else self.checkpoint_id
+        return target_name(self.checkpoint_id, self.arm)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -1,10 +1,11 @@
 """Episodes played with whiskers recording (an observer of the episode loop): ``--whiskers N`` on the sweep
 and the whiskers command (``services/eval/whiskers.py``).
 
-After the sweep's episodes are stored, N of each checkpoint's episodes (its failures first, then in seed
-order, so the whiskers go where there is something to explain) are played again in this process with the
-sweep's own worker — same env, scene, policy load and contract checks — with whiskers recording. Each
-gets ``whiskers/<checkpoint>/seed_<seed>/`` (video, summary PNG, recording, diagnostics.json), and the
+After the sweep's episodes are stored, N of each checkpoint's episodes (and of each of its perturbation
+arms: its failures first, then in seed order, so the whiskers go where there is something to explain) are
+played again in this process with the sweep's own worker — same env, scene, policy load and contract
+checks — with whiskers recording. Each gets ``whiskers/<checkpoint>/seed_<seed>/`` (an arm's
+``whiskers/<checkpoint>/<arm>/seed_<seed>/``: video, summary PNG, recording, diagnostics.json), and the
 report gets a "likely causes" section: per checkpoint and check, in how many of the N episodes it fired.
 A resumed sweep reuses the recordings already on disk (and their videos).
 """
@@ -18,7 +19,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from libs.evaluation.plan.checkpoints import file_safe_id
+from libs.evaluation.plan.checkpoints import file_safe_id, target_name
 from libs.evaluation.plan.tasks import EpisodeTask
 from libs.evaluation.play.episode_worker import EpisodeWorker
 from libs.evaluation.play.evaluated_episode import EpisodeResult, evaluate_episode
@@ -57,6 +58,12 @@ class WhiskerRun:
     outcome: str | None
     #: None when the episode ended before any chunk could be simulated (its first chunk was unsafe).
     outputs: EpisodeOutputs | None
+    #: The perturbation arm it was played under ("" for the checkpoint's control).
+    arm: str = ""
+
+    @property
+    def name(self) -> str:
+        return target_name(self.checkpoint_id, self.arm)
 
 
 class EpisodeEndedBeforeWhiskers(WhiskerError):
@@ -119,12 +126,13 @@ def write_whisker_outputs(
 
 
 def choose_tasks(
-    tasks: Sequence[Any], per_checkpoint: int, outcomes: Mapping[tuple[str, int], str]
+    tasks: Sequence[Any], per_checkpoint: int, outcomes: Mapping[tuple[str, str, int], str]
 ) -> list[Any]:
-    """Per checkpoint, ``per_checkpoint`` of its tasks: stored failures first, then the rest, by seed."""
-    by_checkpoint: dict[str, list[Any]] = {}
+    """Per checkpoint (and per perturbation arm of it), ``per_checkpoint`` of its tasks: stored failures
+    first, then the rest, by seed."""
+    by_checkpoint: dict[tuple[str, str], list[Any]] = {}
     for task in tasks:
-        by_checkpoint.setdefault(task.target.checkpoint_id, []).append(task)
+        by_checkpoint.setdefault((task.target.checkpoint_id, task.arm), []).append(task)
     chosen = []
     for group in by_checkpoint.values():
         ranked = sorted(group, key=lambda task: (outcomes.get(task.key) == "success", task.seed))
@@ -138,13 +146,13 @@ def record_sweep_whiskers(
     worker: EpisodeWorker,
     out_dir: str | Path,
     *,
-    outcomes: Mapping[tuple[str, int], str] | None = None,
+    outcomes: Mapping[tuple[str, str, int], str] | None = None,
     mode: str = "dynamic",
     video: VideoSettings | None = None,
     progress: bool = True,
 ) -> tuple[list[WhiskerRun], ReportSection]:
-    """Records the whisker episodes of a sweep into ``out_dir/whiskers`` and returns them with the report
-    section."""
+    """Records the whisker episodes of a sweep into ``out_dir/whiskers`` (``<checkpoint>/seed_<seed>/``, an
+    arm's under ``<checkpoint>/<arm>/seed_<seed>/``) and returns them with the report section."""
     mode = check_mode(mode)
     video = video or VideoSettings()
     outcomes = outcomes or {}
@@ -152,8 +160,8 @@ def record_sweep_whiskers(
     root = Path(out_dir) / WHISKERS_DIR
     runs: list[WhiskerRun] = []
     for task in tqdm(chosen, desc="whiskers", unit="episode", disable=not progress, dynamic_ncols=True):
-        checkpoint_id = task.target.checkpoint_id
-        folder = root / file_safe_id(checkpoint_id) / f"seed_{task.seed}"
+        checkpoint_id, arm = task.target.checkpoint_id, task.arm
+        folder = root / file_safe_id(checkpoint_id) / (file_safe_id(arm) if arm else "") / f"seed_{task.seed}"
         _, action_stats, env = worker.prepared(task.target)
         saved = whiskers_path(folder, mode)
         failure = None
@@ -165,7 +173,7 @@ def record_sweep_whiskers(
                 failure = result.record.failure_detail
             except EpisodeEndedBeforeWhiskers as ended:
                 outcome = ended.result.record.outcome
-                runs.append(WhiskerRun(checkpoint_id, task.seed, outcomes.get(task.key), outcome, None))
+                runs.append(WhiskerRun(checkpoint_id, task.seed, outcomes.get(task.key), outcome, None, arm))
                 continue
         has_video = (folder / f"whiskers_{mode}.mp4").is_file()
         outputs = write_whisker_outputs(
@@ -173,20 +181,22 @@ def record_sweep_whiskers(
         )
         if has_video:
             outputs.files["video"] = folder / f"whiskers_{mode}.mp4"
-        runs.append(WhiskerRun(checkpoint_id, task.seed, outcomes.get(task.key), episode.outcome, outputs))
+        runs.append(
+            WhiskerRun(checkpoint_id, task.seed, outcomes.get(task.key), episode.outcome, outputs, arm)
+        )
     return runs, report_section(runs, mode, Path(out_dir))
 
 
 def report_section(runs: Sequence[WhiskerRun], mode: str, out_dir: Path) -> ReportSection:
-    by_checkpoint: dict[str, list[WhiskerRun]] = {}
+    by_checkpoint: dict[str, list[WhiskerRun]] = {}  # by checkpoint (and arm) name
     for run in runs:
-        by_checkpoint.setdefault(run.checkpoint_id, []).append(run)
+        by_checkpoint.setdefault(run.name, []).append(run)
     lines = [
         "Each checkpoint's failures first (then successes, by seed) were played again with every "
         f"predicted chunk "
         f"forward-simulated from a copy of the state — whiskers {MODE_LABELS[mode]}. A cell is "
         "*episodes flagged / episodes measured (median value)*; videos, plots and `diagnostics.json` are in "
-        f"`{WHISKERS_DIR}/<checkpoint>/seed_<seed>/`.",
+        f"`{WHISKERS_DIR}/<checkpoint>/seed_<seed>/` (an arm's in `<checkpoint>/<arm>/seed_<seed>/`).",
         "",
         "| checkpoint | episodes | " + " | ".join(CHECK_NAMES) + " | likely causes |",
         "|" + "---|" * (len(CHECK_NAMES) + 3),
@@ -203,6 +213,8 @@ def report_section(runs: Sequence[WhiskerRun], mode: str, out_dir: Path) -> Repo
             f"| {checkpoint_id} | {len(group)} | " + " | ".join(cells) + f" | {', '.join(causes) or 'none'} |"
         )
         data["checkpoints"][checkpoint_id] = {
+            "checkpoint_id": group[0].checkpoint_id,
+            "arm": group[0].arm,
             "likely_causes": causes,
             "checks": [summary.to_dict() for summary in summaries],
             "episodes": [episode_entry(run, out_dir) for run in group],

@@ -87,6 +87,9 @@ def measure(
             measure_harness_round(rows, name, policy, seeds, args.max_steps, modes, predictions, round_label)
             del policy, predictions
             release_freed_memory()
+        if round_index + 1 < args.rounds:  # the table so far, should the run be stopped early
+            print_table(rows, modes, f"Seconds per episode after {round_label} (medians so far)")
+            print(f"load average (1, 5, 15 min) now: {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
     return rows
 
 

@@ -132,6 +132,12 @@ def _observed_features(
     return features
 
 
+def _normalization(config: PreTrainedConfig, feature_type: str) -> str:
+    """How the config normalises a feature type (``MEAN_STD``, ``IDENTITY``, ...)."""
+    mode = (getattr(config, "normalization_mapping", None) or {}).get(feature_type, "IDENTITY")
+    return str(getattr(mode, "value", mode))
+
+
 def _check_local_backbone(config: PreTrainedConfig, pretrained_dir: Path) -> None:
     """SmolVLA rebuilds its VLM from ``vlm_model_name`` and Pi0's processor its tokenizer from a saved
     path; a local backbone dir that has moved would otherwise surface as a long hub error."""
@@ -188,10 +194,7 @@ class LeRobotPolicy:
         config.device = self.device
         self.config = config
         _check_local_backbone(config, self.pretrained_dir)
-        action_normalization = config.normalization_mapping.get("ACTION", "IDENTITY")
-        check_action_unnormalizer(
-            self.pretrained_dir, str(getattr(action_normalization, "value", action_normalization))
-        )
+        check_action_unnormalizer(self.pretrained_dir, _normalization(config, "ACTION"))
         try:
             with tiny_backbones.loading_context(config, self.pretrained_dir):
                 policy_class = get_policy_class(config.type)
@@ -227,12 +230,7 @@ class LeRobotPolicy:
         self._observed_features = _observed_features(
             self._input_features, find_estimator_step(self.preprocessor), _cameras_by_key(self.card.scene)
         )
-        check_cameras_were_trained(
-            self.pretrained_dir,
-            [key for key, feature in self._input_features.items() if feature.type is FeatureType.VISUAL],
-            [feature.name for feature in self.card.observation_features],
-        )
-        self._warn_of_cameras_without_stats()
+        self._check_cameras_against_card()
         self._temporal_ensemble_coeff: float | None = getattr(config, "temporal_ensemble_coeff", None)
         self._draw_noise = _episode_noise(config)
         self._spec = self._make_spec()
@@ -240,11 +238,14 @@ class LeRobotPolicy:
 
     # --- what the checkpoint says about itself -------------------------------------------------------------
 
-    def _warn_of_cameras_without_stats(self) -> None:
+    def _check_cameras_against_card(self) -> None:
+        """The cameras the config reads were in the training data (else refused), with statistics (else one
+        warning line)."""
         cameras = [key for key, feature in self._input_features.items() if feature.type is FeatureType.VISUAL]
-        mode = self.config.normalization_mapping.get("VISUAL", "IDENTITY")
+        trained = [feature.name for feature in self.card.observation_features]
+        check_cameras_were_trained(self.pretrained_dir, cameras, trained)
         line = missing_camera_stats_line(
-            self.pretrained_dir, self.card.stats, cameras, str(getattr(mode, "value", mode))
+            self.pretrained_dir, self.card.stats, cameras, _normalization(self.config, "VISUAL")
         )
         if line is not None:
             LOG.warning(line)

@@ -25,6 +25,7 @@ from services.training.runs import (
     check_trainers_installed,
     finish,
     is_finished,
+    task_resources,
 )
 
 LOG_SUFFIX = ".train.log"
@@ -109,14 +110,14 @@ def _run_tasks(todo: list[TrainingRun], workers: int | None, say: Callable[[str]
 
 
 def _submit(task: Any, run: TrainingRun, gpus: float, say: Callable[[str], None]) -> Any:
-    wants_gpu = run.gpu and gpus >= 1
-    if run.gpu and not wants_gpu:
+    resources = task_resources(run, gpus)
+    if run.gpu and not resources["num_gpus"]:
         say(f"{run.name}: asks for a GPU but no node of this cluster has one: training it on CPU")
     said = begin(run)
-    where = f"{run.threads} CPU" + (" + 1 GPU" if wants_gpu else "")
+    where = f"{run.threads} CPU" + (" + 1 GPU" if resources["num_gpus"] else "")
     say(f"{run.name}: submitted ({where})" + (f"; {said}" if said else ""))
     trainer = TRAINERS[run.trainer]
-    return task.options(num_cpus=run.threads, num_gpus=1 if wants_gpu else 0, name=run.name).remote(
+    return task.options(**resources, name=run.name).remote(
         trainer.module, trainer.resuming(run.argv), str(log_path(run)), run.threads
     )
 

@@ -177,6 +177,12 @@ def check_trainers_installed(runs: Sequence[TrainingRun]) -> None:
             )
 
 
+def task_resources(run: TrainingRun, cluster_gpus: float) -> dict[str, int]:
+    """What the run's Ray task reserves: its threads as CPUs, and a GPU when it asks for one and the
+    cluster has one (else it trains on CPU: the trainers pick CUDA only where they see it)."""
+    return {"num_cpus": run.threads, "num_gpus": 1 if run.gpu and cluster_gpus >= 1 else 0}
+
+
 def record_path(output: Path) -> Path:
     """``.NAME.training.json`` beside the run folder (hidden, as the stamp is: the folder holds only what
     its trainer wrote)."""

@@ -21,6 +21,7 @@ from services.training.runs import (
     read_record,
     read_runs_file,
     record_path,
+    task_resources,
     write_runs_file,
 )
 
@@ -120,3 +121,10 @@ def test_a_trainer_not_in_this_resolve_names_the_runner_to_use(tmp_path: Path) -
         TrainingRunError, match=r"`./pants run services/training:train-runs-jax_openpi -- \.\.\.`"
     ):
         check_trainers_installed([a_run(tmp_path, trainer="jax_openpi")])
+
+
+def test_a_run_reserves_its_threads_and_a_gpu_only_where_the_cluster_has_one(tmp_path: Path) -> None:
+    run = replace(a_run(tmp_path), threads=4)
+    assert task_resources(run, cluster_gpus=8) == {"num_cpus": 4, "num_gpus": 0}
+    assert task_resources(replace(run, gpu=True), cluster_gpus=1) == {"num_cpus": 4, "num_gpus": 1}
+    assert task_resources(replace(run, gpu=True), cluster_gpus=0) == {"num_cpus": 4, "num_gpus": 0}

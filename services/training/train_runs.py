@@ -42,8 +42,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.workers is not None and args.workers < 1:
         raise TrainingRunError(f"--workers {args.workers}: give at least 1")
     runs = read_runs_file(args.runs)
-    # joining the cluster fails as the sweep's does: one line (SweepError, a LabError)
-    trained = train_runs(runs, args.address, args.workers)
+    try:
+        # joining the cluster fails as the sweep's does: one line (SweepError, a LabError)
+        trained = train_runs(runs, args.address, args.workers)
+    except KeyboardInterrupt:
+        print("interrupted: rerun the same command to resume; finished runs are skipped", file=sys.stderr)
+        return 130
     print(f"trained {len(trained)} run(s); {len(runs) - len(trained)} were already finished", flush=True)
     return 0
 

@@ -125,3 +125,19 @@ def test_each_arm_gets_its_own_whisker_episodes_shown_beside_its_episodes(tmp_pa
     shown = {(e.checkpoint, e.arm): e.files for e in load_sweep(out).episodes}
     assert shown[("scripted", "shaky")]["video"].startswith("whiskers/scripted/shaky/seed_0/")
     assert shown[("scripted", "")]["video"].startswith("whiskers/scripted/seed_0/")
+
+
+def test_a_resume_with_other_arms_is_refused_before_the_folder_is_written(tmp_path: Path) -> None:
+    from libs.evaluation.results.store import ResultsStoreError
+
+    scene = scene_with_arms(tmp_path)
+    out = tmp_path / "out"
+    evaluate(config(scene, episodes=1), out, argv=["sweep", "--perturbations", "all"])
+    written = {path: path.read_bytes() for path in out.rglob("*") if path.is_file()}
+    with pytest.raises(ResultsStoreError, match="holds a sweep with other settings"):
+        evaluate(
+            config(scene, episodes=1, perturbations=("shaky",)),
+            out,
+            argv=["sweep", "--perturbations", "shaky"],
+        )
+    assert {path: path.read_bytes() for path in out.rglob("*") if path.is_file()} == written

@@ -16,7 +16,6 @@ checkpoints plus the sections in ``SWEEP_SECTIONS``, in that order; each section
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,6 @@ from typing import Any
 
 from tqdm import tqdm
 
-from libs.evaluation.plan.checkpoints import CheckpointTarget, file_safe_id
 from libs.evaluation.plan.schedule import Schedule, schedule_for
 from libs.evaluation.plan.sweep_config import SweepConfig as SweepConfig
 from libs.evaluation.plan.sweep_plan import SweepPlan, plan_sweep, training_block_positions
@@ -90,15 +88,14 @@ def evaluate(
     # The plan: every target (card read, scene decided), task and training block position, once.
     plan = plan_sweep(config)
     training_xy = training_block_positions(plan, config.training_data) if plan.grid is not None else None
-    out.mkdir(parents=True, exist_ok=True)
-    _write_evaluated_scenes(plan.targets, out)
     schedule = schedule_for(plan, config.until_decided, config.serial, config.workers, config.select_best)
-    # The rounds: the results folder opened (command, what was asked: the pages show done of planned), the
-    # schedule's rounds played into the store, then what the rounds concluded.
-    write_provenance(out, argv)
-    write_sweep_plan(out, plan.tasks)
+    # The rounds: the results folder opened (a folder holding another sweep is refused before anything is
+    # written into it) with what produced it (command, versions, the scenes evaluated in) and what was asked
+    # (the pages show done of planned), the schedule's rounds played into the store, then what they concluded.
     with ResultsStore(out / STORE_FILE_NAME) as store:
         store.bind_settings(settings)
+        write_provenance(out, argv, plan.evaluated_scenes)
+        write_sweep_plan(out, plan.tasks)
         ran, loads = _play(schedule, config, store, on_record)
         records = [record for record in store.records() if record.key in plan.keys]
     episodes = schedule.episodes_per_checkpoint(records)
@@ -279,19 +276,3 @@ def _run_batches(
     for batch in lockstep_batches(tasks, config.env.lockstep_envs):
         for record in worker.run_batch(batch):
             record_done(record)
-
-
-# --------------------------------------------------------------------------- scenes evaluated in
-
-#: ``OUT/scenes/<checkpoint>.json``: the scene (cameras, FOV, image size, objects) each checkpoint ran in.
-SCENES_DIR = "scenes"
-
-
-def _write_evaluated_scenes(targets: Sequence[CheckpointTarget], out: Path) -> None:
-    """Saves the scene each checkpoint was evaluated in (its decided scene) beside the results; an arm
-    perturbs its checkpoint's scene as the scene's ``perturbations`` entry says."""
-    folder = out / SCENES_DIR
-    folder.mkdir(exist_ok=True)
-    for target in (target for target in targets if not target.arm):
-        text = json.dumps(target.scene.config, indent=2, sort_keys=True) + "\n"
-        (folder / f"{file_safe_id(target.checkpoint_id)}.json").write_text(text)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from libs.evaluation.plan.checkpoints import CheckpointTarget, plan_checkpoints
+from libs.evaluation.plan.checkpoints import CheckpointTarget, file_safe_id, plan_checkpoints
 from libs.evaluation.plan.grid import GridSpec
 from libs.evaluation.plan.select_best import check_select_best
 from libs.evaluation.plan.stop_when_decided import UntilDecided
@@ -37,9 +37,14 @@ class SweepPlan:
     episodes: int
     #: Every task's key (checkpoint id, arm, seed): what the store holds of this sweep.
     keys: frozenset[tuple[str, str, int]] = field(init=False)
+    #: File name (no suffix) -> the scene.json contents each checkpoint is evaluated in (an arm perturbs its
+    #: checkpoint's scene as that scene's ``perturbations`` entry says): saved under ``OUT/scenes``.
+    evaluated_scenes: dict[str, dict[str, Any]] = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "keys", frozenset(task.key for task in self.tasks))
+        scenes = {file_safe_id(t.checkpoint_id): t.scene.config for t in self.targets if not t.arm}
+        object.__setattr__(self, "evaluated_scenes", scenes)
 
     @property
     def seeds(self) -> list[int]:

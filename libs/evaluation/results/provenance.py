@@ -1,6 +1,7 @@
 """What produced a results folder: the exact command (``command.txt``, a line appended on every start and
-resume) and the package versions (``versions.json``). Written when the folder is opened, before the first
-episode, so a sweep killed at any point still says how to resume it."""
+resume), the package versions (``versions.json``) and the scene each checkpoint was evaluated in
+(``scenes/<checkpoint>.json``: cameras, FOV, image size, objects). Written when the folder is opened, before
+the first episode, so a sweep killed at any point still says how to resume it."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import platform
 import shlex
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 
 COMMAND_FILE = "command.txt"
 VERSIONS_FILE = "versions.json"
+SCENES_DIR = "scenes"
 #: Packages whose versions decide a result; the ones not installed in a resolve are skipped.
 VERSIONED_PACKAGES = (
     "numpy",
@@ -33,10 +35,19 @@ VERSIONED_PACKAGES = (
 )
 
 
-def write_provenance(out_dir: str | Path, argv: Sequence[str] | None = None) -> None:
-    """The exact command and the package versions that produced this folder (appended on every resume)."""
+def write_provenance(
+    out_dir: str | Path,
+    argv: Sequence[str] | None = None,
+    scenes: Mapping[str, Mapping[str, Any]] | None = None,
+) -> None:
+    """The exact command and the package versions that produced this folder (the command appended on every
+    resume), and ``scenes`` (file name -> scene.json contents) under ``scenes/``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if scenes:
+        (out / SCENES_DIR).mkdir(exist_ok=True)
+    for name, scene in (scenes or {}).items():
+        (out / SCENES_DIR / f"{name}.json").write_text(json.dumps(scene, indent=2, sort_keys=True) + "\n")
     command = shlex.join(list(argv) if argv is not None else sys.argv)
     stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     with (out / COMMAND_FILE).open("a") as handle:

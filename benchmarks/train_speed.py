@@ -69,6 +69,8 @@ ROWS: dict[str, Row] = {
 COMMANDS = ("lerobot_train", "ours", "limit")
 #: ``INFO ... step:120 smpl:... loss:0.532 ...``: LeRobot's log line (``MetricsTracker``'s str).
 _LOG_LINE = re.compile(r"\bstep:(\d+(?:\.\d+)?[KMB]?)\b.*?\bloss:([0-9.eE+-]+)")
+#: the same line's window means of the update's and the data's seconds per step (LeRobot's own meters)
+_STEP_SECONDS = re.compile(r"\bupdt_s:([0-9.]+) data_s:([0-9.]+)")
 _LAUNCH_LEROBOT_TRAIN = (
     "import sys, backends.torch_lerobot.scratch_backbones; "
     "from lerobot.scripts.lerobot_train import main; sys.argv[0] = 'lerobot-train'; sys.exit(main())"
@@ -77,9 +79,11 @@ _LAUNCH_LEROBOT_TRAIN = (
 
 @dataclass
 class Run:
-    """One command's run: log lines as (seconds since launch, step, loss), peak PSS, total seconds."""
+    """One command's run: log lines as (seconds since launch, step, loss), peak PSS, total seconds, and
+    LeRobot's own seconds per step (update + data) of each log window, by the window's last step."""
 
     lines: list[tuple[float, int, float]] = field(default_factory=list)
+    window_seconds: dict[int, float] = field(default_factory=dict)
     peak_pss_bytes: int = 0
     seconds: float = 0.0
 
@@ -95,6 +99,13 @@ class Run:
         (first_time, first_step, _), (last_time, last_step, _) = self.lines[0], self.lines[-1]
         pace = (last_time - first_time) / max(last_step - first_step, 1)
         return first_time - first_step * pace
+
+    def in_loop_steps_per_second(self, from_step: int) -> float:
+        """1 / the mean of LeRobot's update + data seconds over the windows ending after ``from_step``: the
+        loop's steady pace by its own clock (what start-up work still running in the background cost it
+        included, what the log line and the checkpoint cost left out)."""
+        windows = [seconds for step, seconds in self.window_seconds.items() if step > from_step]
+        return 1.0 / statistics.mean(windows) if windows else float("nan")
 
     def losses(self) -> dict[int, float]:
         return {step: loss for _, step, loss in self.lines}
@@ -165,7 +176,11 @@ def run_command(argv: list[str], log_path: Path) -> Run:
             log.write(line)
             match = _LOG_LINE.search(line)
             if match:
-                run.lines.append((now, _big_number(match.group(1)), float(match.group(2))))
+                step = _big_number(match.group(1))
+                run.lines.append((now, step, float(match.group(2))))
+                seconds = _STEP_SECONDS.search(line)
+                if seconds:
+                    run.window_seconds[step] = float(seconds.group(1)) + float(seconds.group(2))
     code = process.wait()
     run.seconds = time.perf_counter() - started
     done.set()
@@ -411,8 +426,11 @@ def _pair(values: dict[str, list[float]], form: str) -> str:
     return f"{_median_or_dash(values['lerobot_train'], form)} / {_median_or_dash(values['ours'], form)}"
 
 
-def speed_table(results: dict[tuple[str, str], list[Any]], rows: list[str], warmup: int) -> list[list[str]]:
-    """One line per row: steps/s of each command, the paired ratios, start-up and peak memory."""
+def speed_table(
+    results: dict[tuple[str, str], list[Any]], rows: list[str], warmup: int, steady_from: int
+) -> list[list[str]]:
+    """One line per row: steps/s of each command, the paired ratios, the in-loop pace after
+    ``steady_from`` steps with its ratio, start-up and peak memory."""
     lines = []
     for name in rows:
         lerobot, ours, limit = (_rate(results, name, command, warmup) for command in COMMANDS)
@@ -420,6 +438,7 @@ def speed_table(results: dict[tuple[str, str], list[Any]], rows: list[str], warm
         runs = {command: results.get((name, command), []) for command in ("lerobot_train", "ours")}
         startup = {c: [run.startup_seconds() for run in r] for c, r in runs.items()}
         memory = {c: [run.peak_pss_bytes / 1e9 for run in r] for c, r in runs.items()}
+        steady = {c: [run.in_loop_steps_per_second(steady_from) for run in r] for c, r in runs.items()}
         lines.append(
             [
                 ROWS[name].label,
@@ -430,6 +449,8 @@ def speed_table(results: dict[tuple[str, str], list[Any]], rows: list[str], warm
                 _median_or_dash(limit, ".2f") + (f" ({','.join(map(str, threads))} thr)" if threads else ""),
                 _paired(ours, limit),
                 _paired(lerobot, limit),
+                _pair(steady, ".2f"),
+                _paired(steady["ours"], steady["lerobot_train"]),
                 _pair(startup, ".0f"),
                 _pair(memory, ".2f"),
             ]
@@ -446,6 +467,8 @@ SPEED_COLUMNS = (
     "limit steps/s",
     "ours ÷ limit",
     "lerobot-train ÷ limit",
+    "in-loop steps/s, 2nd half (L / O)",
+    "in-loop ours ÷ L",
     "start-up s (L / O)",
     "peak PSS GB (L / O)",
 )
@@ -499,7 +522,7 @@ def report(
         f"\nTraining steps per second, {args.steps} steps per run, {rounds} rounds (seeds 1000…), "
         f"median; ratios are medians of per-round ratios; cores {cores}"
     )
-    print_markdown(SPEED_COLUMNS, speed_table(results, rows, args.warmup))
+    print_markdown(SPEED_COLUMNS, speed_table(results, rows, args.warmup, args.steps // 2))
     print(f"\nLoss (LeRobot's log-window mean over {args.log_freq} steps) at the same steps")
     print_markdown(LOSS_COLUMNS, loss_table(results, rows, args.loss_points))
     print(

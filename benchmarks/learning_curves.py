@@ -5,11 +5,12 @@
     ./pants run benchmarks:learning_curves -- --out results/learning_curves --dry-run   # print the commands
     ./pants run benchmarks:learning_curves -- --address HEAD:6379 --workers 16   # train the cells on Ray
 
-For each policy recipe (``RECIPES``: ACT-state, Diffusion-state, JAX-state, ACT-vision, JAX-vision) and each
-demonstration count N, one *cell*: the first N episodes of a pool of scripted demonstrations (recorded once
-per observation kind, on seeds the evaluation never uses) → train with the recipe's command → evaluate the
-last checkpoint on the same ``--eval-seeds`` seeds (0..K-1) with the lab's sweep → success, Wilson
-interval, outcome counts, and the training wall time. Every step is the user's own ``./pants run`` command
+For each policy recipe (``RECIPES``: ACT-state, Diffusion-state, JAX-state, ACT-vision, JAX-vision; with
+``--train-seeds`` each recipe once per training seed, as ``<policy>-seed<S>``) and each demonstration count
+N, one *cell*: the first N episodes of a pool of scripted demonstrations (recorded once per observation
+kind, on seeds the evaluation never uses) → train with the recipe's command → evaluate the last checkpoint
+on the same ``--eval-seeds`` seeds (0..K-1) with the lab's sweep → success, Wilson interval, outcome counts,
+and the training wall time. Every step is the user's own ``./pants run`` command
 (the torch and JAX stacks live in different resolves), printed before it runs.
 
 With ``--address`` (a Ray cluster, the sweep's token-auth one, or ``local`` for this machine's cores) the
@@ -462,6 +463,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="with --address: each training run asks for a GPU where a node has one",
     )
+    parser.add_argument(
+        "--train-seeds",
+        default="",
+        help="comma list of training seeds: each recipe trained once per seed, as the recipe "
+        "<policy>-seed<S> (default: the recipe's own seed)",
+    )
     parser.add_argument("--dry-run", action="store_true", help="print every command and exit")
     return parser
 
@@ -472,6 +479,26 @@ def _chosen_policies(text: str) -> list[str]:
     if unknown:
         raise QuickstartError(f"unknown policy recipe {unknown[0]!r}: choose from {', '.join(RECIPES)}")
     return policies
+
+
+def with_seed(recipe: Recipe, seed: int) -> Recipe:
+    """The recipe trained with ``seed``: a recipe of its own (its own cells, runs and curve), so that seeds
+    are cells of the grid like demonstration counts."""
+    return replace(
+        recipe, name=f"{recipe.name}-seed{seed}", train_args=(*recipe.train_args, "--seed", str(seed))
+    )
+
+
+def _chosen_recipes(policies: Sequence[str], seeds_text: str) -> list[Recipe]:
+    try:
+        seeds = sorted({int(part) for part in _comma_list(seeds_text)})
+    except ValueError as error:
+        raise QuickstartError(f"--train-seeds {seeds_text!r} must be a comma list of integers") from error
+    if any(seed < 0 for seed in seeds):
+        raise QuickstartError(f"--train-seeds {seeds_text!r} must name seeds of 0 or more")
+    if not seeds:
+        return [RECIPES[name] for name in policies]
+    return [with_seed(RECIPES[name], seed) for name in policies for seed in seeds]
 
 
 def _demo_counts(text: str) -> list[int]:
@@ -525,29 +552,32 @@ def _run_cell(
 def _print_plan(
     out: Path, pool_stages: list[Stage], cells: list[tuple[Recipe, int]], args: argparse.Namespace
 ) -> None:
-    """--dry-run: every stage's command, and with --address the runners that train the cells first."""
-    planned = list(pool_stages)
-    for recipe, demos in cells:
-        planned += cell_stages(out, recipe, demos, args.eval_seeds, args.workers, args.address)
-    for stage in planned:
+    """--dry-run: every stage's command in order, with --address the runners that train the cells after the
+    pools are recorded (each cell's subset is made just before)."""
+    for stage in pool_stages:
         print(f"# {stage.name}: {stage.description}\n{stage.shell_command()}")
     if args.address:
         for trainer in sorted({trainer_of_target(recipe.train_target) for recipe, _ in cells}):
             command = " ".join(runner_command(out, trainer, args.address, args.workers, "./pants"))
-            print(f"# the {trainer} cells' training as Ray tasks, before their other stages\n{command}")
+            print(
+                f"# the {trainer} cells' training as Ray tasks (their train stages are then done)\n{command}"
+            )
+    for recipe, demos in cells:
+        for stage in cell_stages(out, recipe, demos, args.eval_seeds, args.workers, args.address):
+            print(f"# {stage.name}: {stage.description}\n{stage.shell_command()}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        policies = _chosen_policies(args.policies)
+        recipes = _chosen_recipes(_chosen_policies(args.policies), args.train_seeds)
         demo_counts = _demo_counts(args.demos)
         buildroot = find_buildroot(Path.cwd())
         out = args.out if args.out.is_absolute() else buildroot / args.out
         pants = os.environ.get("SO101LAB_PANTS", str(buildroot / "pants"))
-        pools = sorted({RECIPES[name].pool for name in policies})
+        pools = sorted({recipe.pool for recipe in recipes})
         pool_stages = [pool_stage(out, POOLS[pool], max(demo_counts)) for pool in pools]
-        cells = [(RECIPES[name], demos) for name in policies for demos in demo_counts]
+        cells = [(recipe, demos) for recipe in recipes for demos in demo_counts]
         if args.dry_run:
             _print_plan(out, pool_stages, cells, args)
             return 0

@@ -209,3 +209,27 @@ def test_dry_run_with_an_address_prints_the_runners(tmp_path: Path, capsys, monk
     printed = capsys.readouterr().out
     assert printed.count("run services/training:train-runs-") == 2
     assert printed.count("--ray-address head:6379") == 2  # both cells' sweeps
+
+
+def test_training_seeds_are_cells_of_the_grid(tmp_path: Path, capsys, monkeypatch) -> None:
+    (tmp_path / "pants.toml").write_text("")
+    monkeypatch.chdir(tmp_path)
+    argv = ["--out", str(tmp_path), "--policies", "act-state,jax-state", "--demos", "25", "--dry-run"]
+    assert main([*argv, "--train-seeds", "2000,1000"]) == 0
+    printed = capsys.readouterr().out
+    # one pool and one subset for all; a run and a sweep per (policy, seed)
+    assert printed.count("libs/datasets:record") == 1 and printed.count("-- filter") == 4
+    for policy in ("act-state", "jax-state"):
+        for seed in (1000, 2000):
+            assert printed.count(f"runs/{policy}-seed{seed}-25 ") == 1  # the train command's --out
+            assert f"--seed {seed}" in printed
+    assert main([*argv, "--train-seeds", "1,x"]) == 2
+    assert "--train-seeds '1,x' must be a comma list of integers" in capsys.readouterr().err
+
+
+def test_a_seeded_recipe_is_its_own_curve(tmp_path: Path) -> None:
+    seeded = learning_curves.with_seed(RECIPES["act-state"], 2000)
+    assert seeded.name == "act-state-seed2000" and seeded.train_args[-2:] == ("--seed", "2000")
+    assert seeded.pool == "state" and seeded.train_resumes
+    _, train, _ = cell_stages(tmp_path, seeded, 25, eval_seeds=100, workers=None)
+    assert train.output == tmp_path / "runs" / "act-state-seed2000-25" and train.argv[-1] == "--resume"

@@ -132,7 +132,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-steps", type=int, default=300)
     parser.add_argument("--policies", default=",".join(POLICIES))
     parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument(
+        "--checkpoint",
+        action="append",
+        default=[],
+        metavar="NAME=DIR",
+        help="measure this trained checkpoint as policy NAME instead of training one (repeatable): a tiny "
+        "model that has not learned the action range ends its episodes early on a contract violation",
+    )
     return parser
+
+
+def given_checkpoints(parser: argparse.ArgumentParser, values: list[str]) -> dict[str, Path]:
+    found = {}
+    for value in values:
+        name, _, directory = value.partition("=")
+        if name not in POLICIES or not directory:
+            parser.error(f"--checkpoint {value!r}: use NAME=DIR with NAME one of {list(POLICIES)}")
+        found[name] = Path(directory)
+    return found
 
 
 def describe(policy: Any) -> str:
@@ -182,7 +200,8 @@ def measure(
         round_label = f"round {round_index + 1}/{args.rounds}"
         for name in policies:
             policy = LeRobotPolicy(checkpoints[name], device="cpu")
-            rows.labels.setdefault(name, describe(policy))
+            given = args.given.get(name)
+            rows.labels.setdefault(name, describe(policy) + (f" [{given}]" if given else ""))
             predictions = counting_chunks(policy)
             measure_harness_round(
                 rows, name, policy, seeds, args.max_steps, harness_modes, predictions, round_label
@@ -218,7 +237,9 @@ def main(argv: list[str] | None = None) -> int:
     apply_threads(1)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     args.workdir.mkdir(parents=True, exist_ok=True)
-    checkpoints = prepare(args.workdir, args.train_steps, policies)
+    args.given = given_checkpoints(parser, args.checkpoint)
+    to_train = [name for name in policies if name not in args.given]
+    checkpoints = {**prepare(args.workdir, args.train_steps, to_train), **args.given}
     load_before = os.getloadavg()
     rows = measure(args, checkpoints, policies, modes)
     load_after = os.getloadavg()

@@ -367,10 +367,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         figures["real"] = {f"{e:g}": real_comparison(arguments.real, e) for e in EPSILONS}
         for epsilon in EPSILONS:
             print_real(figures["real"][f"{epsilon:g}"], epsilon)
+    if arguments.json:  # before the plot: the figures are kept even where matplotlib is missing
+        arguments.json.write_text(json.dumps(figures, indent=1) + "\n")
     if arguments.png:
         plot(rows, arguments.png)
-    if arguments.json:
-        arguments.json.write_text(json.dumps(figures, indent=1) + "\n")
     return 0
 
 

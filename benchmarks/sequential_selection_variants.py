@@ -127,6 +127,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=2000, help="simulated selections per setting")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--k", type=int, nargs="+", default=list(KS), help="checkpoints per selection")
+    parser.add_argument("--epsilon", type=float, nargs="+", default=list(EPSILONS))
     arguments = parser.parse_args(argv)
     ids, successes = load_profiles()
     rng = np.random.default_rng(arguments.seed)
@@ -135,8 +137,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{len(ids)} profiles, budget {FIXED_SEEDS}, δ = {DELTA}, {arguments.runs} selections per setting")
     print("| K | ε | " + " | ".join(f"{name}: fewer by, error" for name in names) + " |")
     print("|---|---|" + "---|" * len(names))
-    for k in KS:
-        for epsilon in EPSILONS:
+    for k in arguments.k:
+        for epsilon in arguments.epsilon:
             results = compare(successes, k, epsilon, arguments.runs, rng)
             cells = " | ".join(f"{results[name][0]:.2f}×, {results[name][1]:.4f}" for name in names)
             print(f"| {k} | {epsilon:.2f} | {cells} |")

@@ -201,7 +201,7 @@ def measure(
         for name in policies:
             policy = LeRobotPolicy(checkpoints[name], device="cpu")
             given = args.given.get(name)
-            rows.labels.setdefault(name, describe(policy) + (f" [{given}]" if given else ""))
+            rows.labels.setdefault(name, describe(policy) + (f", from {given}" if given else ""))
             predictions = counting_chunks(policy)
             measure_harness_round(
                 rows, name, policy, seeds, args.max_steps, harness_modes, predictions, round_label

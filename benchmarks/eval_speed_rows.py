@@ -288,6 +288,7 @@ def _median_ratio(numerators: list[float], denominators: list[float]) -> float:
 def print_table(rows: Rows, modes: Sequence[str], title: str, notes: Sequence[str] = ()) -> None:
     """The rows (medians over rounds; ratios are medians of per-round ratios), then each limit's parts."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     table = Table(title=title)
@@ -303,7 +304,7 @@ def print_table(rows: Rows, modes: Sequence[str], title: str, notes: Sequence[st
             median = statistics.median(values)
             anchor = rows.seconds.get((name, LEROBOT_EVAL))
             table.add_row(
-                label,
+                escape(label),
                 mode.replace("_", " "),
                 f"{median:.2f}",
                 f"{60.0 / median:.1f}",
@@ -321,7 +322,7 @@ def print_table(rows: Rows, modes: Sequence[str], title: str, notes: Sequence[st
         limits = rows.limits.get(name, [])
         if limits:
             parts.add_row(
-                label,
+                escape(label),
                 f"{statistics.median(limit.sim_s for limit in limits):.3f}",
                 f"{statistics.median(limit.inferences for limit in limits):.1f}",
                 f"{statistics.median(limit.inference_s for limit in limits) * 1000:.1f}",

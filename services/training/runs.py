@@ -22,16 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from libs.errors import LabError
+from services.quickstart import stamps
 from services.quickstart.quickstart import move_aside
-from services.quickstart.stamps import (
-    Stamp,
-    input_ids,
-    new_made_id,
-    read_stamp,
-    stamp_path,
-    why_stale,
-    write_stamp,
-)
 
 RECORD_SUFFIX = ".training.json"
 
@@ -191,52 +183,55 @@ def record_path(output: Path) -> Path:
 
 def is_finished(run: TrainingRun) -> bool:
     """Its last checkpoint exists and its stamp says this command made it, from these inputs, to the end."""
-    stamp = read_stamp(run.output)
+    stamp = stamps.read_stamp(run.output)
     return (
         run.done_marker.exists()
         and stamp is not None
         and stamp.finished
-        and why_stale(stamp, run.stamp_fingerprint(), input_ids(run.inputs)) is None
+        and stamps.why_stale(stamp, run.stamp_fingerprint(), stamps.input_ids(run.inputs)) is None
     )
 
 
 def begin(run: TrainingRun) -> str | None:
     """Ready ``run`` to train: a folder made by another command is moved aside (its stamp with it), one of
     this command's is continued; stamps it unfinished. Returns what was done to an existing folder."""
-    stamp = read_stamp(run.output)
-    inputs_now = input_ids(run.inputs)
-    made_id = new_made_id()
+    stamp = stamps.read_stamp(run.output)
+    inputs_now = stamps.input_ids(run.inputs)
+    made_id = stamps.new_made_id()
     said = None
     if run.output.exists():
-        stale = why_stale(stamp, run.stamp_fingerprint(), inputs_now) if stamp is not None else None
+        stale = stamps.why_stale(stamp, run.stamp_fingerprint(), inputs_now) if stamp is not None else None
         if stale is not None:
             kept = move_aside(run.output, "stale")
-            for beside in (stamp_path, record_path):  # the kept copy still says what made it
+            for beside in (stamps.stamp_path, record_path):  # the kept copy still says what made it
                 if beside(run.output).exists():
                     beside(run.output).rename(beside(kept))
             said = f"its earlier output was {stale}: moved to {kept}"
         else:
             made_id = stamp.made_id if stamp is not None else made_id
             said = f"continuing the unfinished {run.output}"
-    write_stamp(run.output, Stamp(run.stamp_fingerprint(), inputs_now, made_id, finished=False))
+    stamps.write_stamp(run.output, stamps.Stamp(run.stamp_fingerprint(), inputs_now, made_id, finished=False))
     return said
 
 
 def finish(run: TrainingRun, result: dict[str, Any]) -> None:
-    """Stamp ``run`` finished and write its record, once its trainer returned; a trainer that returned
+    """stamps.Stamp ``run`` finished and write its record, once its trainer returned; a trainer that returned
     without its last checkpoint is an error (the run stays unfinished)."""
     if not run.done_marker.exists():
         raise TrainingRunError(
             f"run {run.name}: the trainer ended without writing {run.done_marker}: check the run's --steps "
             f"and the done marker, see {result.get('log')}"
         )
-    stamp = read_stamp(run.output)
-    made_id = stamp.made_id if stamp is not None else new_made_id()
+    stamp = stamps.read_stamp(run.output)
+    made_id = stamp.made_id if stamp is not None else stamps.new_made_id()
     record = record_path(run.output)
     partial = record.with_name(record.name + ".partial")
     partial.write_text(json.dumps({"name": run.name, "trainer": run.trainer, **result}, indent=2) + "\n")
     os.replace(partial, record)
-    write_stamp(run.output, Stamp(run.stamp_fingerprint(), input_ids(run.inputs), made_id, finished=True))
+    stamps.write_stamp(
+        run.output,
+        stamps.Stamp(run.stamp_fingerprint(), stamps.input_ids(run.inputs), made_id, finished=True),
+    )
 
 
 def read_record(output: Path) -> dict[str, Any] | None:

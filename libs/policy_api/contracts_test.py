@@ -5,6 +5,7 @@ import pytest
 
 from libs.policy_api.contracts import (
     ContractViolation,
+    check_action_chunk,
     check_normalized_inputs,
     check_observation,
     chunk_looks_normalized,
@@ -36,6 +37,25 @@ def test_ee_actions_near_zero_are_not_mistaken_for_normalised() -> None:
     }
     ee_chunk = np.tile(np.array([0.2, 0.0, 0.05, 0.3, 0.0, -0.95, 0.0], dtype=np.float32), (3, 1))
     assert not chunk_looks_normalized(ee_chunk, ee_stats)
+
+
+def test_ee_tails_are_refused_only_when_another_layout_or_unit() -> None:
+    spec = PolicySpec(cameras=(), action_dim=7, action_space="ee", chunk_length=2, n_action_steps=1)
+    position = np.array([0.2, 0.0, 0.08])
+
+    def chunk(tail_distance: float) -> np.ndarray:
+        tail = position + np.array([0.0, 0.0, tail_distance])
+        return np.tile(np.concatenate([position, tail, [50.0]]), (2, 1)).astype(np.float32)
+
+    for undertrained in (0.07, 0.1, 0.19):  # an undertrained policy's tails: behaviour, not a setup error
+        check_action_chunk(chunk(undertrained), spec)
+    for wrong in (
+        1.0,
+        100.0,
+        0.001,
+    ):  # a unit approach vector, millimetres, the tail collapsed on the position
+        with pytest.raises(ContractViolation, match="ee action tail points lie"):
+            check_action_chunk(chunk(wrong), spec)
 
 
 def test_normalised_inputs_bound() -> None:

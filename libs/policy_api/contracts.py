@@ -201,21 +201,26 @@ def check_action_chunk(
                 "0–1 gripper)"
             )
     if spec.action_space == "ee":
-        # [x, y, z, tail_x, tail_y, tail_z, gripper] (libs.sim.layout): the tail lies EE_TAIL_DISTANCE_M
-        # (0.1 m) behind the position; a distance many times off means another layout or unit (an old unit
-        # approach vector: ~1 m; millimetres: ~100). Within the factor it is behaviour, not a bug: the env
-        # reads only the tail's direction, and an undertrained policy's tails lie 0.07..0.19 m from the
-        # position (Pi0 after 1,000 steps on ee demonstrations).
-        distances = np.linalg.norm(array[:, :3] - array[:, 3:6], axis=1)
-        low, high = EE_TAIL_DISTANCE_M / EE_TAIL_FACTOR, EE_TAIL_DISTANCE_M * EE_TAIL_FACTOR
-        if np.any((distances < low) | (distances > high)):
-            raise ContractViolation(
-                f"ee action tail points lie {distances.min():.3f}..{distances.max():.3f} m from the gripper "
-                f"position, expected about {EE_TAIL_DISTANCE_M} m (within ×{EE_TAIL_FACTOR:g}): the ee "
-                "layout is [x, y, z, tail_x, tail_y, tail_z, gripper] in metres; check the de-normalisation "
-                "stats, or convert an old approach-vector dataset with `convert ee` and retrain"
-            )
+        _check_ee_tails(array)
     return array.astype(np.float32, copy=False)
+
+
+def _check_ee_tails(array: np.ndarray) -> None:
+    """An ee chunk's tails lie about EE_TAIL_DISTANCE_M from their positions (within EE_TAIL_FACTOR)."""
+    # [x, y, z, tail_x, tail_y, tail_z, gripper] (libs.sim.layout): the tail lies EE_TAIL_DISTANCE_M
+    # (0.1 m) behind the position; a distance many times off means another layout or unit (an old unit
+    # approach vector: ~1 m; millimetres: ~100). Within the factor it is behaviour, not a bug: the env
+    # reads only the tail's direction, and an undertrained policy's tails lie 0.07..0.19 m from the
+    # position (Pi0 after 1,000 steps on ee demonstrations).
+    distances = np.linalg.norm(array[:, :3] - array[:, 3:6], axis=1)
+    low, high = EE_TAIL_DISTANCE_M / EE_TAIL_FACTOR, EE_TAIL_DISTANCE_M * EE_TAIL_FACTOR
+    if np.any((distances < low) | (distances > high)):
+        raise ContractViolation(
+            f"ee action tail points lie {distances.min():.3f}..{distances.max():.3f} m from the gripper "
+            f"position, expected about {EE_TAIL_DISTANCE_M} m (within ×{EE_TAIL_FACTOR:g}): the ee "
+            "layout is [x, y, z, tail_x, tail_y, tail_z, gripper] in metres; check the de-normalisation "
+            "stats, or convert an old approach-vector dataset with `convert ee` and retrain"
+        )
 
 
 def chunk_looks_normalized(
@@ -268,11 +273,25 @@ def check_normalized_inputs(
             continue
         peak = float(np.max(np.abs(array)))
         if not np.isfinite(peak) or peak > limit:
-            raise ContractViolation(
-                f"normalised input {key!r} reaches ±{peak:.0f} (sane inputs stay within ±{limit:.0f}): its "
-                "std in the dataset stats is tiny (e.g. 0.002) — recompute the stats with the dataset doctor "
-                "(or use per-channel image stats) and retrain or re-export the checkpoint"
-            )
+            raise ContractViolation(_out_of_bounds_message(key, array, peak, limit))
+
+
+def _out_of_bounds_message(key: str, array: np.ndarray, peak: float, limit: float) -> str:
+    """Images: a tiny std. A vector names its dimension, and the other cause a vector has: the env feeds it in
+    other units than training's (a 0–100 gripper to a policy trained on 0–1 reaches ±300)."""
+    if key.startswith(IMAGE_KEY_PREFIX) or array.ndim == 0 or not np.isfinite(peak):
+        return (
+            f"normalised input {key!r} reaches ±{peak:.0f} (sane inputs stay within ±{limit:.0f}): its std "
+            "in the dataset stats is tiny (e.g. 0.002) — recompute the stats with the dataset doctor (or use "
+            "per-channel image stats) and retrain or re-export the checkpoint"
+        )
+    dimension = int(np.unravel_index(np.argmax(np.abs(array)), array.shape)[-1])
+    return (
+        f"normalised input {key!r} reaches ±{peak:.0f} at dimension {dimension} (sane inputs stay within "
+        f"±{limit:.0f}): the env feeds that dimension in other units than training's (e.g. a 0–100 gripper "
+        "where training had 0–1), or its std in the dataset stats is tiny (e.g. 0.002) — fix the env's "
+        "units, or recompute the stats with the dataset doctor and retrain or re-export the checkpoint"
+    )
 
 
 # --------------------------------------------------------------------------- scene

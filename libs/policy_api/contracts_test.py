@@ -62,6 +62,9 @@ def test_normalised_inputs_bound() -> None:
     check_normalized_inputs({"observation.state": np.ones(6), "task": np.array(["x"])})
     with pytest.raises(ContractViolation, match="reaches ±300"):
         check_normalized_inputs({"observation.images.wrist": np.full((3, 4, 4), -300.0)})
+    gripper_in_other_units = np.array([[0.1, -0.3, 0.2, 0.5, -1.0, 329.0]])  # 0–100 fed, 0–1 trained
+    with pytest.raises(ContractViolation, match="reaches ±329 at dimension 5 .* other units than training's"):
+        check_normalized_inputs({"observation.state": gripper_in_other_units})
 
 
 def test_depth_key_present_but_declared_rgb() -> None:

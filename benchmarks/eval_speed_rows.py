@@ -126,6 +126,27 @@ class HarnessRun:
     predictions: int
     #: (outcome, steps) of each episode, in seed order
     outcomes: list[tuple[str, int]]
+    #: one at a time: each episode's executed actions, and before which steps the policy's images were drawn
+    tapes: list[tuple[list[np.ndarray], list[bool]]] = dataclasses.field(default_factory=list)
+
+
+class _Tape:
+    """An episode observer keeping what ``sim_only_seconds`` replays: the executed actions and the steps
+    before which camera images were drawn."""
+
+    def __init__(self) -> None:
+        self.episodes: list[tuple[list[np.ndarray], list[bool]]] = []
+        self._draws = 0
+
+    def on_reset(self, env: Any, seed: int) -> None:
+        self.episodes.append(([], []))
+        self._draws = env.draws
+
+    def on_step(self, event: Any) -> None:
+        actions, reads = self.episodes[-1]
+        actions.append(np.array(event.action, copy=True))
+        reads.append(event.env.draws > self._draws)
+        self._draws = event.env.draws
 
 
 def harness_run(
@@ -140,6 +161,7 @@ def harness_run(
     batched = mode == "on_demand_batched"
     rendering = "eager" if mode == "eager" else "on_demand"
     envs = [make_env(policy, max_steps, rendering) for _ in (seeds if batched else seeds[:1])]
+    tape = _as_observer(_Tape())
     try:
         for env in envs:
             warm_up(env, policy)
@@ -149,7 +171,10 @@ def harness_run(
             starts = [EpisodeStart(seed) for seed in seeds]
             results = evaluate_lockstep(policy, envs, starts, action_stats=stats)
         else:
-            results = [evaluate_episode(policy, envs[0], seed, action_stats=stats) for seed in seeds]
+            results = [
+                evaluate_episode(policy, envs[0], seed, action_stats=stats, observers=[tape])
+                for seed in seeds
+            ]
         seconds = (time.perf_counter() - started) / len(seeds)
         return HarnessRun(
             seconds,
@@ -157,10 +182,21 @@ def harness_run(
             sum(env.draws for env in envs),
             predictions() - before,
             [(result.record.outcome, result.record.steps) for result in results],
+            tape.episodes,
         )
     finally:
         for env in envs:
             env.close()
+
+
+def _as_observer(tape: _Tape) -> Any:
+    """``tape`` as a ``libs.sim.play.observers.EpisodeObserver`` (imported late, as the env is)."""
+    from libs.sim.play.observers import EpisodeObserver
+
+    class TapeObserver(_Tape, EpisodeObserver):
+        pass
+
+    return TapeObserver()
 
 
 def counting_infer_batch(policy: Any) -> Callable[[], int]:
@@ -181,8 +217,11 @@ def counting_infer_batch(policy: Any) -> Callable[[], int]:
 
 
 def sim_only_seconds(policy: Any, seeds: Sequence[int], run: HarnessRun, max_steps: int) -> float:
-    """Seconds per episode of the physics alone: each seed's episode length in control steps (the arm held
-    where it starts), drawing as many camera images as the policy read, spread over the episode."""
+    """Seconds per episode of the physics alone: each seed's episode replayed from its executed actions,
+    drawing the policy's camera images before the same steps (a run without tapes, lockstep: the arm held
+    where it starts for the episode's length, as many images as the policy read, spread over it)."""
+    if run.tapes:
+        return _replayed_seconds(policy, seeds, run, max_steps)
     env = make_env(policy, max_steps, "on_demand")
     keys = [camera.key for camera in policy.spec.cameras]
     frames_per_step = run.draws / max(1, len(keys)) / max(1, sum(run.steps))
@@ -198,7 +237,27 @@ def sim_only_seconds(policy: Any, seeds: Sequence[int], run: HarnessRun, max_ste
                 if step in read_at:
                     for key in keys:
                         np.asarray(observation[key])
+                del observation  # one still held makes the env copy its moment before stepping on
                 observation, *_ = env.step(hold)
+        return (time.perf_counter() - started) / len(seeds)
+    finally:
+        env.close()
+
+
+def _replayed_seconds(policy: Any, seeds: Sequence[int], run: HarnessRun, max_steps: int) -> float:
+    env = make_env(policy, max_steps, "on_demand")
+    keys = [camera.key for camera in policy.spec.cameras]
+    try:
+        warm_up(env, policy)
+        started = time.perf_counter()
+        for seed, (actions, reads) in zip(seeds, run.tapes, strict=True):
+            observation, _ = env.reset(seed=seed)
+            for action, read in zip(actions, reads, strict=True):
+                if read:
+                    for key in keys:
+                        np.asarray(observation[key])
+                del observation  # one still held makes the env copy its moment before stepping on
+                observation, *_ = env.step(action)
         return (time.perf_counter() - started) / len(seeds)
     finally:
         env.close()

@@ -50,8 +50,8 @@ class Rows:
     peak_rss_mib: dict[tuple[str, str], list[float]] = dataclasses.field(default_factory=dict)
     limits: dict[str, list[Limit]] = dataclasses.field(default_factory=dict)
     labels: dict[str, str] = dataclasses.field(default_factory=dict)
-    #: per policy, over rounds: (episodes whose outcome and length lockstep left unchanged, episodes)
-    lockstep_same: dict[str, list[tuple[int, int]]] = dataclasses.field(default_factory=dict)
+    #: per policy, over rounds: (episodes whose outcome lockstep left unchanged, whose length too, episodes)
+    lockstep_same: dict[str, list[tuple[int, int, int]]] = dataclasses.field(default_factory=dict)
 
     def add(self, name: str, mode: str, seconds: float, peak_rss_mib: float) -> None:
         self.seconds.setdefault((name, mode), []).append(seconds)
@@ -317,9 +317,10 @@ def measure_harness_round(
         report(round_label, name, mode, runs[mode].seconds_per_episode, peak[0])
     basis = runs.get("on_demand") or next(iter(runs.values()))
     if "on_demand" in runs and "on_demand_batched" in runs:
-        pairs = zip(runs["on_demand"].outcomes, runs["on_demand_batched"].outcomes, strict=True)
+        pairs = list(zip(runs["on_demand"].outcomes, runs["on_demand_batched"].outcomes, strict=True))
+        same_outcome = sum(alone[0] == together[0] for alone, together in pairs)
         same = sum(alone == together for alone, together in pairs)
-        rows.lockstep_same.setdefault(name, []).append((same, len(seeds)))
+        rows.lockstep_same.setdefault(name, []).append((same_outcome, same, len(seeds)))
     sim_s = sim_only_seconds(policy, seeds, basis, max_steps)
     limit = Limit(sim_s, basis.predictions / len(seeds), inference_s)
     rows.limits.setdefault(name, []).append(limit)
@@ -389,8 +390,11 @@ def print_table(rows: Rows, modes: Sequence[str], title: str, notes: Sequence[st
             )
     console.print(parts)
     for name, counts in rows.lockstep_same.items():
-        same, total = sum(count for count, _ in counts), sum(total for _, total in counts)
-        print(f"{rows.labels[name]}: lockstep left {same}/{total} episodes' outcome and length unchanged")
+        outcomes, lengths, total = (sum(column) for column in zip(*counts, strict=True))
+        print(
+            f"{rows.labels[name]}: lockstep left {outcomes}/{total} episodes' outcome unchanged, "
+            f"{lengths}/{total} their outcome and length"
+        )
     for note in notes:
         print(note)
 

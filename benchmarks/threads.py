@@ -141,9 +141,9 @@ def measure(checkpoint: Path, workdir: Path, sweep: argparse.Namespace) -> dict[
     """Every (scenario, mode) once per round, modes in turn within each scenario of a round."""
     runs: dict[tuple[str, str], list[Run]] = {}
     for round_number in range(sweep.rounds):
-        for scenario_number, scenario in enumerate(SCENARIOS):
+        for scenario_number, scenario in enumerate(sweep.scenarios):
             with busy_core(scenario != "no burner"):
-                for mode_number, (label, flags) in enumerate(MODES):
+                for mode_number, (label, flags) in enumerate(sweep.modes):
                     out = (
                         workdir
                         / "sweeps"
@@ -168,9 +168,9 @@ def print_table(runs: dict[tuple[str, str], list[Run]], sweep: argparse.Namespac
     )
     print("| scenario | mode | threads used | busy cores seen | s/episode | ratio to decided | command s |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
-    for scenario in SCENARIOS:
+    for scenario in sweep.scenarios:
         decided = statistics.median(run.episode_s for run in runs[(scenario, "decided")])
-        for label, _ in MODES:
+        for label, _ in sweep.modes:
             rows = runs[(scenario, label)]
             episode_s = statistics.median(run.episode_s for run in rows)
             threads = "/".join(sorted({str(run.threads) for run in rows}))
@@ -181,6 +181,15 @@ def print_table(runs: dict[tuple[str, str], list[Run]], sweep: argparse.Namespac
                 f"| {scenario} | {label} | {threads} | {busy} | {episode_s:.2f}{cut} | "
                 f"{episode_s / decided:.2f}× | {command_s:.1f} |"
             )
+
+
+def parse_modes(text: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """``--threads 1,decided`` → those modes in that order (the ratios need ``decided`` among them)."""
+    flags_of = dict(MODES)
+    names = [name.strip() for name in text.split(",")]
+    if "decided" not in names or any(name not in flags_of for name in names):
+        raise argparse.ArgumentTypeError(f"--modes {text!r}: name decided and any of {', '.join(flags_of)}")
+    return tuple((name, flags_of[name]) for name in names)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -194,7 +203,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--demos", type=int, default=20, help="scripted demonstrations to train on")
     parser.add_argument("--steps", type=int, default=300, help="training steps of the checkpoint")
+    parser.add_argument(
+        "--modes",
+        type=parse_modes,
+        default=MODES,
+        help="the modes to run, comma-separated, in this order (default: decided,--threads 2,--threads 1)",
+    )
+    parser.add_argument("--no-burner-only", action="store_true", help="skip the scenario with the burner")
     args = parser.parse_args(argv)
+    args.scenarios = SCENARIOS[:1] if args.no_burner_only else SCENARIOS
     # A SIGTERM to the benchmark stops its burner and sweep too (their `finally`s run).
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     checkpoint = train_checkpoint(args.workdir, args.demos, args.steps)

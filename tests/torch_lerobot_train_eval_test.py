@@ -121,8 +121,10 @@ def test_save_and_reload_give_identical_actions(trained_run: tuple[str, Path], w
         env.close()
     chunks = []
     for policy in (original, reloaded):
+        # Diffusion, SmolVLA and Pi0 sample noise from a stream seeded at reset from numpy's global RNG,
+        # which the harness seeds with the episode's seed: the same episode seed, the same noise.
+        np.random.seed(5)
         policy.reset()
-        torch.manual_seed(0)  # Diffusion, SmolVLA and Pi0 sample noise
         chunks.append(policy.infer(observation))
     assert chunks[0].shape == (original.spec.chunk_length, 6)
     np.testing.assert_array_equal(chunks[0], chunks[1])

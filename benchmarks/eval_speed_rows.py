@@ -88,20 +88,8 @@ def release_freed_memory() -> None:
 
 def make_env(policy: Any, max_steps: int, image_rendering: str) -> Any:
     """The policy's training scene with its cameras, counting the camera images it draws (``draws``)."""
-    from libs.sim.env import SO101PickPlaceEnv
+    from libs.sim.draw_counting_env import DrawCountingEnv
     from libs.sim.scene_config import SceneConfig
-
-    class DrawCountingEnv(SO101PickPlaceEnv):
-        draws = 0
-
-        def render_camera(self, name: str, **kwargs: Any) -> np.ndarray:
-            self.draws += 1
-            return super().render_camera(name, **kwargs)
-
-        def render_cameras(self, data: Any = None) -> dict[str, np.ndarray]:
-            images = super().render_cameras(data)
-            self.draws += len(images)
-            return images
 
     scene = SceneConfig.from_dict(policy.card.scene)
     scene = scene.with_cameras([camera.name for camera in policy.spec.cameras])

@@ -21,6 +21,7 @@ from backends.torch_lerobot.train import train_policy
 from libs.datasets.record import record_scripted_dataset
 from libs.evaluation.play.evaluated_episode import evaluate_episode
 from libs.evaluation.play.fixtures import SMALL_ACT
+from libs.sim.draw_counting_env import DrawCountingEnv
 from libs.sim.env import SO101PickPlaceEnv
 from libs.sim.play.observers import EpisodeObserver, StepEvent
 from libs.sim.scene_config import SceneConfig
@@ -58,21 +59,6 @@ def policy(request: pytest.FixtureRequest, dataset: Path) -> LeRobotPolicy:
         policy_type, dataset, run, steps=1, batch_size=2, policy_overrides=overrides, log_freq=1
     )[-1]
     return LeRobotPolicy(checkpoint)
-
-
-class DrawCountingEnv(SO101PickPlaceEnv):
-    """The env, counting the camera images it draws."""
-
-    draws = 0
-
-    def render_camera(self, name: str, **kwargs: Any) -> np.ndarray:
-        self.draws += 1
-        return super().render_camera(name, **kwargs)
-
-    def render_cameras(self, data: Any = None) -> dict[str, np.ndarray]:
-        images = super().render_cameras(data)
-        self.draws += len(images)
-        return images
 
 
 def _episodes(

@@ -4,14 +4,18 @@
     ./pants run benchmarks:learning_curves -- --policies act-state --demos 50,200
     ./pants run benchmarks:learning_curves -- --out results/learning_curves --dry-run   # print the commands
     ./pants run benchmarks:learning_curves -- --address HEAD:6379 --workers 16   # train the cells on Ray
+    ./pants run benchmarks:learning_curves -- --policies smolvla-state,pi0-state   # the VLAs, tiny backbones
 
-For each policy recipe (``RECIPES``: ACT-state, Diffusion-state, JAX-state, ACT-vision, JAX-vision; with
-``--train-seeds`` each recipe once per training seed, as ``<policy>-seed<S>``) and each demonstration count
-N, one *cell*: the first N episodes of a pool of scripted demonstrations (recorded once per observation
-kind, on seeds the evaluation never uses) → train with the recipe's command → evaluate the last checkpoint
-on the same ``--eval-seeds`` seeds (0..K-1) with the lab's sweep → success, Wilson interval, outcome counts,
-and the training wall time. Every step is the user's own ``./pants run`` command
-(the torch and JAX stacks live in different resolves), printed before it runs.
+For each policy recipe (``RECIPES``: ACT-state, Diffusion-state, JAX-state, ACT-vision, JAX-vision, and
+SmolVLA-state and Pi0-state: object state and two 72x96 cameras, every weight of a tiny offline backbone
+trained; with ``--train-seeds`` each recipe once per training seed, as ``<policy>-seed<S>``) and each
+demonstration count N, one *cell*: the first N episodes of a pool of scripted demonstrations (recorded once
+per observation kind, on seeds the evaluation never uses) → train with the recipe's command → evaluate the
+last checkpoint on the same ``--eval-seeds`` seeds (0..K-1) with the lab's sweep → success, Wilson interval,
+outcome counts, and the training wall time. Every step is the user's own ``./pants run`` command (the torch
+and JAX stacks live in different resolves), printed before it runs. A recipe on a tiny backbone
+first builds it once, in ``OUT/backbones/<policy>`` (``backends/torch_lerobot:tiny-backbone``), and every
+cell of that policy trains from it (``--tiny-backbone``).
 
 With ``--address`` (a Ray cluster, the sweep's token-auth one, or ``local`` for this machine's cores) the
 unfinished cells' training runs go to Ray at once, one task each with the recipe's threads (and a GPU with
@@ -68,6 +72,11 @@ POOLS: dict[str, DemoPool] = {
     "state": DemoPool("state", ("--environment-state", "--no-cameras", "--noise", "2.0")),
     # The vision ACT recipe was measured on 2.0° demos too (README "Vision ACT").
     "vision": DemoPool("vision", ("--image-size", "96x128", "--noise", "2.0")),
+    # Object state and two 72x96 cameras: what SmolVLA and Pi0 were measured on (docs/vla-and-vision.md
+    # "Item 1a"); they read the state through LeRobot's own code and the cameras through their backbone.
+    "state-cameras": DemoPool(
+        "state-cameras", ("--environment-state", "--image-size", "72x96", "--noise", "2.0")
+    ),
 }
 
 
@@ -84,6 +93,9 @@ class Recipe:
     policy_prefix: str
     #: checkpoint folder name of the last step (the train command's own layout)
     last_checkpoint: str
+    #: the policy whose tiny random backbone (``OUT/backbones/<policy>``) the recipe trains on, built once
+    #: by a stage of its own before any cell (``--tiny-backbone``); None: the recipe needs none
+    tiny_backbone: str | None = None
 
     @property
     def train_resumes(self) -> bool:
@@ -153,7 +165,41 @@ RECIPES: dict[str, Recipe] = {
         "jax_openpi",
         "008000",
     ),
+    "smolvla-state": Recipe(
+        "smolvla-state",
+        "state-cameras",
+        "backends/torch_lerobot:train",
+        # docs/vla-and-vision.md "Item 1a": 89 and 90/100 from 200 demos (two training seeds), every weight of
+        # a 433K-parameter tiny backbone trained, 17 min of one core.
+        (
+            *("--policy", "smolvla", "--preset", "state", "--steps", "10000", "--save-freq", "2500"),
+            *("--batch-size", "32", "--threads", "1"),
+        ),
+        "services/eval:sweep-torch_lerobot",
+        "torch_lerobot",
+        "010000",
+        tiny_backbone="smolvla",
+    ),
+    "pi0-state": Recipe(
+        "pi0-state",
+        "state-cameras",
+        "backends/torch_lerobot:train",
+        # docs/vla-and-vision.md "Item 1a": 53 and 44/100 from 200 demos (two training seeds), a tiny
+        # 183K-parameter backbone, 16 min of one core.
+        (
+            *("--policy", "pi0", "--preset", "state", "--steps", "7000", "--save-freq", "3500"),
+            *("--batch-size", "32", "--threads", "1"),
+        ),
+        "services/eval:sweep-torch_lerobot",
+        "torch_lerobot",
+        "007000",
+        tiny_backbone="pi0",
+    ),
 }
+
+#: the file a built tiny backbone dir holds (backends/torch_lerobot/tiny_backbones.py TINY_BACKBONE_FILE; not
+#: imported: this driver runs outside the torch resolve)
+TINY_BACKBONE_FILE = "tiny_backbone.json"
 
 
 def _pool_dir(out: Path, pool: str) -> Path:
@@ -174,6 +220,27 @@ def _eval_dir(out: Path, recipe: str, demos: int) -> Path:
 
 def _cell_path(out: Path, recipe: str, demos: int) -> Path:
     return out / CELLS_DIR / f"{recipe}-{demos}.json"
+
+
+def backbone_dir(out: Path, policy: str) -> Path:
+    return out / "backbones" / policy
+
+
+def backbone_stage(out: Path, policy: str) -> Stage:
+    """Builds the tiny random ``policy`` backbone once, before any cell trains on it: every cell's run then
+    starts from the same weights, and no two runs build it at once."""
+    directory = backbone_dir(out, policy)
+    return Stage(
+        f"backbone-{policy}",
+        f"build the tiny offline {policy} backbone",
+        "backends/torch_lerobot:tiny-backbone",
+        "backends.torch_lerobot.tiny_backbones",
+        ("--policy", policy, "--out", str(directory)),
+        directory / TINY_BACKBONE_FILE,
+        output=directory,
+        # the builder refuses a folder that is not empty: an interrupted build is moved aside
+        resumes=False,
+    )
 
 
 def pool_stage(out: Path, pool: DemoPool, episodes: int) -> Stage:
@@ -221,16 +288,38 @@ def _sweep_ray_args(workers: int | None, address: str | None) -> tuple[str, ...]
     return (*worker_args, "--ray-address", address) if address and address != "local" else worker_args
 
 
+def _train_stage(out: Path, recipe: Recipe, demos: int) -> Stage:
+    """Train the recipe on the cell's subset into its run folder (on its tiny backbone, if it has one)."""
+    subset = _subset_dir(out, recipe.pool, demos)
+    run = _run_dir(out, recipe.name, demos)
+    backbone = backbone_dir(out, recipe.tiny_backbone) if recipe.tiny_backbone else None
+    # not part of train_args: the folder depends on --out, the cell's stored recipe must not
+    backbone_args = ("--tiny-backbone", str(backbone)) if backbone else ()
+    train_args = ("--dataset", str(subset), "--out", str(run), *recipe.train_args, *backbone_args)
+    return Stage(
+        f"train-{recipe.name}-{demos}",
+        f"train {recipe.name} on {demos} demonstrations",
+        recipe.train_target,
+        recipe.train_target.replace("/", ".").replace(":", "."),
+        (*train_args, *RESUMING_TRAINERS.get(recipe.train_target, ())),
+        run / "checkpoints" / recipe.last_checkpoint,
+        output=run,
+        resumes=recipe.train_resumes,
+        # a backbone built again is other weights: the run is stale
+        inputs=(subset, *([backbone] if backbone else [])),
+        # the same run as one stamped before the trainer took its resume flag
+        fingerprint=train_args,
+    )
+
+
 def cell_stages(
     out: Path, recipe: Recipe, demos: int, eval_seeds: int, workers: int | None, address: str | None = None
 ) -> list[Stage]:
     """Subset the pool, train, evaluate the last checkpoint (on the cluster at ``address``, if one is
     named): the stages of one cell."""
     subset = _subset_dir(out, recipe.pool, demos)
-    run = _run_dir(out, recipe.name, demos)
     evaluation = _eval_dir(out, recipe.name, demos)
-    checkpoint = run / "checkpoints" / recipe.last_checkpoint
-    resume_flags = RESUMING_TRAINERS.get(recipe.train_target, ())
+    train = _train_stage(out, recipe, demos)
     return [
         Stage(
             f"subset-{recipe.pool}-{demos}",
@@ -249,19 +338,7 @@ def cell_stages(
             resumes=False,
             inputs=(_pool_dir(out, recipe.pool),),
         ),
-        Stage(
-            f"train-{recipe.name}-{demos}",
-            f"train {recipe.name} on {demos} demonstrations",
-            recipe.train_target,
-            recipe.train_target.replace("/", ".").replace(":", "."),
-            ("--dataset", str(subset), "--out", str(run), *recipe.train_args, *resume_flags),
-            checkpoint,
-            output=run,
-            resumes=recipe.train_resumes,
-            inputs=(subset,),
-            # the same run as one stamped before the trainer took its resume flag
-            fingerprint=("--dataset", str(subset), "--out", str(run), *recipe.train_args),
-        ),
+        train,
         Stage(
             f"eval-{recipe.name}-{demos}",
             f"evaluate {recipe.name}-{demos} on {eval_seeds} shared seeds",
@@ -269,7 +346,7 @@ def cell_stages(
             "services.eval.sweep",
             (
                 "--policy",
-                f"{recipe.policy_prefix}:{checkpoint}",
+                f"{recipe.policy_prefix}:{train.done_marker}",
                 "--episodes",
                 str(eval_seeds),
                 "--out",
@@ -278,7 +355,7 @@ def cell_stages(
             ),
             evaluation / "report.json",
             output=evaluation,
-            inputs=(run,),
+            inputs=(train.output,),
         ),
     ]
 
@@ -550,11 +627,11 @@ def _run_cell(
 
 
 def _print_plan(
-    out: Path, pool_stages: list[Stage], cells: list[tuple[Recipe, int]], args: argparse.Namespace
+    out: Path, setup_stages: list[Stage], cells: list[tuple[Recipe, int]], args: argparse.Namespace
 ) -> None:
     """--dry-run: every stage's command in order, with --address the runners that train the cells after the
-    pools are recorded (each cell's subset is made just before)."""
-    for stage in pool_stages:
+    pools are recorded and the backbones built (each cell's subset is made just before)."""
+    for stage in setup_stages:
         print(f"# {stage.name}: {stage.description}\n{stage.shell_command()}")
     if args.address:
         for trainer in sorted({trainer_of_target(recipe.train_target) for recipe, _ in cells}):
@@ -576,14 +653,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         out = args.out if args.out.is_absolute() else buildroot / args.out
         pants = os.environ.get("SO101LAB_PANTS", str(buildroot / "pants"))
         pools = sorted({recipe.pool for recipe in recipes})
-        pool_stages = [pool_stage(out, POOLS[pool], max(demo_counts)) for pool in pools]
+        setup_stages = [pool_stage(out, POOLS[pool], max(demo_counts)) for pool in pools]
+        # the backbones are made with the pools, before any cell trains on them
+        backbones = sorted({recipe.tiny_backbone for recipe in recipes if recipe.tiny_backbone})
+        setup_stages += [backbone_stage(out, policy) for policy in backbones]
         cells = [(recipe, demos) for recipe in recipes for demos in demo_counts]
         if args.dry_run:
-            _print_plan(out, pool_stages, cells, args)
+            _print_plan(out, setup_stages, cells, args)
             return 0
         for pool in pools:
             set_aside_short_pool(out, POOLS[pool], max(demo_counts))
-        run_stages(pool_stages, buildroot, pants)
+        run_stages(setup_stages, buildroot, pants)
         if args.address:
             train_cells_on_ray(out, cells, args, buildroot, pants)
         for number, (recipe, demos) in enumerate(cells, start=1):

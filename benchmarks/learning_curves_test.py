@@ -233,3 +233,81 @@ def test_a_seeded_recipe_is_its_own_curve(tmp_path: Path) -> None:
     assert seeded.pool == "state" and seeded.train_resumes
     _, train, _ = cell_stages(tmp_path, seeded, 25, eval_seeds=100, workers=None)
     assert train.output == tmp_path / "runs" / "act-state-seed2000-25" and train.argv[-1] == "--resume"
+
+
+def test_vla_recipes_record_state_and_cameras_and_build_their_backbone_first(
+    tmp_path: Path, capsys, monkeypatch
+) -> None:
+    (tmp_path / "pants.toml").write_text("")
+    monkeypatch.chdir(tmp_path)
+    argv = ["--out", str(tmp_path), "--policies", "smolvla-state,pi0-state", "--demos", "25", "--dry-run"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    # One pool for both: the object state and two 72x96 cameras (Item 1a's data), not the camera-less one.
+    record = [line for line in printed.splitlines() if "libs/datasets:record" in line]
+    assert len(record) == 1
+    assert (
+        "--environment-state --image-size 72x96 --noise 2.0" in record[0] and "--no-cameras" not in record[0]
+    )
+    assert str(tmp_path / "data" / "state-cameras-pool") in record[0]
+    # Each backbone built once by its own command, before any training, which then trains on it.
+    commands = [line for line in printed.splitlines() if line.startswith("./pants")]
+    backbones = [n for n, line in enumerate(commands) if "backends/torch_lerobot:tiny-backbone" in line]
+    trains = [n for n, line in enumerate(commands) if "backends/torch_lerobot:train " in line]
+    assert len(backbones) == 2 and len(trains) == 2 and max(backbones) < min(trains)
+    for policy in ("smolvla", "pi0"):
+        backbone = tmp_path / "backbones" / policy
+        assert f"tiny-backbone -- --policy {policy} --out {backbone}" in printed
+        train = next(line for line in commands if f"--policy {policy} " in line and ":train " in line)
+        assert f"--tiny-backbone {backbone}" in train
+
+
+def test_vla_recipes_are_the_measured_ones(tmp_path: Path) -> None:
+    # docs/vla-and-vision.md "Item 1a": SmolVLA 10,000 steps saved every 2,500, Pi0 7,000 saved every 3,500.
+    for name, policy, steps, save_freq, last in (
+        ("smolvla-state", "smolvla", "10000", "2500", "010000"),
+        ("pi0-state", "pi0", "7000", "3500", "007000"),
+    ):
+        recipe = RECIPES[name]
+        args = recipe.train_args
+        assert args[args.index("--policy") + 1] == policy and args[args.index("--preset") + 1] == "state"
+        assert args[args.index("--steps") + 1] == steps and args[args.index("--save-freq") + 1] == save_freq
+        assert args[args.index("--batch-size") + 1] == "32"
+        # threads as the other torch recipes pass them
+        assert args[args.index("--threads") + 1] == RECIPES["act-state"].train_args[-1] == "1"
+        # the backbone folder depends on --out: not part of the recipe a stored cell is compared with
+        assert "--tiny-backbone" not in args and recipe.tiny_backbone == policy
+        assert recipe.pool == "state-cameras" and recipe.last_checkpoint == last
+        _, train, evaluate = cell_stages(tmp_path, recipe, 50, eval_seeds=100, workers=None)
+        assert train.done_marker == tmp_path / "runs" / f"{name}-50" / "checkpoints" / last
+        assert f"torch_lerobot:{train.done_marker}" in evaluate.argv
+
+
+def test_backbone_stage_is_stamped_and_a_rebuilt_backbone_makes_the_runs_stale(tmp_path: Path) -> None:
+    stage = learning_curves.backbone_stage(tmp_path, "pi0")
+    backbone = tmp_path / "backbones" / "pi0"
+    assert stage.output == backbone and stage.done_marker == backbone / "tiny_backbone.json"
+    assert stage.module == "backends.torch_lerobot.tiny_backbones"
+    # the builder refuses a non-empty folder: an interrupted build is set aside, not continued
+    assert not stage.resumes
+    _, train, _ = cell_stages(tmp_path, RECIPES["pi0-state"], 25, eval_seeds=100, workers=None)
+    assert backbone in train.inputs
+    assert train.fingerprint[-2:] == ("--tiny-backbone", str(backbone))
+    assert train.argv == (*train.fingerprint, "--resume")
+    # recipes without a backbone train as before
+    _, act_train, _ = cell_stages(tmp_path, RECIPES["act-state"], 25, eval_seeds=100, workers=None)
+    assert "--tiny-backbone" not in act_train.argv and len(act_train.inputs) == 1
+
+
+def test_the_backbones_are_built_with_the_pools_before_any_cell(tmp_path: Path, monkeypatch) -> None:
+    (tmp_path / "pants.toml").write_text("")
+    monkeypatch.chdir(tmp_path)
+    batches: list[list[str]] = []
+
+    def note_then_stop(stages, *_):
+        batches.append([stage.name for stage in stages])
+        raise learning_curves.QuickstartError("stop after the setup stages")
+
+    monkeypatch.setattr(learning_curves, "run_stages", note_then_stop)
+    assert main(["--out", str(tmp_path), "--policies", "pi0-state,act-state", "--demos", "25"]) == 2
+    assert batches == [["record-state", "record-state-cameras", "backbone-pi0"]]

@@ -17,15 +17,17 @@ refers to ``vlm_model_name``).
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from backends.torch_lerobot.backbone_errors import BackboneError
+from libs.errors import one_line_errors
 
 TINY_BACKBONE_FILE = "tiny_backbone.json"
 _TASK_PROMPTS = (
@@ -250,3 +252,23 @@ def loading_context(config: Any, pretrained_dir: Path) -> Iterator[None]:
 
     with pi0_sizes.tiny_pi0(tiny, tokenizer_dir=None):
         yield
+
+
+@one_line_errors
+def main(argv: Sequence[str] | None = None) -> int:
+    """Builds a tiny backbone on its own, so that training runs that share it find it made."""
+    parser = argparse.ArgumentParser(prog="tiny-backbone", description=main.__doc__)
+    parser.add_argument("--policy", required=True, choices=("smolvla", "pi0"))
+    parser.add_argument("--out", type=Path, required=True, help="the backbone dir (train's --tiny-backbone)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--scale", type=int, default=1, help="every width N times the smallest")
+    args = parser.parse_args(argv)
+    if args.scale < 1:
+        raise BackboneError(f"--scale {args.scale} must be 1 or more")
+    directory = build_tiny_backbone(args.policy, args.out.expanduser().resolve(), args.seed, args.scale)
+    print(f"tiny {args.policy} backbone in {directory}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

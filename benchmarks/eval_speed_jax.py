@@ -23,10 +23,12 @@ import benchmarks  # noqa: F401  (picks the headless GL backend before mujoco is
 from benchmarks.eval_speed_rows import (
     HARNESS_MODES,
     Rows,
+    add_harness_arguments,
     counting_infer_batch,
     load_line,
     measure_harness_round,
     print_table,
+    print_table_so_far,
     release_freed_memory,
 )
 
@@ -87,21 +89,14 @@ def measure(
             measure_harness_round(rows, name, policy, seeds, args.max_steps, modes, predictions, round_label)
             del policy, predictions
             release_freed_memory()
-        if round_index + 1 < args.rounds:  # the table so far, should the run be stopped early
-            print_table(rows, modes, f"Seconds per episode after {round_label} (medians so far)")
-            print(f"load average (1, 5, 15 min) now: {', '.join(f'{v:.2f}' for v in os.getloadavg())}")
+        if round_index + 1 < args.rounds:
+            print_table_so_far(rows, modes, round_label)
     return rows
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--workdir", type=Path, default=Path("/tmp/so101_eval_speed_jax"))
-    parser.add_argument("--train-steps", type=int, default=200)
-    parser.add_argument("--episodes", type=int, default=4, help="episodes per mode per round (= batch size)")
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--max-steps", type=int, default=300)
-    parser.add_argument("--policies", default=",".join(POLICIES))
-    parser.add_argument("--modes", default=",".join(HARNESS_MODES))
+    add_harness_arguments(parser, "/tmp/so101_eval_speed_jax", POLICIES, HARNESS_MODES)
     return parser
 
 

@@ -393,3 +393,20 @@ def load_line(before: tuple[float, float, float], after: tuple[float, float, flo
         f"after: {', '.join(f'{v:.2f}' for v in after)} on {os.cpu_count()} cores "
         f"(affinity: cores {sorted(os.sched_getaffinity(0))}; the machine is shared with other engineers)"
     )
+
+
+def add_harness_arguments(parser: Any, workdir: str, policies: Sequence[str], modes: Sequence[str]) -> None:
+    """The flags both speed benchmarks (torch and JAX resolves) share."""
+    parser.add_argument("--workdir", type=Path, default=Path(workdir))
+    parser.add_argument("--train-steps", type=int, default=200)
+    parser.add_argument("--episodes", type=int, default=4, help="episodes per mode per round (= batch size)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--max-steps", type=int, default=300)
+    parser.add_argument("--policies", default=",".join(policies))
+    parser.add_argument("--modes", default=",".join(modes))
+
+
+def print_table_so_far(rows: Rows, modes: Sequence[str], round_label: str) -> None:
+    """The table after a round that is not the last, should the run be stopped early, with the load."""
+    print_table(rows, modes, f"Seconds per episode after {round_label} (medians so far)")
+    print(f"load average (1, 5, 15 min) now: {', '.join(f'{v:.2f}' for v in os.getloadavg())}")

@@ -208,38 +208,16 @@ def sim_only_seconds(policy: Any, seeds: Sequence[int], run: HarnessRun, max_ste
     """Seconds per episode of the physics alone: each seed's episode replayed from its executed actions,
     drawing the policy's camera images before the same steps (a run without tapes, lockstep: the arm held
     where it starts for the episode's length, as many images as the policy read, spread over it)."""
-    if run.tapes:
-        return _replayed_seconds(policy, seeds, run, max_steps)
-    env = make_env(policy, max_steps, "on_demand")
     keys = [camera.key for camera in policy.spec.cameras]
-    frames_per_step = run.draws / max(1, len(keys)) / max(1, sum(run.steps))
+    tapes = run.tapes or _held_arm_tapes(run, len(keys))
+    env = make_env(policy, max_steps, "on_demand")
     try:
         warm_up(env, policy)
         started = time.perf_counter()
-        for seed, steps in zip(seeds, run.steps, strict=True):
+        for seed, (actions, reads) in zip(seeds, tapes, strict=True):
             observation, _ = env.reset(seed=seed)
-            hold = np.array(observation[STATE_KEY], dtype=np.float32)
-            frames = int(round(frames_per_step * steps))
-            read_at = set(np.linspace(0, steps - 1, frames).round().astype(int).tolist()) if frames else set()
-            for step in range(steps):
-                if step in read_at:
-                    for key in keys:
-                        np.asarray(observation[key])
-                del observation  # one still held makes the env copy its moment before stepping on
-                observation, *_ = env.step(hold)
-        return (time.perf_counter() - started) / len(seeds)
-    finally:
-        env.close()
-
-
-def _replayed_seconds(policy: Any, seeds: Sequence[int], run: HarnessRun, max_steps: int) -> float:
-    env = make_env(policy, max_steps, "on_demand")
-    keys = [camera.key for camera in policy.spec.cameras]
-    try:
-        warm_up(env, policy)
-        started = time.perf_counter()
-        for seed, (actions, reads) in zip(seeds, run.tapes, strict=True):
-            observation, _ = env.reset(seed=seed)
+            if actions is None:  # held where it starts
+                actions = [np.array(observation[STATE_KEY], dtype=np.float32)] * len(reads)
             for action, read in zip(actions, reads, strict=True):
                 if read:
                     for key in keys:
@@ -249,6 +227,18 @@ def _replayed_seconds(policy: Any, seeds: Sequence[int], run: HarnessRun, max_st
         return (time.perf_counter() - started) / len(seeds)
     finally:
         env.close()
+
+
+def _held_arm_tapes(run: HarnessRun, cameras: int) -> list[tuple[None, list[bool]]]:
+    """Per episode: no actions (the arm is held) and the steps that read images, as many as the run read,
+    spread evenly over its length."""
+    frames_per_step = run.draws / max(1, cameras) / max(1, sum(run.steps))
+    tapes = []
+    for steps in run.steps:
+        frames = int(round(frames_per_step * steps))
+        read_at = set(np.linspace(0, steps - 1, frames).round().astype(int).tolist()) if frames else set()
+        tapes.append((None, [step in read_at for step in range(steps)]))
+    return tapes
 
 
 def ready_observation(policy: Any, max_steps: int) -> dict[str, Any]:

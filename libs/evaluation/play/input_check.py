@@ -31,7 +31,7 @@ from libs.evaluation.plan.input_drift import (
     drift_error,
     find_drift,
 )
-from libs.policy_api.card import CheckpointCard
+from libs.policy_api.card import DATASET_INFO_FILE, DATASET_META_DIR, CheckpointCard
 from libs.policy_api.contracts import EpisodeGuardedPolicy
 from libs.policy_api.types import (
     DEPTH_SUFFIX,
@@ -176,7 +176,7 @@ def _dataset_info(card: CheckpointCard) -> dict[str, Any]:
     if not card.dataset:
         return {}
     try:
-        return json.loads((Path(card.dataset) / "meta" / "info.json").read_text())
+        return json.loads((Path(card.dataset) / DATASET_META_DIR / DATASET_INFO_FILE).read_text())
     except (OSError, ValueError):
         return {}
 
